@@ -1,0 +1,3 @@
+from vendo.cli import main
+
+main()

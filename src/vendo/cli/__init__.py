@@ -1,0 +1,60 @@
+"""The ``vendo`` command line: a thin click group.
+
+Each command lives in its own module and is imported only when it is run, so
+``vendo --help`` stays fast and a command's dependencies load only when needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+import click
+
+__all__ = ["main"]
+
+# command name -> (module under vendo.cli, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("serve", "serve", "Run the platform (Replicate's API) on the embedded default."),
+    "serve-model": ("serve_model", "serve_model", "Serve one model with Cog's HTTP API."),
+    "predict": ("predict", "predict", "Run one prediction locally and print the output."),
+    "build": ("build", "build", "Build (or reuse) a model's environment."),
+    "envs": ("envs", "envs", "List or remove built model environments."),
+    "push": ("push", "push", "Upload a model to a server as a new version."),
+    "run": ("run", "run", "Run a prediction through a server's API."),
+    "agent": ("agent", "agent", "Scaled mode: run models for the shared queue."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._available(name)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attr, _ = COMMANDS[cmd_name]
+        try:
+            module = importlib.import_module(f"vendo.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"vendo.cli.{module_name}":
+                return None
+            raise
+        command: click.Command = getattr(module, attr)
+        return command
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module_name = COMMANDS[name][0]
+        return importlib.util.find_spec(f"vendo.cli.{module_name}") is not None
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="vendo")
+def cli() -> None:
+    """Vendo: run Cog models behind Replicate's API, on your own machine."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="vendo")

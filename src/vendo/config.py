@@ -1,0 +1,139 @@
+"""Settings, declared once: name, type, default and help text.
+
+Every setting is read from the environment as ``VENDO_<NAME>`` (for example
+``VENDO_DATA_DIR``), then from a ``.env`` file in the working directory, then its
+default. The CLI's options override them. ``docs/settings.md`` is generated from this
+class (``python -m vendo.config``) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "settings_markdown"]
+
+
+class Settings(BaseSettings):
+    """Vendo's settings. Field descriptions are the user-facing help text."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VENDO_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- where things live -------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".vendo"),
+        description="Folder for the embedded database, files, environments and logs.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL URL for scaled mode (postgresql://...). Unset: SQLite in the "
+        "data dir.",
+    )
+
+    # --- HTTP server -------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(5000, description="Port the HTTP server listens on.")
+    public_url: str | None = Field(
+        None,
+        description="Absolute URL clients reach the server at, used in `urls` and file links. "
+        "Unset: taken from each request (honouring X-Forwarded-Proto/Host).",
+    )
+    api_token: str | None = Field(
+        None,
+        description="When set before a fresh data dir is first served, it becomes the admin's "
+        "API token.",
+    )
+
+    # --- clients (vendo push / run) ---------------------------------------------
+    url: str = Field(
+        "http://127.0.0.1:5000", description="Server URL for client commands (push, run)."
+    )
+
+    # --- runners -----------------------------------------------------------------
+    idle_timeout: float = Field(
+        300.0,
+        description="Seconds a warm runner with no work stays up before it is stopped "
+        "(scale to zero).",
+    )
+    setup_timeout: float = Field(
+        0.0, description="Seconds setup() may take before the runner fails; 0 = no limit."
+    )
+    cancel_grace: float = Field(
+        10.0,
+        description="Seconds a canceled prediction may take to stop before its runner is "
+        "killed and replaced.",
+    )
+    max_restarts: int = Field(
+        3,
+        description="Crash-restarts in a row after which a runner is marked defunct.",
+    )
+
+    # --- environments ------------------------------------------------------------
+    allow_nearest_python: bool = Field(
+        False,
+        description="If the Python version asked for in cog.yaml is missing and cannot be "
+        "downloaded, use the nearest installed one (with a warning) instead of failing.",
+    )
+    install_system_packages: bool = Field(
+        False,
+        description="Install missing cog.yaml system_packages with apt-get (needs root).",
+    )
+    strict_system_packages: bool = Field(
+        False, description="Fail a build when a system package is missing, instead of warning."
+    )
+
+    # --- files, retention --------------------------------------------------------
+    retention: float = Field(
+        3600.0,
+        description="Seconds after completion when a prediction's inputs, outputs and logs "
+        "are removed (data_removed).",
+    )
+    file_expiry: float = Field(
+        86400.0, description="Seconds an uploaded file (/v1/files) is kept."
+    )
+    signed_url_expiry: float = Field(
+        3600.0, description="Seconds a signed file or output URL stays valid."
+    )
+    max_upload_bytes: int = Field(
+        100 * 1024 * 1024, description="Largest accepted upload or input file, in bytes."
+    )
+    max_data_uri_bytes: int = Field(
+        10 * 1024 * 1024, description="Largest accepted data: URI input, in bytes (decoded)."
+    )
+    allow_private_urls: bool = Field(
+        True,
+        description="Allow input URLs and webhooks that point at private or loopback "
+        "addresses (link-local and cloud metadata addresses are always refused).",
+    )
+
+    # --- webhooks ----------------------------------------------------------------
+    webhook_timeout: float = Field(10.0, description="Seconds one webhook delivery may take.")
+    webhook_retries: int = Field(
+        6, description="Attempts to deliver a `completed` webhook before giving up."
+    )
+    throttle_interval: float = Field(
+        0.5, description="Least seconds between two `output`/`logs` webhooks of a prediction."
+    )
+
+
+def settings_markdown() -> str:
+    """The settings table for docs/settings.md."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default: Any = field.default
+        shown = "unset" if default is None else f"`{default}`"
+        lines.append(f"| `VENDO_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print("# Settings\n")
+    print(settings_markdown(), end="")

@@ -1,0 +1,95 @@
+"""Framed JSON messages between the parent and the runner child.
+
+A frame is a 4-byte big-endian length followed by a UTF-8 JSON object with a
+``"type"`` key. See docs/design/runtime.md for the message catalogue.
+
+Stdlib only: this module runs inside model environments.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any, Dict, List, Optional
+
+__all__ = [
+    "FILE_KEY",
+    "MAX_FRAME",
+    "FrameDecoder",
+    "ProtocolError",
+    "encode",
+    "read_message",
+]
+
+MAX_FRAME = 1 << 30
+FILE_KEY = "__vendo_file__"
+_HEADER = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """A frame was malformed or too large."""
+
+
+def encode(message: Dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(body) > MAX_FRAME:
+        raise ProtocolError(f"message of {len(body)} bytes exceeds the {MAX_FRAME} byte limit")
+    return _HEADER.pack(len(body)) + body
+
+
+def _decode_body(body: bytes) -> Dict[str, Any]:
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from exc
+    if not isinstance(message, dict) or "type" not in message:
+        raise ProtocolError("frame is not a JSON object with a 'type'")
+    return message
+
+
+def _recv_exact(sock: socket.socket, n: int) -> Optional[bytes]:
+    chunks = []
+    while n:
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(sock: socket.socket) -> Optional[Dict[str, Any]]:
+    """Block until one message arrives; None when the peer closed the socket."""
+    header = _recv_exact(sock, _HEADER.size)
+    if header is None:
+        return None
+    (length,) = _HEADER.unpack(header)
+    if length > MAX_FRAME:
+        raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME} byte limit")
+    body = _recv_exact(sock, length)
+    if body is None:
+        return None
+    return _decode_body(body)
+
+
+class FrameDecoder:
+    """Incremental decoder for the parent's event loop: feed bytes, get messages."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> List[Dict[str, Any]]:
+        self._buffer += data
+        messages = []
+        while len(self._buffer) >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(self._buffer)
+            if length > MAX_FRAME:
+                raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME} byte limit")
+            end = _HEADER.size + length
+            if len(self._buffer) < end:
+                break
+            body = bytes(self._buffer[_HEADER.size : end])
+            del self._buffer[:end]
+            messages.append(_decode_body(body))
+        return messages
