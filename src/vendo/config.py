@@ -96,9 +96,7 @@ class Settings(BaseSettings):
         description="Seconds after completion when a prediction's inputs, outputs and logs "
         "are removed (data_removed).",
     )
-    file_expiry: float = Field(
-        86400.0, description="Seconds an uploaded file (/v1/files) is kept."
-    )
+    file_expiry: float = Field(86400.0, description="Seconds an uploaded file (/v1/files) is kept.")
     signed_url_expiry: float = Field(
         3600.0, description="Seconds a signed file or output URL stays valid."
     )
