@@ -1,0 +1,11 @@
+"""Model environments from cog.yaml, built with uv, without Docker.
+
+``load_config(project_dir)`` reads and validates cog.yaml; ``build_project(project_dir,
+settings)`` builds (or reuses) the environment and extracts the OpenAPI schema inside it.
+"""
+
+from __future__ import annotations
+
+from vendo.build.config import BuildConfig, CogConfig, RunStep, load_config, parse_config
+
+__all__ = ["BuildConfig", "CogConfig", "RunStep", "load_config", "parse_config"]
