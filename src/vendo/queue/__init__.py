@@ -1,0 +1,7 @@
+"""The durable job queue (:mod:`vendo.queue.jobs`) and the in-memory event bus
+(:mod:`vendo.queue.events`)."""
+
+from vendo.queue.events import Event, EventBus
+from vendo.queue.jobs import INTERRUPTED_ERROR, Job, Queue, Recovery
+
+__all__ = ["INTERRUPTED_ERROR", "Event", "EventBus", "Job", "Queue", "Recovery"]

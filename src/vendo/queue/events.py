@@ -1,0 +1,123 @@
+"""In-memory publish/subscribe of prediction events, with replay.
+
+Each prediction has a channel holding every event published on it, numbered from 1.
+A subscriber first gets the history after the id it already has (SSE's
+``Last-Event-ID``), then live events, and stops after the ``done`` event. Channels are
+dropped ``keep`` seconds after their ``done``; a later reader rebuilds the story from
+the store instead.
+
+Event names: ``start`` (now processing), ``output`` (one iterator item, or the whole
+output of a non-iterator model), ``logs`` (new log text), ``error`` (``{"detail": ...}``)
+and ``done`` (``{}``, ``{"reason": "canceled"}`` or ``{"reason": "error"}``), always
+last. The bus lives on one event loop: publish from that loop's thread (the scheduler
+does), or through :meth:`EventBus.publish_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DONE", "Event", "EventBus"]
+
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    event: str
+    data: Any
+
+
+@dataclass
+class _Channel:
+    events: list[Event] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    closed_at: float | None = None
+
+
+class EventBus:
+    """Per-prediction channels with a replay history."""
+
+    def __init__(self, keep: float = 300.0) -> None:
+        self.keep = keep
+        self._channels: dict[str, _Channel] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop :meth:`publish_threadsafe` hands events to (the app's lifespan
+        binds it)."""
+        self._loop = loop
+
+    def publish(self, prediction_id: str, event: str, data: Any = None) -> Event | None:
+        """Add an event and wake the subscribers. Ignored after ``done``."""
+        self._prune()
+        channel = self._channels.setdefault(prediction_id, _Channel())
+        if channel.closed_at is not None:
+            return None
+        item = Event(len(channel.events) + 1, event, data)
+        channel.events.append(item)
+        if event == DONE:
+            channel.closed_at = time.monotonic()
+        waiter, channel.changed = channel.changed, asyncio.Event()
+        waiter.set()
+        return item
+
+    def publish_threadsafe(self, prediction_id: str, event: str, data: Any = None) -> None:
+        if self._loop is None:
+            raise RuntimeError("EventBus.bind(loop) was not called")
+        self._loop.call_soon_threadsafe(self.publish, prediction_id, event, data)
+
+    def history(self, prediction_id: str) -> list[Event] | None:
+        """Every event so far, or None when the bus has no channel for it."""
+        channel = self._channels.get(prediction_id)
+        return None if channel is None else list(channel.events)
+
+    async def subscribe(self, prediction_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """Events with ids above ``after``, live, ending after ``done``."""
+        channel = self._channels.setdefault(prediction_id, _Channel())
+        seen = after
+        while True:
+            waiter = channel.changed
+            for item in channel.events[seen:]:
+                seen = item.id
+                yield item
+                if item.event == DONE:
+                    return
+            if channel.closed_at is not None and seen >= len(channel.events):
+                return
+            await waiter.wait()
+
+    async def wait_done(self, prediction_id: str, timeout: float) -> bool:
+        """True once the prediction's ``done`` is published, False after ``timeout`` s."""
+        if timeout <= 0:
+            return self.is_done(prediction_id)
+
+        async def _wait() -> None:
+            async for item in self.subscribe(prediction_id):
+                if item.event == DONE:
+                    return
+
+        try:
+            await asyncio.wait_for(_wait(), timeout)
+        except asyncio.TimeoutError:
+            return self.is_done(prediction_id)
+        return True
+
+    def is_done(self, prediction_id: str) -> bool:
+        channel = self._channels.get(prediction_id)
+        return channel is not None and channel.closed_at is not None
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        stale = [
+            key
+            for key, channel in self._channels.items()
+            if channel.closed_at is not None and now - channel.closed_at > self.keep
+        ]
+        for key in stale:
+            del self._channels[key]

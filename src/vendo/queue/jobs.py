@@ -1,0 +1,196 @@
+"""The durable job queue, kept in the store's ``jobs`` table.
+
+A job is inserted in the same transaction as its prediction (:meth:`Queue.submit`), so
+an accepted prediction is never lost and never queued twice. Schedulers claim jobs
+oldest first: a ``SELECT`` of the oldest ids, which on PostgreSQL takes
+``FOR UPDATE SKIP LOCKED`` so that concurrent claimers (several agents) never block on or
+double-claim a row, then ``UPDATE ... RETURNING`` in the same transaction. On SQLite
+the store's single writer serializes claims.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
+from vendo.store.tables import JobRow, PredictionRow
+
+__all__ = ["INTERRUPTED_ERROR", "Job", "Queue", "Recovery"]
+
+INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed unit of work: run ``prediction_id`` on ``version_id``."""
+
+    id: int
+    kind: str  # "predict" | "train"
+    prediction_id: str
+    version_id: str
+    created_at: datetime
+
+
+@dataclass
+class Recovery:
+    """What :meth:`Queue.recover` did at start-up."""
+
+    requeued: list[str] = field(default_factory=list)  # were starting: will run
+    failed: list[str] = field(default_factory=list)  # were processing: marked failed
+    dropped: list[str] = field(default_factory=list)  # jobs of already finished predictions
+
+
+class Queue:
+    """Enqueue, claim, complete and recover jobs. Blocking: call off the event loop."""
+
+    def __init__(self, store: Store, worker_id: str | None = None) -> None:
+        self.store = store
+        self.worker_id = worker_id or f"{socket.gethostname()}:embedded"
+
+    def enqueue(
+        self, session: Session, prediction_id: str, version_id: str, kind: str = "predict"
+    ) -> None:
+        """Add a job inside the caller's write transaction (``store.write()``)."""
+        session.add(
+            JobRow(
+                kind=kind,
+                prediction_id=prediction_id,
+                version_id=version_id,
+                state="queued",
+                created_at=utcnow(),
+            )
+        )
+
+    def submit(self, prediction: PredictionRow, kind: str = "predict") -> None:
+        """Insert ``prediction`` and its job in one transaction."""
+        with self.store.write() as s:
+            self.store.insert_prediction(s, prediction)
+            s.flush()
+            self.enqueue(s, prediction.id, prediction.version_id, kind)
+
+    def claim(self, version_id: str, limit: int = 1) -> list[Job]:
+        """Claim up to ``limit`` queued jobs of a version, oldest first."""
+        if limit <= 0:
+            return []
+        oldest = (
+            sa.select(JobRow.id)
+            .where(JobRow.version_id == version_id, JobRow.state == "queued")
+            .order_by(JobRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.store.write() as s:
+            # Two statements in one transaction: PostgreSQL may run a LIMITed sub-select
+            # of an UPDATE more than once and so claim more rows than asked for; the
+            # rows locked here stay locked until the commit.
+            ids = list(s.scalars(oldest))
+            if not ids:
+                return []
+            rows = s.execute(
+                sa.update(JobRow)
+                .where(JobRow.id.in_(ids), JobRow.state == "queued")
+                .values(state="claimed", claimed_at=utcnow(), claimed_by=self.worker_id)
+                .returning(
+                    JobRow.id,
+                    JobRow.kind,
+                    JobRow.prediction_id,
+                    JobRow.version_id,
+                    JobRow.created_at,
+                )
+            ).all()
+        jobs = [Job(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        # RETURNING promises no order.
+        return sorted(jobs, key=lambda j: j.id)
+
+    def complete(self, job_id: int) -> None:
+        """The job's run ended (whatever its outcome): forget it."""
+        with self.store.write() as s:
+            s.execute(sa.delete(JobRow).where(JobRow.id == job_id))
+
+    def release(self, job_id: int) -> None:
+        """Put a claimed job back at its place in the queue (a runner could not take it)."""
+        with self.store.write() as s:
+            s.execute(
+                sa.update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(state="queued", claimed_at=None, claimed_by=None)
+            )
+
+    def cancel_queued(self, prediction_id: str, reason: str = "canceled") -> PredictionRow | None:
+        """Cancel a prediction that no scheduler has claimed yet, atomically: its job is
+        removed and it ends ``canceled``. Returns the finished row, or None when the job
+        was already claimed (then the scheduler must cancel it) or is gone."""
+        with self.store.write() as s:
+            result = s.execute(
+                sa.delete(JobRow).where(
+                    JobRow.prediction_id == prediction_id, JobRow.state == "queued"
+                )
+            )
+            if not getattr(result, "rowcount", 0):
+                return None
+        return self.store.finish(prediction_id, CANCELED, cancel_reason=reason)
+
+    def pending_versions(self) -> list[str]:
+        """Versions that have queued jobs, oldest job first (for a scheduler at start-up)."""
+        with self.store.read() as s:
+            rows = s.execute(
+                sa.select(JobRow.version_id, sa.func.min(JobRow.id))
+                .where(JobRow.state == "queued")
+                .group_by(JobRow.version_id)
+                .order_by(sa.func.min(JobRow.id))
+            ).all()
+        return [r[0] for r in rows]
+
+    def depth(self, version_id: str) -> int:
+        """Queued (unclaimed) jobs of a version."""
+        with self.store.read() as s:
+            return int(
+                s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(JobRow)
+                    .where(JobRow.version_id == version_id, JobRow.state == "queued")
+                )
+                or 0
+            )
+
+    def recover(self, worker_id: str | None = None) -> Recovery:
+        """Apply the restart policy (docs/design/platform.md) to jobs left claimed by a
+        stopped server: ``worker_id`` None means every claimed job (the embedded server
+        is the only claimer). A claimed job whose prediction never started goes back to
+        the queue; one whose prediction was ``processing`` fails with
+        :data:`INTERRUPTED_ERROR`, because models are not assumed idempotent."""
+        report = Recovery()
+        with self.store.write() as s:
+            stmt = sa.select(JobRow, PredictionRow.status).join(
+                PredictionRow, PredictionRow.id == JobRow.prediction_id, isouter=True
+            )
+            if worker_id is not None:
+                stmt = stmt.where(JobRow.claimed_by == worker_id)
+            for job, status in s.execute(stmt).all():
+                if status is None or status in TERMINAL:
+                    s.delete(job)
+                    report.dropped.append(job.prediction_id)
+                elif job.state == "claimed" and status == STARTING:
+                    job.state, job.claimed_at, job.claimed_by = "queued", None, None
+                    report.requeued.append(job.prediction_id)
+                elif status == PROCESSING:
+                    s.delete(job)
+                    report.failed.append(job.prediction_id)
+            if worker_id is None:
+                # Unfinished predictions without any job (a crash between finishing a
+                # run and recording it) would otherwise stay unfinished forever.
+                orphans = s.scalars(
+                    sa.select(PredictionRow.id).where(
+                        PredictionRow.status.in_((STARTING, PROCESSING)),
+                        ~sa.exists().where(JobRow.prediction_id == PredictionRow.id),
+                    )
+                )
+                report.failed.extend(o for o in orphans if o not in report.failed)
+        for prediction_id in report.failed:
+            self.store.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
+        return report

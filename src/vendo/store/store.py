@@ -1,0 +1,630 @@
+"""The store: every record the platform keeps, behind blocking methods.
+
+Call these methods off the event loop (``anyio.to_thread.run_sync`` or Starlette's
+``run_in_threadpool``). Rows come back detached: read their attributes freely, change
+records only through these methods.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from vendo.errors import BadRequest, Conflict
+from vendo.store.engine import Engines, create_engines, database_url, upgrade
+from vendo.store.ids import hash_token, new_token, new_webhook_secret, utcnow
+from vendo.store.status import PROCESSING, STARTING, TERMINAL
+from vendo.store.tables import (
+    FileRow,
+    JobRow,
+    MetaRow,
+    ModelRow,
+    PredictionRow,
+    TokenRow,
+    UserRow,
+    VersionRow,
+)
+
+__all__ = ["Page", "Store"]
+
+T = TypeVar("T")
+
+# Fields of a model that PATCH and create may set.
+MODEL_FIELDS = (
+    "description",
+    "readme",
+    "github_url",
+    "paper_url",
+    "license_url",
+    "weights_url",
+    "cover_image_url",
+    "visibility",
+    "hardware",
+)
+
+
+class Page(list[T]):
+    """One page of rows, newest first, with the opaque cursors of its neighbours."""
+
+    def __init__(
+        self, rows: Sequence[T], next_cursor: str | None, previous_cursor: str | None
+    ) -> None:
+        super().__init__(rows)
+        self.next_cursor = next_cursor
+        self.previous_cursor = previous_cursor
+
+
+def _encode_cursor(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise BadRequest("invalid cursor") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("invalid cursor")
+    return data
+
+
+class Store:
+    """Records of users, tokens, models, versions, predictions, files and jobs.
+
+    ``Store.open(url)`` connects and runs the migrations; ``close()`` releases the
+    connections. The job queue's own operations live in :mod:`vendo.queue`, which uses
+    :meth:`write` to share a transaction with the prediction it enqueues.
+    """
+
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        self._read = sessionmaker(engines.reader, expire_on_commit=False)
+        self._write = sessionmaker(engines.writer, expire_on_commit=False)
+
+    # --- lifecycle -------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to ``url`` (SQLAlchemy form) and upgrade the schema to head."""
+        engines = create_engines(url)
+        if migrate:
+            upgrade(engines.writer)
+        return cls(engines)
+
+    @classmethod
+    def from_settings(cls, data_dir: Path, database: str | None) -> Store:
+        return cls.open(database_url(data_dir, database))
+
+    def close(self) -> None:
+        self.engines.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engines.writer.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (never commits)."""
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed when the block ends without an error.
+
+        On SQLite it holds the one writer connection: keep the block short and never
+        await inside it.
+        """
+        with self._write() as session, session.begin():
+            yield session
+
+    # --- meta --------------------------------------------------------------------------
+    def meta_value(self, key: str, default: str) -> str:
+        """The server-wide value of ``key``, storing ``default`` the first time."""
+        with self.write() as s:
+            row = s.get(MetaRow, key)
+            if row is None:
+                row = MetaRow(key=key, value=default)
+                s.add(row)
+            return row.value
+
+    # --- users and tokens --------------------------------------------------------------
+    def create_user(
+        self,
+        username: str,
+        *,
+        type: str = "user",
+        name: str = "",
+        is_admin: bool = False,
+    ) -> UserRow:
+        """A new user or organization; :class:`Conflict` if the username is taken."""
+        try:
+            with self.write() as s:
+                user = UserRow(
+                    username=username,
+                    type=type,
+                    name=name or username,
+                    is_admin=is_admin,
+                    created_at=utcnow(),
+                )
+                s.add(user)
+                s.flush()
+                return user
+        except IntegrityError as exc:
+            raise Conflict(f"the username {username!r} is taken") from exc
+
+    def user_count(self) -> int:
+        with self.read() as s:
+            return int(s.scalar(sa.select(sa.func.count()).select_from(UserRow)) or 0)
+
+    def get_user(self, user_id: int) -> UserRow | None:
+        with self.read() as s:
+            return s.get(UserRow, user_id)
+
+    def get_user_by_name(self, username: str) -> UserRow | None:
+        with self.read() as s:
+            return s.scalar(sa.select(UserRow).where(UserRow.username == username))
+
+    def create_token(self, user_id: int, token: str | None = None, name: str = "") -> str:
+        """Store a token for the user (a fresh one unless given); returns it in clear,
+        the only time it is available."""
+        token = token or new_token()
+        with self.write() as s:
+            s.add(
+                TokenRow(
+                    user_id=user_id, token_hash=hash_token(token), name=name, created_at=utcnow()
+                )
+            )
+        return token
+
+    def authenticate(self, token: str) -> tuple[UserRow, TokenRow] | None:
+        """The user and token row for a presented token, or None."""
+        with self.read() as s:
+            row = s.execute(
+                sa.select(UserRow, TokenRow)
+                .join(TokenRow, TokenRow.user_id == UserRow.id)
+                .where(TokenRow.token_hash == hash_token(token))
+            ).first()
+            if row is None:
+                return None
+            return row[0], row[1]
+
+    def ensure_admin(
+        self, token: str | None, username: str = "admin"
+    ) -> tuple[UserRow, str | None]:
+        """On a fresh store create the admin and its token (``token`` if given, else a new
+        one). Returns the admin and the clear token when one was just created, else None."""
+        with self.read() as s:
+            admin = s.scalar(
+                sa.select(UserRow).where(UserRow.is_admin.is_(True)).order_by(UserRow.id)
+            )
+        if admin is not None:
+            return admin, None
+        admin = self.create_user(username, name="Administrator", is_admin=True)
+        return admin, self.create_token(admin.id, token, name="admin")
+
+    def webhook_secret(self, user_id: int) -> str:
+        """The account's default webhook signing secret, made on first use."""
+        with self.write() as s:
+            user = s.get_one(UserRow, user_id)
+            if user.webhook_secret is None:
+                user.webhook_secret = new_webhook_secret()
+            return user.webhook_secret
+
+    # --- models ------------------------------------------------------------------------
+    def create_model(self, owner_id: int, name: str, **fields: Any) -> ModelRow:
+        """A new model; ``fields`` are among description, readme, *_url, visibility,
+        hardware. :class:`Conflict` if the owner already has a model of that name."""
+        unknown = set(fields) - set(MODEL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown model fields: {sorted(unknown)}")
+        try:
+            with self.write() as s:
+                model = ModelRow(owner_id=owner_id, name=name, created_at=utcnow(), **fields)
+                s.add(model)
+                s.flush()
+                model_id = model.id
+        except IntegrityError as exc:
+            raise Conflict(f"a model named {name!r} already exists for this owner") from exc
+        found = self.get_model_by_id(model_id)
+        assert found is not None
+        return found
+
+    def get_model_by_id(self, model_id: int) -> ModelRow | None:
+        with self.read() as s:
+            return s.get(ModelRow, model_id)
+
+    def get_model(self, owner: str, name: str) -> ModelRow | None:
+        with self.read() as s:
+            return s.scalar(
+                sa.select(ModelRow)
+                .join(ModelRow.owner)
+                .where(UserRow.username == owner, ModelRow.name == name)
+            )
+
+    def list_models(
+        self,
+        viewer_id: int | None,
+        *,
+        sort_by: str = "model_created_at",
+        direction: str = "desc",
+        cursor: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+    ) -> Page[ModelRow]:
+        """Public models plus the viewer's own (``viewer_id`` None: all models, for the
+        admin), optionally matching ``query`` in owner, name, description or readme."""
+        latest = (
+            sa.select(sa.func.max(VersionRow.created_at))
+            .where(VersionRow.model_id == ModelRow.id)
+            .scalar_subquery()
+        )
+        key: Any = latest if sort_by == "latest_version_created_at" else ModelRow.created_at
+        order = [key.asc(), ModelRow.id.asc()]
+        if direction != "asc":
+            order = [key.desc().nulls_last(), ModelRow.id.desc()]
+        stmt = sa.select(ModelRow).join(ModelRow.owner).order_by(*order)
+        if viewer_id is not None:
+            stmt = stmt.where(
+                sa.or_(ModelRow.visibility == "public", ModelRow.owner_id == viewer_id)
+            )
+        if query:
+            like = f"%{query.lower()}%"
+            stmt = stmt.where(
+                sa.or_(
+                    sa.func.lower(UserRow.username + "/" + ModelRow.name).like(like),
+                    sa.func.lower(sa.func.coalesce(ModelRow.description, "")).like(like),
+                    sa.func.lower(sa.func.coalesce(ModelRow.readme, "")).like(like),
+                )
+            )
+        offset = int(_decode_cursor(cursor).get("o", 0)) if cursor else 0
+        with self.read() as s:
+            rows = list(s.scalars(stmt.offset(offset).limit(limit + 1)).unique())
+        next_cursor = _encode_cursor({"o": offset + limit}) if len(rows) > limit else None
+        previous = _encode_cursor({"o": max(0, offset - limit)}) if offset > 0 else None
+        return Page(rows[:limit], next_cursor, previous)
+
+    def update_model(self, model_id: int, **fields: Any) -> ModelRow:
+        unknown = set(fields) - set(MODEL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown model fields: {sorted(unknown)}")
+        with self.write() as s:
+            model = s.get_one(ModelRow, model_id)
+            for key, value in fields.items():
+                setattr(model, key, value)
+        found = self.get_model_by_id(model_id)
+        assert found is not None
+        return found
+
+    def delete_model(self, model_id: int) -> None:
+        """Delete a model. Replicate's rule: only private models without versions
+        (:class:`Conflict` otherwise)."""
+        with self.write() as s:
+            model = s.get_one(ModelRow, model_id)
+            if model.visibility != "private":
+                raise Conflict("only private models can be deleted; make it private first")
+            count = s.scalar(
+                sa.select(sa.func.count())
+                .select_from(VersionRow)
+                .where(VersionRow.model_id == model_id)
+            )
+            if count:
+                raise Conflict(
+                    "the model has versions; delete them first (DELETE .../versions/{id})"
+                )
+            s.delete(model)
+
+    def increment_run_count(self, model_id: int) -> None:
+        with self.write() as s:
+            s.execute(
+                sa.update(ModelRow)
+                .where(ModelRow.id == model_id)
+                .values(run_count=ModelRow.run_count + 1)
+            )
+
+    def set_default_example(self, model_id: int, prediction_id: str | None) -> None:
+        with self.write() as s:
+            s.execute(
+                sa.update(ModelRow)
+                .where(ModelRow.id == model_id)
+                .values(default_example_id=prediction_id)
+            )
+
+    # --- versions ----------------------------------------------------------------------
+    def create_version(
+        self,
+        model_id: int,
+        version_id: str,
+        *,
+        openapi_schema: dict[str, Any],
+        cog_version: str = "",
+        package_path: str = "",
+        environment: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+        build_log: str = "",
+        created_at: datetime | None = None,
+    ) -> VersionRow:
+        """Record a built version. :class:`Conflict` if the id exists already."""
+        try:
+            with self.write() as s:
+                s.add(
+                    VersionRow(
+                        id=version_id,
+                        model_id=model_id,
+                        created_at=created_at or utcnow(),
+                        cog_version=cog_version,
+                        openapi_schema=openapi_schema,
+                        package_path=package_path,
+                        environment=environment or {},
+                        config=config or {},
+                        build_log=build_log,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"version {version_id} already exists") from exc
+        found = self.get_version(version_id)
+        assert found is not None
+        return found
+
+    def get_version(self, version_id: str) -> VersionRow | None:
+        """The version with its ``model`` and ``model.owner`` loaded."""
+        with self.read() as s:
+            return s.get(VersionRow, version_id)
+
+    def latest_version(self, model_id: int) -> VersionRow | None:
+        with self.read() as s:
+            return s.scalar(
+                sa.select(VersionRow)
+                .where(VersionRow.model_id == model_id)
+                .order_by(VersionRow.created_at.desc(), VersionRow.id.desc())
+                .limit(1)
+            )
+
+    def list_versions(self, model_id: int) -> list[VersionRow]:
+        with self.read() as s:
+            return list(
+                s.scalars(
+                    sa.select(VersionRow)
+                    .where(VersionRow.model_id == model_id)
+                    .order_by(VersionRow.created_at.desc(), VersionRow.id.desc())
+                ).unique()
+            )
+
+    def delete_version(self, version_id: str) -> None:
+        with self.write() as s:
+            s.execute(sa.delete(VersionRow).where(VersionRow.id == version_id))
+
+    # --- predictions -------------------------------------------------------------------
+    def insert_prediction(self, session: Session, prediction: PredictionRow) -> None:
+        """Add a prediction inside a caller's :meth:`write` transaction (the queue
+        enqueues its job in the same one)."""
+        session.add(prediction)
+
+    def get_prediction(self, prediction_id: str) -> PredictionRow | None:
+        with self.read() as s:
+            return s.get(PredictionRow, prediction_id)
+
+    def list_predictions(
+        self,
+        owner_id: int | None,
+        *,
+        cursor: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        model_id: int | None = None,
+        kind: str = "prediction",
+        limit: int = 100,
+    ) -> Page[PredictionRow]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        stmt = sa.select(PredictionRow).where(PredictionRow.kind == kind)
+        if owner_id is not None:
+            stmt = stmt.where(PredictionRow.owner_id == owner_id)
+        if model_id is not None:
+            stmt = stmt.where(PredictionRow.model_id == model_id)
+        if created_after is not None:
+            stmt = stmt.where(PredictionRow.created_at > created_after)
+        if created_before is not None:
+            stmt = stmt.where(PredictionRow.created_at < created_before)
+        newer_than: tuple[datetime, str] | None = None
+        if cursor:
+            data = _decode_cursor(cursor)
+            try:
+                at = datetime.fromisoformat(str(data["t"]))
+                pid = str(data["i"])
+            except (KeyError, ValueError) as exc:
+                raise BadRequest("invalid cursor") from exc
+            if data.get("d") == "prev":
+                newer_than = (at, pid)
+                stmt = stmt.where(
+                    sa.tuple_(PredictionRow.created_at, PredictionRow.id) > sa.tuple_(at, pid)
+                ).order_by(PredictionRow.created_at.asc(), PredictionRow.id.asc())
+            else:
+                stmt = stmt.where(
+                    sa.tuple_(PredictionRow.created_at, PredictionRow.id) < sa.tuple_(at, pid)
+                )
+        if newer_than is None:
+            stmt = stmt.order_by(PredictionRow.created_at.desc(), PredictionRow.id.desc())
+        with self.read() as s:
+            rows = list(s.scalars(stmt.limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if newer_than is not None:
+            rows.reverse()
+            has_next, has_prev = True, more
+        else:
+            has_next, has_prev = more, cursor is not None
+        next_cursor = prev_cursor = None
+        if rows and has_next:
+            last = rows[-1]
+            next_cursor = _encode_cursor({"t": last.created_at.isoformat(), "i": last.id})
+        if rows and has_prev:
+            first = rows[0]
+            prev_cursor = _encode_cursor(
+                {"t": first.created_at.isoformat(), "i": first.id, "d": "prev"}
+            )
+        return Page(rows, next_cursor, prev_cursor)
+
+    def mark_started(self, prediction_id: str, at: datetime | None = None) -> bool:
+        """``starting`` -> ``processing`` with ``started_at``; False if it was not
+        ``starting`` (already canceled, say)."""
+        with self.write() as s:
+            result = s.execute(
+                sa.update(PredictionRow)
+                .where(PredictionRow.id == prediction_id, PredictionRow.status == STARTING)
+                .values(status=PROCESSING, started_at=at or utcnow())
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def append_logs(self, prediction_id: str, text: str) -> None:
+        if not text:
+            return
+        with self.write() as s:
+            s.execute(
+                sa.update(PredictionRow)
+                .where(PredictionRow.id == prediction_id)
+                .values(logs=PredictionRow.logs + text)
+            )
+
+    def append_output(self, prediction_id: str, value: Any) -> None:
+        """Append one iterator item: ``output`` becomes the list of items so far."""
+        with self.write() as s:
+            row = s.scalar(
+                sa.select(PredictionRow).where(PredictionRow.id == prediction_id).with_for_update()
+            )
+            if row is None or row.status in TERMINAL:
+                return
+            current = row.output if isinstance(row.output, list) else []
+            row.output = [*current, value]
+
+    def finish(
+        self,
+        prediction_id: str,
+        status: str,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        cancel_reason: str | None = None,
+        keep_output: bool = False,
+    ) -> PredictionRow | None:
+        """Move a prediction to a terminal state (once: a terminal one is left alone and
+        None returned). ``metrics`` gains ``total_time`` (created -> completed) and keeps
+        ``predict_time`` if given. With ``keep_output`` the accumulated iterator output
+        stays (``output`` is ignored)."""
+        if status not in TERMINAL:
+            raise ValueError(f"{status!r} is not a terminal status")
+        at = at or utcnow()
+        with self.write() as s:
+            row = s.scalar(
+                sa.select(PredictionRow).where(PredictionRow.id == prediction_id).with_for_update()
+            )
+            if row is None or row.status in TERMINAL:
+                return None
+            merged = dict(row.metrics or {})
+            merged.update(metrics or {})
+            merged["total_time"] = max(0.0, (at - row.created_at).total_seconds())
+            if "predict_time" not in merged and row.started_at is not None:
+                merged["predict_time"] = max(0.0, (at - row.started_at).total_seconds())
+            row.status = status
+            row.completed_at = at
+            row.error = error
+            row.metrics = merged
+            row.run_input = None
+            if cancel_reason is not None:
+                row.cancel_reason = cancel_reason
+            if not keep_output:
+                row.output = output
+            s.flush()
+            return row
+
+    def overdue_predictions(self, now: datetime) -> list[PredictionRow]:
+        """Unfinished predictions whose ``deadline`` has passed."""
+        with self.read() as s:
+            return list(
+                s.scalars(
+                    sa.select(PredictionRow).where(
+                        PredictionRow.deadline <= now,
+                        PredictionRow.status.in_((STARTING, PROCESSING)),
+                    )
+                )
+            )
+
+    def remove_prediction_data(self, completed_before: datetime) -> list[PredictionRow]:
+        """Retention: clear input, output and logs of predictions completed before the
+        given time (``data_removed``). Returns the rows as they were, so the caller can
+        delete their input folders and files."""
+        with self.write() as s:
+            rows = list(
+                s.scalars(
+                    sa.select(PredictionRow)
+                    .where(
+                        PredictionRow.completed_at < completed_before,
+                        PredictionRow.data_removed.is_(False),
+                        PredictionRow.source == "api",
+                    )
+                    .limit(500)
+                )
+            )
+            snapshot = [
+                PredictionRow(id=r.id, input_dir=r.input_dir, owner_id=r.owner_id) for r in rows
+            ]
+            for r in rows:
+                r.input = {}
+                r.output = None
+                r.logs = ""
+                r.run_input = None
+                r.data_removed = True
+            return snapshot
+
+    # --- files -------------------------------------------------------------------------
+    def add_file(self, row: FileRow) -> FileRow:
+        with self.write() as s:
+            s.add(row)
+        return row
+
+    def get_file(self, file_id: str) -> FileRow | None:
+        with self.read() as s:
+            return s.get(FileRow, file_id)
+
+    def list_files(
+        self, owner_id: int, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[FileRow]:
+        stmt = (
+            sa.select(FileRow)
+            .where(FileRow.owner_id == owner_id, FileRow.kind == "upload")
+            .order_by(FileRow.created_at.desc(), FileRow.id.desc())
+        )
+        offset = int(_decode_cursor(cursor).get("o", 0)) if cursor else 0
+        with self.read() as s:
+            rows = list(s.scalars(stmt.offset(offset).limit(limit + 1)))
+        next_cursor = _encode_cursor({"o": offset + limit}) if len(rows) > limit else None
+        previous = _encode_cursor({"o": max(0, offset - limit)}) if offset > 0 else None
+        return Page(rows[:limit], next_cursor, previous)
+
+    def delete_file_row(self, file_id: str) -> None:
+        with self.write() as s:
+            s.execute(sa.delete(FileRow).where(FileRow.id == file_id))
+
+    def expired_files(self, now: datetime, limit: int = 500) -> list[FileRow]:
+        with self.read() as s:
+            return list(s.scalars(sa.select(FileRow).where(FileRow.expires_at <= now).limit(limit)))
+
+    def files_of_prediction(self, prediction_id: str) -> list[FileRow]:
+        with self.read() as s:
+            return list(s.scalars(sa.select(FileRow).where(FileRow.prediction_id == prediction_id)))
+
+    # --- jobs (read side; claiming lives in vendo.queue) ---------------------------------
+    def get_job(self, prediction_id: str) -> JobRow | None:
+        with self.read() as s:
+            return s.scalar(sa.select(JobRow).where(JobRow.prediction_id == prediction_id))

@@ -1,0 +1,226 @@
+"""The platform's records as SQLAlchemy 2 tables.
+
+One module holds every table so that Alembic sees the whole schema at once. Rows are
+returned to callers detached (``expire_on_commit=False``): treat them as read-only
+snapshots and change records only through :class:`vendo.store.Store`.
+
+Timestamps are timezone-aware UTC on the Python side on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "JSON",
+    "Base",
+    "FileRow",
+    "JobRow",
+    "MetaRow",
+    "ModelRow",
+    "PredictionRow",
+    "TokenRow",
+    "UTCDateTime",
+    "UserRow",
+    "VersionRow",
+]
+
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes everywhere; SQLite has no time zones, so store naive UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UserRow(Base):
+    """A user or an organization: the owner of models, predictions, files and tokens."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(16), default="user")  # user | organization
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    github_url: Mapped[str | None] = mapped_column(sa.Text)
+    avatar_url: Mapped[str | None] = mapped_column(sa.Text)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    # whsec_ + base64(32 bytes): one per account (Standard Webhooks signing key).
+    webhook_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TokenRow(Base):
+    """An API token; only its SHA-256 is stored."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_models_owner_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    visibility: Mapped[str] = mapped_column(sa.String(16), default="public")  # public|private
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    readme: Mapped[str | None] = mapped_column(sa.Text)
+    github_url: Mapped[str | None] = mapped_column(sa.Text)
+    paper_url: Mapped[str | None] = mapped_column(sa.Text)
+    license_url: Mapped[str | None] = mapped_column(sa.Text)
+    weights_url: Mapped[str | None] = mapped_column(sa.Text)
+    cover_image_url: Mapped[str | None] = mapped_column(sa.Text)
+    hardware: Mapped[str] = mapped_column(sa.String(64), default="cpu")
+    run_count: Mapped[int] = mapped_column(default=0)
+    default_example_id: Mapped[str | None] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    owner: Mapped[UserRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class VersionRow(Base):
+    """One pushed, built version of a model. ``id`` is 64 lowercase hex, globally unique."""
+
+    __tablename__ = "versions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    model_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("models.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cog_version: Mapped[str] = mapped_column(sa.String(32), default="")
+    openapi_schema: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Where the unpacked model package (cog.yaml, predict.py, ...) lives.
+    package_path: Mapped[str] = mapped_column(sa.Text, default="")
+    # Build result: environment path, python, build key, timings... (build's own shape).
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The parsed cog.yaml.
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    build_log: Mapped[str] = mapped_column(sa.Text, default="")
+
+    model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class PredictionRow(Base):
+    """A prediction (or, with ``kind='training'``, a training)."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        sa.Index("ix_predictions_owner_created", "owner_id", "created_at", "id"),
+        sa.Index("ix_predictions_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="prediction")
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    token_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tokens.id", ondelete="SET NULL"))
+    model_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("models.id", ondelete="SET NULL"), index=True
+    )
+    model: Mapped[str] = mapped_column(sa.String(300))  # "owner/name"
+    version_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    deployment: Mapped[str | None] = mapped_column(sa.String(300))
+    destination: Mapped[str | None] = mapped_column(sa.String(300))  # trainings
+    # What the caller sent (secrets masked): shown by the API.
+    input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the runner gets: local file paths, real secrets. Cleared once terminal.
+    run_input: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    input_dir: Mapped[str | None] = mapped_column(sa.Text)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    logs: Mapped[str] = mapped_column(sa.Text, default="")
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default="starting")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    data_removed: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(sa.String(16), default="api")
+    stream: Mapped[bool] = mapped_column(default=False)
+    webhook: Mapped[str | None] = mapped_column(sa.Text)
+    webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSON)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class FileRow(Base):
+    """An uploaded file (``kind='upload'``) or a prediction's output file (``'output'``)."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="upload")
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    prediction_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+    content_type: Mapped[str] = mapped_column(sa.String(200))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    md5: Mapped[str] = mapped_column(sa.String(32))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Location inside the storage backend (a relative path for the local folder).
+    key: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class JobRow(Base):
+    """The durable queue: one row per accepted, not yet finished prediction run.
+
+    ``state`` is ``queued`` until a scheduler claims it (``claimed``); the row is
+    deleted when the run ends.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_claim", "version_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="predict")  # predict | train
+    prediction_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    version_id: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class MetaRow(Base):
+    """Server-wide key/value settings that must be shared by every API process
+    (the URL signing key, for one)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)

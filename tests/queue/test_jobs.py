@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from vendo.queue import INTERRUPTED_ERROR, Queue
+from vendo.store import CANCELED, FAILED, STARTING, PredictionRow, Store, new_id, utcnow
+
+V1 = "1" * 64
+V2 = "2" * 64
+
+
+@pytest.fixture
+def store(db_url: str):
+    s = Store.open(db_url)
+    yield s
+    s.close()
+
+
+def _submit(queue: Queue, owner: int, version: str = V1) -> str:
+    row = PredictionRow(
+        id=new_id(), owner_id=owner, model="o/n", version_id=version, input={}, created_at=utcnow()
+    )
+    queue.submit(row)
+    return row.id
+
+
+def test_claim_is_oldest_first_per_version(store: Store) -> None:
+    user = store.create_user("u")
+    queue = Queue(store)
+    ids = [_submit(queue, user.id) for _ in range(3)]
+    other = _submit(queue, user.id, V2)
+    assert queue.depth(V1) == 3
+    assert queue.pending_versions() == [V1, V2]
+    first = queue.claim(V1, 2)
+    assert [j.prediction_id for j in first] == ids[:2]
+    assert [j.prediction_id for j in queue.claim(V1, 5)] == ids[2:]
+    assert queue.claim(V1, 5) == []
+    assert [j.prediction_id for j in queue.claim(V2, 1)] == [other]
+    queue.complete(first[0].id)
+    assert store.get_job(ids[0]) is None
+
+
+def test_concurrent_claims_never_double_claim(db_url: str) -> None:
+    setup = Store.open(db_url)
+    user = setup.create_user("u")
+    queue = Queue(setup)
+    ids = {_submit(queue, user.id) for _ in range(40)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        # Own store per worker: separate connection pools, as separate agents would have.
+        own = Store.open(db_url, migrate=False)
+        q = Queue(own, worker_id=f"w{n}")
+        try:
+            while True:
+                jobs = q.claim(V1, 3)
+                if not jobs:
+                    return
+                with lock:
+                    claimed.extend(j.prediction_id for j in jobs)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    setup.close()
+    assert not errors
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_cancel_queued(store: Store) -> None:
+    user = store.create_user("u")
+    queue = Queue(store)
+    pid = _submit(queue, user.id)
+    row = queue.cancel_queued(pid)
+    assert row is not None and row.status == CANCELED
+    assert queue.claim(V1, 1) == []
+    # once claimed, cancel_queued leaves it to the scheduler
+    pid2 = _submit(queue, user.id)
+    queue.claim(V1, 1)
+    assert queue.cancel_queued(pid2) is None
+    assert store.get_prediction(pid2).status == STARTING  # type: ignore[union-attr]
+
+
+def test_recover_requeues_starting_and_fails_processing(store: Store) -> None:
+    user = store.create_user("u")
+    queue = Queue(store)
+    queued = _submit(queue, user.id)
+    claimed = _submit(queue, user.id)
+    running = _submit(queue, user.id)
+    jobs = queue.claim(V1, 3)
+    queue.release(jobs[0].id)  # the first goes back: still queued
+    store.mark_started(running)
+    report = queue.recover()
+    assert report.requeued == [claimed]
+    assert report.failed == [running]
+    failed = store.get_prediction(running)
+    assert failed is not None and failed.status == FAILED and failed.error == INTERRUPTED_ERROR
+    assert [j.prediction_id for j in queue.claim(V1, 5)] == [queued, claimed]

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from vendo.errors import Conflict
+from vendo.store import (
+    CANCELED,
+    PROCESSING,
+    SUCCEEDED,
+    PredictionRow,
+    Store,
+    hash_token,
+    new_id,
+    utcnow,
+)
+from vendo.store.tables import Base, TokenRow
+
+VERSION = "a" * 64
+
+
+@pytest.fixture
+def store(db_url: str):
+    s = Store.open(db_url)
+    yield s
+    s.close()
+
+
+def test_migrations_match_the_tables(store: Store) -> None:
+    with store.engines.writer.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_open_twice_is_idempotent(db_url: str) -> None:
+    Store.open(db_url).close()
+    Store.open(db_url).close()
+
+
+def test_admin_token_is_stored_hashed(store: Store) -> None:
+    admin, token = store.ensure_admin("secret-token")
+    assert token == "secret-token"
+    assert admin.is_admin
+    with store.read() as s:
+        hashes = list(s.scalars(sa.select(TokenRow.token_hash)))
+    assert hashes == [hash_token("secret-token")]
+    assert "secret-token" not in hashes
+    found = store.authenticate("secret-token")
+    assert found is not None and found[0].id == admin.id
+    assert store.authenticate("wrong") is None
+    # a second start keeps the admin and prints no token
+    again, token2 = store.ensure_admin("other")
+    assert again.id == admin.id and token2 is None
+
+
+def test_generated_admin_token(store: Store) -> None:
+    _, token = store.ensure_admin(None)
+    assert token and token.startswith("r8_")
+    assert store.authenticate(token) is not None
+
+
+def test_webhook_secret_is_stable(store: Store) -> None:
+    admin, _ = store.ensure_admin(None)
+    secret = store.webhook_secret(admin.id)
+    assert secret.startswith("whsec_") and secret.count("_") == 1
+    assert store.webhook_secret(admin.id) == secret
+
+
+def test_models_and_versions(store: Store) -> None:
+    user = store.create_user("alice")
+    model = store.create_model(user.id, "hello", visibility="private", description="hi")
+    assert model.owner.username == "alice"
+    with pytest.raises(Conflict):
+        store.create_model(user.id, "hello")
+    version = store.create_version(model.id, VERSION, openapi_schema={"openapi": "3.0.2"})
+    assert version.model.owner.username == "alice"
+    assert store.latest_version(model.id).id == VERSION  # type: ignore[union-attr]
+    with pytest.raises(Conflict, match="versions"):
+        store.delete_model(model.id)
+    store.delete_version(VERSION)
+    store.update_model(model.id, readme="# Hello")
+    assert store.get_model("alice", "hello").readme == "# Hello"  # type: ignore[union-attr]
+    store.delete_model(model.id)
+    assert store.get_model("alice", "hello") is None
+
+
+def test_public_models_cannot_be_deleted(store: Store) -> None:
+    user = store.create_user("bob")
+    model = store.create_model(user.id, "pub", visibility="public")
+    with pytest.raises(Conflict, match="private"):
+        store.delete_model(model.id)
+
+
+def test_model_listing_hides_private_models_of_others(store: Store) -> None:
+    a = store.create_user("a")
+    b = store.create_user("b")
+    store.create_model(a.id, "mine", visibility="private", description="a secret")
+    store.create_model(b.id, "theirs", visibility="public", description="a cat model")
+    assert [m.name for m in store.list_models(b.id)] == ["theirs"]
+    assert {m.name for m in store.list_models(a.id)} == {"mine", "theirs"}
+    assert [m.name for m in store.list_models(a.id, query="CAT")] == ["theirs"]
+    page = store.list_models(None, limit=1)
+    assert len(page) == 1 and page.next_cursor
+    rest = store.list_models(None, limit=1, cursor=page.next_cursor)
+    assert {page[0].name, rest[0].name} == {"mine", "theirs"}
+
+
+def _prediction(owner_id: int, **kw: object) -> PredictionRow:
+    fields: dict[str, object] = dict(
+        id=new_id(),
+        owner_id=owner_id,
+        model="o/n",
+        version_id=VERSION,
+        input={"x": 1},
+        run_input={"x": 1},
+        created_at=utcnow(),
+    )
+    fields.update(kw)
+    return PredictionRow(**fields)
+
+
+def test_prediction_lifecycle(store: Store) -> None:
+    user = store.create_user("carol")
+    row = _prediction(user.id)
+    with store.write() as s:
+        store.insert_prediction(s, row)
+    assert store.mark_started(row.id)
+    assert not store.mark_started(row.id)
+    store.append_logs(row.id, "one\n")
+    store.append_logs(row.id, "two\n")
+    store.append_output(row.id, "a")
+    store.append_output(row.id, "b")
+    got = store.get_prediction(row.id)
+    assert got is not None
+    assert got.status == PROCESSING and got.logs == "one\ntwo\n" and got.output == ["a", "b"]
+    done = store.finish(row.id, SUCCEEDED, metrics={"predict_time": 0.5}, keep_output=True)
+    assert done is not None
+    assert done.output == ["a", "b"] and done.metrics["predict_time"] == 0.5
+    assert done.metrics["total_time"] >= 0 and done.run_input is None
+    # terminal is final
+    assert store.finish(row.id, CANCELED) is None
+    assert store.get_prediction(row.id).status == SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_prediction_pagination_and_filters(store: Store) -> None:
+    user = store.create_user("dave")
+    base = utcnow() - timedelta(hours=1)
+    ids = []
+    with store.write() as s:
+        for i in range(5):
+            row = _prediction(user.id, created_at=base + timedelta(seconds=i))
+            ids.append(row.id)
+            store.insert_prediction(s, row)
+    page1 = store.list_predictions(user.id, limit=2)
+    assert [p.id for p in page1] == ids[::-1][:2]
+    assert page1.previous_cursor is None
+    page2 = store.list_predictions(user.id, limit=2, cursor=page1.next_cursor)
+    assert [p.id for p in page2] == ids[::-1][2:4]
+    back = store.list_predictions(user.id, limit=2, cursor=page2.previous_cursor)
+    assert [p.id for p in back] == ids[::-1][:2]
+    page3 = store.list_predictions(user.id, limit=2, cursor=page2.next_cursor)
+    assert [p.id for p in page3] == ids[:1] and page3.next_cursor is None
+    after = store.list_predictions(user.id, created_after=base + timedelta(seconds=2.5))
+    assert [p.id for p in after] == ids[::-1][:2]
+    before = store.list_predictions(user.id, created_before=base + timedelta(seconds=0.5))
+    assert [p.id for p in before] == ids[:1]
+    other = store.create_user("eve")
+    assert list(store.list_predictions(other.id)) == []
+
+
+def test_retention_clears_data(store: Store) -> None:
+    user = store.create_user("frank")
+    row = _prediction(user.id, input_dir="/tmp/nowhere")
+    with store.write() as s:
+        store.insert_prediction(s, row)
+    store.append_logs(row.id, "hello")
+    store.finish(row.id, SUCCEEDED, output="out")
+    removed = store.remove_prediction_data(utcnow() + timedelta(seconds=1))
+    assert [r.id for r in removed] == [row.id]
+    got = store.get_prediction(row.id)
+    assert got is not None
+    assert (got.input, got.output, got.logs, got.data_removed) == ({}, None, "", True)
+    assert store.remove_prediction_data(utcnow() + timedelta(seconds=1)) == []
