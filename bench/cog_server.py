@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
+    # Turn SIGTERM into SystemExit so the finally below stops the server's group.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     python = ensure_cog_venv()
     print(f"cog venv: {python} {cog_versions(python)}", flush=True)
     proc = start_cog_server(args.project, args.port, host=args.host)

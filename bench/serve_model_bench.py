@@ -1,0 +1,292 @@
+"""Side-by-side: Cog 0.23.1's own server (coglet) against ``vendo serve-model``.
+
+Two trivial predictors (bench/fixtures): ``echo_sync`` returns its input;
+``echo_async`` has 8 slots and awaits ``asyncio.sleep(0)``. Each round starts
+every server fresh and measures, in the order Cog, Vendo (alternating, so that
+machine noise hits both):
+
+* sequential latency on ``echo_sync``: one keep-alive connection, warm-up, then
+  N back-to-back POST /predictions; median and p99 over the 200 replies, and
+  the count of other replies (coglet answers some back-to-back requests with
+  409);
+* throughput on ``echo_async``: 8 keep-alive connections in a closed loop for a
+  fixed duration (wrk when installed, else an asyncio client); 200 replies per
+  second, 409s and other non-200 replies counted apart.
+
+Ratios are Vendo/Cog per round; the summary takes their median. Results go to
+``.bench/serve_model_bench.json`` and a Markdown table to stdout.
+
+Run from the repository root::
+
+    apt-get install -y wrk   # optional; the asyncio client is the fallback
+    .venv/bin/python bench/serve_model_bench.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+# The bench scripts run as files, so their folder is on sys.path.
+from cog_server import cog_versions, ensure_cog_venv, start_cog_server
+from common import (
+    BENCH_DIR,
+    REPO_ROOT,
+    SequentialResult,
+    ThroughputResult,
+    free_port,
+    sequential_latency,
+    stop_process,
+    throughput,
+    wait_ready,
+)
+
+__all__ = ["main"]
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SYNC_PROJECT = FIXTURES / "echo_sync"
+ASYNC_PROJECT = FIXTURES / "echo_async"
+BODY = json.dumps({"input": {"text": "hello"}}).encode()
+HOST = "127.0.0.1"
+DEFAULT_VENDO_CMD = "{python} -m vendo serve-model {project} --port {port}"
+
+Starter = Callable[[Path, int], subprocess.Popen[bytes]]
+
+
+def cog_starter(python: Path) -> Starter:
+    def start(project: Path, port: int) -> subprocess.Popen[bytes]:
+        return start_cog_server(project, port, python=python, host=HOST)
+
+    return start
+
+
+def vendo_starter(python: Path, template: str, timeout: float) -> Starter:
+    def start(project: Path, port: int) -> subprocess.Popen[bytes]:
+        argv = shlex.split(template.format(python=python, project=project, port=port, host=HOST))
+        log_path = BENCH_DIR / "logs" / f"vendo-{project.name}-{port}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        launched = time.perf_counter()
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_ready(proc, HOST, port, timeout, log_path)
+        except BaseException:
+            stop_process(proc)
+            raise
+        proc.ready_s = time.perf_counter() - launched  # type: ignore[attr-defined]
+        return proc
+
+    return start
+
+
+def measure(
+    start: Starter, args: argparse.Namespace
+) -> tuple[SequentialResult, ThroughputResult, float, float]:
+    port = free_port()
+    proc = start(SYNC_PROJECT, port)
+    try:
+        seq = sequential_latency(HOST, port, "/predictions", BODY, args.warmup, args.requests)
+    finally:
+        stop_process(proc)
+    sync_ready: float = proc.ready_s  # type: ignore[attr-defined]
+    port = free_port()
+    proc = start(ASYNC_PROJECT, port)
+    try:
+        # A short warm-up so first-request costs stay out of the window.
+        throughput(HOST, port, "/predictions", BODY, args.concurrency, 1, args.client)
+        thr = throughput(
+            HOST, port, "/predictions", BODY, args.concurrency, args.duration, args.client
+        )
+    finally:
+        stop_process(proc)
+    return seq, thr, sync_ready, proc.ready_s  # type: ignore[attr-defined]
+
+
+def record(
+    server: str, round_no: int, seq: SequentialResult, thr: ThroughputResult, ready: tuple
+) -> dict[str, Any]:
+    return {
+        "server": server,
+        "round": round_no,
+        "load_avg_1m": os.getloadavg()[0],
+        "sequential": asdict(seq) | {"non_200": seq.non_200},
+        "throughput": asdict(thr)
+        | {
+            "ok_per_s": thr.ok_per_s,
+            "total_per_s": thr.total_per_s,
+            "non_200": thr.non_200,
+            "status_409": thr.statuses.get(409, 0),
+        },
+        "ready_s": {"sync": ready[0], "async": ready[1]},
+    }
+
+
+def ratios(cog: dict[str, Any], vendo: dict[str, Any]) -> dict[str, float]:
+    return {
+        "latency_median": vendo["sequential"]["median_ms"] / cog["sequential"]["median_ms"],
+        "latency_p99": vendo["sequential"]["p99_ms"] / cog["sequential"]["p99_ms"],
+        "ms_per_ok": vendo["sequential"]["ms_per_ok"] / cog["sequential"]["ms_per_ok"],
+        "throughput_ok": vendo["throughput"]["ok_per_s"] / cog["throughput"]["ok_per_s"],
+    }
+
+
+def fmt_statuses(statuses: dict[Any, int]) -> str:
+    others = {int(k): v for k, v in statuses.items() if int(k) != 200}
+    return ", ".join(f"{k}×{v}" for k, v in sorted(others.items())) or "none"
+
+
+def markdown(results: list[dict[str, Any]], round_ratios: list[dict[str, float]]) -> str:
+    lines = [
+        "| round | server | load 1m | seq median ms | seq p99 ms | seq non-200 "
+        "| seq ms per 200 | c=8 200/s | c=8 p99 ms | c=8 non-200 | ready s (sync/async) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s, t = r["sequential"], r["throughput"]
+        lines.append(
+            f"| {r['round']} | {r['server']} | {r['load_avg_1m']:.2f} | {s['median_ms']:.3f} "
+            f"| {s['p99_ms']:.3f} | {fmt_statuses(s['statuses'])} | {s['ms_per_ok']:.3f} "
+            f"| {t['ok_per_s']:.0f} "
+            f"| {t['p99_ms']:.2f} | {fmt_statuses(t['statuses'])} "
+            f"| {r['ready_s']['sync']:.2f} / {r['ready_s']['async']:.2f} |"
+        )
+    if round_ratios:
+        lines += [
+            "",
+            "| round | Vendo/Cog seq median | Vendo/Cog seq p99 | Vendo/Cog seq ms per 200 "
+            "| Vendo/Cog c=8 200/s |",
+            "|---|---|---|---|---|",
+        ]
+        for i, q in enumerate(round_ratios, 1):
+            lines.append(
+                f"| {i} | {q['latency_median']:.2f} | {q['latency_p99']:.2f} "
+                f"| {q['ms_per_ok']:.2f} | {q['throughput_ok']:.2f} |"
+            )
+        med = summary(round_ratios)
+        lines.append(
+            f"| **median** | **{med['latency_median']:.2f}** | **{med['latency_p99']:.2f}** "
+            f"| **{med['ms_per_ok']:.2f}** | **{med['throughput_ok']:.2f}** |"
+        )
+    return "\n".join(lines)
+
+
+def summary(round_ratios: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(q[key] for q in round_ratios) for key in round_ratios[0]}
+
+
+def environment(cog_python: Path, vendo_python: Path | None) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cog_venv": cog_versions(cog_python),
+        "client_python": platform.python_version(),
+    }
+    if shutil.which("wrk"):
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+        info["wrk"] = (out.stdout or out.stderr).split("\n")[0]
+    if vendo_python is not None:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        )
+        info["vendo_git"] = rev.stdout.strip()
+    return info
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=50, help="sequential warm-up requests")
+    parser.add_argument("--requests", type=int, default=500, help="sequential measured requests")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=8.0, help="throughput window, s")
+    parser.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto")
+    parser.add_argument(
+        "--servers", default="cog,vendo", help="comma-separated, in round order: cog, vendo"
+    )
+    parser.add_argument(
+        "--vendo-python",
+        type=Path,
+        default=REPO_ROOT / ".venv" / "bin" / "python",
+        help="interpreter with vendo installed",
+    )
+    parser.add_argument(
+        "--vendo-cmd",
+        default=DEFAULT_VENDO_CMD,
+        help="command template; {python} {project} {port} {host} are filled in",
+    )
+    parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "serve_model_bench.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    cog_python = ensure_cog_venv()
+    starters: dict[str, Starter] = {}
+    for name in servers:
+        if name == "cog":
+            starters[name] = cog_starter(cog_python)
+        elif name == "vendo":
+            starters[name] = vendo_starter(args.vendo_python, args.vendo_cmd, args.ready_timeout)
+        else:
+            sys.exit(f"unknown server {name!r}")
+    env = environment(cog_python, args.vendo_python if "vendo" in starters else None)
+    print(f"environment: {json.dumps(env)}", flush=True)
+    results: list[dict[str, Any]] = []
+    round_ratios: list[dict[str, float]] = []
+    for round_no in range(1, args.rounds + 1):
+        by_server: dict[str, dict[str, Any]] = {}
+        for name in servers:
+            seq, thr, *ready = measure(starters[name], args)
+            row = record(name, round_no, seq, thr, tuple(ready))
+            by_server[name] = row
+            results.append(row)
+            print(
+                f"round {round_no} {name}: seq median {seq.median_ms:.3f} ms p99 "
+                f"{seq.p99_ms:.3f} ms non-200 {seq.non_200}; c={thr.concurrency} "
+                f"{thr.ok_per_s:.0f} ok/s, non-200 {thr.non_200} ({thr.tool})",
+                flush=True,
+            )
+        if "cog" in by_server and "vendo" in by_server:
+            round_ratios.append(ratios(by_server["cog"], by_server["vendo"]))
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "environment": env,
+        "results": results,
+        "ratios": round_ratios,
+        "median_ratios": summary(round_ratios) if round_ratios else None,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(markdown(results, round_ratios))
+    print(f"\nJSON: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
