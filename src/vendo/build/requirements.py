@@ -1,0 +1,238 @@
+"""The Python packages of a model: requirements files, local wheels, the PyTorch index.
+
+The requirements a model names are rewritten into one self-contained list for uv: ``-r``
+includes are inlined, local files (wheels, sdists, ``--find-links`` folders,
+constraints) get absolute paths and their contents go into the environment's key, and
+the ``cog``/``coglet`` packages are dropped because Vendo provides ``cog`` itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vendo.build.config import CONFIG_FILE, CogConfig
+from vendo.errors import ConfigError
+
+__all__ = ["Requirements", "choose_torch_backend", "collect_requirements", "hash_path"]
+
+PROVIDED = frozenset({"cog", "coglet"})
+TORCH_PACKAGES = frozenset({"torch", "torchvision", "torchaudio"})
+# CUDA versions that have a PyTorch wheel index (uv's --torch-backend values).
+TORCH_CUDA = frozenset({"11.8", "12.1", "12.2", "12.4", "12.5", "12.6", "12.8", "12.9", "13.0"})
+_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+_INCLUDE = {"-r": "-r", "--requirement": "-r"}
+_LOCAL_OPTS = {"-c": "-c", "--constraint": "-c", "-f": "-f", "--find-links": "-f"}
+_EDITABLE = {"-e", "--editable"}
+_ARCHIVE = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz")
+
+
+@dataclass
+class Requirements:
+    lines: list[str] = field(default_factory=list)  # what uv installs, paths absolute
+    digests: list[str] = field(default_factory=list)  # contents of local files
+    warnings: list[str] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)  # normalised distribution names
+
+    @property
+    def mentions_torch(self) -> bool:
+        return bool(self.names & TORCH_PACKAGES)
+
+    @property
+    def chooses_index(self) -> bool:
+        return any(
+            line.startswith(("--index-url", "-i ", "--extra-index-url")) for line in self.lines
+        )
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def hash_path(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (names and contents)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for item in files:
+        if item.parts and any(part in (".git", "__pycache__") for part in item.parts):
+            continue
+        digest.update(str(item.relative_to(path) if item != path else item.name).encode())
+        with item.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    lines: list[tuple[int, str]] = []
+    pending = ""
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not pending:
+            start = number
+        line = raw if raw.lstrip().startswith("#") else re.sub(r"(^|\s)#.*$", "", raw)
+        line = line.rstrip()
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = (pending + line).strip()
+        pending = ""
+        if line and not line.startswith("#"):
+            lines.append((start, line))
+    if pending.strip():
+        lines.append((start, pending.strip()))
+    return lines
+
+
+class _Collector:
+    def __init__(self, config: CogConfig) -> None:
+        self.project = config.project_dir
+        self.out = Requirements()
+        self.seen: set[Path] = set()
+
+    def where(self, source: Path | None, number: int) -> str:
+        if source is None:
+            return f"{CONFIG_FILE}: build.python_packages"
+        name = source.relative_to(self.project)
+        return f"{CONFIG_FILE}: build.python_requirements: {name} line {number}"
+
+    def local(self, base: Path, relative: str, where: str) -> Path:
+        path = (base / relative).resolve()
+        if not path.is_relative_to(self.project):
+            raise ConfigError(f"{where}: {relative} points outside the project")
+        if not path.exists():
+            raise ConfigError(f"{where}: {relative} not found")
+        self.out.digests.append(f"{path.relative_to(self.project)}={hash_path(path)}")
+        return path
+
+    def file(self, path: Path, where: str) -> None:
+        if path in self.seen:
+            return
+        self.seen.add(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read {path.name}: {exc}") from exc
+        for number, line in _logical_lines(text):
+            self.line(line, path.parent, self.where(path, number), path)
+
+    def line(self, line: str, base: Path, where: str, source: Path | None) -> None:
+        parts = shlex.split(line, posix=True) if line.startswith("-") else [line]
+        option = parts[0]
+        value = " ".join(parts[1:])
+        if option.startswith("--") and "=" in option:
+            option, value = option.split("=", 1)
+        elif option in ("-r", "-c", "-f", "-e", "-i") or not option.startswith("-"):
+            pass
+        elif option[:2] in ("-r", "-c", "-f", "-e", "-i"):
+            option, value = option[:2], option[2:]
+        if option in _INCLUDE:
+            self.file(self.local(base, value, where), where)
+            return
+        if option in _LOCAL_OPTS:
+            flag = _LOCAL_OPTS[option]
+            if flag == "-f" and "://" in value:
+                self.out.lines.append(f"-f {value}")
+            else:
+                self.out.lines.append(f"{flag} {self.local(base, value, where)}")
+            return
+        if option in _EDITABLE:
+            if "://" in value or value.startswith("git+"):
+                self.out.lines.append(f"-e {value}")
+            else:
+                self.out.lines.append(f"-e {self.local(base, value, where)}")
+            return
+        if option.startswith("-"):
+            self.out.lines.append(line)  # index options and the like, passed through
+            return
+        self.requirement(line, base, where)
+
+    def requirement(self, line: str, base: Path, where: str) -> None:
+        first = line.split(";")[0].strip()
+        if first.startswith(("./", "../", "/")) or (
+            first.endswith(_ARCHIVE) and "://" not in first and (base / first).exists()
+        ):
+            path = self.local(base, first, where)
+            rest = line[len(first) :]
+            self.out.lines.append(f"{path}{rest}")
+            return
+        match = _NAME.match(line)
+        if match and "://" not in line.split("@")[0]:
+            name = normalise(match.group(1))
+            if name in PROVIDED:
+                self.out.warnings.append(
+                    f"{where}: {match.group(1)} dropped; Vendo provides the cog package itself"
+                )
+                return
+            self.out.names.add(name)
+        self.out.lines.append(line)
+
+
+def collect_requirements(config: CogConfig) -> Requirements:
+    """The packages to install, with local files hashed and ``cog`` lines dropped."""
+    collector = _Collector(config)
+    path = config.requirements_path
+    if path is not None:
+        collector.file(path.resolve(), f"{CONFIG_FILE}: build.python_requirements")
+    for package in config.build.python_packages:
+        collector.line(package, config.project_dir, collector.where(None, 0), None)
+    return collector.out
+
+
+def _driver_cuda() -> str | None:
+    """The newest CUDA version the host's NVIDIA driver supports, or None without one."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"CUDA Version:\s*([\d.]+)", out.stdout)
+    return match.group(1) if out.returncode == 0 and match else None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+def choose_torch_backend(
+    config: CogConfig, requirements: Requirements, driver_cuda: str | None = "detect"
+) -> tuple[str | None, list[str]]:
+    """uv's ``--torch-backend`` for this model (None: leave PyTorch to the indexes named).
+
+    No GPU asked for, or no NVIDIA driver on this host: the CPU wheels (PyPI's Linux
+    torch wheels bundle several GB of CUDA libraries a CPU host never uses). GPU asked
+    for: the wheel for ``build.cuda`` when the driver can run it, else the newest the
+    driver supports (uv's ``auto``).
+    """
+    if not requirements.mentions_torch or requirements.chooses_index:
+        return None, []
+    driver = _driver_cuda() if driver_cuda == "detect" else driver_cuda
+    warnings: list[str] = []
+    if not config.build.gpu:
+        return "cpu", warnings
+    if driver is None:
+        warnings.append(
+            "build.gpu is true but this host has no NVIDIA driver; installing the CPU "
+            "build of PyTorch"
+        )
+        return "cpu", warnings
+    cuda = config.build.cuda
+    if cuda is None:
+        return "auto", warnings
+    wanted = ".".join(cuda.split(".")[:2])
+    if _version(wanted) > _version(driver):
+        warnings.append(
+            f"build.cuda: {cuda} is newer than this host's driver supports ({driver}); "
+            "installing the PyTorch build for the driver instead"
+        )
+        return "auto", warnings
+    if wanted not in TORCH_CUDA:
+        warnings.append(f"build.cuda: PyTorch has no wheels for CUDA {cuda}; using auto")
+        return "auto", warnings
+    return "cu" + wanted.replace(".", ""), warnings
