@@ -1,0 +1,235 @@
+"""File storage: uploads and prediction outputs in a local folder, served at signed,
+expiring URLs (S3-compatible storage can implement the same methods later).
+
+A signed URL is ``/v1/files/{id}/download?owner=&expiry=&signature=`` where the
+signature is the URL-safe base64 HMAC-SHA256 of ``"{owner} {id} {expiry}"`` under a
+server secret kept in the store (so every API process of a deployment agrees).
+
+Output values in the store keep a stable reference, ``{"__vendo_file_id__": id}``;
+:meth:`LocalStorage.render` turns references into freshly signed absolute URLs each
+time a prediction is read. All methods block: call them off the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import mimetypes
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlencode
+
+from vendo.config import Settings
+from vendo.errors import PayloadTooLarge
+from vendo.store import FileRow, Store, new_id, utcnow
+
+__all__ = ["FILE_ID_KEY", "FILE_MARKER", "LocalStorage"]
+
+FILE_MARKER = "__vendo_file__"  # what the runner sends: {"__vendo_file__": "/abs/path"}
+FILE_ID_KEY = "__vendo_file_id__"  # what the store keeps: {"__vendo_file_id__": "<id>"}
+_CHUNK = 1 << 20
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe_name(name: str) -> str:
+    base = Path(name.replace("\\", "/")).name
+    cleaned = _SAFE_NAME.sub("_", base).strip("._") or "file"
+    return cleaned[:200]
+
+
+def guess_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+class LocalStorage:
+    """Files under ``root`` with their records in ``store``."""
+
+    def __init__(
+        self,
+        root: Path,
+        store: Store,
+        *,
+        signed_url_expiry: float = 3600.0,
+        file_expiry: float = 86400.0,
+        max_upload_bytes: int = 100 * 1024 * 1024,
+    ) -> None:
+        self.root = Path(root)
+        self.store = store
+        self.signed_url_expiry = signed_url_expiry
+        self.file_expiry = file_expiry
+        self.max_upload_bytes = max_upload_bytes
+        self._key: bytes | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> LocalStorage:
+        return cls(
+            Path(settings.data_dir) / "files",
+            store,
+            signed_url_expiry=settings.signed_url_expiry,
+            file_expiry=settings.file_expiry,
+            max_upload_bytes=settings.max_upload_bytes,
+        )
+
+    # --- signing ---------------------------------------------------------------------
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            value = self.store.meta_value("file_signing_key", secrets.token_hex(32))
+            self._key = value.encode("ascii")
+        return self._key
+
+    def signature(self, file_id: str, owner: str, expiry: int) -> str:
+        mac = hmac.new(self.key, f"{owner} {file_id} {expiry}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()).decode("ascii").rstrip("=")
+
+    def signed_path(self, file_id: str, owner: str, now: float | None = None) -> str:
+        """``/v1/files/{id}/download?...``, valid for ``signed_url_expiry`` seconds."""
+        expiry = int((now if now is not None else time.time()) + self.signed_url_expiry)
+        query = urlencode(
+            {"owner": owner, "expiry": expiry, "signature": self.signature(file_id, owner, expiry)}
+        )
+        return f"/v1/files/{file_id}/download?{query}"
+
+    def verify(self, file_id: str, owner: str, expiry: str, signature: str) -> bool:
+        """True for an untampered, unexpired signature."""
+        if not expiry.isdigit() or int(expiry) < time.time():
+            return False
+        expected = self.signature(file_id, owner, int(expiry))
+        return hmac.compare_digest(expected, signature)
+
+    # --- writing ---------------------------------------------------------------------
+    def _new_location(self, file_id: str, name: str) -> tuple[str, Path]:
+        key = f"{file_id[:2]}/{file_id}/{_safe_name(name)}"
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return key, path
+
+    def save_upload(
+        self,
+        owner_id: int,
+        source: BinaryIO,
+        *,
+        name: str,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
+    ) -> FileRow:
+        """Store an uploaded file (copied in chunks; :class:`PayloadTooLarge` over the
+        cap) and record it; it expires after ``file_expiry`` seconds unless told."""
+        file_id = new_id()
+        key, path = self._new_location(file_id, name)
+        md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
+        try:
+            with path.open("wb") as out:
+                while chunk := source.read(_CHUNK):
+                    size += len(chunk)
+                    if size > self.max_upload_bytes:
+                        raise PayloadTooLarge(
+                            f"the file is larger than the {self.max_upload_bytes} byte limit"
+                        )
+                    md5.update(chunk)
+                    sha256.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            raise
+        now = utcnow()
+        row = FileRow(
+            id=file_id,
+            kind="upload",
+            owner_id=owner_id,
+            name=name or path.name,
+            content_type=content_type or guess_type(name),
+            size=size,
+            md5=md5.hexdigest(),
+            sha256=sha256.hexdigest(),
+            metadata_=metadata or {},
+            key=key,
+            created_at=now,
+            expires_at=expires_at or now + timedelta(seconds=self.file_expiry),
+        )
+        return self.store.add_file(row)
+
+    def save_output(self, prediction_id: str, owner_id: int, source: Path) -> FileRow:
+        """Move a file the runner wrote into storage as an output of the prediction
+        (it lives until the prediction's data is removed)."""
+        file_id = new_id()
+        key, path = self._new_location(file_id, source.name)
+        shutil.move(str(source), path)
+        md5, sha256 = hashlib.md5(), hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                md5.update(chunk)
+                sha256.update(chunk)
+        row = FileRow(
+            id=file_id,
+            kind="output",
+            owner_id=owner_id,
+            prediction_id=prediction_id,
+            name=path.name,
+            content_type=guess_type(path.name),
+            size=path.stat().st_size,
+            md5=md5.hexdigest(),
+            sha256=sha256.hexdigest(),
+            metadata_={},
+            key=key,
+            created_at=utcnow(),
+            expires_at=None,
+        )
+        return self.store.add_file(row)
+
+    def encode_outputs(self, prediction_id: str, owner_id: int, value: Any) -> Any:
+        """Replace every runner file marker ``{"__vendo_file__": path}`` in ``value``
+        with a stored reference ``{"__vendo_file_id__": id}``; the scheduler calls this
+        on each output before it goes to the store."""
+
+        def save(path: str) -> Any:
+            row = self.save_output(prediction_id, owner_id, Path(path))
+            return {FILE_ID_KEY: row.id}
+
+        return _walk(value, FILE_MARKER, save)
+
+    # --- reading ---------------------------------------------------------------------
+    def path(self, row: FileRow) -> Path:
+        return self.root / row.key
+
+    def render(self, value: Any, base_url: str, owner: str) -> Any:
+        """Output references -> absolute signed download URLs (signed now)."""
+        now = time.time()
+        base = base_url.rstrip("/")
+        return _walk(value, FILE_ID_KEY, lambda fid: base + self.signed_path(fid, owner, now))
+
+    # --- deleting --------------------------------------------------------------------
+    def delete(self, row: FileRow) -> None:
+        shutil.rmtree(self.path(row).parent, ignore_errors=True)
+        self.store.delete_file_row(row.id)
+
+    def delete_prediction_files(self, prediction_id: str) -> int:
+        rows = self.store.files_of_prediction(prediction_id)
+        for row in rows:
+            self.delete(row)
+        return len(rows)
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete uploads past their ``expires_at``."""
+        rows = self.store.expired_files(now or utcnow())
+        for row in rows:
+            self.delete(row)
+        return len(rows)
+
+
+def _walk(value: Any, marker: str, replace: Callable[[str], Any]) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and marker in value and isinstance(value[marker], str):
+            return replace(value[marker])
+        return {k: _walk(v, marker, replace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, marker, replace) for v in value]
+    return value
