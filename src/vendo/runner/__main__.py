@@ -1,0 +1,3 @@
+from vendo.runner.cli import main
+
+raise SystemExit(main())
