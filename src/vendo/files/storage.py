@@ -157,9 +157,14 @@ class LocalStorage:
         )
         return self.store.add_file(row)
 
-    def save_output(self, prediction_id: str, owner_id: int, source: Path) -> FileRow:
-        """Move a file the runner wrote into storage as an output of the prediction
-        (it lives until the prediction's data is removed)."""
+    def save_output(self, prediction_id: str, owner_id: int, source: Path) -> dict[str, str]:
+        """Move a file the runner wrote into storage as an output of the prediction (it
+        lives until the prediction's data is removed); returns the reference to keep in
+        the prediction's output, ``{"__vendo_file_id__": id}``."""
+        return {FILE_ID_KEY: self.save_output_file(prediction_id, owner_id, source).id}
+
+    def save_output_file(self, prediction_id: str, owner_id: int, source: Path) -> FileRow:
+        """:meth:`save_output`, returning the file's record."""
         file_id = new_id()
         key, path = self._new_location(file_id, source.name)
         shutil.move(str(source), path)
@@ -190,11 +195,9 @@ class LocalStorage:
         with a stored reference ``{"__vendo_file_id__": id}``; the scheduler calls this
         on each output before it goes to the store."""
 
-        def save(path: str) -> Any:
-            row = self.save_output(prediction_id, owner_id, Path(path))
-            return {FILE_ID_KEY: row.id}
-
-        return _walk(value, FILE_MARKER, save)
+        return _walk(
+            value, FILE_MARKER, lambda path: self.save_output(prediction_id, owner_id, Path(path))
+        )
 
     # --- reading ---------------------------------------------------------------------
     def path(self, row: FileRow) -> Path:
