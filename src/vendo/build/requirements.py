@@ -80,7 +80,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
         if line.endswith("\\"):
             pending += line[:-1] + " "
             continue
-        line = (pending + line).strip()
+        line = (pending + line.lstrip()).strip()
         pending = ""
         if line and not line.startswith("#"):
             lines.append((start, line))

@@ -1,0 +1,150 @@
+"""Interpreters, system packages and requirement files, against the real machine."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import uv
+
+from vendo.build.config import load_config
+from vendo.build.python import find_python, installed_pythons
+from vendo.build.requirements import choose_torch_backend, collect_requirements
+from vendo.build.system import check_system_packages
+from vendo.errors import BuildError, ConfigError
+
+NO_SUCH_PACKAGE = "vendo-no-such-package-xyz"
+
+
+@pytest.fixture
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uv refuses at once instead of trying the network for a managed Python.
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+
+
+def test_installed_version_is_found() -> None:
+    pythons = installed_pythons(uv.find_uv_bin())
+    assert pythons, "tests need at least one Python 3.10+"
+    wanted = pythons[-1]
+    found, warnings = find_python(
+        f"{wanted.minor[0]}.{wanted.minor[1]}", uv=uv.find_uv_bin(), download=False
+    )
+    assert found.minor == wanted.minor
+    assert warnings == []
+
+
+def test_missing_key_takes_newest_with_warning() -> None:
+    pythons = installed_pythons(uv.find_uv_bin())
+    found, warnings = find_python(None, uv=uv.find_uv_bin())
+    assert found.minor == pythons[0].minor
+    assert "newest installed" in warnings[0]
+
+
+def test_unavailable_version_fails_listing_installed(no_downloads: None) -> None:
+    pythons = installed_pythons(uv.find_uv_bin())
+    with pytest.raises(ConfigError) as info:
+        find_python("3.19", uv=uv.find_uv_bin())
+    message = info.value.detail
+    assert message.startswith("cog.yaml: build.python_version: Python 3.19 is not installed")
+    for python in pythons:
+        assert python.version_text in message
+
+
+def test_nearest_only_when_allowed(no_downloads: None) -> None:
+    pythons = installed_pythons(uv.find_uv_bin())
+    found, warnings = find_python("3.19", uv=uv.find_uv_bin(), allow_nearest=True)
+    assert found.minor == pythons[0].minor  # the newest is nearest to 3.19
+    assert "nearest installed" in warnings[0]
+
+
+def test_system_packages_installed_missing_and_unknown() -> None:
+    result = check_system_packages(("bash", NO_SUCH_PACKAGE))
+    assert result.installed == ("bash",)
+    assert result.unknown == (NO_SUCH_PACKAGE,)
+    assert any("does not exist in this distribution" in w for w in result.warnings)
+
+
+def test_strict_system_packages_fail() -> None:
+    with pytest.raises(BuildError, match=NO_SUCH_PACKAGE):
+        check_system_packages((NO_SUCH_PACKAGE,), strict=True)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_requirements_inline_local_files_and_drop_cog(tmp_path: Path) -> None:
+    write(tmp_path / "predict.py", "")
+    write(tmp_path / "wheels" / "tiny-1.0-py3-none-any.whl", "not really a wheel")
+    write(tmp_path / "more.txt", "pyyaml==6.0.2  # comment\n")
+    write(
+        tmp_path / "requirements.txt",
+        """\
+        # models often pin cog itself
+        cog==0.9.4
+        numpy>=1.26 ; python_version >= "3.10"
+        -r more.txt
+        ./wheels/tiny-1.0-py3-none-any.whl
+        --extra-index-url https://example.invalid/simple
+        requests \\
+            >=2
+        """,
+    )
+    write(
+        tmp_path / "cog.yaml",
+        'build:\n  python_version: "3.12"\n  python_requirements: requirements.txt\n'
+        "predict: predict.py:Predictor\n",
+    )
+    reqs = collect_requirements(load_config(tmp_path))
+    wheel = (tmp_path / "wheels" / "tiny-1.0-py3-none-any.whl").resolve()
+    assert reqs.lines == [
+        'numpy>=1.26 ; python_version >= "3.10"',
+        "pyyaml==6.0.2",
+        str(wheel),
+        "--extra-index-url https://example.invalid/simple",
+        "requests >=2",
+    ]
+    assert reqs.names == {"numpy", "pyyaml", "requests"}
+    assert any("cog dropped" in w and "line 2" in w for w in reqs.warnings)
+    assert any(d.startswith("wheels/tiny-1.0-py3-none-any.whl=") for d in reqs.digests)
+
+
+def test_local_file_outside_project_is_rejected(tmp_path: Path) -> None:
+    project = tmp_path / "model"
+    write(tmp_path / "outside.whl", "x")
+    write(project / "predict.py", "")
+    write(project / "requirements.txt", "../outside.whl\n")
+    write(
+        project / "cog.yaml",
+        'build:\n  python_version: "3.12"\n  python_requirements: requirements.txt\n'
+        "predict: predict.py:Predictor\n",
+    )
+    with pytest.raises(ConfigError, match="requirements.txt line 1: ../outside.whl points outside"):
+        collect_requirements(load_config(project))
+
+
+def torch_config(tmp_path: Path, build: str) -> tuple[object, object]:
+    write(tmp_path / "predict.py", "")
+    write(tmp_path / "cog.yaml", f"build:\n{build}predict: predict.py:Predictor\n")
+    config = load_config(tmp_path)
+    return config, collect_requirements(config)
+
+
+def test_torch_backend_choice(tmp_path: Path) -> None:
+    cpu_yaml = '  python_version: "3.12"\n  python_packages: [torch==2.5.1]\n'
+    config, reqs = torch_config(tmp_path, cpu_yaml)
+    assert choose_torch_backend(config, reqs, driver_cuda=None) == ("cpu", [])  # type: ignore[arg-type]
+
+    gpu_yaml = cpu_yaml + '  gpu: true\n  cuda: "12.1"\n'
+    config, reqs = torch_config(tmp_path, gpu_yaml)
+    backend, warnings = choose_torch_backend(config, reqs, driver_cuda=None)  # type: ignore[arg-type]
+    assert backend == "cpu" and "no NVIDIA driver" in warnings[0]
+    assert choose_torch_backend(config, reqs, driver_cuda="12.4") == ("cu121", [])  # type: ignore[arg-type]
+    backend, warnings = choose_torch_backend(config, reqs, driver_cuda="11.8")  # type: ignore[arg-type]
+    assert backend == "auto" and "newer than this host's driver" in warnings[0]
+
+    config, reqs = torch_config(tmp_path, '  python_version: "3.12"\n  python_packages: [numpy]\n')
+    assert choose_torch_backend(config, reqs, driver_cuda=None) == (None, [])  # type: ignore[arg-type]
