@@ -78,7 +78,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
         line = raw if raw.lstrip().startswith("#") else re.sub(r"(^|\s)#.*$", "", raw)
         line = line.rstrip()
         if line.endswith("\\"):
-            pending += line[:-1] + " "
+            pending += line[:-1].rstrip() + " "
             continue
         line = (pending + line.lstrip()).strip()
         pending = ""
