@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from vendo.runner.protocol import encode, read_message
 
@@ -48,6 +48,7 @@ class Child:
         self.sock = parent_sock
         self.sock.settimeout(30)
         self.messages: List[Dict[str, Any]] = []
+        self._returned: Set[int] = set()
 
     def send(self, message: Dict[str, Any]) -> None:
         self.sock.sendall(encode(message))
@@ -59,12 +60,25 @@ class Child:
         return message
 
     def wait_for(self, *types: str, id: Optional[str] = None) -> Dict[str, Any]:
-        """Read until a message of one of ``types`` (for ``id``, if given) arrives."""
+        """The first message of one of ``types`` (for ``id``, if given) not returned yet."""
+
+        def matches(index: int, message: Dict[str, Any]) -> bool:
+            return (
+                index not in self._returned
+                and message["type"] in types
+                and (id is None or message.get("id") == id)
+            )
+
+        for index, message in enumerate(self.messages):
+            if matches(index, message):
+                self._returned.add(index)
+                return message
         while True:
             message = self.recv()
             if message is None:
                 raise EOFError(f"child closed the socket while waiting for {types}")
-            if message["type"] in types and (id is None or message.get("id") == id):
+            if matches(len(self.messages) - 1, message):
+                self._returned.add(len(self.messages) - 1)
                 return message
 
     def ready(self) -> Dict[str, Any]:

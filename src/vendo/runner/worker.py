@@ -124,6 +124,7 @@ class Worker:
         bound: Bound,
         max_concurrency: int,
         openapi: Dict[str, Any],
+        loop: Optional[asyncio.AbstractEventLoop] = None,
     ) -> None:
         self.channel = channel
         self.capture = capture
@@ -141,7 +142,7 @@ class Worker:
         self.current: Optional[str] = None
         self.armed = False
         # async mode
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.loop = loop
         self.tasks: Dict[str, asyncio.Task[None]] = {}
         self.shutting_down = False
 
@@ -298,7 +299,6 @@ class Worker:
     # -- async mode ------------------------------------------------------------------------
 
     def serve_async(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
         loop.run_forever()
 
     def _start_task(self, message: Dict[str, Any]) -> None:
@@ -499,7 +499,7 @@ def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd:
         capture.drain()
         channel.send({"type": "setup_failed", "error": error_text(exc)})
         return 1
-    worker = Worker(channel, capture, loaded, bound, max_concurrency, openapi)
+    worker = Worker(channel, capture, loaded, bound, max_concurrency, openapi, loop)
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, RoutedStream):
             stream.route_by_context = max_concurrency > 1

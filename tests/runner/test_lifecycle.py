@@ -1,0 +1,179 @@
+"""Cancel, concurrency, metrics, setup failures and healthchecks (spec/cog.md §10)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+
+from .driver import Child
+
+
+@pytest.mark.parametrize("mode", ["sleep", "busy"])
+def test_cancel_sync_prediction(child: Callable[..., Child], mode: str) -> None:
+    c = child("rt_cancel")
+    assert c.ready()["type"] == "ready"
+    c.predict("p", {"mode": mode})
+    # wait until the model is inside its sleep or loop
+    while "started" not in c.logs("p"):
+        c.recv()
+    c.send({"type": "cancel", "id": "p"})
+    # the driver's 30 s socket timeout fails this long before the model's 60 s would end
+    done = c.wait_for("done", id="p")
+    assert done["status"] == "canceled"
+    assert isinstance(done["metrics"]["predict_time"], float)
+    # the child keeps serving
+    c.predict("q", {"mode": "quick"})
+    assert c.wait_for("done", id="q")["output"] == "finished"
+
+
+def test_swallowed_cancel_still_reports_canceled(child: Callable[..., Child]) -> None:
+    c = child("rt_cancel")
+    assert c.ready()["type"] == "ready"
+    c.predict("p", {"mode": "swallow"})
+    while "started" not in c.logs("p"):
+        c.recv()
+    c.send({"type": "cancel", "id": "p"})
+    assert c.wait_for("done", id="p")["status"] == "canceled"
+
+
+def test_cancel_async_prediction_raises_cancelled_error(child: Callable[..., Child]) -> None:
+    c = child("rt_async_cancel")
+    assert c.ready()["type"] == "ready"
+    c.predict("p", {"seconds": 60})
+    c.wait_for("started", id="p")
+    c.send({"type": "cancel", "id": "p"})
+    assert c.wait_for("done", id="p")["status"] == "canceled"
+    assert "got CancelledError" in c.logs("p")
+
+
+@pytest.mark.parametrize(
+    ("env", "cli", "expected"),
+    [
+        ({}, None, 2),  # @concurrent(max=2)
+        ({}, 4, 4),  # cog.yaml concurrency.max beats the decorator
+        ({"COG_MAX_CONCURRENCY": "3"}, 4, 3),  # the environment beats both
+    ],
+)
+def test_concurrency_precedence(
+    child: Callable[..., Child], env: dict, cli: int | None, expected: int
+) -> None:
+    c = child("rt_concurrent", env=env, max_concurrency=cli)
+    assert c.ready()["max_concurrency"] == expected
+
+
+def test_async_predictions_run_at_once(child: Callable[..., Child]) -> None:
+    c = child("rt_concurrent", env={"COG_MAX_CONCURRENCY": "3"})
+    assert c.ready()["type"] == "ready"
+    for pid in ("a", "b", "c"):
+        c.predict(pid, {"wait_for": 3})
+    results = {pid: c.wait_for("done", id=pid)["output"] for pid in ("a", "b", "c")}
+    assert results == {"a": 3, "b": 3, "c": 3}
+    # with several slots, Python-level prints go to the prediction that made them
+    for pid in ("a", "b", "c"):
+        assert c.logs(pid).startswith("start ")
+
+
+def test_sync_predictor_with_concurrency_is_a_load_error(child: Callable[..., Child]) -> None:
+    c = child("rt_sync_concurrency", max_concurrency=2)
+    failed = c.ready()
+    assert failed["type"] == "setup_failed"
+    assert "predict() is synchronous" in failed["error"]
+
+
+def test_metrics_modes_paths_and_context(child: Callable[..., Child]) -> None:
+    c = child("rt_metrics")
+    assert c.ready()["type"] == "ready"
+    done = c.run("p", {}, context={"user": "ada"})
+    assert done["status"] == "succeeded", c.logs("p")
+    assert done["output"] == {"user": "ada"}
+    metrics = done["metrics"]
+    assert isinstance(metrics.pop("predict_time"), float)
+    assert metrics == {"tokens": 5, "steps": ["a", "b"], "timing": {"load": {"seconds": 0.5}}}
+    streamed = [(m["name"], m["value"], m["mode"]) for m in c.of("p", "metric")]
+    assert streamed[:3] == [
+        ("tokens", 3, "replace"),
+        ("tokens", 2, "incr"),
+        ("steps", "a", "append"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("name", "must start with a letter"),
+        ("type", "changes type from number to string; delete it first"),
+    ],
+)
+def test_bad_metric_fails_the_prediction(
+    child: Callable[..., Child], bad: str, message: str
+) -> None:
+    c = child("rt_metrics")
+    assert c.ready()["type"] == "ready"
+    done = c.run("p", {"bad": bad})
+    assert done["status"] == "failed"
+    assert done["error"].startswith("MetricError: ")
+    assert message in done["error"]
+
+
+def test_setup_exception_is_setup_failed_with_logs(child: Callable[..., Child]) -> None:
+    c = child("rt_setup_fails")
+    failed = c.ready()
+    assert failed == {"type": "setup_failed", "error": "RuntimeError: weights are missing"}
+    logs = c.logs(None)
+    assert "loading weights" in logs
+    assert "Traceback" in logs
+    assert c.process.wait(10) == 1
+
+
+def test_setup_timeout(child: Callable[..., Child]) -> None:
+    c = child("rt_setup_slow", env={"COG_SETUP_TIMEOUT": "0.5"})
+    failed = c.ready()
+    assert failed["type"] == "setup_failed"
+    assert failed["error"] == "TimeoutError: setup() timed out after 0.5 seconds"
+    assert c.process.wait(10) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "ok", "error"),
+    [
+        ("ok", True, None),
+        ("false", False, "user-defined healthcheck returned False"),
+        ("raise", False, "Healthcheck error: RuntimeError: database unreachable"),
+        ("slow", False, "timed out after 5.0 seconds"),
+    ],
+)
+def test_healthcheck(child: Callable[..., Child], mode: str, ok: bool, error: str | None) -> None:
+    c = child("rt_healthcheck", env={"HEALTH_MODE": mode})
+    ready = c.ready()
+    assert ready["has_healthcheck"] is True
+    c.send({"type": "healthcheck", "id": "h1"})
+    assert c.wait_for("healthcheck", id="h1") == {
+        "type": "healthcheck",
+        "id": "h1",
+        "ok": ok,
+        "error": error,
+    }
+    # a prediction still works while or after the healthcheck ran
+    assert c.run("p", {})["output"] == "ok"
+
+
+def test_healthcheck_without_user_function_is_ok(child: Callable[..., Child]) -> None:
+    c = child("rt_hello")
+    assert c.ready()["has_healthcheck"] is False
+    c.send({"type": "healthcheck", "id": "h"})
+    assert c.wait_for("healthcheck", id="h")["ok"] is True
+
+
+def test_train_mode(child: Callable[..., Child]) -> None:
+    c = child("rt_train", "train.py:train", mode="train")
+    ready = c.ready()
+    assert ready["type"] == "ready", c.logs(None)
+    schemas = ready["openapi"]["components"]["schemas"]
+    assert "TrainingInput" in schemas and "Input" not in schemas
+    assert "/trainings" in ready["openapi"]["paths"]
+    done = c.run("t", {"steps": 3})
+    assert done["status"] == "succeeded"
+    weights = done["output"]["weights"]["__vendo_file__"]
+    with open(weights) as f:
+        assert f.read() == "trained 3 steps"

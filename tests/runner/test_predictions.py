@@ -1,0 +1,124 @@
+"""Predictions through the real child: inputs, outputs, errors and logs (spec/cog.md §10)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .driver import Child
+
+
+def test_required_and_optional_inputs(child: Callable[..., Child], tmp_path) -> None:
+    c = child("rt_optional_inputs")
+    ready = c.ready()
+    schema = ready["openapi"]["components"]["schemas"]["Input"]
+    # int with a None default is required; Secret with None and bare Optional are not
+    assert schema["required"] == ["count"]
+
+    done = c.run("a", {"count": 1})
+    assert done["status"] == "succeeded", done
+    assert done["output"] == {
+        "count": 1,
+        "token": None,
+        "label": None,
+        "bare": None,
+        "scale": 1.5,
+        "scale_type": "float",
+        "tags": ["a"],
+        "image": None,
+    }
+
+    image = tmp_path / "in.txt"
+    image.write_text("pixels")
+    done = c.run("b", {"count": 2, "label": None, "scale": 3, "token": "t", "image": str(image)})
+    out = done["output"]
+    assert (out["label"], out["scale"], out["scale_type"]) == (None, 3.0, "float")
+    assert out["token"] == "Secret"
+    assert out["image"] == "Path:pixels"
+
+    missing = c.run("c", {})
+    assert missing["status"] == "failed"
+    assert "count: Field required" in missing["error"]
+
+
+def test_secret_is_masked_in_logs(child: Callable[..., Child]) -> None:
+    c = child("rt_secret")
+    assert c.ready()["type"] == "ready"
+    done = c.run("p", {"token": "hunter2"})
+    assert done["output"] == "2retnuh"
+    assert "hunter2" not in c.logs("p")
+    assert "token is **********" in c.logs("p")
+
+
+def test_iterator_outputs_in_yield_order(child: Callable[..., Child]) -> None:
+    c = child("rt_iterator")
+    assert c.ready()["type"] == "ready"
+    done = c.run("p", {"n": 5})
+    assert done["status"] == "succeeded"
+    assert done["output"] is None
+    assert [m["index"] for m in c.of("p", "output")] == [0, 1, 2, 3, 4]
+    assert c.outputs("p") == [f"item-{i}" for i in range(5)]
+
+
+def test_iterator_failure_keeps_partial_output(child: Callable[..., Child]) -> None:
+    c = child("rt_iterator")
+    assert c.ready()["type"] == "ready"
+    done = c.run("p", {"n": 5, "fail_at": 2})
+    assert done["status"] == "failed"
+    assert done["error"] == "RuntimeError: failed at 2"
+    assert c.outputs("p") == ["item-0", "item-1"]
+    assert "Traceback" in c.logs("p")
+
+
+def test_async_predictor(child: Callable[..., Child]) -> None:
+    c = child("rt_async_predict")
+    assert c.ready()["type"] == "ready"
+    assert c.run("p", {"text": "abc"})["output"] == "ABC"
+
+
+def test_async_generator_and_predict_time_spans_it(child: Callable[..., Child]) -> None:
+    c = child("rt_async_generator")
+    ready = c.ready()
+    assert ready["type"] == "ready", c.logs(None)
+    output = ready["openapi"]["components"]["schemas"]["Output"]
+    assert output["x-cog-array-display"] == "concatenate"
+    done = c.run("p", {"n": 4, "delay": 0.05})
+    assert done["status"] == "succeeded", c.logs("p")
+    assert c.outputs("p") == ["tok0 ", "tok1 ", "tok2 ", "tok3 "]
+    assert done["metrics"]["predict_time"] >= 0.2
+
+
+def test_system_exit_fails_only_that_prediction(child: Callable[..., Child]) -> None:
+    c = child("rt_exit")
+    assert c.ready()["type"] == "ready"
+    done = c.run("a", {"how": "sys_exit"})
+    assert done["status"] == "failed"
+    assert done["error"] == "SystemExit: leaving now"
+    assert "Traceback" in c.logs("a")
+    assert c.run("b", {"how": "stay"})["output"] == "alive"
+
+
+def test_os_exit_kills_the_child(child: Callable[..., Child]) -> None:
+    c = child("rt_exit")
+    assert c.ready()["type"] == "ready"
+    c.predict("a", {"how": "os_exit"})
+    while (message := c.recv()) is not None:
+        assert message["type"] != "done"
+    assert c.process.wait(10) == 3
+
+
+def test_fd_level_and_subprocess_output_is_captured(child: Callable[..., Child]) -> None:
+    c = child("rt_logs")
+    assert c.ready()["type"] == "ready"
+    assert c.run("p", {})["output"] == "logged"
+    stdout = "".join(m["data"] for m in c.of("p", "log") if m["source"] == "stdout")
+    stderr = "".join(m["data"] for m in c.of("p", "log") if m["source"] == "stderr")
+    assert stdout == "python stdout\nfd stdout\nfrom a subprocess\n"
+    assert stderr == "python stderr\n"
+
+
+def test_invalid_input_fails_the_prediction(child: Callable[..., Child]) -> None:
+    c = child("rt_function", "predict.py:predict")
+    assert c.ready()["type"] == "ready"
+    done = c.run("p", {"a": -1, "unknown": 1})
+    assert done["status"] == "failed"
+    assert done["error"] == ("InputValidationError: a: Input should be greater than or equal to 0")
