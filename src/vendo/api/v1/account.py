@@ -1,0 +1,36 @@
+"""Account, hardware and default webhook secret routes."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from vendo.api.v1.context import call, caller, platform
+from vendo.api.v1.hardware import hardware
+from vendo.api.v1.render import account_json
+
+__all__ = ["routes"]
+
+
+async def get_account(request: Request) -> Response:
+    who = await caller(request)
+    return JSONResponse(account_json(who.user))
+
+
+async def list_hardware(request: Request) -> Response:
+    await caller(request)
+    return JSONResponse(hardware())  # a bare array, as Replicate's
+
+
+async def webhook_secret(request: Request) -> Response:
+    who = await caller(request)
+    key = await call(platform(request).store.webhook_secret, who.user.id)
+    return JSONResponse({"key": key})
+
+
+routes = [
+    Route("/v1/account", get_account, methods=["GET"]),
+    Route("/v1/hardware", list_hardware, methods=["GET"]),
+    Route("/v1/webhooks/default/secret", webhook_secret, methods=["GET"]),
+]

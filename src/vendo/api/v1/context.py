@@ -1,0 +1,164 @@
+"""What every /v1 route needs: the platform's parts, the caller, URLs and JSON bodies."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from vendo.config import Settings
+from vendo.errors import BadRequest, NotFound, Unauthenticated
+from vendo.files.storage import LocalStorage
+from vendo.queue import EventBus, Queue
+from vendo.store import ModelRow, Store, TokenRow, UserRow
+
+__all__ = [
+    "Caller",
+    "Platform",
+    "SchedulerLike",
+    "base_url",
+    "call",
+    "caller",
+    "iso",
+    "json_body",
+    "page",
+    "platform",
+    "visible_model",
+]
+
+
+class SchedulerLike(Protocol):
+    """What the API needs from ``vendo.scheduler.Scheduler``."""
+
+    def notify(self, version_id: str) -> None: ...
+
+    def cancel(self, prediction_id: str, reason: str = "canceled") -> Any: ...
+
+
+@dataclass
+class Platform:
+    """The running platform, kept in ``app.state.platform``."""
+
+    settings: Settings
+    store: Store
+    queue: Queue
+    bus: EventBus
+    storage: LocalStorage
+    scheduler: SchedulerLike | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: UserRow
+    token: TokenRow
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.user.is_admin)
+
+
+def platform(request: Request) -> Platform:
+    found: Platform = request.app.state.platform
+    return found
+
+
+async def call(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking store call off the event loop."""
+    return await run_in_threadpool(func, *args, **kwargs)
+
+
+async def maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def caller(request: Request) -> Caller:
+    """The authenticated caller (``Authorization: Bearer|Token <token>``), else 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if not header:
+        raise Unauthenticated("You did not pass an authentication token")
+    if scheme.lower() not in ("bearer", "token") or not token:
+        raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
+    found = await call(platform(request).store.authenticate, token)
+    if found is None:
+        raise Unauthenticated("You did not pass a valid authentication token")
+    return Caller(*found)
+
+
+def base_url(request: Request) -> str:
+    """Absolute root URL: ``Settings.public_url``, else the request's scheme and host,
+    honouring ``X-Forwarded-Proto``/``X-Forwarded-Host`` from a reverse proxy."""
+    configured = platform(request).settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or request.url.scheme
+    host = (
+        headers.get("x-forwarded-host", "").split(",")[0].strip()
+        or headers.get("host")
+        or request.url.netloc
+    )
+    return f"{scheme}://{host}"
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 UTC with microseconds and ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, else 400."""
+    raw = await request.body()
+    if not raw.strip():
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def page(
+    request: Request, results: list[Any], next_cursor: str | None, previous: str | None
+) -> JSONResponse:
+    """``{next, previous, results}`` with absolute cursor URLs keeping other params."""
+
+    def link(cursor: str | None) -> str | None:
+        if cursor is None:
+            return None
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        params.append(("cursor", cursor))
+        return f"{base_url(request)}{request.url.path}?{urlencode(params)}"
+
+    return JSONResponse({"next": link(next_cursor), "previous": link(previous), "results": results})
+
+
+async def visible_model(request: Request, who: Caller, owner: str, name: str) -> ModelRow:
+    """The model if the caller may see it (public, own, or admin), else 404."""
+    model = await call(platform(request).store.get_model, owner, name)
+    if model is None or not can_see(who, model):
+        raise NotFound(f"model {owner}/{name} not found")
+    return model
+
+
+def can_see(who: Caller, model: ModelRow) -> bool:
+    return model.visibility == "public" or model.owner_id == who.user.id or who.is_admin
+
+
+def can_write(who: Caller, model: ModelRow) -> bool:
+    return model.owner_id == who.user.id or who.is_admin

@@ -1,0 +1,143 @@
+"""File routes: upload (multipart), metadata, list, delete, signed download."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from vendo.api.v1.context import base_url, call, caller, page, platform
+from vendo.api.v1.render import file_json
+from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from vendo.files.storage import guess_type
+from vendo.store import FileRow, utcnow
+
+__all__ = ["routes"]
+
+
+async def _metadata(value: Any) -> dict[str, Any]:
+    # 1.0.7 sends a JSON text field; the JS client a JSON Blob (a file part).
+    if value is None:
+        return {}
+    raw = await value.read() if isinstance(value, UploadFile) else value
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not str(raw).strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidInput(
+            [FieldError("metadata", "json", "metadata must be a JSON object")]
+        ) from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput([FieldError("metadata", "json", "metadata must be a JSON object")])
+    return parsed
+
+
+async def upload(request: Request) -> Response:
+    who = await caller(request)
+    p = platform(request)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > p.settings.max_upload_bytes + 64 * 1024:
+        raise PayloadTooLarge(f"uploads are limited to {p.settings.max_upload_bytes} bytes")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise BadRequest("send the file as multipart/form-data with a 'content' part")
+    async with request.form(max_files=4, max_fields=16) as form:
+        content = form.get("content")
+        if not isinstance(content, UploadFile):
+            raise InvalidInput(
+                [FieldError("content", "missing", "a file part named 'content' is required")]
+            )
+        filename = form.get("filename")
+        name = (filename if isinstance(filename, str) and filename else None) or (
+            content.filename or "file"
+        )
+        type_field = form.get("type")
+        content_type = (
+            (type_field if isinstance(type_field, str) and type_field else None)
+            or content.content_type
+            or guess_type(name)
+        )
+        if content_type == "application/octet-stream":
+            content_type = guess_type(name)
+        metadata = await _metadata(form.get("metadata"))
+        row = await call(
+            lambda: p.storage.save_upload(
+                who.user.id,
+                content.file,
+                name=name,
+                content_type=content_type,
+                metadata=metadata,
+            )
+        )
+    return JSONResponse(file_json(base_url(request), row), status_code=201)
+
+
+async def _own_file(request: Request) -> FileRow:
+    who = await caller(request)
+    file_id = request.path_params["id"]
+    row = await call(platform(request).store.get_file, file_id)
+    if row is None or row.kind != "upload" or row.owner_id != who.user.id or _expired(row):
+        raise NotFound(f"file {file_id} not found")
+    return row
+
+
+def _expired(row: FileRow) -> bool:
+    return row.expires_at is not None and row.expires_at <= utcnow()
+
+
+async def get_file(request: Request) -> Response:
+    row = await _own_file(request)
+    return JSONResponse(file_json(base_url(request), row))
+
+
+async def list_files(request: Request) -> Response:
+    who = await caller(request)
+    p = platform(request)
+    rows = await call(
+        lambda: p.store.list_files(who.user.id, cursor=request.query_params.get("cursor"))
+    )
+    base = base_url(request)
+    return page(request, [file_json(base, r) for r in rows], rows.next_cursor, rows.previous_cursor)
+
+
+async def delete_file(request: Request) -> Response:
+    row = await _own_file(request)
+    await call(platform(request).storage.delete, row)
+    return Response(status_code=204)
+
+
+async def download(request: Request) -> Response:
+    # A capability URL: no Authorization needed, and one sent along is ignored.
+    p = platform(request)
+    file_id = request.path_params["id"]
+    params = request.query_params
+    if not p.storage.verify(
+        file_id, params.get("owner", ""), params.get("expiry", ""), params.get("signature", "")
+    ):
+        raise Forbidden("the download link is invalid or has expired")
+    row = await call(p.store.get_file, file_id)
+    if row is None or _expired(row):
+        raise NotFound(f"file {file_id} not found")
+    path = p.storage.path(row)
+    if not path.exists():
+        raise NotFound(f"file {file_id} not found")
+    return FileResponse(
+        path,
+        media_type=row.content_type,
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "private, max-age=3600"},
+    )
+
+
+routes = [
+    Route("/v1/files", upload, methods=["POST"]),
+    Route("/v1/files", list_files, methods=["GET"]),
+    Route("/v1/files/{id}", get_file, methods=["GET"]),
+    Route("/v1/files/{id}", delete_file, methods=["DELETE"]),
+    Route("/v1/files/{id}/download", download, methods=["GET"]),
+]

@@ -1,0 +1,162 @@
+"""A prediction's ``input``: validation against the version's schema, file inputs turned
+into local paths for the runner, secrets masked for display."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from anyio import to_thread
+
+from vendo.errors import FieldError, InvalidInput, RequestError
+from vendo.files.fetch import fetch_input
+from vendo.files.storage import LocalStorage
+from vendo.schema.validation import InputValidationError, validate_input
+from vendo.store import FileRow
+
+__all__ = ["PreparedInput", "prepare_input"]
+
+SECRET_MASK = "**********"
+_OWN_FILE = re.compile(r"^/v1/files/([a-z0-9]{8,32})(/download)?/?$")
+
+
+@dataclass
+class PreparedInput:
+    shown: dict[str, Any]  # what the API shows (caller's values, secrets masked)
+    run: dict[str, Any]  # what the runner gets (local paths, real secrets)
+
+
+def _components(schema: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = (schema.get("components") or {}).get("schemas") or {}
+    return found
+
+
+def _is_file(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "string" and prop.get("format") == "uri"
+
+
+def _is_secret(prop: dict[str, Any]) -> bool:
+    return bool(prop.get("x-cog-secret")) or prop.get("format") == "password"
+
+
+async def prepare_input(
+    payload: Any,
+    openapi_schema: dict[str, Any],
+    *,
+    folder: Path,
+    hosts: set[str],
+    lookup_file: Callable[[str], Awaitable[FileRow | None]],
+    storage: LocalStorage,
+    may_use: Callable[[FileRow], bool],
+    fetch_options: dict[str, Any],
+) -> PreparedInput:
+    """Validate ``payload`` (422 naming each bad field) and resolve its file inputs into
+    ``folder``. ``hosts`` are this server's own host names: ``/v1/files/{id}`` URLs on
+    them resolve in-process, and only to files ``may_use`` allows."""
+    if payload is None:
+        raise InvalidInput([FieldError("input", "missing", "input is required")])
+    if not isinstance(payload, dict):
+        raise InvalidInput([FieldError("input", "type", "input must be a JSON object")])
+    components = _components(openapi_schema)
+    input_schema = components.get("Input")
+    if not isinstance(input_schema, dict):
+        # a version without an Input schema takes no inputs at all
+        input_schema = {"type": "object", "properties": {}}
+    try:
+        valid = validate_input(input_schema, payload, components)
+    except InputValidationError as exc:
+        raise InvalidInput(
+            [
+                FieldError(str(e["loc"][-1]), str(e.get("type", "value_error")), str(e["msg"]))
+                for e in exc.errors
+            ]
+        ) from None
+    properties: dict[str, Any] = input_schema.get("properties") or {}
+    shown: dict[str, Any] = {}
+    run: dict[str, Any] = {}
+    for name, value in valid.items():
+        prop = properties.get(name) or {}
+        shown[name] = SECRET_MASK if _is_secret(prop) and value is not None else payload[name]
+        run[name] = value
+        items = prop.get("items") if prop.get("type") == "array" else None
+        try:
+            if _is_file(prop) and isinstance(value, str):
+                run[name] = await _local(
+                    value, folder, hosts, lookup_file, storage, may_use, fetch_options
+                )
+            elif isinstance(items, dict) and _is_file(items) and isinstance(value, list):
+                run[name] = [
+                    await _local(v, folder, hosts, lookup_file, storage, may_use, fetch_options)
+                    if isinstance(v, str)
+                    else v
+                    for v in value
+                ]
+        except InvalidInput:
+            raise
+        except RequestError as exc:
+            if exc.status == 413:
+                raise
+            raise InvalidInput([FieldError(name, "file", exc.detail)]) from None
+    return PreparedInput(shown=shown, run=run)
+
+
+async def _local(
+    value: str,
+    folder: Path,
+    hosts: set[str],
+    lookup_file: Callable[[str], Awaitable[FileRow | None]],
+    storage: LocalStorage,
+    may_use: Callable[[FileRow], bool],
+    fetch_options: dict[str, Any],
+) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc in hosts:
+        match = _OWN_FILE.match(parts.path)
+        if match:
+            return await _own_file(
+                match.group(1),
+                parts.query,
+                match.group(2) is not None,
+                folder,
+                lookup_file,
+                storage,
+                may_use,
+            )
+    if not value.startswith(("http://", "https://", "data:")):
+        raise RequestError(f"expected an http(s) URL or a data: URI, got {value[:60]!r}")
+    path = await fetch_input(value, folder, **fetch_options)
+    return str(path)
+
+
+async def _own_file(
+    file_id: str,
+    query: str,
+    signed: bool,
+    folder: Path,
+    lookup_file: Callable[[str], Awaitable[FileRow | None]],
+    storage: LocalStorage,
+    may_use: Callable[[FileRow], bool],
+) -> str:
+    row = await lookup_file(file_id)
+    if signed and row is not None:
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        ok = storage.verify(
+            file_id, params.get("owner", ""), params.get("expiry", ""), params.get("signature", "")
+        )
+        if not ok:
+            raise RequestError(f"the signed URL of file {file_id} is invalid or expired")
+    if row is None or not may_use(row):
+        raise RequestError(f"file {file_id} does not exist or is not yours")
+    source = storage.path(row)
+    if not source.exists():
+        raise RequestError(f"file {file_id} has expired")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{file_id}-{source.name}"
+    # A copy, not a link: a model that writes to its input must not change the upload.
+    await to_thread.run_sync(shutil.copyfile, source, target)
+    return str(target)

@@ -1,0 +1,257 @@
+"""Model and version routes: create, get, list, search (QUERY), PATCH, DELETE, readme,
+examples, versions."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from vendo.api.v1.context import (
+    Caller,
+    base_url,
+    call,
+    caller,
+    can_write,
+    json_body,
+    page,
+    platform,
+    visible_model,
+)
+from vendo.api.v1.hardware import hardware_skus
+from vendo.api.v1.render import model_json, prediction_json, version_json
+from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound
+from vendo.store import ModelRow
+
+__all__ = ["routes"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
+_URL_FIELDS = ("github_url", "paper_url", "license_url", "weights_url", "cover_image_url")
+_PATCHABLE = ("description", "readme", *_URL_FIELDS)
+
+
+async def _model_body(request: Request, model: ModelRow) -> dict[str, Any]:
+    p = platform(request)
+    latest = await call(p.store.latest_version, model.id)
+    example = None
+    if model.default_example_id:
+        row = await call(p.store.get_prediction, model.default_example_id)
+        if row is not None:
+            example = prediction_json(p, base_url(request), row, owner=model.owner.username)
+    return model_json(base_url(request), model, latest, example)
+
+
+def _text_fields(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    errors = []
+    for name in names:
+        if name not in body:
+            continue
+        value = body[name]
+        if value is not None and not isinstance(value, str):
+            errors.append(FieldError(name, "type", f"{name} must be a string or null"))
+        elif name in _URL_FIELDS and value and not value.startswith(("http://", "https://")):
+            errors.append(FieldError(name, "url", f"{name} must be an http(s) URL"))
+        else:
+            values[name] = value
+    if errors:
+        raise InvalidInput(errors)
+    return values
+
+
+async def create_model(request: Request) -> Response:
+    who = await caller(request)
+    p = platform(request)
+    body = await json_body(request)
+    errors: list[FieldError] = []
+    owner, name = body.get("owner"), body.get("name")
+    visibility, hardware = body.get("visibility"), body.get("hardware")
+    if not isinstance(owner, str) or not owner:
+        errors.append(FieldError("owner", "missing", "owner is required"))
+    if not isinstance(name, str) or not _NAME.match(name):
+        errors.append(
+            FieldError(
+                "name",
+                "pattern",
+                "name is required: lowercase letters, digits, '-', '_' and '.'",
+            )
+        )
+    if visibility not in ("public", "private"):
+        errors.append(FieldError("visibility", "enum", "visibility must be public or private"))
+    skus = hardware_skus()
+    if hardware not in skus:
+        errors.append(FieldError("hardware", "enum", f"hardware must be one of {', '.join(skus)}"))
+    fields: dict[str, Any] = {}
+    try:
+        fields = _text_fields(body, _PATCHABLE)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise InvalidInput(errors)
+    assert isinstance(owner, str) and isinstance(name, str)
+    owner_row = await call(p.store.get_user_by_name, owner)
+    if owner != who.user.username and not who.is_admin:
+        raise Forbidden(f"you cannot create models under {owner!r}")
+    if owner_row is None:
+        if not who.is_admin:
+            raise NotFound(f"owner {owner!r} not found")
+        # The admin may publish under any name: the owner becomes an organization.
+        owner_row = await call(lambda: p.store.create_user(owner, type="organization"))
+    model = await call(
+        lambda: p.store.create_model(
+            owner_row.id, name, visibility=visibility, hardware=hardware, **fields
+        )
+    )
+    return JSONResponse(await _model_body(request, model), status_code=201)
+
+
+async def list_models(request: Request) -> Response:
+    who = await caller(request)
+    params = request.query_params
+    sort_by = params.get("sort_by", "model_created_at")
+    direction = params.get("sort_direction", "desc")
+    errors = []
+    if sort_by not in ("model_created_at", "latest_version_created_at"):
+        errors.append(
+            FieldError(
+                "sort_by", "enum", "sort_by must be model_created_at or latest_version_created_at"
+            )
+        )
+    if direction not in ("asc", "desc"):
+        errors.append(FieldError("sort_direction", "enum", "sort_direction must be asc or desc"))
+    if errors:
+        raise InvalidInput(errors)
+    return await _list(request, who, sort_by=sort_by, direction=direction)
+
+
+async def search_models(request: Request) -> Response:
+    who = await caller(request)
+    raw = (await request.body()).decode("utf-8", "replace").strip()
+    query = raw
+    if raw.startswith('"'):
+        # The JS client sends JSON.stringify(query): unwrap a JSON string.
+        try:
+            decoded = json.loads(raw)
+        except json.JSONDecodeError:
+            decoded = None
+        if isinstance(decoded, str):
+            query = decoded
+    if not query:
+        raise InvalidInput([FieldError("query", "missing", "send the search text as the body")])
+    return await _list(request, who, query=query)
+
+
+async def _list(request: Request, who: Caller, **kwargs: Any) -> Response:
+    p = platform(request)
+    viewer = None if who.is_admin else who.user.id
+    rows = await call(
+        lambda: p.store.list_models(viewer, cursor=request.query_params.get("cursor"), **kwargs)
+    )
+    results = [await _model_body(request, m) for m in rows]
+    return page(request, results, rows.next_cursor, rows.previous_cursor)
+
+
+async def get_model(request: Request) -> Response:
+    who = await caller(request)
+    model = await visible_model(request, who, **request.path_params)
+    return JSONResponse(await _model_body(request, model))
+
+
+async def _writable(request: Request) -> ModelRow:
+    who = await caller(request)
+    owner, name = request.path_params["owner"], request.path_params["name"]
+    model = await visible_model(request, who, owner, name)
+    if not can_write(who, model):
+        raise Forbidden(f"you do not have write access to {owner}/{name}")
+    return model
+
+
+async def patch_model(request: Request) -> Response:
+    model = await _writable(request)
+    body = await json_body(request)
+    fields = _text_fields(body, _PATCHABLE)
+    unknown = sorted(set(body) - set(_PATCHABLE))
+    if unknown:
+        raise InvalidInput(
+            [
+                FieldError(
+                    k, "unknown", f"{k} cannot be changed; PATCH takes {', '.join(_PATCHABLE)}"
+                )
+                for k in unknown
+            ]
+        )
+    updated = await call(lambda: platform(request).store.update_model(model.id, **fields))
+    return JSONResponse(await _model_body(request, updated))
+
+
+async def delete_model(request: Request) -> Response:
+    model = await _writable(request)
+    await call(platform(request).store.delete_model, model.id)
+    return Response(status_code=204)
+
+
+async def get_readme(request: Request) -> Response:
+    who = await caller(request)
+    model = await visible_model(request, who, **request.path_params)
+    return PlainTextResponse(model.readme or "", media_type="text/markdown")
+
+
+async def list_examples(request: Request) -> Response:
+    who = await caller(request)
+    p = platform(request)
+    model = await visible_model(request, who, **request.path_params)
+    results = []
+    if model.default_example_id:
+        row = await call(p.store.get_prediction, model.default_example_id)
+        if row is not None:
+            results.append(prediction_json(p, base_url(request), row, owner=model.owner.username))
+    return page(request, results, None, None)
+
+
+async def list_versions(request: Request) -> Response:
+    who = await caller(request)
+    model = await visible_model(request, who, **request.path_params)
+    versions = await call(platform(request).store.list_versions, model.id)
+    return page(request, [version_json(v) for v in versions], None, None)
+
+
+async def _version(request: Request, model: ModelRow) -> Any:
+    version_id = request.path_params["id"]
+    version = await call(platform(request).store.get_version, version_id)
+    if version is None or version.model_id != model.id:
+        raise NotFound(f"version {version_id} not found")
+    return version
+
+
+async def get_version(request: Request) -> Response:
+    who = await caller(request)
+    owner, name = request.path_params["owner"], request.path_params["name"]
+    model = await visible_model(request, who, owner, name)
+    return JSONResponse(version_json(await _version(request, model)))
+
+
+async def delete_version(request: Request) -> Response:
+    model = await _writable(request)
+    version = await _version(request, model)
+    await call(platform(request).store.delete_version, version.id)
+    # 204, not the documented 202: replicate 1.0.7 treats anything else as a failure.
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models", create_model, methods=["POST"]),
+    Route("/v1/models", search_models, methods=["QUERY"]),
+    Route("/v1/models/{owner}/{name}", get_model, methods=["GET"]),
+    Route("/v1/models/{owner}/{name}", patch_model, methods=["PATCH"]),
+    Route("/v1/models/{owner}/{name}", delete_model, methods=["DELETE"]),
+    Route("/v1/models/{owner}/{name}/readme", get_readme, methods=["GET"]),
+    Route("/v1/models/{owner}/{name}/examples", list_examples, methods=["GET"]),
+    Route("/v1/models/{owner}/{name}/versions", list_versions, methods=["GET"]),
+    Route("/v1/models/{owner}/{name}/versions/{id}", get_version, methods=["GET"]),
+    Route("/v1/models/{owner}/{name}/versions/{id}", delete_version, methods=["DELETE"]),
+]

@@ -1,0 +1,492 @@
+"""Prediction routes: create (by version, model or ``o/n[:id]``), get, list, cancel, and
+the SSE stream. Semantics follow spec/replicate-api.md section 4."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from vendo.api.v1.context import (
+    Caller,
+    Platform,
+    base_url,
+    call,
+    caller,
+    can_see,
+    json_body,
+    maybe_await,
+    page,
+    platform,
+    visible_model,
+)
+from vendo.api.v1.inputs import prepare_input
+from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
+from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound
+from vendo.queue.events import Event
+from vendo.store import (
+    CANCELED,
+    FAILED,
+    STARTING,
+    TERMINAL,
+    FileRow,
+    ModelRow,
+    PredictionRow,
+    VersionRow,
+    new_id,
+    utcnow,
+)
+
+__all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
+
+WAIT_MAX = 60
+WAIT_MARGIN = 0.3  # answer this much before the client's read timeout (N + 0.5 s)
+MIN_CANCEL_AFTER = 5.0
+KEEPALIVE = 15.0
+WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_prefer_wait(header: str | None) -> int | None:
+    """``Prefer: wait`` -> 60, ``wait=N`` -> N clamped to 1..60; other tokens ignored."""
+    if not header:
+        return None
+    for token in header.split(","):
+        token = token.strip().lower()
+        if token == "wait":
+            return WAIT_MAX
+        if token.startswith("wait="):
+            try:
+                seconds = int(float(token[5:].strip().strip('"')))
+            except ValueError:
+                continue
+            return max(1, min(WAIT_MAX, seconds))
+    return None
+
+
+def parse_cancel_after(value: str) -> float:
+    """``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (minimum 5 s)."""
+    text = value.strip().lower()
+    try:
+        seconds = float(text)
+    except ValueError:
+        match = _DURATION.match(text)
+        if not text or match is None:
+            raise InvalidInput(
+                [
+                    FieldError(
+                        "Cancel-After",
+                        "header",
+                        f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m or seconds",
+                    )
+                ]
+            ) from None
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        seconds = h * 3600 + m * 60 + s
+    return max(MIN_CANCEL_AFTER, seconds)
+
+
+# --- resolving what to run ------------------------------------------------------------
+
+
+async def _latest(request: Request, model: ModelRow) -> VersionRow:
+    version = await call(platform(request).store.latest_version, model.id)
+    if version is None:
+        raise NotFound(f"model {model.owner.username}/{model.name} has no versions yet")
+    assert isinstance(version, VersionRow)
+    return version
+
+
+async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow:
+    """A ``version`` value: 64-hex id, ``owner/name:id`` or ``owner/name``."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidInput([FieldError("version", "missing", "version is required")])
+    ref = ref.strip()
+    store = platform(request).store
+    if "/" not in ref:
+        if not _HEX64.match(ref):
+            raise NotFound(f"version {ref!r} not found")
+        version = await call(store.get_version, ref)
+        if version is None or not can_see(who, version.model):
+            raise NotFound(f"version {ref} not found")
+        return version
+    name, _, version_id = ref.partition(":")
+    owner, _, model_name = name.partition("/")
+    model = await visible_model(request, who, owner, model_name)
+    if not version_id:
+        return await _latest(request, model)
+    version = await call(store.get_version, version_id)
+    if version is None or version.model_id != model.id:
+        raise NotFound(f"version {version_id} of {name} not found")
+    return version
+
+
+# --- create ---------------------------------------------------------------------------
+
+
+def _webhook_fields(body: dict[str, Any]) -> tuple[str | None, list[str] | None]:
+    webhook = body.get("webhook")
+    events = body.get("webhook_events_filter")
+    completed = body.get("webhook_completed")
+    errors: list[FieldError] = []
+    if webhook is not None and (
+        not isinstance(webhook, str) or urlsplit(webhook).scheme not in ("http", "https")
+    ):
+        errors.append(FieldError("webhook", "url", "webhook must be an http(s) URL"))
+    if events is not None and (
+        not isinstance(events, list) or any(e not in WEBHOOK_EVENTS for e in events)
+    ):
+        errors.append(
+            FieldError(
+                "webhook_events_filter",
+                "enum",
+                f"webhook_events_filter must be a list of {', '.join(WEBHOOK_EVENTS)}",
+            )
+        )
+    if webhook is None and isinstance(completed, str):
+        # legacy field, still sent by replicate 1.0.7: notify on completion only
+        if urlsplit(completed).scheme not in ("http", "https"):
+            errors.append(FieldError("webhook_completed", "url", "must be an http(s) URL"))
+        webhook, events = completed, ["completed"]
+    if errors:
+        raise InvalidInput(errors)
+    return webhook, events
+
+
+def _own_hosts(request: Request) -> set[str]:
+    hosts = {urlsplit(base_url(request)).netloc}
+    if request.headers.get("host"):
+        hosts.add(request.headers["host"])
+    configured = platform(request).settings.public_url
+    if configured:
+        hosts.add(urlsplit(configured).netloc)
+    return hosts
+
+
+async def create_prediction(
+    request: Request,
+    who: Caller,
+    version: VersionRow,
+    body: dict[str, Any],
+    *,
+    deployment: str | None = None,
+) -> Response:
+    arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
+    p = platform(request)
+    webhook, events = _webhook_fields(body)
+    deadline: datetime | None = None
+    if request.headers.get("cancel-after"):
+        seconds = parse_cancel_after(request.headers["cancel-after"])
+        deadline = utcnow() + timedelta(seconds=seconds)
+    prediction_id = new_id()
+    folder = Path(p.settings.data_dir) / "inputs" / prediction_id
+
+    async def lookup(file_id: str) -> FileRow | None:
+        return await call(p.store.get_file, file_id)
+
+    try:
+        prepared = await prepare_input(
+            body.get("input"),
+            version.openapi_schema or {},
+            folder=folder,
+            hosts=_own_hosts(request),
+            lookup_file=lookup,
+            storage=p.storage,
+            may_use=lambda row: row.owner_id == who.user.id,
+            fetch_options={
+                "max_bytes": p.settings.max_upload_bytes,
+                "max_data_uri_bytes": p.settings.max_data_uri_bytes,
+                "allow_private": p.settings.allow_private_urls,
+            },
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    model = version.model
+    row = PredictionRow(
+        id=prediction_id,
+        kind="prediction",
+        owner_id=who.user.id,
+        token_id=who.token.id,
+        model_id=model.id,
+        model=f"{model.owner.username}/{model.name}",
+        version_id=version.id,
+        deployment=deployment,
+        input=prepared.shown,
+        run_input=prepared.run,
+        input_dir=str(folder) if folder.exists() else None,
+        output=None,
+        logs="",
+        status=STARTING,
+        created_at=utcnow(),
+        source="api",
+        stream=bool(body.get("stream")),
+        webhook=webhook,
+        webhook_events_filter=events,
+        deadline=deadline,
+        data_removed=False,
+    )
+    await call(p.queue.submit, row)
+    await call(p.store.increment_run_count, model.id)
+    if p.scheduler is not None:
+        p.scheduler.notify(version.id)
+    wait = parse_prefer_wait(request.headers.get("prefer"))
+    headers: dict[str, str] = {}
+    if wait is not None:
+        headers["Preference-Applied"] = f"wait={wait}"
+        remaining = wait - WAIT_MARGIN - (time.monotonic() - arrived)
+        if remaining > 0:
+            await p.bus.wait_done(prediction_id, remaining)
+    current = await call(p.store.get_prediction, prediction_id)
+    base = base_url(request)
+    data = prediction_json(
+        p,
+        base,
+        current,
+        owner=who.user.username,
+        streamable=is_iterator(version.openapi_schema),
+    )
+    if data["status"] not in TERMINAL:
+        # Both clients poll only while `starting`; 1.0.7 gives up on `processing`.
+        data["status"] = STARTING
+    headers["Location"] = data["urls"]["get"]
+    return JSONResponse(data, status_code=201, headers=headers)
+
+
+async def post_predictions(request: Request) -> Response:
+    who = await caller(request)
+    body = await json_body(request)
+    version = await resolve_version(request, who, body.get("version"))
+    return await create_prediction(request, who, version, body)
+
+
+async def post_model_predictions(request: Request) -> Response:
+    who = await caller(request)
+    body = await json_body(request)
+    owner, name = request.path_params["owner"], request.path_params["name"]
+    model = await visible_model(request, who, owner, name)
+    version = await _latest(request, model)
+    return await create_prediction(request, who, version, body)
+
+
+# --- read -----------------------------------------------------------------------------
+
+
+async def _owned(request: Request, who: Caller, prediction_id: str) -> PredictionRow:
+    row = await call(platform(request).store.get_prediction, prediction_id)
+    if (
+        row is None
+        or row.kind != "prediction"
+        or (row.owner_id != who.user.id and not who.is_admin)
+    ):
+        raise NotFound(f"prediction {prediction_id} not found")
+    return row
+
+
+async def _owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
+    if row.owner_id == who.user.id:
+        return who.user.username
+    user = await call(p.store.get_user, row.owner_id)
+    return user.username if user is not None else ""
+
+
+async def _iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
+    cache: dict[str, bool] = p.extras.setdefault("iterator_versions", {})
+    for version_id in version_ids - set(cache):
+        version = await call(p.store.get_version, version_id)
+        cache[version_id] = is_iterator(version.openapi_schema if version else None)
+    return {v for v in version_ids if cache.get(v)}
+
+
+async def get_prediction(request: Request) -> Response:
+    who = await caller(request)
+    p = platform(request)
+    row = await _owned(request, who, request.path_params["id"])
+    iterators = await _iterator_versions(p, {row.version_id})
+    data = prediction_json(
+        p,
+        base_url(request),
+        row,
+        owner=await _owner_name(p, who, row),
+        streamable=row.version_id in iterators,
+    )
+    return JSONResponse(data)
+
+
+def _parse_time(name: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO 8601 date-time, got {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+async def list_predictions(request: Request) -> Response:
+    who = await caller(request)
+    p = platform(request)
+    params = request.query_params
+    rows = await call(
+        lambda: p.store.list_predictions(
+            who.user.id,
+            cursor=params.get("cursor"),
+            created_after=_parse_time("created_after", params.get("created_after")),
+            created_before=_parse_time("created_before", params.get("created_before")),
+        )
+    )
+    base = base_url(request)
+    iterators = await _iterator_versions(p, {r.version_id for r in rows})
+    results = [
+        prediction_json(p, base, r, owner=who.user.username, streamable=r.version_id in iterators)
+        for r in rows
+    ]
+    return page(request, results, rows.next_cursor, rows.previous_cursor)
+
+
+async def cancel_prediction(request: Request) -> Response:
+    who = await caller(request)
+    p = platform(request)
+    row = await _owned(request, who, request.path_params["id"])
+    if row.status not in TERMINAL:
+        if p.scheduler is not None:
+            await maybe_await(p.scheduler.cancel(row.id))
+        else:
+            finished = await call(p.queue.cancel_queued, row.id)
+            if finished is not None:
+                p.bus.publish(row.id, "done", {"reason": "canceled"})
+        row = await call(p.store.get_prediction, row.id)
+    iterators = await _iterator_versions(p, {row.version_id})
+    data = prediction_json(
+        p,
+        base_url(request),
+        row,
+        owner=await _owner_name(p, who, row),
+        streamable=row.version_id in iterators,
+    )
+    return JSONResponse(data)
+
+
+# --- SSE ------------------------------------------------------------------------------
+
+
+def _sse(event_id: int, name: str, text: str) -> str:
+    # "data: " + each line, so a leading space in a token survives the decoders
+    lines = text.split("\n")
+    return f"id: {event_id}\nevent: {name}\n" + "".join(f"data: {ln}\n" for ln in lines) + "\n"
+
+
+def _output_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _replay(row: PredictionRow, iterator: bool) -> list[Event]:
+    """The story of a finished prediction whose live events are gone."""
+    events: list[Event] = []
+    outputs = row.output if iterator and isinstance(row.output, list) else [row.output]
+    if row.status != FAILED and row.output is not None:
+        for item in outputs:
+            events.append(Event(len(events) + 1, "output", item))
+    if row.status == FAILED:
+        events.append(Event(len(events) + 1, "error", {"detail": row.error or "failed"}))
+        events.append(Event(len(events) + 1, "done", {"reason": "error"}))
+    elif row.status == CANCELED:
+        events.append(Event(len(events) + 1, "done", {"reason": "canceled"}))
+    else:
+        events.append(Event(len(events) + 1, "done", {}))
+    return events
+
+
+async def stream_prediction(request: Request) -> Response:
+    p = platform(request)
+    prediction_id = request.path_params["id"]
+    token = request.query_params.get("token", "")
+    if not token or not verify_stream_token(p, prediction_id, token):
+        raise Forbidden("invalid stream token")
+    row = await call(p.store.get_prediction, prediction_id)
+    if row is None:
+        raise NotFound(f"prediction {prediction_id} not found")
+    owner_user = await call(p.store.get_user, row.owner_id)
+    owner = owner_user.username if owner_user else ""
+    base = base_url(request)
+    iterator = bool(await _iterator_versions(p, {row.version_id}))
+    last = request.headers.get("last-event-id", "0")
+    after = int(last) if last.isdigit() else 0
+    history = p.bus.history(prediction_id)
+    replay: list[Event] | None = None
+    if history is None and row.status in TERMINAL:
+        replay = [e for e in _replay(row, iterator) if e.id > after]
+
+    def render(event: Event) -> str | None:
+        if event.event == "output":
+            value = p.storage.render(event.data, base, owner)
+            return _sse(event.id, "output", _output_text(value))
+        if event.event == "logs":
+            return _sse(event.id, "logs", str(event.data))
+        if event.event in ("error", "done"):
+            return _sse(event.id, event.event, json.dumps(event.data or {}))
+        return None  # "start" and internal events are not part of the SSE protocol
+
+    async def body() -> AsyncIterator[str]:
+        if replay is not None:
+            for event in replay:
+                text = render(event)
+                if text:
+                    yield text
+            return
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in p.bus.subscribe(prediction_id, after):
+                    await queue.put(event)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(pump())
+        try:
+            while True:
+                try:
+                    item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                except asyncio.TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is None:
+                    return
+                text = render(item)
+                if text:
+                    yield text
+        finally:
+            task.cancel()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+routes = [
+    Route("/v1/predictions", post_predictions, methods=["POST"]),
+    Route("/v1/predictions", list_predictions, methods=["GET"]),
+    Route("/v1/predictions/{id}", get_prediction, methods=["GET"]),
+    Route("/v1/predictions/{id}/cancel", cancel_prediction, methods=["POST"]),
+    Route("/v1/predictions/{id}/stream", stream_prediction, methods=["GET"]),
+    Route("/v1/models/{owner}/{name}/predictions", post_model_predictions, methods=["POST"]),
+]

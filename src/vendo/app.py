@@ -1,0 +1,211 @@
+"""``create_app(settings)``: the platform as one ASGI application.
+
+The lifespan opens the store (running migrations), creates the admin on a fresh data
+dir, starts the event bus, file storage and the scheduler, and runs the retention
+sweeper; on shutdown it stops them in reverse order. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from vendo.api.v1 import routes as v1_routes
+from vendo.api.v1.context import Platform
+from vendo.config import Settings
+from vendo.errors import RateLimited, VendoError, problem
+from vendo.files.storage import LocalStorage
+from vendo.queue import EventBus, Queue
+from vendo.store import Store, utcnow
+
+__all__ = ["TOKEN_FILE", "SchedulerFactory", "bootstrap_admin", "create_app", "sweep_once"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_FILE = "api_token"  # in the data dir, mode 0600: `vendo push/run` read it
+SchedulerFactory = Callable[[Settings, Store, EventBus, LocalStorage], Any]
+PROBLEM = "application/problem+json"
+
+
+def bootstrap_admin(settings: Settings, store: Store) -> str | None:
+    """Create the admin on a fresh store. Its token is ``settings.api_token`` when set;
+    otherwise a new one, saved to ``<data_dir>/api_token`` (0600). Returns a generated
+    token (to print once), else None."""
+    _, token = store.ensure_admin(settings.api_token)
+    if token is None or settings.api_token:
+        return None
+    path = Path(settings.data_dir) / TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
+    """Retention: clear predictions completed more than ``settings.retention`` seconds
+    ago (input {}, output null, logs "", files deleted, data_removed) and delete expired
+    uploads. Returns how many records changed."""
+    cutoff = utcnow() - timedelta(seconds=settings.retention)
+    removed = store.remove_prediction_data(cutoff)
+    for row in removed:
+        if row.input_dir:
+            shutil.rmtree(row.input_dir, ignore_errors=True)
+        storage.delete_prediction_files(row.id)
+    return len(removed) + storage.purge_expired()
+
+
+def _default_scheduler() -> SchedulerFactory | None:
+    for module_name in ("vendo.scheduler", "vendo.scheduler.dispatcher"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        factory = getattr(module, "Scheduler", None)
+        if factory is not None:
+            return factory  # type: ignore[no-any-return]
+    return None
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class _Arrival:
+    """Stamps each request with its arrival time: ``Prefer: wait`` counts from it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["vendo.arrived"] = time.monotonic()
+        await self.app(scope, receive, send)
+
+
+def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(
+        body, status_code=int(body["status"]), media_type=PROBLEM, headers=headers
+    )
+
+
+async def _vendo_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, VendoError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    if exc.status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
+    return _problem_response(exc.to_problem(), headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not found", 405: "Method Not Allowed"}
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404:
+        detail = f"no route for {request.method} {request.url.path}"
+    title = titles.get(exc.status_code, detail)
+    return _problem_response(problem(exc.status_code, title, detail), dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _problem_response(
+        problem(500, "Internal Server Error", "the server failed to handle this request")
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    scheduler_factory: SchedulerFactory | None = None,
+    run_scheduler: bool = True,
+    sweep_interval: float | None = None,
+) -> Starlette:
+    """The platform app. ``scheduler_factory`` defaults to ``vendo.scheduler.Scheduler``;
+    ``run_scheduler=False`` serves the API without running models (tests of routes)."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        store = await to_thread.run_sync(
+            Store.from_settings, Path(settings.data_dir), settings.database_url
+        )
+        token = await to_thread.run_sync(bootstrap_admin, settings, store)
+        if token is not None:
+            path = Path(settings.data_dir) / TOKEN_FILE
+            print(
+                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
+                file=sys.stderr,
+                flush=True,
+            )
+        bus = EventBus()
+        bus.bind(asyncio.get_running_loop())
+        storage = LocalStorage.from_settings(settings, store)
+        scheduler = None
+        factory = scheduler_factory or (_default_scheduler() if run_scheduler else None)
+        if factory is not None:
+            scheduler = factory(settings, store, bus, storage)
+        else:
+            if run_scheduler:
+                log.warning("no scheduler available: predictions will queue but not run")
+        p = Platform(settings, store, Queue(store), bus, storage, scheduler)
+        app.state.platform = p
+        if scheduler is not None:
+            await _maybe_await(scheduler.start())
+        interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
+        sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            if scheduler is not None:
+                await _maybe_await(scheduler.stop())
+            await to_thread.run_sync(store.close)
+
+    app = Starlette(
+        routes=v1_routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            VendoError: _vendo_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.add_middleware(_Arrival)
+    app.state.settings = settings
+    return app
+
+
+async def _sweep_forever(
+    settings: Settings, store: Store, storage: LocalStorage, interval: float
+) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await to_thread.run_sync(sweep_once, settings, store, storage)
+        except Exception:
+            log.exception("retention sweep failed; retrying later")

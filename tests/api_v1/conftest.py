@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_v1_support import ADMIN_TOKEN, PRIVATE_VERSION, SCHEMA, VERSION, Api
+
+from vendo.api.v1.context import Platform
+from vendo.app import create_app
+from vendo.config import Settings
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    settings = Settings(data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, _env_file=None)
+    app = create_app(settings, run_scheduler=False)
+    async with app.router.lifespan_context(app):
+        p: Platform = app.state.platform
+        store = p.store
+        alice = store.create_user("alice")
+        bob = store.create_user("bob")
+        alice_token = store.create_token(alice.id)
+        bob_token = store.create_token(bob.id)
+        public = store.create_model(alice.id, "hello", visibility="public", hardware="cpu")
+        store.create_version(public.id, VERSION, openapi_schema=SCHEMA, cog_version="0.13.7")
+        private = store.create_model(alice.id, "secret", visibility="private", hardware="cpu")
+        store.create_version(private.id, PRIVATE_VERSION, openapi_schema=SCHEMA)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield Api(
+                client=c,
+                platform=p,
+                admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                alice={"Authorization": f"Bearer {alice_token}"},
+                bob={"Authorization": f"Token {bob_token}"},
+            )
