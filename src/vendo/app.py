@@ -82,7 +82,7 @@ def _default_scheduler() -> SchedulerFactory | None:
             continue
         factory = getattr(module, "Scheduler", None)
         if factory is not None:
-            return factory  # type: ignore[no-any-return]
+            return factory
     return None
 
 
@@ -105,9 +105,7 @@ class _Arrival:
 
 
 def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(
-        body, status_code=int(body["status"]), media_type=PROBLEM, headers=headers
-    )
+    return JSONResponse(body, status_code=int(body["status"]), media_type=PROBLEM, headers=headers)
 
 
 async def _vendo_error(request: Request, exc: Exception) -> Response:
@@ -141,10 +139,13 @@ def create_app(
     scheduler_factory: SchedulerFactory | None = None,
     run_scheduler: bool = True,
     sweep_interval: float | None = None,
+    examples: bool = False,
 ) -> Starlette:
     """The platform app. ``scheduler_factory`` defaults to ``vendo.scheduler.Scheduler``;
-    ``run_scheduler=False`` serves the API without running models (tests of routes)."""
-    settings = settings or Settings()
+    ``run_scheduler=False`` serves the API without running models (tests of routes).
+    ``examples`` pushes the models in ``examples/`` once the app is up (through
+    ``vendo.api.v1.push.push_examples(platform)`` when push provides it)."""
+    settings = settings or Settings()  # type: ignore[call-arg]  # every field has a default
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,6 +177,8 @@ def create_app(
             await _maybe_await(scheduler.start())
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
+        if examples:
+            await _push_examples(p)
         try:
             yield
         finally:
@@ -198,6 +201,21 @@ def create_app(
     app.add_middleware(_Arrival)
     app.state.settings = settings
     return app
+
+
+async def _push_examples(p: Platform) -> None:
+    try:
+        module = importlib.import_module("vendo.api.v1.push")
+    except ModuleNotFoundError:
+        module = None
+    push_examples = getattr(module, "push_examples", None)
+    if push_examples is None:
+        log.warning("--examples: this build cannot push models (vendo.api.v1.push missing)")
+        return
+    try:
+        await _maybe_await(push_examples(p))
+    except Exception:
+        log.exception("pushing the examples failed")
 
 
 async def _sweep_forever(

@@ -1,0 +1,63 @@
+"""``vendo serve``: the platform (Replicate's API) on the embedded default."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["serve"]
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to bind to (default: VENDO_HOST, 127.0.0.1).")
+@click.option(
+    "--port", type=int, default=None, help="Port to listen on (default: VENDO_PORT, 5000)."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the database, files and environments (default: VENDO_DATA_DIR, ./.vendo).",
+)
+@click.option("--examples", is_flag=True, help="Push the models in examples/ at start-up.")
+def serve(host: str | None, port: int | None, data_dir: Path | None, examples: bool) -> None:
+    """Run the platform: Replicate's HTTP API over an embedded store."""
+    import uvicorn
+
+    from vendo.app import create_app
+    from vendo.config import Settings
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = create_app(settings, examples=examples)
+    click.echo(
+        f"Vendo serving Replicate's API at http://{settings.host}:{settings.port}/v1 "
+        f"(data in {Path(settings.data_dir).resolve()})",
+        err=True,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        lifespan="on",
+        proxy_headers=True,
+        log_level="info",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if server.started is False:
+        sys.exit(1)
