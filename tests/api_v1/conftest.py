@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,9 +14,15 @@ from vendo.config import Settings
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
+def scheduler_factory() -> Any:
+    """Override in a test module to run predictions (see EchoScheduler)."""
+    return None
+
+
+@pytest.fixture
+async def api(tmp_path: Path, scheduler_factory: Any) -> AsyncIterator[Api]:
     settings = Settings(data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, _env_file=None)
-    app = create_app(settings, run_scheduler=False)
+    app = create_app(settings, run_scheduler=False, scheduler_factory=scheduler_factory)
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store
