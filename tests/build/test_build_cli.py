@@ -154,3 +154,26 @@ def test_envs_list_rm_prune(runner: CliRunner, tmp_path: Path) -> None:
     assert "No environments" in runner.invoke(cli, ["envs", "--data-dir", str(data)]).output
     missing = runner.invoke(cli, ["envs", "rm", "ffff", "--data-dir", str(data)])
     assert missing.exit_code == 1 and "no environment" in missing.output
+
+
+def test_build_unavailable_python_lists_installed(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")  # fail at once, not after a DNS wait
+    project = make_project(tmp_path / "m", 'build:\n  python_version: "3.19"\nrun: predict.py\n')
+    result = runner.invoke(cli, ["build", str(project), "--data-dir", str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert "cog.yaml: build.python_version: Python 3.19 is not installed" in result.output
+    assert "Installed: 3." in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_build_fails_when_the_predictor_cannot_load(runner: CliRunner, tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "m", 'build:\n  python_version: "3.11"\nrun: predict.py:Nope\n'
+    )
+    result = runner.invoke(cli, ["build", str(project), "--data-dir", str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert "predict.py:Nope could not be loaded" in result.output
+    assert "Nope" in result.output

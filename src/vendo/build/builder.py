@@ -73,8 +73,8 @@ class BuildResult:
     python: Path  # the environment's interpreter
     runtime_path: Path  # PYTHONPATH entry that holds Vendo's runtime
     env: dict[str, str]  # variables to set for the child (over the parent's environment)
-    openapi: dict[str, Any] | None
-    openapi_path: Path | None
+    openapi: dict[str, Any]
+    openapi_path: Path
     log_path: Path
     warnings: list[str] = field(default_factory=list)
     reused: bool = False  # the environment existed already
@@ -104,7 +104,10 @@ class _BuildLog:
     def open(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # Appended, not replaced: a reuse must not wipe the log of the build it reuses.
+        self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        self.handle.write(f"=== vendo build, {stamp} ===\n")
         for line in self.buffer:
             self.handle.write(line + "\n")
         self.buffer = []
@@ -310,11 +313,8 @@ def _make_env(
 
 
 def _extract_schema(
-    config: CogConfig, env_dir: Path, env: dict[str, str], log: Log
-) -> dict[str, Any] | None:
-    runtime = env_dir / RUNTIME_DIR
-    if not (runtime / "vendo" / "runner" / "__main__.py").is_file():
-        return None
+    config: CogConfig, env_dir: Path, env: dict[str, str], log: Log, warnings: list[str]
+) -> dict[str, Any]:
     cmd = [str(env_dir / "bin" / "python"), "-m", "vendo.runner", "openapi"]
     cmd += ["--project", str(config.project_dir)]
     if config.predict:
@@ -340,11 +340,13 @@ def _extract_schema(
         raise BuildError("schema extraction timed out after 900 s") from exc
     for line in out.stderr.splitlines():
         log(line)
+        if out.returncode == 0 and line.startswith("warning: "):
+            warnings.append(line.removeprefix("warning: "))
     ref = config.predict or config.train
     if out.returncode != 0:
         lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {out.returncode}"
-        raise BuildError(f"{ref}: the model could not be loaded: {reason}", out.stderr[-4000:])
+        reason = lines[-1].removeprefix("error: ") if lines else f"exit {out.returncode}"
+        raise BuildError(f"{ref} could not be loaded: {reason}", out.stderr[-4000:])
     try:
         document = json.loads(out.stdout)
     except ValueError as exc:
@@ -490,20 +492,14 @@ def _build(
     }
 
     openapi_path = record_dir / "openapi.json"
-    openapi: dict[str, Any] | None = None
+    openapi: dict[str, Any]
     record = records.load(record_dir)
     if record is not None and record.openapi_file and openapi_path.is_file():
         openapi = json.loads(openapi_path.read_text(encoding="utf-8"))
     else:
         step("Extracting the OpenAPI schema")
-        openapi = _extract_schema(config, env_dir, env, log)
-        if openapi is None:
-            warnings.append(
-                "the schema was not extracted: this environment's runtime has no "
-                "`python -m vendo.runner openapi` command"
-            )
-        else:
-            write_json_atomic(openapi_path, openapi)
+        openapi = _extract_schema(config, env_dir, env, log, warnings)
+        write_json_atomic(openapi_path, openapi)
     records.save(
         record_dir,
         BuildRecord(
@@ -511,7 +507,7 @@ def _build(
             env_key=key,
             project_hash=content_hash,
             built_at=time.time(),
-            openapi_file="openapi.json" if openapi is not None else None,
+            openapi_file="openapi.json",
             warnings=warnings,
         ),
     )
@@ -526,7 +522,7 @@ def _build(
         runtime_path=runtime,
         env=env,
         openapi=openapi,
-        openapi_path=openapi_path if openapi is not None else None,
+        openapi_path=openapi_path,
         log_path=record_dir / "build.log",
         warnings=warnings,
         reused=reused,

@@ -129,7 +129,6 @@ def build(
     )
     console.print(f"Python: {result.python}")
     console.print(f"Build log: {result.log_path}")
-    if result.openapi_path is not None:
-        console.print(f"OpenAPI schema: {result.openapi_path}")
-        # stdout carries only the path, for scripts: `schema=$(vendo build .)`
-        click.echo(str(result.openapi_path))
+    console.print(f"OpenAPI schema: {result.openapi_path}")
+    # stdout carries only the path, for scripts: `schema=$(vendo build .)`
+    click.echo(str(result.openapi_path))
