@@ -41,7 +41,8 @@ def test_cancel_async_prediction_raises_cancelled_error(child: Callable[..., Chi
     c = child("rt_async_cancel")
     assert c.ready()["type"] == "ready"
     c.predict("p", {"seconds": 60})
-    c.wait_for("started", id="p")
+    while "sleeping" not in c.logs("p"):
+        c.recv()
     c.send({"type": "cancel", "id": "p"})
     assert c.wait_for("done", id="p")["status"] == "canceled"
     assert "got CancelledError" in c.logs("p")
