@@ -1,0 +1,242 @@
+"""``vendo predict [DIR] -i name=value ...``: one prediction, locally, no HTTP.
+
+Starts the model's runner child, waits for setup, runs one prediction and prints the
+output: strings as they are, anything else as JSON. Output files are copied into the
+working directory (or ``-o DIR``) and their paths are printed in their place. The
+model's logs go to stderr as they happen. A failed setup or prediction exits 1 with
+the error; invalid input exits 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["predict"]
+
+
+def _coerce(prop: dict[str, Any], raw: str) -> Any:
+    """A command-line string as the JSON type the schema wants."""
+    kind = prop.get("type")
+    if kind == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            return raw  # let validation name the problem
+    if kind == "number":
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if kind == "boolean":
+        lowered = raw.lower()
+        if lowered in ("true", "1", "yes", "y"):
+            return True
+        if lowered in ("false", "0", "no", "n"):
+            return False
+        return raw
+    if kind in ("array", "object") or "anyOf" in prop:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return [raw] if kind == "array" else raw
+    return raw
+
+
+def _local_file(raw: str) -> str:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise click.UsageError(f"input file {raw} does not exist")
+    return str(path.resolve())
+
+
+def _parse_inputs(
+    pairs: tuple[str, ...], json_input: str | None, schema: dict[str, Any]
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if json_input:
+        try:
+            loaded = json.loads(json_input)
+        except ValueError as exc:
+            raise click.UsageError(f"--json is not valid JSON: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise click.UsageError("--json must be a JSON object of inputs")
+        payload.update(loaded)
+    props = schema.get("properties", {})
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"-i takes name=value, got {pair!r}")
+        prop = props.get(name, {})
+        if raw.startswith("@"):
+            value: Any = _local_file(raw[1:])
+            if prop.get("type") == "array":
+                payload.setdefault(name, []).append(value)
+                continue
+            payload[name] = value
+        elif prop.get("type") == "array" and name in payload and isinstance(payload[name], list):
+            payload[name].append(_coerce(prop.get("items", {}), raw))
+        else:
+            payload[name] = _coerce(prop, raw)
+    return payload
+
+
+class _Outputs:
+    """Copies output files into the output folder and names them by path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written: list[Path] = []
+
+    def place(self, value: Any) -> Any:
+        from vendo.runner.protocol import FILE_KEY
+
+        if isinstance(value, dict):
+            if FILE_KEY in value and len(value) == 1:
+                return str(self._copy(Path(value[FILE_KEY])))
+            return {k: self.place(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.place(v) for v in value]
+        return value
+
+    def _copy(self, source: Path) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.folder / source.name
+        n = 1
+        while target.exists() or target in self.written:
+            target = self.folder / f"{source.stem}.{n}{source.suffix}"
+            n += 1
+        shutil.copyfile(source, target)
+        self.written.append(target)
+        return target
+
+
+async def _run(
+    directory: Path,
+    pairs: tuple[str, ...],
+    json_input: str | None,
+    output_dir: Path,
+    runtime: Path,
+    work: Path,
+) -> int:
+    from vendo.build.config import load_config
+    from vendo.files.fetch import fetch_input, is_fetchable
+    from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
+    from vendo.schema import InputValidationError, validate_input
+
+    config = load_config(directory)
+    if config.predict is None:
+        raise click.ClickException("cog.yaml has no run (or predict) reference")
+    spec = RunnerSpec(
+        project=config.project_dir,
+        ref=config.predict,
+        python=sys.executable,
+        runtime_path=runtime,
+        max_concurrency=None,
+        env=config.environment,
+    )
+
+    def runner_log(source: str, data: str) -> None:
+        sys.stderr.write(data)
+
+    runner = RunnerProcess(spec, max_restarts=0, on_runner_log=runner_log)
+    await runner.start()
+    try:
+        state = await runner.wait_ready()
+        if state is not RunnerState.READY:
+            click.echo(f"Error: setup failed: {runner.setup_error or state.value}", err=True)
+            return 1
+        document = runner.openapi or {}
+        components = document.get("components", {}).get("schemas", {})
+        schema = components.get("Input", {"properties": {}})
+        payload = _parse_inputs(pairs, json_input, schema)
+        try:
+            validated = dict(validate_input(schema, payload, components))
+        except InputValidationError as exc:
+            for error in exc.errors:
+                click.echo(f"Error: input {error['loc'][-1]}: {error['msg']}", err=True)
+            return 2
+        for name, value in list(validated.items()):
+            prop = schema["properties"].get(name, {})
+            if prop.get("format") == "uri" and is_fetchable(value):
+                validated[name] = str(await fetch_input(value, work / "inputs"))
+            elif prop.get("items", {}).get("format") == "uri" and isinstance(value, list):
+                validated[name] = [
+                    str(await fetch_input(v, work / "inputs")) if is_fetchable(v) else v
+                    for v in value
+                ]
+        outputs: list[Any] = []
+
+        def on_event(message: dict[str, Any]) -> None:
+            if message["type"] == "log":
+                sys.stderr.write(message.get("data", ""))
+            elif message["type"] == "output":
+                outputs.append(message.get("value"))
+
+        slot = runner.acquire_slot()
+        assert slot is not None
+        done = await runner.predict(slot, "local", validated, on_event=on_event)
+        output_schema = components.get("Output", {})
+        result = outputs if output_schema.get("x-cog-array-type") == "iterator" else done["output"]
+        placed = _Outputs(output_dir).place(result)
+        if done["status"] != "succeeded":
+            if outputs:
+                click.echo(json.dumps(placed, indent=2))
+            click.echo(f"Error: prediction {done['status']}: {done.get('error')}", err=True)
+            return 1
+        if output_schema.get("x-cog-array-display") == "concatenate" and isinstance(placed, list):
+            click.echo("".join(str(p) for p in placed))
+        elif isinstance(placed, str):
+            click.echo(placed)
+        else:
+            click.echo(json.dumps(placed, indent=2, ensure_ascii=False))
+        return 0
+    finally:
+        await runner.close()
+
+
+@click.command("predict")
+@click.argument(
+    "directory", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input; NAME=@path for a local file. Repeat for lists.",
+)
+@click.option("--json", "json_input", default=None, help="All inputs as one JSON object.")
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for output files (default: the working directory).",
+)
+def predict(
+    directory: Path, inputs: tuple[str, ...], json_input: str | None, output_dir: Path | None
+) -> None:
+    """Run one prediction with the model in DIR and print its output."""
+    from vendo.errors import VendoError
+    from vendo.runner.dist import install_runtime
+
+    work = Path(tempfile.mkdtemp(prefix="vendo-predict-"))
+    try:
+        runtime = install_runtime(work / "runtime")
+        code = asyncio.run(
+            _run(directory, inputs, json_input, output_dir or Path.cwd(), runtime, work)
+        )
+    except VendoError as exc:
+        raise click.ClickException(exc.detail) from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(code)

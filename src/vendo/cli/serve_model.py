@@ -1,0 +1,88 @@
+"""``vendo serve-model [DIR]``: one model behind Cog's HTTP API (what ``cog serve`` gives)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+__all__ = ["serve_model"]
+
+
+@click.command("serve-model")
+@click.argument(
+    "directory",
+    default=".",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option("--host", default=None, help="Address to bind to (default: VENDO_HOST, 127.0.0.1).")
+@click.option(
+    "--port", type=int, default=None, help="Port to listen on (default: VENDO_PORT, 5000)."
+)
+@click.option(
+    "--upload-url",
+    default=None,
+    help="PUT output files to URL/<name> and return their URLs instead of data: URLs.",
+)
+def serve_model(
+    directory: Path, host: str | None, port: int | None, upload_url: str | None
+) -> None:
+    """Serve the model in DIR (cog.yaml + predict.py) with Cog's HTTP prediction API."""
+    import uvicorn
+
+    from vendo.api.cog import CogServerOptions, create_app
+    from vendo.api.cog_predictions import FetchLimits
+    from vendo.config import Settings
+    from vendo.errors import VendoError
+    from vendo.runner.dist import install_runtime
+
+    settings = Settings()  # type: ignore[call-arg]  # every field has a default
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # uvicorn's own access log costs time on every request; errors still show
+    logging.getLogger("uvicorn.access").disabled = True
+    runtime = Path(tempfile.mkdtemp(prefix="vendo-runtime-"))
+    try:
+        install_runtime(runtime)
+        try:
+            options = CogServerOptions.from_project(
+                directory,
+                python=sys.executable,
+                runtime_path=runtime,
+                upload_url=upload_url,
+                cancel_grace=settings.cancel_grace,
+                max_restarts=settings.max_restarts,
+                retention=settings.retention,
+                webhook_timeout=settings.webhook_timeout,
+                fetch_limits=FetchLimits(
+                    max_bytes=settings.max_upload_bytes,
+                    max_data_uri_bytes=settings.max_data_uri_bytes,
+                    allow_private=settings.allow_private_urls,
+                ),
+            )
+        except VendoError as exc:
+            raise click.ClickException(exc.detail) from exc
+        app = create_app(options)
+        config = uvicorn.Config(
+            app,
+            host=host or settings.host,
+            port=port or settings.port,
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            lifespan="on",
+            access_log=False,
+            log_level="info",
+        )
+        server = uvicorn.Server(config)
+
+        def stop() -> None:
+            server.should_exit = True
+
+        options.on_shutdown = stop
+        server.run()
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
