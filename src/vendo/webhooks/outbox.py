@@ -1,0 +1,495 @@
+"""Durable, signed, throttled webhook delivery for the platform's ``/v1`` predictions.
+
+The scheduler (or whatever follows a prediction) calls :meth:`Outbox.publish` with the
+prediction's JSON each time something happens: ``start``, ``output``, ``logs``,
+``completed``. The outbox then keeps Replicate's promises (spec/replicate-api.md §6):
+
+- filtering, throttling and ordering come from :class:`vendo.webhooks.sender.PredictionWebhook`
+  (shared with ``vendo serve-model``): the ``webhook_events_filter`` is honoured;
+  ``output``/``logs`` go out at most once per ``throttle_interval`` per prediction,
+  coalesced to the latest state with a trailing send, and are tried once; deliveries of
+  one prediction are sent one at a time, in order, and nothing follows ``completed``;
+- the outbox replaces the sender's in-memory retry of ``completed``: it is written to
+  the ``webhook_deliveries`` table before its first attempt
+  is retried with exponential backoff (last attempt about a minute after completion by
+  default) on a network error or any non-2xx answer, redirects included (never followed).
+  A restarted server picks up what is left in the table;
+- every attempt is signed (:mod:`vendo.webhooks.signing`): the ``webhook-id`` is fixed
+  per event, the timestamp is taken per attempt.
+
+Webhook URLs that reach link-local or cloud-metadata addresses are always refused, private
+and loopback ones unless ``allow_private`` (Settings.allow_private_urls) is off.
+:func:`check_webhook_url` runs at create time (the API answers 422), and host names are
+resolved and checked again before each attempt.
+
+Time comes from an injectable :class:`Clock` so that tests can run a minute-long retry
+schedule in milliseconds. In scaled mode (several API processes on one database) only one
+process should run an outbox: rows are not leased.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import sqlalchemy as sa
+
+from vendo.webhooks.sender import (
+    EVENTS,
+    PredictionWebhook,
+    StandardWebhooksSigner,
+    WebhookMessage,
+    WebhookSender,
+)
+
+__all__ = [
+    "Clock",
+    "Delivery",
+    "Outbox",
+    "SystemClock",
+    "WebhookTarget",
+    "WebhookURLError",
+    "check_webhook_url",
+    "deliveries_table",
+    "retry_delays",
+]
+
+log = logging.getLogger("vendo.webhooks")
+
+ALL_EVENTS: frozenset[str] = frozenset(EVENTS)
+
+# Cloud metadata endpoints outside 169.254.0.0/16 (which is link-local anyway).
+_METADATA_ADDRESSES = {
+    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+    ipaddress.ip_address("168.63.129.16"),  # Azure wire server
+}
+_METADATA_HOSTS = {"metadata", "metadata.google.internal", "instance-data", "metadata.azure.com"}
+
+_metadata = sa.MetaData()
+
+#: Pending ``completed`` deliveries. Created by the store's Alembic migrations; the same
+#: definition lives here so the outbox needs nothing else from the store.
+deliveries_table = sa.Table(
+    "webhook_deliveries",
+    _metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the webhook-id
+    sa.Column("prediction_id", sa.String(32), nullable=False, index=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # Unix seconds (wall clock): they must mean the same after a restart.
+    sa.Column("next_attempt_at", sa.Float, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+
+
+class WebhookURLError(ValueError):
+    """A webhook URL Vendo will not call; the message says why."""
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Unix seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+def retry_delays(attempts: int, horizon: float = 60.0) -> list[float]:
+    """Pauses before each retry of ``completed``: doubling, summing to ``horizon``.
+
+    ``attempts`` counts the first try, so 6 attempts give 5 pauses (about 1.9, 3.9, 7.7,
+    15.5 and 31 s): the last attempt comes about a minute after completion.
+    """
+    retries = max(0, attempts - 1)
+    if retries == 0:
+        return []
+    base = horizon / (2**retries - 1)
+    return [base * 2**n for n in range(retries)]
+
+
+def _check_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool) -> None:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_link_local or ip in _METADATA_ADDRESSES:
+        raise WebhookURLError(f"webhooks may not target link-local or metadata address {ip}")
+    if ip.is_private or ip.is_loopback or ip.is_unspecified:
+        # (checked before is_reserved, which also covers ::1)
+        if not allow_private:
+            raise WebhookURLError(f"webhooks may not target private address {ip}")
+        return
+    if ip.is_multicast or ip.is_reserved:
+        raise WebhookURLError(f"webhooks may not target address {ip}")
+
+
+def check_webhook_url(url: str, *, allow_private: bool = True) -> None:
+    """Refuse a webhook URL before a prediction is created (no DNS lookups here).
+
+    Raises :class:`WebhookURLError`; the API turns it into a 422 naming ``webhook``.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise WebhookURLError(f"invalid webhook URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise WebhookURLError("a webhook URL must be an absolute http:// or https:// URL")
+    if parts.username or parts.password:
+        raise WebhookURLError("a webhook URL may not carry credentials")
+    host = host.rstrip(".").lower()
+    if host in _METADATA_HOSTS:
+        raise WebhookURLError(f"webhooks may not target the metadata service {host}")
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        if not allow_private and (host == "localhost" or host.endswith(".localhost")):
+            raise WebhookURLError("webhooks may not target localhost") from None
+        return
+    _check_ip(ip, allow_private=allow_private)
+
+
+async def _check_resolved(url: str, *, allow_private: bool) -> None:
+    """Before each attempt: resolve the host and check every address it has."""
+    check_webhook_url(url, allow_private=allow_private)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return  # the attempt itself fails with a clear network error, and is retried
+    for info in infos:
+        address = str(info[4][0]).split("%", 1)[0]
+        _check_ip(ipaddress.ip_address(address), allow_private=allow_private)
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where and how one prediction's webhooks go."""
+
+    url: str
+    secret: str
+    events: frozenset[str] = ALL_EVENTS
+
+
+@dataclass
+class Delivery:
+    """One ``completed`` event on its way to one URL (a row of ``webhook_deliveries``)."""
+
+    id: str
+    prediction_id: str
+    url: str
+    secret: str
+    event: str
+    body: bytes
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    created_at: float = 0.0
+
+
+class _CheckedSender(WebhookSender):
+    """The shared sender, plus the address check before every attempt."""
+
+    def __init__(self, *, allow_private: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allow_private = allow_private
+
+    async def attempt(self, message: WebhookMessage) -> int | None:
+        try:
+            await _check_resolved(message.url, allow_private=self.allow_private)
+        except WebhookURLError as exc:
+            log.warning("webhook %s not sent: %s", message.event, exc)
+            return _REFUSED
+        return await super().attempt(message)
+
+
+# What _CheckedSender.attempt answers for a refused address: never retried.
+_REFUSED = -1
+
+
+class Outbox:
+    """Sends the platform's webhooks. Use inside a running event loop:
+    ``await start()`` once, :meth:`publish` for each event, ``await stop()`` at shutdown.
+
+    ``engine`` is the store's writer engine (None: pending deliveries live in memory
+    only). ``delays`` are the pauses before each retry of ``completed``. ``clock`` times
+    those retries (tests pass a virtual one); ``transport`` lets a test route requests.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine | None = None,
+        *,
+        timeout: float = 10.0,
+        throttle_interval: float = 0.5,
+        delays: Sequence[float] | None = None,
+        allow_private: bool = True,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        user_agent: str = "vendo",
+    ) -> None:
+        self._engine = engine
+        self._timeout = timeout
+        self._interval = throttle_interval
+        self._delays = list(retry_delays(6) if delays is None else delays)
+        self._allow_private = allow_private
+        self._clock: Clock = clock or SystemClock()
+        self._transport = transport
+        self._user_agent = user_agent
+        self._client: httpx.AsyncClient | None = None
+        # one PredictionWebhook per (prediction, url), with the latest payload it sends
+        self._webhooks: dict[tuple[str, str], PredictionWebhook] = {}
+        self._latest: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._completed: set[tuple[str, str]] = set()
+        # resumed deliveries, and waits on predictions whose completed is on its way
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Any, engine: sa.Engine | None, **overrides: Any) -> Outbox:
+        """An outbox configured from :class:`vendo.config.Settings`."""
+        options: dict[str, Any] = {
+            "timeout": settings.webhook_timeout,
+            "throttle_interval": settings.throttle_interval,
+            "delays": retry_delays(settings.webhook_retries),
+            "allow_private": settings.allow_private_urls,
+        }
+        options.update(overrides)
+        return cls(engine, **options)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the HTTP client and resume the deliveries a previous run left pending."""
+        self._client = httpx.AsyncClient(
+            timeout=self._timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=self._transport,
+        )
+        for delivery in await self._load_pending():
+            log.info("resuming webhook %s for prediction %s", delivery.id, delivery.prediction_id)
+            self._track(self._deliver_durably(delivery))
+
+    async def stop(self) -> None:
+        """Stop sending. Pending ``completed`` deliveries stay in the table."""
+        for webhook in self._webhooks.values():
+            webhook.cancel()
+        tasks = [*self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._webhooks.clear()
+        self._latest.clear()
+        self._completed.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def drain(self) -> None:
+        """Wait until every ``completed`` published so far (and every resumed one) has
+        been delivered or given up. Progress of unfinished predictions is not waited for."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- publishing --------------------------------------------------------------------
+
+    def publish(
+        self,
+        prediction_id: str,
+        target: WebhookTarget,
+        event: str,
+        payload: Mapping[str, Any],
+    ) -> None:
+        """Record ``event`` for ``prediction_id``; ``payload`` is the prediction's JSON as
+        GET shows it now. Returns at once; a throttled send carries the latest payload."""
+        if event not in ALL_EVENTS:
+            raise ValueError(f"unknown webhook event {event!r}")
+        if self._client is None:
+            raise RuntimeError("Outbox.start() has not been awaited")
+        key = (prediction_id, target.url)
+        if key in self._completed:
+            return  # nothing after completed, not even a newer snapshot for its body
+        if event == "completed":
+            self._completed.add(key)
+        self._latest[key] = dict(payload)
+        webhook = self._webhooks.get(key)
+        if webhook is None:
+            sender = _CheckedSender(
+                allow_private=self._allow_private,
+                user_agent=self._user_agent,
+                signer=StandardWebhooksSigner((target.secret,)),
+                client=self._client,
+            )
+
+            async def final(message: WebhookMessage) -> None:
+                await self._deliver_durably(
+                    Delivery(
+                        id=message.id,
+                        prediction_id=prediction_id,
+                        url=message.url,
+                        secret=target.secret,
+                        event=message.event,
+                        body=message.body,
+                        created_at=self._clock.time(),
+                    )
+                )
+
+            webhook = PredictionWebhook(
+                sender,
+                target.url,
+                lambda: self._latest.get(key, {}),
+                events=target.events,
+                throttle_interval=self._interval,
+                final_delivery=final,
+            )
+            self._webhooks[key] = webhook
+        webhook.notify(event)
+        if event == "completed":
+            self._track(self._close(key, webhook))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self, key: tuple[str, str], webhook: PredictionWebhook) -> None:
+        try:
+            await webhook.wait_closed()
+        finally:
+            self._webhooks.pop(key, None)
+            self._latest.pop(key, None)
+            self._completed.discard(key)
+
+    # --- durable delivery of ``completed`` ------------------------------------------
+
+    async def _deliver_durably(self, delivery: Delivery) -> None:
+        assert self._client is not None
+        sender = _CheckedSender(
+            allow_private=self._allow_private,
+            user_agent=self._user_agent,
+            signer=StandardWebhooksSigner((delivery.secret,)),
+            client=self._client,
+        )
+        message = WebhookMessage(delivery.url, delivery.event, delivery.body, id=delivery.id)
+        if delivery.attempts == 0 and delivery.next_attempt_at == 0.0:
+            delivery.next_attempt_at = self._clock.time()
+            await self._save(delivery, None)
+        while True:
+            pause = delivery.next_attempt_at - self._clock.time()
+            if pause > 0:
+                await self._clock.sleep(pause)
+            status = await sender.attempt(message)
+            delivery.attempts += 1
+            if status is not None and 200 <= status < 300:
+                await self._delete(delivery)
+                return
+            error = "network error" if status is None else f"HTTP {status}"
+            if status == _REFUSED or delivery.attempts > len(self._delays):
+                log.warning(
+                    "giving up on webhook %s for prediction %s after %d attempts: %s",
+                    delivery.id,
+                    delivery.prediction_id,
+                    delivery.attempts,
+                    "address refused" if status == _REFUSED else error,
+                )
+                await self._delete(delivery)
+                return
+            delivery.next_attempt_at = self._clock.time() + self._delays[delivery.attempts - 1]
+            await self._save(delivery, error)
+
+    # --- persistence ---------------------------------------------------------------------
+
+    async def _save(self, delivery: Delivery, error: str | None) -> None:
+        if self._engine is None:
+            return
+        engine = self._engine
+        row = {
+            "id": delivery.id,
+            "prediction_id": delivery.prediction_id,
+            "url": delivery.url,
+            "secret": delivery.secret,
+            "event": delivery.event,
+            "body": delivery.body,
+            "attempts": delivery.attempts,
+            "next_attempt_at": delivery.next_attempt_at,
+            "created_at": delivery.created_at,
+            "last_error": error,
+        }
+
+        def save() -> None:
+            with engine.begin() as conn:
+                updated = conn.execute(
+                    deliveries_table.update()
+                    .where(deliveries_table.c.id == delivery.id)
+                    .values(
+                        attempts=delivery.attempts,
+                        next_attempt_at=delivery.next_attempt_at,
+                        last_error=error,
+                    )
+                ).rowcount
+                if not updated:
+                    conn.execute(deliveries_table.insert().values(**row))
+
+        await asyncio.to_thread(save)
+
+    async def _delete(self, delivery: Delivery) -> None:
+        if self._engine is None:
+            return
+        engine = self._engine
+
+        def delete() -> None:
+            with engine.begin() as conn:
+                conn.execute(deliveries_table.delete().where(deliveries_table.c.id == delivery.id))
+
+        await asyncio.to_thread(delete)
+
+    async def _load_pending(self) -> list[Delivery]:
+        if self._engine is None:
+            return []
+        engine = self._engine
+
+        def load() -> list[Delivery]:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(deliveries_table).order_by(
+                        deliveries_table.c.created_at, deliveries_table.c.id
+                    )
+                ).all()
+            return [
+                Delivery(
+                    id=r.id,
+                    prediction_id=r.prediction_id,
+                    url=r.url,
+                    secret=r.secret,
+                    event=r.event,
+                    body=bytes(r.body),
+                    attempts=r.attempts,
+                    next_attempt_at=r.next_attempt_at,
+                    created_at=r.created_at,
+                )
+                for r in rows
+            ]
+
+        return await asyncio.to_thread(load)

@@ -1,0 +1,405 @@
+"""The outbox against a real HTTP receiver on loopback that checks every signature with
+the reference ``standardwebhooks`` library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from standardwebhooks import Webhook
+
+from vendo.webhooks.outbox import (
+    Outbox,
+    WebhookTarget,
+    WebhookURLError,
+    check_webhook_url,
+    deliveries_table,
+    retry_delays,
+)
+from vendo.webhooks.sender import parse_events_filter
+from vendo.webhooks.signing import new_secret
+
+SECRET = new_secret()
+
+
+@dataclass
+class Received:
+    event: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that can go down and come back on the same port."""
+
+    port: int = 0
+    statuses: list[int] = field(default_factory=list)  # answers to give first, then 200
+    delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    attempts: list[dict[str, str]] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def up(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.attempts.append(headers)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if status == 200:
+                    payload = Webhook(SECRET).verify(body, headers)  # raises if forged
+                    receiver.received.append(
+                        Received(payload["_event"], payload, headers, time.monotonic())
+                    )
+                self.send_response(status)
+                if status in (301, 302, 307):
+                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def events(self) -> list[str]:
+        return [r.event for r in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.up()
+    yield r
+    r.down()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def payload(event: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "p1", "_event": event, **extra}
+
+
+class FastClock:
+    """Virtual time: sleeping moves the clock instead of waiting."""
+
+    def __init__(self) -> None:
+        self.start = self.now = time.time()
+        self.hooks: list[tuple[float, Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        for at, hook in list(self.hooks):
+            if self.now >= at:
+                self.hooks.remove((at, hook))
+                hook()
+        await asyncio.sleep(0)
+
+
+async def test_events_arrive_signed_and_in_order(receiver: Receiver) -> None:
+    outbox = Outbox(throttle_interval=0.2)
+    await outbox.start()
+    target = WebhookTarget(receiver.url, SECRET)
+    outbox.publish("p1", target, "start", payload("start", status="processing"))
+    await asyncio.sleep(0.05)
+    outbox.publish("p1", target, "output", payload("output", output=[0]))
+    await asyncio.sleep(0.05)
+    for n in range(2, 6):
+        outbox.publish("p1", target, "output", payload("output", output=list(range(n))))
+    await asyncio.sleep(0.5)
+    outbox.publish("p1", target, "logs", payload("logs", logs="a\nb\n"))
+    outbox.publish("p1", target, "completed", payload("completed", status="succeeded"))
+    outbox.publish("p1", target, "output", payload("output", output=["late"]))
+    await outbox.drain()
+    await outbox.stop()
+
+    # first output at once, the burst coalesced into one trailing send of the latest state;
+    # the logs still waiting for its throttle window is superseded by completed.
+    assert receiver.events() == ["start", "output", "output", "completed"]
+    assert receiver.received[1].body["output"] == [0]
+    assert receiver.received[2].body["output"] == [0, 1, 2, 3, 4]
+    assert receiver.received[2].at - receiver.received[1].at >= 0.15
+    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert len(ids) == 4
+    assert all(r.headers["content-type"] == "application/json" for r in receiver.received)
+
+
+async def test_progress_is_throttled_with_trailing_send(receiver: Receiver) -> None:
+    outbox = Outbox(throttle_interval=0.2)
+    await outbox.start()
+    target = WebhookTarget(receiver.url, SECRET)
+    started = time.monotonic()
+    for n in range(30):  # 30 updates over ~0.9 s
+        outbox.publish("p1", target, "logs", payload("logs", logs="x" * (n + 1)))
+        await asyncio.sleep(0.03)
+    await wait_until(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.received))
+    elapsed = time.monotonic() - started
+    await outbox.stop()
+    times = [r.at for r in receiver.received]
+    # sends start 0.2 s apart; receipt times jitter with the machine's load
+    assert all(b - a >= 0.1 for a, b in zip(times, times[1:], strict=False))
+    assert len(times) <= elapsed / 0.2 + 2
+    assert receiver.received[-1].body["logs"] == "x" * 30  # the last state always goes out
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_filter_is_honoured(receiver: Receiver) -> None:
+    outbox = Outbox(throttle_interval=0.0)
+    await outbox.start()
+    target = WebhookTarget(receiver.url, SECRET, parse_events_filter(["start", "completed"]))
+    for event in ("start", "output", "logs"):
+        outbox.publish("p1", target, event, payload(event))
+        await asyncio.sleep(0.05)
+    outbox.publish("p1", target, "completed", payload("completed"))
+    await outbox.drain()
+    await outbox.stop()
+    assert receiver.events() == ["start", "completed"]
+
+
+async def test_completed_is_retried_with_a_stable_id(receiver: Receiver) -> None:
+    receiver.statuses = [500, 503, 429]
+    outbox = Outbox(delays=[0.05, 0.05, 0.05, 0.05])
+    await outbox.start()
+    outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+    await outbox.drain()
+    await outbox.stop()
+    assert len(receiver.attempts) == 4
+    assert len({a["webhook-id"] for a in receiver.attempts}) == 1
+    assert receiver.events() == ["completed"]
+
+
+async def test_intermediate_events_are_not_retried(receiver: Receiver) -> None:
+    receiver.statuses = [500]
+    outbox = Outbox(delays=[0.05])
+    await outbox.start()
+    target = WebhookTarget(receiver.url, SECRET)
+    outbox.publish("p1", target, "start", payload("start"))
+    await wait_until(lambda: receiver.attempts)
+    await asyncio.sleep(0.3)
+    await outbox.stop()
+    assert len(receiver.attempts) == 1
+    assert receiver.received == []
+
+
+async def test_gives_up_after_the_last_attempt(receiver: Receiver) -> None:
+    receiver.statuses = [500] * 10
+    outbox = Outbox(delays=[0.02, 0.02])
+    await outbox.start()
+    outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+    await outbox.drain()
+    await outbox.stop()
+    assert len(receiver.attempts) == 3
+
+
+async def test_redirects_are_not_followed(receiver: Receiver) -> None:
+    receiver.statuses = [302]
+    outbox = Outbox(delays=[0.05])
+    await outbox.start()
+    outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+    await outbox.drain()
+    await outbox.stop()
+    # the 302 counted as a failure (its Location points at a closed port) and was retried
+    assert len(receiver.attempts) == 2
+    assert receiver.events() == ["completed"]
+
+
+async def test_slow_receiver_times_out_and_is_retried(receiver: Receiver) -> None:
+    receiver.delay = 1.0
+    outbox = Outbox(timeout=0.3, delays=[0.05])
+    await outbox.start()
+    outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+    started = time.monotonic()
+    await outbox.drain()
+    assert time.monotonic() - started < 1.5
+    await outbox.stop()
+    assert len(receiver.attempts) == 2
+
+
+def test_default_schedule_ends_about_a_minute_after_completion() -> None:
+    delays = retry_delays(6)
+    assert len(delays) == 5
+    assert delays == sorted(delays)
+    assert sum(delays) == pytest.approx(60.0)
+    assert retry_delays(1) == []
+
+
+async def test_receiver_down_for_30_seconds_default_schedule() -> None:
+    """Virtual time: the real receiver is closed for the first 30 s after completion."""
+    receiver = Receiver(port=free_port())
+    clock = FastClock()
+    clock.hooks.append((clock.now + 30.0, receiver.up))
+    outbox = Outbox(clock=clock, delays=retry_delays(6))
+    await outbox.start()
+    try:
+        outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+        await asyncio.wait_for(outbox.drain(), 10)
+    finally:
+        await outbox.stop()
+        receiver.down()
+    assert receiver.events() == ["completed"]
+    assert 30.0 <= clock.now - clock.start <= 62.0
+
+
+async def test_receiver_down_then_back_in_real_time() -> None:
+    receiver = Receiver(port=free_port())
+    outbox = Outbox(delays=[0.2, 0.4, 0.8, 1.6])
+    await outbox.start()
+    outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+    await asyncio.sleep(1.0)
+    assert receiver.received == []
+    receiver.up()
+    try:
+        await asyncio.wait_for(outbox.drain(), 10)
+    finally:
+        await outbox.stop()
+        receiver.down()
+    assert receiver.events() == ["completed"]
+
+
+def _engine(path: Path) -> sa.Engine:
+    engine = sa.create_engine(f"sqlite:///{path}")
+    deliveries_table.metadata.create_all(engine)
+    return engine
+
+
+def _pending(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(deliveries_table)).all())
+
+
+async def test_pending_delivery_survives_a_restart(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "vendo.db")
+    receiver = Receiver(port=free_port())  # down
+    first = Outbox(engine, delays=[0.3, 0.3, 0.3])
+    await first.start()
+    first.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed", n=1))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        rows = _pending(engine)
+        if rows and rows[0].attempts == 1:
+            break
+    await first.stop()  # the server goes away between two attempts
+    (row,) = _pending(engine)
+    assert row.attempts == 1 and row.last_error
+
+    receiver.up()
+    try:
+        second = Outbox(engine, delays=[0.3, 0.3, 0.3])
+        await second.start()
+        await asyncio.wait_for(second.drain(), 10)
+        await second.stop()
+    finally:
+        receiver.down()
+    assert receiver.events() == ["completed"]
+    assert receiver.received[0].headers["webhook-id"] == row.id
+    assert receiver.received[0].body["n"] == 1
+    assert _pending(engine) == []
+    engine.dispose()
+
+
+async def test_delivered_webhook_leaves_no_row(tmp_path: Path, receiver: Receiver) -> None:
+    engine = _engine(tmp_path / "vendo.db")
+    outbox = Outbox(engine)
+    await outbox.start()
+    outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+    await outbox.drain()
+    await outbox.stop()
+    assert receiver.events() == ["completed"]
+    assert _pending(engine) == []
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/hook",
+        "http://[::ffff:169.254.169.254]/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://100.100.100.200/",
+        "ftp://example.com/hook",
+        "/relative",
+        "http://user:pw@example.com/",
+    ],
+)
+def test_refused_webhook_urls(url: str) -> None:
+    with pytest.raises(WebhookURLError):
+        check_webhook_url(url, allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/hook", "http://10.1.2.3/", "http://localhost/", "http://[::1]/"]
+)
+def test_private_urls_follow_the_setting(url: str) -> None:
+    check_webhook_url(url, allow_private=True)
+    with pytest.raises(WebhookURLError, match="private|localhost"):
+        check_webhook_url(url, allow_private=False)
+
+
+async def test_private_address_refused_at_delivery(receiver: Receiver) -> None:
+    # "localhost" passes the create-time check only when private URLs are allowed; at
+    # delivery the resolved loopback address is checked again.
+    outbox = Outbox(allow_private=False, delays=[0.01])
+    await outbox.start()
+    url = f"http://localhost:{receiver.port}/hook"
+    outbox.publish("p1", WebhookTarget(url, SECRET), "completed", payload("completed"))
+    await outbox.drain()
+    await outbox.stop()
+    assert receiver.attempts == []
+
+
+def test_body_is_the_payload_json(receiver: Receiver) -> None:
+    async def main() -> None:
+        outbox = Outbox()
+        await outbox.start()
+        outbox.publish(
+            "p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed", x="é")
+        )
+        await outbox.drain()
+        await outbox.stop()
+
+    asyncio.run(main())
+    assert receiver.received[0].body == json.loads(json.dumps(payload("completed", x="é")))
