@@ -330,6 +330,7 @@ class PredictionService:
         stream: bool = False,
     ) -> PredictionRecord:
         """Create the record and start the run in ``slot`` (which it now owns)."""
+        self._prune()
         record = PredictionRecord(prediction_id, validated, masked)
         record.context = dict(context or {})
         old = self.records.get(prediction_id)

@@ -402,7 +402,9 @@ class RunnerProcess:
                 self._set_state(RunnerState.DEFUNCT)
                 return
         self.restarts += 1
-        delay = 0.0 if intentional else self.restart_backoff * (2 ** (self._crashes_in_a_row - 1))
+        # the first crash restarts at once; one that keeps crashing waits longer each time
+        crashes = 0 if intentional else self._crashes_in_a_row
+        delay = 0.0 if crashes <= 1 else self.restart_backoff * (2 ** (crashes - 2))
         self._set_state(RunnerState.STARTING)
         self._spawn(self._restart(min(delay, 30.0)))
 
