@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
+from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
 from vendo.errors import RateLimited, VendoError, problem
 from vendo.files.storage import LocalStorage
@@ -173,6 +174,9 @@ def create_app(
                 log.warning("no scheduler available: predictions will queue but not run")
         p = Platform(settings, store, Queue(store), bus, storage, scheduler)
         app.state.platform = p
+        relay = _webhook_relay(p)
+        if relay is not None:
+            await relay.start()
         if scheduler is not None:
             await _maybe_await(scheduler.start())
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
@@ -187,6 +191,8 @@ def create_app(
                 await sweeper
             if scheduler is not None:
                 await _maybe_await(scheduler.stop())
+            if relay is not None:
+                await relay.stop()
             await to_thread.run_sync(store.close)
 
     app = Starlette(
@@ -201,6 +207,16 @@ def create_app(
     app.add_middleware(_Arrival)
     app.state.settings = settings
     return app
+
+
+def _webhook_relay(p: Platform) -> WebhookRelay | None:
+    try:
+        from vendo.webhooks.outbox import Outbox
+    except ImportError:
+        log.warning("webhooks are not part of this build: none will be sent")
+        return None
+    outbox = Outbox.from_settings(p.settings, p.store.engines.writer)
+    return WebhookRelay(p, outbox)
 
 
 async def _push_examples(p: Platform) -> None:

@@ -16,14 +16,16 @@ does), or through :meth:`EventBus.publish_threadsafe`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DONE", "Event", "EventBus"]
+__all__ = ["DONE", "Event", "EventBus", "Listener"]
 
 DONE = "done"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class _Channel:
     closed_at: float | None = None
 
 
+Listener = Callable[[str, Event], None]
+
+
 class EventBus:
     """Per-prediction channels with a replay history."""
 
@@ -47,6 +52,12 @@ class EventBus:
         self.keep = keep
         self._channels: dict[str, _Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(prediction_id, event)`` for every event of every prediction,
+        synchronously inside :meth:`publish`: it must return quickly (queue the work)."""
+        self._listeners.append(listener)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop :meth:`publish_threadsafe` hands events to (the app's lifespan
@@ -65,6 +76,11 @@ class EventBus:
             channel.closed_at = time.monotonic()
         waiter, channel.changed = channel.changed, asyncio.Event()
         waiter.set()
+        for listener in self._listeners:
+            try:
+                listener(prediction_id, item)
+            except Exception:
+                log.exception("event listener failed on %s of %s", event, prediction_id)
         return item
 
     def publish_threadsafe(self, prediction_id: str, event: str, data: Any = None) -> None:

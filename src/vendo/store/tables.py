@@ -29,6 +29,7 @@ __all__ = [
     "UTCDateTime",
     "UserRow",
     "VersionRow",
+    "WebhookDeliveryRow",
 ]
 
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -173,6 +174,9 @@ class PredictionRow(Base):
     webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSON)
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    # The API root the prediction was created through: absolute URLs in webhooks and
+    # other out-of-request renderings use it.
+    base_url: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class FileRow(Base):
@@ -224,3 +228,22 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     value: Mapped[str] = mapped_column(sa.Text)
+
+
+class WebhookDeliveryRow(Base):
+    """A pending ``completed`` webhook (owned by ``vendo.webhooks.outbox``, which keeps
+    its own Core definition of the same table)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # the webhook-id
+    prediction_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    url: Mapped[str] = mapped_column(sa.Text)
+    secret: Mapped[str] = mapped_column(sa.Text)
+    event: Mapped[str] = mapped_column(sa.String(16))
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Unix seconds (wall clock), so they mean the same after a restart.
+    next_attempt_at: Mapped[float] = mapped_column(sa.Float, index=True)
+    created_at: Mapped[float] = mapped_column(sa.Float)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)

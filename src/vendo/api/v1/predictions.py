@@ -136,7 +136,9 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
 # --- create ---------------------------------------------------------------------------
 
 
-def _webhook_fields(body: dict[str, Any]) -> tuple[str | None, list[str] | None]:
+def _webhook_fields(
+    body: dict[str, Any], allow_private: bool
+) -> tuple[str | None, list[str] | None]:
     webhook = body.get("webhook")
     events = body.get("webhook_events_filter")
     completed = body.get("webhook_completed")
@@ -155,6 +157,16 @@ def _webhook_fields(body: dict[str, Any]) -> tuple[str | None, list[str] | None]
                 f"webhook_events_filter must be a list of {', '.join(WEBHOOK_EVENTS)}",
             )
         )
+    if isinstance(webhook, str) and not errors:
+        try:
+            from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
+        except ImportError:  # webhooks not part of this build
+            pass
+        else:
+            try:
+                check_webhook_url(webhook, allow_private=allow_private)
+            except WebhookURLError as exc:
+                errors.append(FieldError("webhook", "url", str(exc)))
     if webhook is None and isinstance(completed, str):
         # legacy field, still sent by replicate 1.0.7: notify on completion only
         if urlsplit(completed).scheme not in ("http", "https"):
@@ -185,7 +197,7 @@ async def create_prediction(
 ) -> Response:
     arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
     p = platform(request)
-    webhook, events = _webhook_fields(body)
+    webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
     deadline: datetime | None = None
     if request.headers.get("cancel-after"):
         seconds = parse_cancel_after(request.headers["cancel-after"])
@@ -237,6 +249,7 @@ async def create_prediction(
         webhook_events_filter=events,
         deadline=deadline,
         data_removed=False,
+        base_url=base_url(request),
     )
     await call(p.queue.submit, row)
     await call(p.store.increment_run_count, model.id)

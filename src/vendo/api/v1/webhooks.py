@@ -1,0 +1,98 @@
+"""Relays prediction events from the bus to the webhook outbox.
+
+Each bus event of a prediction that has a ``webhook`` becomes one outbox event
+(``start``, ``output``, ``logs``, ``completed``) carrying the prediction's JSON as GET
+shows it at that moment. One task handles the events in order, so a prediction's
+deliveries are handed over in the order they happened; filtering, throttling, signing
+and retries are the outbox's (``vendo.webhooks.outbox``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from anyio import to_thread
+
+from vendo.api.v1.context import Platform
+from vendo.api.v1.render import is_iterator, prediction_json
+from vendo.queue.events import Event
+
+__all__ = ["WebhookRelay"]
+
+log = logging.getLogger(__name__)
+
+# bus event -> webhook event
+_EVENTS = {"start": "start", "output": "output", "logs": "logs", "done": "completed"}
+_UNSET = object()
+
+
+class WebhookRelay:
+    """``await start()``, then it follows ``platform.bus``; ``await stop()`` at the end."""
+
+    def __init__(self, platform: Platform, outbox: Any) -> None:
+        self.platform = platform
+        self.outbox = outbox
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._targets: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.outbox.start()
+        self.platform.bus.add_listener(self._on_event)
+        self._task = asyncio.create_task(self._run(), name="vendo-webhook-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.outbox.stop()
+
+    def _on_event(self, prediction_id: str, event: Event) -> None:
+        kind = _EVENTS.get(event.event)
+        if kind is not None:
+            self._queue.put_nowait((prediction_id, kind))
+
+    async def _run(self) -> None:
+        while True:
+            prediction_id, kind = await self._queue.get()
+            try:
+                await self._relay(prediction_id, kind)
+            except Exception:
+                log.exception("webhook %s of prediction %s not relayed", kind, prediction_id)
+
+    async def _relay(self, prediction_id: str, kind: str) -> None:
+        from vendo.webhooks.outbox import ALL_EVENTS, WebhookTarget
+
+        p = self.platform
+        row = await to_thread.run_sync(p.store.get_prediction, prediction_id)
+        if row is None:
+            return
+        target = self._targets.get(prediction_id, _UNSET)
+        if target is _UNSET:
+            target = None
+            if row.webhook:
+                secret = await to_thread.run_sync(p.store.webhook_secret, row.owner_id)
+                owner = await to_thread.run_sync(p.store.get_user, row.owner_id)
+                events = frozenset(row.webhook_events_filter or ALL_EVENTS)
+                name = owner.username if owner is not None else ""
+                target = (WebhookTarget(row.webhook, secret, events), name)
+            self._targets[prediction_id] = target
+        if kind == "completed":
+            self._targets.pop(prediction_id, None)
+        if target is None:
+            return
+        webhook_target, owner_name = target
+        version = await to_thread.run_sync(p.store.get_version, row.version_id)
+        base = p.settings.public_url or row.base_url or ""
+        payload = prediction_json(
+            p,
+            base.rstrip("/"),
+            row,
+            owner=owner_name,
+            streamable=is_iterator(version.openapi_schema if version else None),
+        )
+        self.outbox.publish(prediction_id, webhook_target, kind, payload)
