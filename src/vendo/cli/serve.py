@@ -24,7 +24,26 @@ __all__ = ["serve"]
     help="Folder for the database, files and environments (default: VENDO_DATA_DIR, ./.vendo).",
 )
 @click.option("--examples", is_flag=True, help="Push the models in examples/ at start-up.")
-def serve(host: str | None, port: int | None, data_dir: Path | None, examples: bool) -> None:
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM); clients turn https: output URLs into files.",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The private key (PEM) of --ssl-certfile.",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    examples: bool,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+) -> None:
     """Run the platform: Replicate's HTTP API over an embedded store."""
     import uvicorn
 
@@ -42,8 +61,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, examples: b
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = create_app(settings, examples=examples)
+    scheme = "https" if ssl_certfile else "http"
     click.echo(
-        f"Vendo serving Replicate's API at http://{settings.host}:{settings.port}/v1 "
+        f"Vendo serving Replicate's API at {scheme}://{settings.host}:{settings.port}/v1 "
         f"(data in {Path(settings.data_dir).resolve()})",
         err=True,
     )
@@ -55,6 +75,8 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, examples: b
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
         proxy_headers=True,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
         log_level="info",
     )
     server = uvicorn.Server(config)
