@@ -30,6 +30,7 @@ class Child:
         python: str = sys.executable,
         pythonpath: Optional[Path] = None,
     ) -> None:
+        self.project = project
         parent_sock, child_sock = socket.socketpair()
         command = [
             python, "-m", "vendo.runner", "serve",

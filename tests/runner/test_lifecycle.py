@@ -73,6 +73,9 @@ def test_async_predictions_run_at_once(child: Callable[..., Child]) -> None:
     # with several slots, Python-level prints go to the prediction that made them
     for pid in ("a", "b", "c"):
         assert c.logs(pid).startswith("start ")
+    # ... and raw fd writes go to the runner log
+    c.close()
+    assert c.logs(None).count("raw fd write\n") == 3
 
 
 def test_sync_predictor_with_concurrency_is_a_load_error(child: Callable[..., Child]) -> None:

@@ -122,3 +122,25 @@ def test_invalid_input_fails_the_prediction(child: Callable[..., Child]) -> None
     done = c.run("p", {"a": -1, "unknown": 1})
     assert done["status"] == "failed"
     assert done["error"] == ("InputValidationError: a: Input should be greater than or equal to 0")
+
+
+def test_file_path_and_url_inputs(child: Callable[..., Child], tmp_path) -> None:
+    doc = tmp_path / "doc.txt"
+    doc.write_text("document")
+    pages = [tmp_path / "1.txt", tmp_path / "2.txt"]
+    for i, page in enumerate(pages):
+        page.write_text(f"page {i}")
+    c = child("rt_file_input")
+    assert c.ready()["type"] == "ready"
+    payload = {"doc": str(doc), "pages": [str(p) for p in pages], "url": "https://x.test/a.png"}
+    done = c.run("p", payload)
+    assert done["status"] == "succeeded", c.logs("p")
+    output = done["output"]
+    assert output["doc"] == "document" and output["doc_is_file"] is True
+    assert output["pages"] == ["Path:page 0", "Path:page 1"]
+    assert output["url"] == "https://x.test/a.png"
+    # output files travel as a marker with an absolute path, never as bytes
+    marker = output["file"]["__vendo_file__"]
+    assert marker.startswith("/") and marker.endswith("/out.txt")
+    with open(marker) as f:
+        assert f.read() == "written"
