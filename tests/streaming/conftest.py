@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from streaming_support import Server, register_models
+
+MODELS = {
+    "tokens": "sse_tokens",
+    "coop": "cancel_cooperative",
+    "stuck": "cancel_stuck",
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One platform for a test module, with every fixture model registered."""
+    root = tmp_path_factory.mktemp("platform")
+    data_dir = root / "data"
+    server = Server(data_dir, env={"VENDO_CANCEL_GRACE": "2", "VENDO_THROTTLE_INTERVAL": "0.2"})
+    server.versions = register_models(data_dir, MODELS)  # type: ignore[attr-defined]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def versions(server: Server) -> dict[str, str]:
+    return server.versions  # type: ignore[attr-defined,no-any-return]
