@@ -1,0 +1,209 @@
+"""The official ``replicate`` Python client (1.0.7) against a live ``vendo serve``.
+
+One server (a real child process on a free port, over HTTPS with a throwaway
+certificate so that file outputs become ``FileOutput``s) serves three real models whose
+environments are built here: an echo model, an iterator model and a file-in/file-out
+model. Slow-ish (environment builds), hence the ``slow`` marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("vendo.scheduler.dispatcher", reason="the scheduler is not in this build")
+replicate = pytest.importorskip("replicate")
+
+from replicate.helpers import FileOutput  # noqa: E402
+
+from vendo.build.builder import build_project  # noqa: E402
+from vendo.config import Settings  # noqa: E402
+from vendo.store import Store, database_url  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+TOKEN = "e2e-admin-token"
+MODELS = {"echo": "plt_echo", "stream": "plt_stream", "files": "api_file_io"}
+
+
+@dataclass
+class Server:
+    url: str
+    versions: dict[str, str]  # model name -> version id
+    client: replicate.Client
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _publish(data_dir: Path, work: Path) -> dict[str, str]:
+    """Build each fixture's environment and record it as a model version, the way push
+    does, straight into the server's store."""
+    settings = Settings(data_dir=data_dir, _env_file=None)
+    store = Store.open(database_url(data_dir, None))
+    try:
+        admin, _ = store.ensure_admin(TOKEN)
+        versions = {}
+        for name, fixture in MODELS.items():
+            package = work / "packages" / name
+            shutil.copytree(FIXTURES / fixture, package)
+            result = build_project(package, settings)
+            model = store.create_model(admin.id, name, visibility="public", hardware="cpu")
+            version_id = hashlib.sha256(f"{name}-{result.env_key}".encode()).hexdigest()
+            store.create_version(
+                model.id,
+                version_id,
+                openapi_schema=result.openapi,
+                cog_version="0.13.7",
+                package_path=str(package),
+                environment={
+                    "python": str(result.python),
+                    "runtime_path": str(result.runtime_path),
+                    "env": result.env,
+                },
+                config={"predict": result.config.predict, "concurrency_max": 1},
+            )
+            versions[name] = version_id
+        return versions
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    work = tmp_path_factory.mktemp("e2e")
+    data_dir = work / "data"
+    versions = _publish(data_dir, work)
+    cert, key = _certificate(work)
+    port = _free_port()
+    env = {**os.environ, "VENDO_API_TOKEN": TOKEN, "VENDO_IDLE_TIMEOUT": "60"}
+    log = (work / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "vendo", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(data_dir), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(
+                    f"{url}/v1/hardware",
+                    verify=ssl.create_default_context(cafile=str(cert)),
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
+                if r.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("vendo serve did not start:\n" + (work / "server.log").read_text())
+            time.sleep(0.2)
+        # The client's httpx reads SSL_CERT_FILE to trust our certificate.
+        previous = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = str(cert)
+        client = replicate.Client(api_token=TOKEN, base_url=url)
+        try:
+            yield Server(url, versions, client)
+        finally:
+            if previous is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = previous
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
+
+
+def test_run_by_model_and_by_version(server: Server) -> None:
+    assert server.client.run("admin/echo", input={"text": "by model"}) == "by model"
+    version = server.versions["echo"]
+    assert server.client.run(f"admin/echo:{version}", input={"text": "by id"}) == "by id"
+
+
+def test_iterator_output(server: Server) -> None:
+    output = server.client.run(f"admin/stream:{server.versions['stream']}", input={"count": 3})
+    assert list(output) == ["item 0", "item 1", "item 2"]
+
+
+def test_predictions_create_get_list_cancel(server: Server) -> None:
+    c = server.client
+    prediction = c.predictions.create(version=server.versions["echo"], input={"text": "x"})
+    assert prediction.status == "starting"
+    prediction.wait()
+    assert prediction.status == "succeeded" and prediction.output == "x"
+    assert "echoing x" in prediction.logs
+    got = c.predictions.get(prediction.id)
+    assert got.id == prediction.id and got.metrics["predict_time"] >= 0
+    listed = c.predictions.list()
+    assert prediction.id in [p.id for p in listed.results]
+
+    slow = c.predictions.create(version=server.versions["echo"], input={"text": "y", "sleep": 60})
+    slow.cancel()
+    slow.wait()
+    assert slow.status == "canceled"
+
+
+def test_models_and_versions(server: Server) -> None:
+    model = server.client.models.get("admin/echo")
+    assert model.owner == "admin" and model.name == "echo"
+    assert model.latest_version is not None
+    assert model.latest_version.id == server.versions["echo"]
+    versions = model.versions.list()
+    assert [v.id for v in versions] == [server.versions["echo"]]
+    version = model.versions.get(server.versions["echo"])
+    assert "Input" in version.openapi_schema["components"]["schemas"]
+
+
+def test_local_file_in_file_output_out(server: Server, tmp_path: Path) -> None:
+    source = tmp_path / "doc.txt"
+    source.write_bytes(b"vendo file round trip")
+    with source.open("rb") as f:
+        output = server.client.run(f"admin/files:{server.versions['files']}", input={"document": f})
+    assert isinstance(output, FileOutput)
+    assert output.read() == b"vendo file round trip"[::-1]
+    assert output.url.startswith(f"{server.url}/v1/files/")
