@@ -181,3 +181,20 @@ def test_train_mode(child: Callable[..., Child]) -> None:
     weights = done["output"]["weights"]["__vendo_file__"]
     with open(weights) as f:
         assert f.read() == "trained 3 steps"
+
+
+def test_cancel_during_fast_stream_keeps_the_protocol_intact(
+    child: Callable[..., Child],
+) -> None:
+    c = child("rt_cancel_stream")
+    assert c.ready()["type"] == "ready"
+    for round in range(3):
+        pid = f"p{round}"
+        c.predict(pid, {"n": 10_000_000})
+        while len(c.of(pid, "output")) < 50:
+            c.recv()
+        c.send({"type": "cancel", "id": pid})
+        assert c.wait_for("done", id=pid)["status"] == "canceled"
+    done = c.run("last", {"n": 3})
+    assert done["status"] == "succeeded"
+    assert len(c.outputs("last")) == 3

@@ -143,6 +143,10 @@ class RoutedStream(io.TextIOBase):
     def errors(self) -> Optional[str]:  # type: ignore[override]
         return "replace"
 
+    def reconfigure(self, **options: Any) -> None:
+        """Accepted and ignored: the runner decides how output is encoded and buffered."""
+        del options
+
     def fileno(self) -> int:
         return self._fd
 

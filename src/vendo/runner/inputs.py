@@ -10,7 +10,7 @@ from vendo.schema.openapi import enum_component, input_schema
 from vendo.schema.records import FILE, FLOAT, LIST, OBJECT, PATH, SECRET, FieldType, PredictorInfo
 from vendo.schema.validation import validate_input
 from vendo.sdk.coder import Coder
-from vendo.sdk.types import Path, Secret
+from vendo.sdk.types import Path, Secret, URLPath
 
 __all__ = ["InputPreparer", "coerce"]
 
@@ -20,7 +20,12 @@ def coerce(ft: FieldType, value: Any, opened: List[io.IOBase]) -> Any:
     if value is None:
         return None
     if ft.kind == PATH:
-        return value if isinstance(value, Path) else Path(value)
+        if isinstance(value, Path):
+            return value
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            # only defaults arrive as URLs: the parent downloads request inputs
+            return URLPath.from_url(value).convert()
+        return Path(value)
     if ft.kind == FILE:
         if isinstance(value, io.IOBase):
             return value

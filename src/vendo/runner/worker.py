@@ -39,6 +39,7 @@ __all__ = ["HEALTHCHECK_TIMEOUT", "Worker", "error_text", "serve"]
 HEALTHCHECK_TIMEOUT = 5.0
 # After COG_SETUP_TIMEOUT, setup that ignores the timeout signal gets this long.
 _SETUP_GRACE = 5.0
+_INTERRUPTS = {signal.SIGUSR1, signal.SIGALRM}
 
 
 def error_text(exc: BaseException) -> str:
@@ -60,12 +61,21 @@ class Channel:
 
     def send(self, message: Dict[str, Any]) -> None:
         data = encode(message)
-        with self._lock:
-            try:
+        # On the main thread a cancel or setup-timeout signal may arrive mid-send; its
+        # handler raises, which would leave half a frame on the socket. Hold the signals
+        # until the frame is out; the handler then runs right after.
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+        try:
+            with self._lock:
                 self.sock.sendall(data)
-            except OSError:
-                # The parent is gone: nobody is left to report to.
-                os._exit(1)
+        except OSError:
+            # The parent is gone: nobody is left to report to.
+            os._exit(1)
+        finally:
+            if on_main:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
 
 
 def _max_concurrency(loaded: Loaded, cli_value: Optional[int]) -> int:

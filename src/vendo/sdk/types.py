@@ -85,7 +85,7 @@ class URLPath(Path):
     @classmethod
     def from_url(cls, url: str) -> URLPath:
         name = os.path.basename(urllib.parse.urlparse(url).path) or "file"
-        path = cls(tempfile.gettempdir(), "vendo-urlpath", name)
+        path = cls(tempfile.mkdtemp(prefix="vendo-urlpath-"), name)
         path._source_url = url
         return path
 
