@@ -197,7 +197,7 @@ class PredictionWebhook:
         self._snapshot = snapshot
         self._headers = dict(headers or {})
         self._final_delivery = final_delivery or sender.deliver
-        self._start = False
+        self._start: WebhookMessage | None = None
         self._progress: str | None = None
         self._completed = False
         self._last_progress = float("-inf")
@@ -213,7 +213,9 @@ class PredictionWebhook:
         elif event not in self.events:
             return
         elif event == "start":
-            self._start = True
+            # the state as it is now: by the time the task sends it, a quick prediction
+            # may already be done, and ``start`` must still say ``processing``
+            self._start = self._message("start")
         else:
             self._progress = event
         if self._task is None:
@@ -235,9 +237,9 @@ class PredictionWebhook:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if self._start:
-                self._start = False
-                await self.sender.deliver(self._message("start"))
+            if self._start is not None:
+                message, self._start = self._start, None
+                await self.sender.deliver(message)
             elif self._completed:
                 if "completed" in self.events:
                     try:
