@@ -20,8 +20,12 @@ def scheduler_factory() -> Any:
 
 
 @pytest.fixture
-async def api(tmp_path: Path, scheduler_factory: Any) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, _env_file=None)
+async def api(tmp_path: Path, scheduler_factory: Any, db_url: str) -> AsyncIterator[Api]:
+    # db_url runs every route test on SQLite and on PostgreSQL
+    database = None if db_url.startswith("sqlite") else db_url
+    settings = Settings(
+        data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, database_url=database, _env_file=None
+    )
     app = create_app(settings, run_scheduler=False, scheduler_factory=scheduler_factory)
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
