@@ -33,6 +33,7 @@ __all__ = [
     "SequentialResult",
     "ThroughputResult",
     "free_port",
+    "group_cpu_seconds",
     "get_json",
     "percentile",
     "sequential_latency",
@@ -74,6 +75,28 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         return
+
+
+def group_cpu_seconds(pgid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each live process in a process group.
+
+    Keys are ``"<pid> <name>"``. Linux only (reads /proc); empty elsewhere.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[2] is pgrp, fields[11] utime, fields[12] stime (proc(5), from "state")
+        if int(fields[2]) == pgid:
+            found[f"{entry.name} {name}"] = (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 class HttpConnection:
@@ -211,6 +234,7 @@ class SequentialResult:
     # Wall time of the measured loop over the 200 replies: what a client that
     # retries every 409 at once pays per successful prediction.
     ms_per_ok: float
+    warmup: int
     statuses: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -247,6 +271,7 @@ def sequential_latency(
         p99_ms=percentile(samples, 99),
         mean_ms=statistics.fmean(samples),
         ms_per_ok=loop_ms / len(samples),
+        warmup=warmup,
         statuses=dict(statuses),
     )
 

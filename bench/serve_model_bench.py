@@ -47,6 +47,7 @@ from common import (
     SequentialResult,
     ThroughputResult,
     free_port,
+    group_cpu_seconds,
     sequential_latency,
     stop_process,
     throughput,
@@ -100,13 +101,18 @@ def vendo_starter(python: Path, template: str, timeout: float) -> Starter:
     return start
 
 
-def measure(
-    start: Starter, args: argparse.Namespace
-) -> tuple[SequentialResult, ThroughputResult, float, float]:
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: after[key] - before.get(key, 0.0) for key in after}
+
+
+def measure(start: Starter, args: argparse.Namespace) -> dict[str, Any]:
+    """One server's figures for one round; CPU is the server's process group's."""
     port = free_port()
     proc = start(SYNC_PROJECT, port)
     try:
+        before = group_cpu_seconds(proc.pid)
         seq = sequential_latency(HOST, port, "/predictions", BODY, args.warmup, args.requests)
+        seq_cpu = cpu_delta(before, group_cpu_seconds(proc.pid))
     finally:
         stop_process(proc)
     sync_ready: float = proc.ready_s  # type: ignore[attr-defined]
@@ -115,17 +121,27 @@ def measure(
     try:
         # A short warm-up so first-request costs stay out of the window.
         throughput(HOST, port, "/predictions", BODY, args.concurrency, 1, args.client)
+        before = group_cpu_seconds(proc.pid)
         thr = throughput(
             HOST, port, "/predictions", BODY, args.concurrency, args.duration, args.client
         )
+        thr_cpu = cpu_delta(before, group_cpu_seconds(proc.pid))
     finally:
         stop_process(proc)
-    return seq, thr, sync_ready, proc.ready_s  # type: ignore[attr-defined]
+    return {
+        "seq": seq,
+        "thr": thr,
+        "ready": (sync_ready, proc.ready_s),  # type: ignore[attr-defined]
+        "cpu": {"sequential": seq_cpu, "throughput": thr_cpu},
+    }
 
 
-def record(
-    server: str, round_no: int, seq: SequentialResult, thr: ThroughputResult, ready: tuple
-) -> dict[str, Any]:
+def record(server: str, round_no: int, m: dict[str, Any]) -> dict[str, Any]:
+    seq: SequentialResult = m["seq"]
+    thr: ThroughputResult = m["thr"]
+    ready = m["ready"]
+    seq_cpu = sum(m["cpu"]["sequential"].values())
+    thr_cpu = sum(m["cpu"]["throughput"].values())
     return {
         "server": server,
         "round": round_no,
@@ -139,6 +155,13 @@ def record(
             "status_409": thr.statuses.get(409, 0),
         },
         "ready_s": {"sync": ready[0], "async": ready[1]},
+        # Server + worker CPU per measured request (all replies, 409s included).
+        "cpu_us_per_request": {
+            "sequential": 1e6 * seq_cpu / max(1, seq.n + seq.warmup),
+            "throughput": 1e6 * thr_cpu / max(1, thr.total),
+            "throughput_per_200": 1e6 * thr_cpu / max(1, thr.statuses.get(200, 0)),
+        },
+        "cpu_s": m["cpu"],
     }
 
 
@@ -159,8 +182,9 @@ def fmt_statuses(statuses: dict[Any, int]) -> str:
 def markdown(results: list[dict[str, Any]], round_ratios: list[dict[str, float]]) -> str:
     lines = [
         "| round | server | load 1m | seq median ms | seq p99 ms | seq non-200 "
-        "| seq ms per 200 | c=8 200/s | c=8 p99 ms | c=8 non-200 | ready s (sync/async) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| seq ms per 200 | c=8 200/s | c=8 p99 ms | c=8 non-200 | CPU µs/seq req "
+        "| CPU µs per c=8 200 | ready s (sync/async) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         s, t = r["sequential"], r["throughput"]
@@ -169,6 +193,8 @@ def markdown(results: list[dict[str, Any]], round_ratios: list[dict[str, float]]
             f"| {s['p99_ms']:.3f} | {fmt_statuses(s['statuses'])} | {s['ms_per_ok']:.3f} "
             f"| {t['ok_per_s']:.0f} "
             f"| {t['p99_ms']:.2f} | {fmt_statuses(t['statuses'])} "
+            f"| {r['cpu_us_per_request']['sequential']:.0f} "
+            f"| {r['cpu_us_per_request']['throughput_per_200']:.0f} "
             f"| {r['ready_s']['sync']:.2f} / {r['ready_s']['async']:.2f} |"
         )
     if round_ratios:
@@ -261,14 +287,17 @@ def main(argv: list[str] | None = None) -> None:
     for round_no in range(1, args.rounds + 1):
         by_server: dict[str, dict[str, Any]] = {}
         for name in servers:
-            seq, thr, *ready = measure(starters[name], args)
-            row = record(name, round_no, seq, thr, tuple(ready))
+            m = measure(starters[name], args)
+            seq, thr = m["seq"], m["thr"]
+            row = record(name, round_no, m)
             by_server[name] = row
             results.append(row)
             print(
                 f"round {round_no} {name}: seq median {seq.median_ms:.3f} ms p99 "
                 f"{seq.p99_ms:.3f} ms non-200 {seq.non_200}; c={thr.concurrency} "
-                f"{thr.ok_per_s:.0f} ok/s, non-200 {thr.non_200} ({thr.tool})",
+                f"{thr.ok_per_s:.0f} ok/s, non-200 {thr.non_200} ({thr.tool}); server CPU "
+                f"{row['cpu_us_per_request']['sequential']:.0f} us/seq request, "
+                f"{row['cpu_us_per_request']['throughput_per_200']:.0f} us per c=8 200",
                 flush=True,
             )
         if "cog" in by_server and "vendo" in by_server:
