@@ -316,3 +316,18 @@ class WebhookReceiver:
             if time.monotonic() > deadline:
                 raise AssertionError(f"webhooks so far: {[r['body'][:200] for r in got]}")
             time.sleep(0.05)
+
+
+def runner_pids(server: Server, fixture: str = "") -> set[int]:
+    """The runner children of ``server`` (processes running ``vendo.runner``), only
+    those of the model in ``tests/fixtures/<fixture>`` when given."""
+    assert server.process is not None
+    found = set()
+    for pid in _children(server.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"vendo.runner" in cmdline and str(FIXTURES / fixture).encode() in cmdline:
+            found.add(pid)
+    return found

@@ -1,0 +1,63 @@
+"""Keep-alive comments while a stream is idle (the interval is shortened for the test)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from streaming_support import TOKEN, free_port, register_models
+
+import vendo.api.v1.predictions as predictions_api
+from vendo.app import create_app
+from vendo.config import Settings
+
+
+@pytest.fixture
+def idle_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """The app in a thread, with no scheduler: predictions stay queued, streams idle."""
+    assert predictions_api.KEEPALIVE <= 15.0  # what 1.0.7's 30 s read timeout needs
+    monkeypatch.setattr(predictions_api, "KEEPALIVE", 0.3)
+    data_dir = tmp_path / "data"
+    versions = register_models(data_dir, {"tokens": "sse_tokens"})
+    settings = Settings(data_dir=data_dir, api_token=TOKEN, _env_file=None)  # type: ignore[call-arg]
+    app = create_app(settings, run_scheduler=False)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", versions["tokens"]
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_idle_stream_sends_keepalive_comments(idle_server: tuple[str, str]) -> None:
+    url, version = idle_server
+    r = httpx.post(
+        f"{url}/v1/predictions",
+        json={"version": version, "input": {}},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert r.status_code == 201, r.text
+    stream_url = r.json()["urls"]["stream"]
+    comments = []
+    with httpx.stream("GET", stream_url, timeout=10) as s:
+        for line in s.iter_lines():
+            assert not line.startswith(("event:", "data:")), "nothing happened yet"
+            if line.startswith(":"):
+                comments.append(time.monotonic())
+                if len(comments) == 3:
+                    break
+    assert len(comments) == 3
