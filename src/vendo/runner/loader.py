@@ -40,10 +40,7 @@ class Loaded:
     def instantiate(self) -> Bound:
         if not self.is_class:
             return Bound(self.target, None, None)
-        try:
-            instance = self.target()
-        except Exception as exc:
-            raise LoadError(f"cannot construct {self.target.__name__}(): {exc}") from exc
+        instance = self.target()
         setup = getattr(instance, "setup", None)
         healthcheck = getattr(instance, "healthcheck", None)
         return Bound(

@@ -133,7 +133,6 @@ class Worker:
         loaded: Loaded,
         bound: Bound,
         max_concurrency: int,
-        openapi: Dict[str, Any],
         loop: Optional[asyncio.AbstractEventLoop] = None,
     ) -> None:
         self.channel = channel
@@ -142,11 +141,9 @@ class Worker:
         self.info = loaded.info
         self.bound = bound
         self.max_concurrency = max_concurrency
-        self.openapi = openapi
         self.prepare = InputPreparer(loaded.info)
         self.out_dir = tempfile.mkdtemp(prefix="vendo-output-")
         self.canceled: Set[str] = set()
-        self.done: Set[str] = set()
         # sync mode
         self.queue: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
         self.current: Optional[str] = None
@@ -508,8 +505,9 @@ def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd:
             print(f"error: {exc}", file=sys.stderr)
         capture.drain()
         channel.send({"type": "setup_failed", "error": error_text(exc)})
-        return 1
-    worker = Worker(channel, capture, loaded, bound, max_concurrency, openapi, loop)
+        # Threads the model started during setup must not keep a failed child alive.
+        os._exit(1)
+    worker = Worker(channel, capture, loaded, bound, max_concurrency, loop)
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, RoutedStream):
             stream.route_by_context = max_concurrency > 1

@@ -294,7 +294,7 @@ def _params(fn: Callable[..., Any], fn_name: str, is_method: bool) -> List[inspe
     return params
 
 
-def _output(fn_name: str, tp: Any, is_async: bool) -> Tuple[OutputType, List[str]]:
+def _output(fn_name: str, tp: Any) -> Tuple[OutputType, List[str]]:
     where = f"{fn_name}() output"
     warnings: List[str] = []
     origin = typing.get_origin(tp)
@@ -343,7 +343,7 @@ def inspect_predictor(
         raise LoadError(f"{method}() must have a return type annotation")
     is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
     is_generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
-    output, warnings = _output(method, hints["return"], is_async)
+    output, warnings = _output(method, hints["return"])
     if is_generator and not output.iterator:
         raise LoadError(f"{method}() yields, so its return type must be an Iterator")
     max_concurrency = getattr(fn, CONCURRENCY_ATTR, None)

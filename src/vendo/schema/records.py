@@ -21,7 +21,6 @@ __all__ = [
 STR, INT, FLOAT, BOOL = "str", "int", "float", "bool"
 PATH, FILE, SECRET = "path", "file", "secret"
 OBJECT, LIST, UNION, MODEL = "object", "list", "union", "model"
-PRIMITIVES = (STR, INT, FLOAT, BOOL)
 
 
 class LoadError(ValueError):
@@ -46,20 +45,6 @@ class FieldType:
     fields: Tuple[Tuple[str, FieldType, bool], ...] = ()
     python: Any = None
     opaque: bool = False
-
-    def non_null(self) -> FieldType:
-        if not self.nullable:
-            return self
-        return FieldType(
-            self.kind,
-            False,
-            self.items,
-            self.members,
-            self.value,
-            self.fields,
-            self.python,
-            self.opaque,
-        )
 
 
 @dataclass(frozen=True)
