@@ -207,3 +207,81 @@ def test_local_file_in_file_output_out(server: Server, tmp_path: Path) -> None:
     assert isinstance(output, FileOutput)
     assert output.read() == b"vendo file round trip"[::-1]
     assert output.url.startswith(f"{server.url}/v1/files/")
+
+
+def _api(server: Server) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url,
+        verify=ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"]),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
+
+
+def test_wait_while_running_answers_starting_then_processing(server: Server) -> None:
+    with _api(server) as api:
+        started = time.monotonic()
+        r = api.post(
+            "/v1/predictions",
+            headers={"Prefer": "wait=1"},
+            json={"version": server.versions["echo"], "input": {"text": "w", "sleep": 4}},
+        )
+        assert time.monotonic() - started < 1.0
+        assert r.status_code == 201 and r.headers["preference-applied"] == "wait=1"
+        assert r.json()["status"] == "starting"
+        url = r.headers["location"]
+        for _ in range(100):
+            body = api.get(url).json()
+            if body["status"] != "starting":
+                break
+            time.sleep(0.1)
+        assert body["status"] == "processing" and body["started_at"]
+        assert "echoing w" in body["logs"]
+        api.post(body["urls"]["cancel"])
+
+
+def test_cancel_after_ends_a_queued_prediction_unrun(server: Server) -> None:
+    with _api(server) as api:
+        busy = api.post(
+            "/v1/predictions",
+            json={"version": server.versions["echo"], "input": {"text": "busy", "sleep": 30}},
+        ).json()
+        r = api.post(
+            "/v1/predictions",
+            headers={"Cancel-After": "5s"},
+            json={"version": server.versions["echo"], "input": {"text": "late"}},
+        )
+        assert r.json()["deadline"]
+        url = r.json()["urls"]["get"]
+        for _ in range(200):
+            body = api.get(url).json()
+            if body["status"] in ("succeeded", "failed", "canceled"):
+                break
+            time.sleep(0.1)
+        assert body["status"] == "canceled" and body["started_at"] is None
+        assert body["logs"] == ""
+        api.post(busy["urls"]["cancel"])
+
+
+def test_account_hardware_secret_search_files(server: Server, tmp_path: Path) -> None:
+    c = server.client
+    assert c.accounts.current().username == "admin"
+    assert "cpu" in [h.sku for h in c.hardware.list()]
+    assert c.webhooks.default.secret().key.startswith("whsec_")
+    assert "stream" in [m.name for m in c.models.search("stream").results]
+    path = tmp_path / "upload.json"
+    path.write_text('{"a": 1}')
+    uploaded = c.files.create(path, metadata={"purpose": "test"})
+    assert uploaded.name == "upload.json" and uploaded.size == 8
+    assert c.files.get(uploaded.id).checksums["sha256"] == uploaded.checksums["sha256"]
+    assert uploaded.id in [f.id for f in c.files.list()]
+    c.files.delete(uploaded.id)
+
+
+def test_model_create_and_delete(server: Server) -> None:
+    c = server.client
+    created = c.models.create(owner="admin", name="scratch", visibility="private", hardware="cpu")
+    assert created.visibility == "private"
+    c.models.delete("admin/scratch")
+    with pytest.raises(replicate.exceptions.ReplicateError):
+        c.models.get("admin/scratch")
