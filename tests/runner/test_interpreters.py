@@ -83,6 +83,15 @@ def test_runtime_runs_on(version: str, runtime: Path) -> None:
             done = child.run("p", payload)
             assert (done["status"], done["output"]) == ("succeeded", expected), done
 
+    # canceling relies on signals and signal masks: check it on every version too
+    with Child(FIXTURES / "rt_cancel", python=python, pythonpath=runtime) as child:
+        assert child.ready()["type"] == "ready", child.logs(None)
+        child.predict("p", {"mode": "sleep"})
+        while "started" not in child.logs("p"):
+            child.recv()
+        child.send({"type": "cancel", "id": "p"})
+        assert child.wait_for("done", id="p")["status"] == "canceled"
+
 
 def test_install_runtime_copies_only_the_runtime(tmp_path: Path) -> None:
     target = install_runtime(tmp_path)

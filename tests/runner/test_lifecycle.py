@@ -130,8 +130,9 @@ def test_setup_exception_is_setup_failed_with_logs(child: Callable[..., Child]) 
     assert c.process.wait(10) == 1
 
 
-def test_setup_timeout(child: Callable[..., Child]) -> None:
-    c = child("rt_setup_slow", env={"COG_SETUP_TIMEOUT": "0.5"})
+@pytest.mark.parametrize("fixture", ["rt_setup_slow", "rt_async_setup_slow"])
+def test_setup_timeout(child: Callable[..., Child], fixture: str) -> None:
+    c = child(fixture, env={"COG_SETUP_TIMEOUT": "0.5"})
     failed = c.ready()
     assert failed["type"] == "setup_failed"
     assert failed["error"] == "TimeoutError: setup() timed out after 0.5 seconds"
