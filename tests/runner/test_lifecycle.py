@@ -199,3 +199,12 @@ def test_cancel_during_fast_stream_keeps_the_protocol_intact(
     done = c.run("last", {"n": 3})
     assert done["status"] == "succeeded"
     assert len(c.outputs("last")) == 3
+
+
+def test_cancel_of_an_unknown_or_finished_id_is_ignored(child: Callable[..., Child]) -> None:
+    c = child("rt_hello")
+    assert c.ready()["type"] == "ready"
+    c.send({"type": "cancel", "id": "later"})
+    assert c.run("later", {"text": "a"})["status"] == "succeeded"
+    c.send({"type": "cancel", "id": "later"})  # after it finished
+    assert c.run("later", {"text": "b"})["status"] == "succeeded"

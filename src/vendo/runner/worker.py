@@ -143,7 +143,11 @@ class Worker:
         self.max_concurrency = max_concurrency
         self.prepare = InputPreparer(loaded.info)
         self.out_dir = tempfile.mkdtemp(prefix="vendo-output-")
+        # ids received and not finished yet; a cancel for any other id is ignored, so a
+        # late cancel cannot hit a later prediction that reuses the id
+        self.active: Set[str] = set()
         self.canceled: Set[str] = set()
+        self._ids_lock = threading.Lock()
         # sync mode
         self.queue: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
         self.current: Optional[str] = None
@@ -179,13 +183,18 @@ class Worker:
                 self._on_shutdown()
 
     def _on_predict(self, message: Dict[str, Any]) -> None:
+        with self._ids_lock:
+            self.active.add(str(message.get("id")))
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._start_task, message)
         else:
             self.queue.put(message)
 
     def _on_cancel(self, pid: str) -> None:
-        self.canceled.add(pid)
+        with self._ids_lock:
+            if pid not in self.active:
+                return
+            self.canceled.add(pid)
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._cancel_task, pid)
         elif self.current == pid:
@@ -231,7 +240,9 @@ class Worker:
                 stream.flush_prediction(pid)
         metrics = scope.metrics.snapshot()
         metrics["predict_time"] = predict_time
-        self.canceled.discard(pid)
+        with self._ids_lock:
+            self.canceled.discard(pid)
+            self.active.discard(pid)
         self._send(
             {
                 "type": "done",
