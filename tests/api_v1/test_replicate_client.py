@@ -9,6 +9,7 @@ model. Slow-ish (environment builds), hence the ``slow`` marker.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -285,3 +286,27 @@ def test_model_create_and_delete(server: Server) -> None:
     c.models.delete("admin/scratch")
     with pytest.raises(replicate.exceptions.ReplicateError):
         c.models.get("admin/scratch")
+
+
+def test_javascript_client(server: Server) -> None:
+    node = shutil.which("node")
+    js_dir = Path(__file__).parents[1] / "js"
+    if node is None or not (js_dir / "node_modules" / "replicate").is_dir():
+        pytest.skip("node and tests/js/node_modules (npm ci in tests/js) are needed")
+    env = {
+        **os.environ,
+        "VENDO_JS_DIR": str(js_dir),
+        "VENDO_TOKEN": TOKEN,
+        "VENDO_BASE": server.url,
+        "VENDO_VERSIONS": json.dumps(server.versions),
+        "NODE_EXTRA_CA_CERTS": os.environ["SSL_CERT_FILE"],
+    }
+    script = Path(__file__).parent / "js" / "v1_client.mjs"
+    done = subprocess.run([node, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["byModel"] == "js model" and results["byVersion"] == "js version"
+    assert results["fileIsFileOutput"] and results["fileText"] == "bytes from js"[::-1]
+    assert results["stream"] == ["item 0", "item 1", "item 2"]
+    assert results["listed"] >= 4
+    assert "echo" in results["search"]
