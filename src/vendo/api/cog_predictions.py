@@ -136,12 +136,42 @@ class FetchLimits:
 
 
 class PredictionRecord:
-    """The prediction object of Cog's API, updated as runner events arrive."""
+    """The prediction object of Cog's API, updated as runner events arrive.
+
+    Once finished it is sealed: the JSON is rendered once and the object graph behind
+    it is dropped, so thousands of retained results cost little memory and give the
+    garbage collector little to walk.
+    """
+
+    __slots__ = (
+        "cancel_on_disconnect",
+        "cancel_requested",
+        "chain",
+        "completed_at",
+        "context",
+        "created_at",
+        "error",
+        "finished",
+        "finished_at",
+        "id",
+        "input",
+        "logs",
+        "masked_input",
+        "metrics",
+        "output",
+        "outputs",
+        "started_at",
+        "status",
+        "stream",
+        "webhook",
+        "work_dir",
+        "_json",
+    )
 
     def __init__(self, id: str, input: dict[str, Any], masked_input: dict[str, Any]) -> None:
         self.id = id
-        self.input = input
-        self.masked_input = masked_input
+        self.input: dict[str, Any] | None = input
+        self.masked_input: dict[str, Any] | None = masked_input
         self.status = "starting"
         self.output: Any = None
         self.outputs: list[Any] | None = None
@@ -159,12 +189,17 @@ class PredictionRecord:
         self.cancel_requested = False
         self.context: dict[str, str] = {}
         self.work_dir: Path | None = None
+        self.chain: asyncio.Task[Any] | None = None
+        self._json: bytes | None = None
 
     @property
     def done(self) -> bool:
         return self.status in TERMINAL
 
     def to_dict(self) -> dict[str, Any]:
+        if self._json is not None:
+            sealed: dict[str, Any] = json.loads(self._json)
+            return sealed
         return {
             "id": self.id,
             "status": self.status,
@@ -179,7 +214,20 @@ class PredictionRecord:
         }
 
     def to_json(self) -> bytes:
+        if self._json is not None:
+            return self._json
         return _dumps(self.to_dict()).encode()
+
+    def seal(self) -> dict[str, Any]:
+        """Render the final object once and let go of what it was built from."""
+        body = self.to_dict()
+        self._json = _dumps(body).encode()
+        self.input = self.masked_input = self.output = self.outputs = None
+        self.logs = []
+        self.metrics = {}
+        self.context = {}
+        self.chain = None
+        return body
 
 
 def _secret_names(schema: Mapping[str, Any]) -> frozenset[str]:
@@ -388,7 +436,7 @@ class PredictionService:
             )
             return str(path)
 
-        run_input = dict(record.input)
+        run_input = dict(record.input or {})
         try:
             for name in file_inputs:
                 value = run_input.get(name)
@@ -459,7 +507,7 @@ class PredictionService:
     def _on_output(self, record: PredictionRecord, message: dict[str, Any]) -> None:
         value = message.get("value")
         index = message.get("index")
-        chain: asyncio.Task[Any] | None = getattr(record, "_chain", None)
+        chain = record.chain
         if chain is None and not has_files(value):
             self._apply_output(record, value, index)
             return
@@ -470,8 +518,7 @@ class PredictionService:
             converted = await self.outputs.convert(value)
             self._apply_output(record, converted, index)
 
-        task = asyncio.get_running_loop().create_task(step(chain))
-        record._chain = task  # type: ignore[attr-defined]
+        record.chain = asyncio.get_running_loop().create_task(step(chain))
 
     def _apply_output(self, record: PredictionRecord, value: Any, index: Any) -> None:
         if record.outputs is None:
@@ -484,7 +531,7 @@ class PredictionService:
             record.webhook.notify("output")
 
     def _on_done(self, record: PredictionRecord, message: dict[str, Any]) -> None:
-        chain: asyncio.Task[Any] | None = getattr(record, "_chain", None)
+        chain = record.chain
         output = message.get("output")
         if chain is None and not has_files(output):
             self._finish_done(record, message, output)
@@ -533,8 +580,9 @@ class PredictionService:
             record.started_at = record.completed_at
         record.finished_at = time.monotonic()
         self._finished[record.id] = record
+        final = record.seal()
         if record.stream is not None:
-            record.stream.publish("completed", record.to_dict(), final=True)
+            record.stream.publish("completed", final, final=True)
         if record.webhook is not None:
             record.webhook.notify("completed")
         if record.work_dir is not None:

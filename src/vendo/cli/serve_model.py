@@ -54,6 +54,7 @@ def serve_model(
                 python=sys.executable,
                 runtime_path=runtime,
                 upload_url=upload_url,
+                freeze_gc=True,
                 cancel_grace=settings.cancel_grace,
                 max_restarts=settings.max_restarts,
                 retention=settings.retention,
