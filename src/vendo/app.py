@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
+from vendo.api.v1.openapi import openapi_route
 from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
 from vendo.errors import RateLimited, VendoError, problem
@@ -195,8 +196,10 @@ def create_app(
                 await relay.stop()
             await to_thread.run_sync(store.close)
 
+    routes = v1_routes()
+    routes.append(openapi_route(routes))
     app = Starlette(
-        routes=v1_routes(),
+        routes=routes,
         lifespan=lifespan,
         exception_handlers={
             VendoError: _vendo_error,

@@ -38,3 +38,14 @@ async def test_configured_token_becomes_the_admins(tmp_path: Path) -> None:
     async with app.router.lifespan_context(app):
         assert (await _account(app, "given")).json()["username"] == "admin"
     assert not (tmp_path / "d" / TOKEN_FILE).exists()
+
+
+async def test_openapi_document_lists_the_routes(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "d", _env_file=None), run_scheduler=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        doc = (await c.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    assert doc["paths"]["/v1/predictions"]["post"]["summary"].startswith("Create a prediction")
+    assert "query" in doc["paths"]["/v1/models"]
+    assert "security" not in doc["paths"]["/v1/files/{id}/download"]["get"]

@@ -14,16 +14,19 @@ __all__ = ["routes"]
 
 
 async def get_account(request: Request) -> Response:
+    """The authenticated account."""
     who = await caller(request)
     return JSONResponse(account_json(who.user))
 
 
 async def list_hardware(request: Request) -> Response:
+    """Hardware this server can run models on."""
     await caller(request)
     return JSONResponse(hardware())  # a bare array, as Replicate's
 
 
 async def webhook_secret(request: Request) -> Response:
+    """The account's default webhook signing secret."""
     who = await caller(request)
     key = await call(platform(request).store.webhook_secret, who.user.id)
     return JSONResponse({"key": key})

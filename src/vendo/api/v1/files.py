@@ -40,6 +40,7 @@ async def _metadata(value: Any) -> dict[str, Any]:
 
 
 async def upload(request: Request) -> Response:
+    """Upload a file (multipart/form-data)."""
     who = await caller(request)
     p = platform(request)
     length = request.headers.get("content-length", "")
@@ -92,11 +93,13 @@ def _expired(row: FileRow) -> bool:
 
 
 async def get_file(request: Request) -> Response:
+    """Get a file's metadata."""
     row = await _own_file(request)
     return JSONResponse(file_json(base_url(request), row))
 
 
 async def list_files(request: Request) -> Response:
+    """List your uploaded files."""
     who = await caller(request)
     p = platform(request)
     rows = await call(
@@ -107,12 +110,14 @@ async def list_files(request: Request) -> Response:
 
 
 async def delete_file(request: Request) -> Response:
+    """Delete a file."""
     row = await _own_file(request)
     await call(platform(request).storage.delete, row)
     return Response(status_code=204)
 
 
 async def download(request: Request) -> Response:
+    """Download a file through a signed URL."""
     # A capability URL: no Authorization needed, and one sent along is ignored.
     p = platform(request)
     file_id = request.path_params["id"]

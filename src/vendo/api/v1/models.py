@@ -64,6 +64,7 @@ def _text_fields(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]
 
 
 async def create_model(request: Request) -> Response:
+    """Create a model."""
     who = await caller(request)
     p = platform(request)
     body = await json_body(request)
@@ -110,6 +111,7 @@ async def create_model(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
+    """List models."""
     who = await caller(request)
     params = request.query_params
     sort_by = params.get("sort_by", "model_created_at")
@@ -129,6 +131,7 @@ async def list_models(request: Request) -> Response:
 
 
 async def search_models(request: Request) -> Response:
+    """Search models (the body is the query text)."""
     who = await caller(request)
     raw = (await request.body()).decode("utf-8", "replace").strip()
     query = raw
@@ -156,6 +159,7 @@ async def _list(request: Request, who: Caller, **kwargs: Any) -> Response:
 
 
 async def get_model(request: Request) -> Response:
+    """Get a model."""
     who = await caller(request)
     model = await visible_model(request, who, **request.path_params)
     return JSONResponse(await _model_body(request, model))
@@ -171,6 +175,7 @@ async def _writable(request: Request) -> ModelRow:
 
 
 async def patch_model(request: Request) -> Response:
+    """Update a model's description, readme or links."""
     model = await _writable(request)
     body = await json_body(request)
     fields = _text_fields(body, _PATCHABLE)
@@ -189,18 +194,21 @@ async def patch_model(request: Request) -> Response:
 
 
 async def delete_model(request: Request) -> Response:
+    """Delete a private model without versions."""
     model = await _writable(request)
     await call(platform(request).store.delete_model, model.id)
     return Response(status_code=204)
 
 
 async def get_readme(request: Request) -> Response:
+    """Get a model's README (Markdown)."""
     who = await caller(request)
     model = await visible_model(request, who, **request.path_params)
     return PlainTextResponse(model.readme or "", media_type="text/markdown")
 
 
 async def list_examples(request: Request) -> Response:
+    """List a model's example predictions."""
     who = await caller(request)
     p = platform(request)
     model = await visible_model(request, who, **request.path_params)
@@ -213,6 +221,7 @@ async def list_examples(request: Request) -> Response:
 
 
 async def list_versions(request: Request) -> Response:
+    """List a model's versions."""
     who = await caller(request)
     model = await visible_model(request, who, **request.path_params)
     versions = await call(platform(request).store.list_versions, model.id)
@@ -228,6 +237,7 @@ async def _version(request: Request, model: ModelRow) -> Any:
 
 
 async def get_version(request: Request) -> Response:
+    """Get a model version."""
     who = await caller(request)
     owner, name = request.path_params["owner"], request.path_params["name"]
     model = await visible_model(request, who, owner, name)
@@ -235,6 +245,7 @@ async def get_version(request: Request) -> Response:
 
 
 async def delete_version(request: Request) -> Response:
+    """Delete a model version."""
     model = await _writable(request)
     version = await _version(request, model)
     await call(platform(request).store.delete_version, version.id)

@@ -279,6 +279,7 @@ async def create_prediction(
 
 
 async def post_predictions(request: Request) -> Response:
+    """Create a prediction (version: 64-hex id, owner/name:id or owner/name)."""
     who = await caller(request)
     body = await json_body(request)
     version = await resolve_version(request, who, body.get("version"))
@@ -286,6 +287,7 @@ async def post_predictions(request: Request) -> Response:
 
 
 async def post_model_predictions(request: Request) -> Response:
+    """Create a prediction on the model's latest version."""
     who = await caller(request)
     body = await json_body(request)
     owner, name = request.path_params["owner"], request.path_params["name"]
@@ -324,6 +326,7 @@ async def _iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
 
 
 async def get_prediction(request: Request) -> Response:
+    """Get a prediction."""
     who = await caller(request)
     p = platform(request)
     row = await _owned(request, who, request.path_params["id"])
@@ -351,6 +354,7 @@ def _parse_time(name: str, value: str | None) -> datetime | None:
 
 
 async def list_predictions(request: Request) -> Response:
+    """List your predictions, newest first."""
     who = await caller(request)
     p = platform(request)
     params = request.query_params
@@ -372,6 +376,7 @@ async def list_predictions(request: Request) -> Response:
 
 
 async def cancel_prediction(request: Request) -> Response:
+    """Cancel a prediction."""
     who = await caller(request)
     p = platform(request)
     row = await _owned(request, who, request.path_params["id"])
@@ -427,6 +432,7 @@ def _replay(row: PredictionRow, iterator: bool) -> list[Event]:
 
 
 async def stream_prediction(request: Request) -> Response:
+    """Server-sent events of a prediction (urls.stream; token-signed)."""
     p = platform(request)
     prediction_id = request.path_params["id"]
     token = request.query_params.get("token", "")
