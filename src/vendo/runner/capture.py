@@ -86,12 +86,10 @@ class Capture:
         self._readers: Dict[int, _PipeReader] = {}
         self._lock = threading.Lock()
         self._written: Dict[int, int] = {}
-        self.original_stderr = -1
 
     def start(self) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        self.original_stderr = os.dup(2)
         for fd, source in ((1, "stdout"), (2, "stderr")):
             read_end, write_end = os.pipe()
             os.dup2(write_end, fd)
