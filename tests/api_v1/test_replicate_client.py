@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 TOKEN = "e2e-admin-token"
-MODELS = {"echo": "plt_echo", "stream": "plt_stream", "files": "api_file_io"}
+MODELS = {"echo": "api_echo", "stream": "api_stream", "files": "api_file_io"}
 
 
 @dataclass
