@@ -30,15 +30,18 @@ __all__ = [
     "BENCH_DIR",
     "REPO_ROOT",
     "HttpConnection",
+    "SequentialSampler",
     "SequentialResult",
     "ThroughputResult",
     "free_port",
-    "group_cpu_seconds",
     "get_json",
+    "merge_throughput",
     "percentile",
+    "process_tree",
     "sequential_latency",
     "stop_process",
     "throughput",
+    "tree_cpu_seconds",
     "wait_ready",
 ]
 
@@ -53,37 +56,10 @@ def free_port() -> int:
         return port
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Stop a server we started, with the children it spawned.
-
-    Servers are started with ``start_new_session=True``, so the process group id
-    is the PID we started; signalling that group reaches the model worker too
-    without looking anything up by name.
-    """
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        # The leader is gone; make sure no worker of its group outlives it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return
-
-
-def group_cpu_seconds(pgid: int) -> dict[str, float]:
-    """CPU seconds (user + system) so far of each live process in a process group.
-
-    Keys are ``"<pid> <name>"``. Linux only (reads /proc); empty elsewhere.
-    """
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (ppid, name, CPU seconds user + system) for every live process (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    found: dict[str, float] = {}
+    table: dict[int, tuple[int, str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -92,11 +68,56 @@ def group_cpu_seconds(pgid: int) -> dict[str, float]:
         except OSError:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        # After the name: state ppid pgrp ... utime (11th) stime (12th); see proc(5).
         fields = stat[stat.rindex(")") + 2 :].split()
-        # fields[2] is pgrp, fields[11] utime, fields[12] stime (proc(5), from "state")
-        if int(fields[2]) == pgid:
-            found[f"{entry.name} {name}"] = (int(fields[11]) + int(fields[12])) / tick
-    return found
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def process_tree(pid: int, table: dict[int, tuple[int, str, float]] | None = None) -> list[int]:
+    """``pid`` and its live descendants (a server and the model workers it spawned)."""
+    table = table if table is not None else _proc_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        if current in table:
+            tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds so far of ``pid`` and each live descendant, keyed ``"<pid> <name>"``."""
+    table = _proc_table()
+    return {f"{p} {table[p][1]}": table[p][2] for p in process_tree(pid, table)}
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop a server we started, and every process it spawned.
+
+    Servers are started with ``start_new_session=True``, so signalling the group
+    of the PID we started reaches workers that stay in that group; workers that
+    lead their own session (Vendo's runner children) are found as descendants
+    of that PID before it is signalled, and killed by PID if they outlive it.
+    """
+    if proc.poll() is not None:
+        return
+    tree = process_tree(proc.pid)
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        break
+    for pid in tree:
+        if pid != proc.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class HttpConnection:
@@ -242,38 +263,69 @@ class SequentialResult:
         return sum(count for status, count in self.statuses.items() if status != 200)
 
 
-def sequential_latency(
-    host: str, port: int, path: str, body: bytes, warmup: int, n: int
-) -> SequentialResult:
-    """Back-to-back requests on one connection; latency over the 200 replies only."""
-    conn = HttpConnection(host, port)
-    statuses: Counter[int] = Counter()
-    samples: list[float] = []
-    try:
-        for _ in range(warmup):
-            conn.request("POST", path, body)
+class SequentialSampler:
+    """Back-to-back requests on one keep-alive connection, measured in blocks.
+
+    Blocks let a benchmark interleave several servers (A, B, B, A, ...) so that
+    a burst of load from elsewhere on the machine hits all of them alike.
+    Latency is kept for the 200 replies only; other statuses are counted.
+    """
+
+    def __init__(self, host: str, port: int, path: str, body: bytes) -> None:
+        self.conn = HttpConnection(host, port)
+        self.path = path
+        self.body = body
+        self.warmup = 0
+        self.samples: list[float] = []
+        self.statuses: Counter[int] = Counter()
+        self.loop_s = 0.0
+
+    def warm(self, n: int) -> None:
+        for _ in range(n):
+            self.conn.request("POST", self.path, self.body)
+        self.warmup += n
+
+    def run(self, n: int) -> None:
+        conn, path, body = self.conn, self.path, self.body
         loop_start = time.perf_counter()
         for _ in range(n):
             t0 = time.perf_counter()
             status, _reply = conn.request("POST", path, body)
             elapsed = time.perf_counter() - t0
-            statuses[status] += 1
+            self.statuses[status] += 1
             if status == 200:
-                samples.append(elapsed * 1000)
-        loop_ms = (time.perf_counter() - loop_start) * 1000
+                self.samples.append(elapsed * 1000)
+        self.loop_s += time.perf_counter() - loop_start
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def result(self) -> SequentialResult:
+        samples = self.samples
+        if not samples:
+            raise RuntimeError(f"no 200 replies: {dict(self.statuses)}")
+        return SequentialResult(
+            n=sum(self.statuses.values()),
+            median_ms=statistics.median(samples),
+            p99_ms=percentile(samples, 99),
+            mean_ms=statistics.fmean(samples),
+            ms_per_ok=self.loop_s * 1000 / len(samples),
+            warmup=self.warmup,
+            statuses=dict(self.statuses),
+        )
+
+
+def sequential_latency(
+    host: str, port: int, path: str, body: bytes, warmup: int, n: int
+) -> SequentialResult:
+    """Warm-up, then ``n`` back-to-back requests on one connection."""
+    sampler = SequentialSampler(host, port, path, body)
+    try:
+        sampler.warm(warmup)
+        sampler.run(n)
     finally:
-        conn.close()
-    if not samples:
-        raise RuntimeError(f"no 200 replies: {dict(statuses)}")
-    return SequentialResult(
-        n=n,
-        median_ms=statistics.median(samples),
-        p99_ms=percentile(samples, 99),
-        mean_ms=statistics.fmean(samples),
-        ms_per_ok=loop_ms / len(samples),
-        warmup=warmup,
-        statuses=dict(statuses),
-    )
+        sampler.close()
+    return sampler.result()
 
 
 @dataclass
@@ -301,6 +353,24 @@ class ThroughputResult:
     @property
     def non_200(self) -> int:
         return self.total - self.statuses.get(200, 0)
+
+
+def merge_throughput(parts: list[ThroughputResult]) -> ThroughputResult:
+    """Add up several load windows; percentiles become the median over windows."""
+    statuses: Counter[int] = Counter()
+    for part in parts:
+        statuses.update(part.statuses)
+    p50s = [p.p50_ms for p in parts if p.p50_ms is not None]
+    p99s = [p.p99_ms for p in parts if p.p99_ms is not None]
+    return ThroughputResult(
+        tool=parts[0].tool,
+        concurrency=parts[0].concurrency,
+        seconds=sum(p.seconds for p in parts),
+        statuses=dict(statuses),
+        p50_ms=statistics.median(p50s) if p50s else None,
+        p99_ms=statistics.median(p99s) if p99s else None,
+        errors=sum(p.errors for p in parts),
+    )
 
 
 def throughput(

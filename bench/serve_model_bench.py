@@ -2,19 +2,21 @@
 
 Two trivial predictors (bench/fixtures): ``echo_sync`` returns its input;
 ``echo_async`` has 8 slots and awaits ``asyncio.sleep(0)``. Each round starts
-every server fresh and measures, in the order Cog, Vendo (alternating, so that
-machine noise hits both):
+both servers fresh on a fixture, keeps them up side by side, and measures them
+in alternating blocks (Cog, Vendo, then Vendo, Cog, ...), so that load from
+elsewhere on the machine hits both alike:
 
-* sequential latency on ``echo_sync``: one keep-alive connection, warm-up, then
-  N back-to-back POST /predictions; median and p99 over the 200 replies, and
-  the count of other replies (coglet answers some back-to-back requests with
-  409);
-* throughput on ``echo_async``: 8 keep-alive connections in a closed loop for a
-  fixed duration (wrk when installed, else an asyncio client); 200 replies per
-  second, 409s and other non-200 replies counted apart.
+* sequential latency on ``echo_sync``: one keep-alive connection per server,
+  warm-up, then N back-to-back POST /predictions split into blocks; median and
+  p99 over the 200 replies, and the count of other replies (coglet answers
+  some back-to-back requests with 409);
+* throughput on ``echo_async``: 8 keep-alive connections in a closed loop
+  (wrk when installed, else an asyncio client), the duration split into
+  windows; 200 replies per second, 409s and other replies counted apart.
 
-Ratios are Vendo/Cog per round; the summary takes their median. Results go to
-``.bench/serve_model_bench.json`` and a Markdown table to stdout.
+Ratios are Vendo/Cog per round; the summary takes their median. Server CPU
+(server plus model worker processes, from /proc) is reported per request.
+Results go to ``.bench/serve_model_bench.json`` and a Markdown table to stdout.
 
 Run from the repository root::
 
@@ -45,12 +47,13 @@ from common import (
     BENCH_DIR,
     REPO_ROOT,
     SequentialResult,
+    SequentialSampler,
     ThroughputResult,
     free_port,
-    group_cpu_seconds,
-    sequential_latency,
+    merge_throughput,
     stop_process,
     throughput,
+    tree_cpu_seconds,
     wait_ready,
 )
 
@@ -105,34 +108,92 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {key: after[key] - before.get(key, 0.0) for key in after}
 
 
-def measure(start: Starter, args: argparse.Namespace) -> dict[str, Any]:
-    """One server's figures for one round; CPU is the server's process group's."""
-    port = free_port()
-    proc = start(SYNC_PROJECT, port)
+def ready_seconds(proc: subprocess.Popen[bytes]) -> float:
+    ready: float = proc.ready_s  # type: ignore[attr-defined]
+    return ready
+
+
+def block_order(servers: list[str], block: int) -> list[str]:
+    """A, B then B, A: alternate the order so drift during a round hits both alike."""
+    return servers if block % 2 == 0 else servers[::-1]
+
+
+def start_all(
+    starters: dict[str, Starter], project: Path
+) -> dict[str, tuple[subprocess.Popen[bytes], int]]:
+    running: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
-        before = group_cpu_seconds(proc.pid)
-        seq = sequential_latency(HOST, port, "/predictions", BODY, args.warmup, args.requests)
-        seq_cpu = cpu_delta(before, group_cpu_seconds(proc.pid))
-    finally:
+        for name, start in starters.items():
+            port = free_port()
+            running[name] = (start(project, port), port)
+    except BaseException:
+        stop_all(running)
+        raise
+    return running
+
+
+def stop_all(running: dict[str, tuple[subprocess.Popen[bytes], int]]) -> None:
+    for proc, _ in running.values():
         stop_process(proc)
-    sync_ready: float = proc.ready_s  # type: ignore[attr-defined]
-    port = free_port()
-    proc = start(ASYNC_PROJECT, port)
+
+
+def measure_round(starters: dict[str, Starter], args: argparse.Namespace) -> dict[str, Any]:
+    """One round: every server up at once, measured in alternating blocks.
+
+    CPU is each server's own process tree (server and model workers), counted
+    only while that server is being measured.
+    """
+    names = list(starters)
+    seq_cpu = {name: 0.0 for name in names}
+    thr_cpu = {name: 0.0 for name in names}
+    running = start_all(starters, SYNC_PROJECT)
+    sync_ready = {name: ready_seconds(proc) for name, (proc, _) in running.items()}
+    samplers: dict[str, SequentialSampler] = {}
     try:
-        # A short warm-up so first-request costs stay out of the window.
-        throughput(HOST, port, "/predictions", BODY, args.concurrency, 1, args.client)
-        before = group_cpu_seconds(proc.pid)
-        thr = throughput(
-            HOST, port, "/predictions", BODY, args.concurrency, args.duration, args.client
-        )
-        thr_cpu = cpu_delta(before, group_cpu_seconds(proc.pid))
+        for name, (_, port) in running.items():
+            samplers[name] = SequentialSampler(HOST, port, "/predictions", BODY)
+            samplers[name].warm(args.warmup)
+        per_block = max(1, args.requests // args.blocks)
+        for block in range(args.blocks):
+            for name in block_order(names, block):
+                pid = running[name][0].pid
+                before = tree_cpu_seconds(pid)
+                samplers[name].run(per_block)
+                seq_cpu[name] += sum(cpu_delta(before, tree_cpu_seconds(pid)).values())
     finally:
-        stop_process(proc)
+        for sampler in samplers.values():
+            sampler.close()
+        stop_all(running)
+    seq = {name: sampler.result() for name, sampler in samplers.items()}
+
+    running = start_all(starters, ASYNC_PROJECT)
+    async_ready = {name: ready_seconds(proc) for name, (proc, _) in running.items()}
+    parts: dict[str, list[ThroughputResult]] = {name: [] for name in names}
+    try:
+        for _, port in running.values():
+            # A short warm-up so first-request costs stay out of the windows.
+            throughput(HOST, port, "/predictions", BODY, args.concurrency, 1, args.client)
+        window = args.duration / args.blocks
+        for block in range(args.blocks):
+            for name in block_order(names, block):
+                proc, port = running[name]
+                before = tree_cpu_seconds(proc.pid)
+                parts[name].append(
+                    throughput(
+                        HOST, port, "/predictions", BODY, args.concurrency, window, args.client
+                    )
+                )
+                thr_cpu[name] += sum(cpu_delta(before, tree_cpu_seconds(proc.pid)).values())
+    finally:
+        stop_all(running)
     return {
-        "seq": seq,
-        "thr": thr,
-        "ready": (sync_ready, proc.ready_s),  # type: ignore[attr-defined]
-        "cpu": {"sequential": seq_cpu, "throughput": thr_cpu},
+        name: {
+            "seq": seq[name],
+            "thr": merge_throughput(parts[name]),
+            "ready": (sync_ready[name], async_ready[name]),
+            "cpu": {"sequential": seq_cpu[name], "throughput": thr_cpu[name]},
+        }
+        for name in names
     }
 
 
@@ -140,8 +201,8 @@ def record(server: str, round_no: int, m: dict[str, Any]) -> dict[str, Any]:
     seq: SequentialResult = m["seq"]
     thr: ThroughputResult = m["thr"]
     ready = m["ready"]
-    seq_cpu = sum(m["cpu"]["sequential"].values())
-    thr_cpu = sum(m["cpu"]["throughput"].values())
+    seq_cpu = m["cpu"]["sequential"]
+    thr_cpu = m["cpu"]["throughput"]
     return {
         "server": server,
         "round": round_no,
@@ -157,7 +218,7 @@ def record(server: str, round_no: int, m: dict[str, Any]) -> dict[str, Any]:
         "ready_s": {"sync": ready[0], "async": ready[1]},
         # Server + worker CPU per measured request (all replies, 409s included).
         "cpu_us_per_request": {
-            "sequential": 1e6 * seq_cpu / max(1, seq.n + seq.warmup),
+            "sequential": 1e6 * seq_cpu / max(1, seq.n),
             "throughput": 1e6 * thr_cpu / max(1, thr.total),
             "throughput_per_200": 1e6 * thr_cpu / max(1, thr.statuses.get(200, 0)),
         },
@@ -247,7 +308,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=50, help="sequential warm-up requests")
     parser.add_argument("--requests", type=int, default=500, help="sequential measured requests")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--duration", type=float, default=8.0, help="throughput window, s")
+    parser.add_argument(
+        "--duration", type=float, default=8.0, help="throughput seconds per server and round"
+    )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=4,
+        help="each round splits the requests and the duration into this many alternating blocks",
+    )
     parser.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto")
     parser.add_argument(
         "--servers", default="cog,vendo", help="comma-separated, in round order: cog, vendo"
@@ -286,8 +355,9 @@ def main(argv: list[str] | None = None) -> None:
     round_ratios: list[dict[str, float]] = []
     for round_no in range(1, args.rounds + 1):
         by_server: dict[str, dict[str, Any]] = {}
+        measured = measure_round(starters, args)
         for name in servers:
-            m = measure(starters[name], args)
+            m = measured[name]
             seq, thr = m["seq"], m["thr"]
             row = record(name, round_no, m)
             by_server[name] = row
