@@ -53,6 +53,9 @@ def test_start_output_completed_arrive_signed_and_in_order(
     assert len(bodies) <= 1.5 / 0.2 + 4
     ids = [r["headers"]["webhook-id"] for r in receiver.received()]
     assert len(set(ids)) == len(ids)
+    for request in receiver.received():
+        assert request["headers"]["content-type"] == "application/json"
+        assert request["headers"]["user-agent"].startswith("vendo/")
     assert bodies[-1]["urls"]["get"].endswith(f"/v1/predictions/{p['id']}")
 
 
@@ -154,3 +157,20 @@ def test_completed_arrives_after_receiver_is_down_for_30_seconds(tmp_path: Path)
     finally:
         server.stop()
         receiver.down()
+
+
+def test_private_webhooks_refused_when_the_setting_says_so(tmp_path: Path) -> None:
+    server, versions = _platform(tmp_path, VENDO_ALLOW_PRIVATE_URLS="false")
+    server.start()
+    try:
+        for url in ("http://127.0.0.1:9/hook", "http://10.0.0.8/hook", "http://[::1]/hook"):
+            r = httpx.post(
+                f"{server.url}/v1/predictions",
+                json={"version": versions["coop"], "input": {"seconds": 0}, "webhook": url},
+                headers=server.headers,
+                timeout=30,
+            )
+            assert r.status_code == 422, (url, r.text)
+            assert "webhook" in json.dumps(r.json())
+    finally:
+        server.stop()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import replicate.webhook
@@ -90,3 +93,36 @@ def test_bad_secret_is_refused() -> None:
         sign("nope", "msg_1", 1, BODY)
     with pytest.raises(InvalidSecret):
         sign("whsec_***", "msg_1", 1, BODY)
+
+
+def test_official_js_client_validates() -> None:
+    """npm replicate 1.4.0's validateWebhook (keys on the text after the last "_")."""
+    js_dir = Path(__file__).resolve().parent.parent / "js"
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is needed for the JavaScript client tests")
+    if not (js_dir / "node_modules" / "replicate").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=js_dir, check=True)
+    secret = new_secret()
+    good = signature_headers(secret, new_message_id(), BODY)
+    forged = signature_headers(new_secret(), new_message_id(), BODY)
+    script = """
+const { validateWebhook } = require("replicate");
+const cases = JSON.parse(require("fs").readFileSync(0, "utf8"));
+Promise.all(cases.map((c) => validateWebhook({ headers: c.headers, body: c.body }, c.secret)))
+  .then((r) => process.stdout.write(JSON.stringify(r)));
+"""
+    cases = [
+        {"headers": good, "body": BODY.decode(), "secret": secret},
+        {"headers": forged, "body": BODY.decode(), "secret": secret},
+    ]
+    out = subprocess.run(
+        [node, "-e", script],
+        input=json.dumps(cases),
+        cwd=js_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [True, False]

@@ -30,6 +30,7 @@ process should run an outbox: rows are not leased.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import ipaddress
 import logging
 import socket
@@ -270,6 +271,7 @@ class Outbox:
     def from_settings(cls, settings: Any, engine: sa.Engine | None, **overrides: Any) -> Outbox:
         """An outbox configured from :class:`vendo.config.Settings`."""
         options: dict[str, Any] = {
+            "user_agent": _user_agent(),
             "timeout": settings.webhook_timeout,
             "throttle_interval": settings.throttle_interval,
             "delays": retry_delays(settings.webhook_retries),
@@ -493,3 +495,10 @@ class Outbox:
             ]
 
         return await asyncio.to_thread(load)
+
+
+def _user_agent() -> str:
+    try:
+        return f"vendo/{importlib.metadata.version('vendo')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "vendo"
