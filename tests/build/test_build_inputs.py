@@ -10,7 +10,12 @@ import uv
 
 from vendo.build.config import load_config
 from vendo.build.python import find_python, installed_pythons
-from vendo.build.requirements import choose_torch_backend, collect_requirements
+from vendo.build.requirements import (
+    choose_torch_backend,
+    collect_requirements,
+    host_index_options,
+    local_cpu_torch_wheels,
+)
 from vendo.build.system import check_system_packages
 from vendo.errors import BuildError, ConfigError
 
@@ -148,3 +153,25 @@ def test_torch_backend_choice(tmp_path: Path) -> None:
 
     config, reqs = torch_config(tmp_path, '  python_version: "3.12"\n  python_packages: [numpy]\n')
     assert choose_torch_backend(config, reqs, driver_cuda=None) == (None, [])  # type: ignore[arg-type]
+
+
+def test_local_cpu_torch_wheels_are_preferred_over_the_pytorch_index(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    write(wheels / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl", "")
+    options = host_index_options({"PIP_FIND_LINKS": str(wheels)})
+    assert options == ["--find-links", str(wheels)]
+    # Set for uv itself: pip's setting is not passed on twice.
+    assert host_index_options({"PIP_FIND_LINKS": "/x", "UV_FIND_LINKS": "/y"}) == []
+
+    config, reqs = torch_config(
+        tmp_path / "pinned", '  python_version: "3.11"\n  python_packages: [torch==2.13.0]\n'
+    )
+    found = local_cpu_torch_wheels(reqs, options, {})  # type: ignore[arg-type]
+    assert [w.name.split("-")[1] for w in found] == ["2.13.0+cpu"]
+    assert choose_torch_backend(config, reqs, driver_cuda=None, cpu_wheels=found) == (None, [])  # type: ignore[arg-type]
+
+    config, reqs = torch_config(
+        tmp_path / "loose", '  python_version: "3.11"\n  python_packages: [torch]\n'
+    )
+    backend, warnings = choose_torch_backend(config, reqs, driver_cuda=None, cpu_wheels=found)  # type: ignore[arg-type]
+    assert backend is None and "pin torch to one of these versions" in warnings[0]

@@ -30,7 +30,13 @@ from typing import IO, TYPE_CHECKING, Any
 from vendo.build.config import CogConfig, load_config
 from vendo.build.python import Interpreter, find_python
 from vendo.build.records import BuildRecord, RecordStore, write_json_atomic
-from vendo.build.requirements import Requirements, choose_torch_backend, collect_requirements
+from vendo.build.requirements import (
+    Requirements,
+    choose_torch_backend,
+    collect_requirements,
+    host_index_options,
+    local_cpu_torch_wheels,
+)
 from vendo.build.runtime import RUNTIME_DIR, link_runtime, runtime_hash
 from vendo.build.store import EnvStore
 from vendo.build.system import check_system_packages
@@ -216,6 +222,7 @@ def _definition(
     interpreter: Interpreter,
     requirements: Requirements,
     torch_backend: str | None,
+    index_options: list[str],
 ) -> dict[str, Any]:
     # Paths inside the project are written relative to it, so two projects with the
     # same wheels share one environment.
@@ -228,6 +235,7 @@ def _definition(
         "requirements": lines,
         "local_files": sorted(requirements.digests),
         "torch_backend": torch_backend,
+        "host_index_options": index_options,
         "uv_torch_backend_env": os.environ.get("UV_TORCH_BACKEND"),
         "system_packages": sorted(config.build.system_packages),
         "pre_install": list(config.build.pre_install),
@@ -248,6 +256,7 @@ def _make_env(
     interpreter: Interpreter,
     requirements: Requirements,
     torch_backend: str | None,
+    index_options: list[str],
     uv: str,
     uv_env: dict[str, str],
     log: Log,
@@ -264,6 +273,7 @@ def _make_env(
             "--no-project",
             "--python",
             str(interpreter.path),
+            *index_options,  # seeding pip reads the indexes too
             str(temp),
         ],
         log,
@@ -296,6 +306,7 @@ def _make_env(
                 "-r",
                 str(req_file),
             ]
+            cmd += index_options
             if torch_backend is not None:
                 cmd += ["--torch-backend", torch_backend]
             _run(cmd, log, what="installing Python packages", env=uv_env, cwd=workdir)
@@ -423,7 +434,10 @@ def _build(
     log(f"Python {interpreter.version_text} at {interpreter.path}")
     requirements = collect_requirements(config)
     warnings += requirements.warnings
-    torch_backend, found = choose_torch_backend(config, requirements)
+    index_options = host_index_options()
+    torch_backend, found = choose_torch_backend(
+        config, requirements, cpu_wheels=local_cpu_torch_wheels(requirements, index_options)
+    )
     warnings += found
     if torch_backend is not None:
         log(f"PyTorch wheels: --torch-backend {torch_backend}")
@@ -438,7 +452,7 @@ def _build(
         )
         warnings += system.warnings
 
-    definition = _definition(config, interpreter, requirements, torch_backend)
+    definition = _definition(config, interpreter, requirements, torch_backend, index_options)
     key = env_key(definition)
     records = RecordStore(data_dir)
     content_hash = project_hash(project, skip=(data_dir,))
@@ -464,6 +478,7 @@ def _build(
                         interpreter=interpreter,
                         requirements=requirements,
                         torch_backend=torch_backend,
+                        index_options=index_options,
                         uv=uv,
                         uv_env=uv_env,
                         log=log,

@@ -9,6 +9,7 @@ the ``cog``/``coglet`` packages are dropped because Vendo provides ``cog`` itsel
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import shutil
@@ -19,7 +20,14 @@ from pathlib import Path
 from vendo.build.config import CONFIG_FILE, CogConfig
 from vendo.errors import ConfigError
 
-__all__ = ["Requirements", "choose_torch_backend", "collect_requirements", "hash_path"]
+__all__ = [
+    "Requirements",
+    "choose_torch_backend",
+    "collect_requirements",
+    "hash_path",
+    "host_index_options",
+    "local_cpu_torch_wheels",
+]
 
 PROVIDED = frozenset({"cog", "coglet"})
 TORCH_PACKAGES = frozenset({"torch", "torchvision", "torchaudio"})
@@ -184,6 +192,64 @@ def collect_requirements(config: CogConfig) -> Requirements:
     return collector.out
 
 
+# pip's settings from the environment, passed on to uv (which reads only its own) when
+# the uv variable is not set: hosts often point pip at a mirror or a wheel folder.
+_PIP_TO_UV = (
+    ("PIP_INDEX_URL", "UV_INDEX_URL", "--index-url"),
+    ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "--extra-index-url"),
+    ("PIP_FIND_LINKS", "UV_FIND_LINKS", "--find-links"),
+)
+
+
+def host_index_options(environ: dict[str, str] | None = None) -> list[str]:
+    """uv options for pip's index settings found in the environment."""
+    env = os.environ if environ is None else environ
+    options: list[str] = []
+    for pip_name, uv_name, flag in _PIP_TO_UV:
+        if env.get(uv_name) or not env.get(pip_name):
+            continue
+        values = env[pip_name].split()
+        if flag == "--index-url":
+            values = values[:1]
+        for value in values:
+            options += [flag, value]
+    return options
+
+
+def _find_links_dirs(
+    requirements: Requirements, options: list[str], environ: dict[str, str]
+) -> list[Path]:
+    places = [line[3:] for line in requirements.lines if line.startswith("-f ")]
+    places += [options[i + 1] for i, flag in enumerate(options[:-1]) if flag == "--find-links"]
+    places += environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
+    dirs = []
+    for place in places:
+        path = Path(place.removeprefix("file://"))
+        if "://" not in place.removeprefix("file://") and path.is_dir():
+            dirs.append(path)
+    return dirs
+
+
+def local_cpu_torch_wheels(
+    requirements: Requirements, options: list[str], environ: dict[str, str] | None = None
+) -> list[Path]:
+    """CPU builds of torch (``torch-X+cpu-*.whl``) in local find-links folders."""
+    env = dict(os.environ if environ is None else environ)
+    wheels: list[Path] = []
+    for folder in _find_links_dirs(requirements, options, env):
+        wheels += sorted(folder.glob("torch-*+cpu-*.whl"))
+    return wheels
+
+
+def _pins_one_of(requirements: Requirements, versions: list[str]) -> bool:
+    plain = {v.split("+")[0] for v in versions} | set(versions)
+    for line in requirements.lines:
+        match = re.match(r"^torch\s*===?\s*([^\s;,]+)\s*(;.*)?$", line, re.IGNORECASE)
+        if match and match.group(1) in plain:
+            return True
+    return False
+
+
 def _driver_cuda() -> str | None:
     """The newest CUDA version the host's NVIDIA driver supports, or None without one."""
     if shutil.which("nvidia-smi") is None:
@@ -201,26 +267,39 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def choose_torch_backend(
-    config: CogConfig, requirements: Requirements, driver_cuda: str | None = "detect"
+    config: CogConfig,
+    requirements: Requirements,
+    driver_cuda: str | None = "detect",
+    cpu_wheels: list[Path] | None = None,
 ) -> tuple[str | None, list[str]]:
     """uv's ``--torch-backend`` for this model (None: leave PyTorch to the indexes named).
 
     No GPU asked for, or no NVIDIA driver on this host: the CPU wheels (PyPI's Linux
-    torch wheels bundle several GB of CUDA libraries a CPU host never uses). GPU asked
-    for: the wheel for ``build.cuda`` when the driver can run it, else the newest the
-    driver supports (uv's ``auto``).
+    torch wheels bundle several GB of CUDA libraries a CPU host never uses), from
+    PyTorch's CPU index, or from a local find-links folder that holds ``+cpu`` wheels
+    (hosts that cannot reach PyTorch's index). GPU asked for: the wheel for
+    ``build.cuda`` when the driver can run it, else the newest the driver supports
+    (uv's ``auto``).
     """
     if not requirements.mentions_torch or requirements.chooses_index:
         return None, []
     driver = _driver_cuda() if driver_cuda == "detect" else driver_cuda
     warnings: list[str] = []
-    if not config.build.gpu:
-        return "cpu", warnings
-    if driver is None:
-        warnings.append(
-            "build.gpu is true but this host has no NVIDIA driver; installing the CPU "
-            "build of PyTorch"
-        )
+    if not config.build.gpu or driver is None:
+        if config.build.gpu:
+            warnings.append(
+                "build.gpu is true but this host has no NVIDIA driver; installing the CPU "
+                "build of PyTorch"
+            )
+        if cpu_wheels:
+            versions = sorted({w.name.split("-")[1] for w in cpu_wheels})
+            if not _pins_one_of(requirements, versions):
+                warnings.append(
+                    f"PyTorch CPU wheels come from {cpu_wheels[0].parent} "
+                    f"({', '.join(versions)}); pin torch to one of these versions, or the "
+                    "newest torch on PyPI (a CUDA build) is installed instead"
+                )
+            return None, warnings
         return "cpu", warnings
     cuda = config.build.cuda
     if cuda is None:
