@@ -174,3 +174,17 @@ def test_private_webhooks_refused_when_the_setting_says_so(tmp_path: Path) -> No
             assert "webhook" in json.dumps(r.json())
     finally:
         server.stop()
+
+
+def test_canceled_prediction_sends_completed_canceled(
+    server: Server, versions: dict[str, str], receiver: WebhookReceiver
+) -> None:
+    secret = server.secret()
+    p = server.create(versions["coop"], {"seconds": 60}, webhook=receiver.url)
+    server.wait(p["id"], ("processing",))
+    server.cancel(p["id"])
+    receiver.wait_for(lambda rs: any(b"canceled" in r["body"] for r in rs))
+    bodies = verified(secret, receiver.received())
+    statuses = [b["status"] for b in bodies]
+    assert statuses[0] == "processing" and statuses[-1] == "canceled"  # start ... completed
+    assert set(statuses[1:-1]) <= {"processing"}  # the "sleeping" log line
