@@ -92,6 +92,7 @@ def test_dockerfile_is_generated(runner: CliRunner, tmp_path: Path) -> None:
     assert "FROM python:3.12-slim-bookworm" in lines
     assert " && apt-get install -y --no-install-recommends ffmpeg libsndfile1 \\" in lines
     assert "RUN uv python install 3.10" in lines
+    assert "ARG VENDO_SPEC=vendo==" in text
     assert "RUN --mount=type=cache,target=/root/.cache/uv vendo build /src" in lines
     assert lines[-1] == (
         'CMD ["vendo", "serve-model", "/src", "--host", "0.0.0.0", "--port", "5000"]'
@@ -114,9 +115,13 @@ def test_dockerfile_same_python_needs_no_extra_interpreter(
     project = make_project(tmp_path / "m", 'build:\n  python_version: "3.12"\nrun: predict.py\n')
     out = tmp_path / "out" / "Dockerfile"
     out.parent.mkdir()
-    result = runner.invoke(cli, ["build", str(project), "--dockerfile", "-o", str(out)])
+    spec = "git+https://example.invalid/vendo.git@main"
+    result = runner.invoke(
+        cli, ["build", str(project), "--dockerfile", "-o", str(out), "--vendo-spec", spec]
+    )
     assert result.exit_code == 0, result.output
     text = out.read_text()
+    assert f"ARG VENDO_SPEC={spec}" in text.splitlines()
     assert "uv python install" not in text and "apt-get" not in text
 
 

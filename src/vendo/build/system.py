@@ -53,17 +53,21 @@ def _apt_has(name: str) -> bool:
     return False
 
 
-def _install(names: list[str], log: Callable[[str], None]) -> None:
+def _install(names: list[str], log: Callable[[str], None], updated: bool = False) -> None:
     command = ["apt-get", "install", "-y", "--no-install-recommends", *names]
     log("$ " + " ".join(command))
-    out = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-    )
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
     for line in (out.stdout + out.stderr).splitlines():
         log(line)
+    if out.returncode != 0 and not updated:
+        # Stale or missing package lists are the usual cause on a fresh host.
+        log("$ apt-get update")
+        update = subprocess.run(["apt-get", "update"], capture_output=True, text=True, env=env)
+        for line in (update.stdout + update.stderr).splitlines():
+            log(line)
+        _install(names, log, updated=True)
+        return
     if out.returncode != 0:
         tail = "\n".join((out.stdout + out.stderr).splitlines()[-20:])
         raise BuildError(
