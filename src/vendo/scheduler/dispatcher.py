@@ -1,0 +1,448 @@
+"""The scheduler: claims queued jobs and runs them on the versions' runner pools.
+
+One :class:`Scheduler` runs per serve process (in scaled mode, per agent). Its loop
+wakes on :meth:`Scheduler.notify` (a new prediction) or on a short tick (deadlines,
+missed notifications), claims at most the free slots of each version's pool, and runs
+each claimed job in its own task:
+
+    claimed job -> pool.runner() (cold start if needed) -> slot -> predict
+        runner events -> store (in order, off the loop) -> event bus
+
+Jobs beyond a version's slots stay queued in the database until a slot frees; they are
+never refused. Every run ends in exactly one terminal state and its job is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from vendo.config import Settings
+from vendo.errors import RunnerError
+from vendo.queue import EventBus, Job, Queue
+from vendo.runner.protocol import FILE_KEY
+from vendo.scheduler.pool import PoolOptions, RunnerPool
+from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec
+from vendo.store import CANCELED, FAILED, SUCCEEDED, TERMINAL, Store, utcnow
+from vendo.store.tables import PredictionRow, VersionRow
+
+__all__ = ["Scheduler", "runner_spec"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TICK = 0.5  # seconds between deadline checks when nothing else wakes the loop
+DEADLINE_REASON = "deadline"
+
+
+def runner_spec(version: VersionRow) -> RunnerSpec:
+    """How to start a runner for ``version``, from what push recorded.
+
+    ``version.environment`` is what the build returned (``python``, ``runtime_path``,
+    ``env``); ``version.config`` the parsed cog.yaml (``predict``, ``concurrency_max``,
+    ``environment``).
+    """
+    env_info = version.environment or {}
+    config = version.config or {}
+    python = env_info.get("python")
+    ref = config.get("predict")
+    if not python or not ref or not version.package_path:
+        raise RunnerError(f"version {version.id} has no built environment to run")
+    env: dict[str, str] = {}
+    env.update({str(k): str(v) for k, v in (config.get("environment") or {}).items()})
+    env.update({str(k): str(v) for k, v in (env_info.get("env") or {}).items()})
+    runtime = env_info.get("runtime_path")
+    return RunnerSpec(
+        project=Path(version.package_path),
+        ref=str(ref),
+        python=str(python),
+        runtime_path=Path(runtime) if runtime else None,
+        max_concurrency=int(config.get("concurrency_max") or 1),
+        env=env,
+    )
+
+
+def _is_iterator(schema: dict[str, Any] | None) -> bool:
+    output = ((schema or {}).get("components") or {}).get("schemas", {}).get("Output") or {}
+    return output.get("x-cog-array-type") == "iterator"
+
+
+@dataclass
+class _Run:
+    """One claimed job while it runs here."""
+
+    job: Job
+    pool: RunnerPool
+    prediction: PredictionRow | None = None
+    runner: RunnerProcess | None = None
+    cancel_reason: str | None = None
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    outputs: int = 0
+
+
+class Scheduler:
+    """Runner pools per version, fed from the durable queue."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: EventBus,
+        storage: Any = None,
+        *,
+        queue: Queue | None = None,
+        spec_for: Callable[[VersionRow], RunnerSpec] = runner_spec,
+        tick: float = TICK,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.storage = storage
+        self.queue = queue or Queue(store)
+        self._spec_for = spec_for
+        self._tick = tick
+        self._options = PoolOptions(
+            idle_timeout=settings.idle_timeout,
+            setup_timeout=settings.setup_timeout,
+            cancel_grace=settings.cancel_grace,
+            max_restarts=settings.max_restarts,
+        )
+        self._pools: dict[str, RunnerPool] = {}
+        self._dirty: set[str] = set()
+        self._wake: asyncio.Event | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._runs: dict[str, _Run] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        # The store is blocking. The scheduler has its own threads for it: its writes
+        # never queue behind (or starve) the HTTP server's thread pool.
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def _blocking(self, func: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(4, thread_name_prefix="vendo-scheduler")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(func, *args))
+
+    # --- public interface ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover jobs left by a stopped server, then start claiming."""
+        self._wake = asyncio.Event()
+        recovery = await self._blocking(self.queue.recover)
+        if recovery.failed:
+            log.warning("%d predictions were interrupted by a restart", len(recovery.failed))
+        for version_id in await self._blocking(self.queue.pending_versions):
+            self._dirty.add(version_id)
+        self._loop_task = asyncio.create_task(self._loop(), name="vendo-scheduler")
+
+    async def stop(self) -> None:
+        """Stop claiming, let running predictions end briefly, stop every runner."""
+        self._stopping = True
+        if self._loop_task is not None:
+            # The loop checks the flag; cancel too, but never rely on it alone
+            # (3.11's wait_for can swallow a cancellation that races a wake-up).
+            if self._wake is not None:
+                self._wake.set()
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        # shutdown lets the children finish in-flight work (within close()'s timeout)
+        await asyncio.gather(*(p.close() for p in self._pools.values()), return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._pools.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def notify(self, version_id: str) -> None:
+        """A job for ``version_id`` was queued (or a slot freed): claim soon."""
+        self._dirty.add(version_id)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def cancel(self, prediction_id: str, reason: str = "canceled") -> bool:
+        """Cancel a queued or running prediction. False when it is neither (finished,
+        unknown, or claimed by another scheduler)."""
+        run = self._runs.get(prediction_id)
+        if run is not None:
+            run.cancel_reason = run.cancel_reason or reason
+            if run.runner is not None:
+                run.runner.cancel(prediction_id)
+            return True
+        row = await self._blocking(self.queue.cancel_queued, prediction_id, reason)
+        if row is None:
+            return False
+        self._publish_terminal(row)
+        return True
+
+    # --- introspection (tests, metrics) -----------------------------------------------
+
+    def pool(self, version_id: str) -> RunnerPool | None:
+        return self._pools.get(version_id)
+
+    def running(self) -> list[str]:
+        return list(self._runs)
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._tick)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self._enforce_deadlines()
+                dirty, self._dirty = self._dirty, set()
+                for version_id in dirty:
+                    await self._fill(version_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # a database hiccup must not stop scheduling for good
+                log.exception("scheduler iteration failed; retrying")
+                await asyncio.sleep(self._tick)
+
+    async def _fill(self, version_id: str) -> None:
+        pool = self._pools.get(version_id)
+        if pool is None:
+            version = await self._blocking(self.store.get_version, version_id)
+            try:
+                if version is None:
+                    raise RunnerError(f"version {version_id} does not exist")
+                spec = self._spec_for(version)
+            except RunnerError as exc:
+                await self._fail_unrunnable(version_id, exc.detail)
+                return
+            pool = RunnerPool(version_id, spec, self._options)
+            self._pools[version_id] = pool
+        free = pool.free_slots
+        if free <= 0 or self._stopping:
+            return
+        jobs = await self._blocking(self.queue.claim, version_id, free)
+        for job in jobs:
+            pool.reserve()
+            run = _Run(job, pool)
+            self._runs[job.prediction_id] = run
+            self._spawn(self._run(run))
+
+    async def _fail_unrunnable(self, version_id: str, error: str) -> None:
+        # Claim and fail everything queued for a version that cannot run at all.
+        while jobs := await self._blocking(self.queue.claim, version_id, 100):
+            for job in jobs:
+                row = await self._blocking(self._fail_now, job.prediction_id, error)
+                await self._blocking(self.queue.complete, job.id)
+                if row is not None:
+                    self._publish_terminal(row)
+
+    def _fail_now(self, prediction_id: str, error: str) -> PredictionRow | None:
+        return self.store.finish(prediction_id, FAILED, error=error)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _enforce_deadlines(self) -> None:
+        now = utcnow()
+        overdue = await self._blocking(self.store.overdue_predictions, now)
+        for row in overdue:
+            run = self._runs.get(row.id)
+            if run is not None:
+                if run.cancel_reason is None:
+                    await self.cancel(row.id, DEADLINE_REASON)
+                continue
+            # queued here or anywhere: cancel_queued is atomic against claims
+            await self.cancel(row.id, DEADLINE_REASON)
+
+    # --- one job ----------------------------------------------------------------------
+
+    async def _run(self, run: _Run) -> None:
+        job, pool = run.job, run.pool
+        try:
+            await self._execute(run)
+        except Exception as exc:
+            log.exception("prediction %s: scheduler error", job.prediction_id)
+            message = f"internal error: {exc}"
+            row = await self._blocking(
+                lambda: self.store.finish(job.prediction_id, FAILED, error=message)
+            )
+            if row is not None:
+                self._publish_terminal(row)
+        finally:
+            self._runs.pop(job.prediction_id, None)
+            pool.release()
+            with contextlib.suppress(Exception):
+                await self._blocking(self.queue.complete, job.id)
+            if not self._stopping:
+                self.notify(job.version_id)
+
+    async def _execute(self, run: _Run) -> None:
+        job, pool = run.job, run.pool
+        pid = job.prediction_id
+        prediction = await self._blocking(self.store.get_prediction, pid)
+        if prediction is None or prediction.status in TERMINAL:
+            return
+        run.prediction = prediction
+        if self._should_not_start(run, prediction.deadline):
+            await self._end_unstarted(run)
+            return
+        try:
+            runner = await pool.runner()
+        except RunnerError as exc:
+            await self._finish(run, {"status": FAILED, "error": exc.detail, "output": None})
+            return
+        if self._should_not_start(run, prediction.deadline):
+            await self._end_unstarted(run)
+            return
+        slot = await pool.acquire(runner)
+        if self._should_not_start(run, prediction.deadline):
+            slot.release()
+            await self._end_unstarted(run)
+            return
+        run.runner = runner
+        writer = asyncio.create_task(self._write_events(run))
+        try:
+            done = runner.predict(
+                slot,
+                pid,
+                prediction.run_input or {},
+                context={},
+                on_event=run.events.put_nowait,
+            )
+            if run.cancel_reason is not None:
+                runner.cancel(pid)
+            result = await done
+        finally:
+            pool.slot_done()
+            run.events.put_nowait({"type": "_end"})
+            await writer
+        await self._finish(run, result)
+
+    def _should_not_start(self, run: _Run, deadline: datetime | None) -> bool:
+        if deadline is not None and deadline <= utcnow() and run.cancel_reason is None:
+            run.cancel_reason = DEADLINE_REASON
+        return run.cancel_reason is not None
+
+    async def _end_unstarted(self, run: _Run) -> None:
+        await self._finish(run, {"status": CANCELED, "error": None, "output": None})
+
+    async def _write_events(self, run: _Run) -> None:
+        """Apply the runner's events to the store in arrival order, then publish them.
+
+        Consecutive log lines are written as one update: a chatty model costs one
+        transaction per burst, not one per line.
+        """
+        pid = run.job.prediction_id
+        while True:
+            event = await run.events.get()
+            kind = event.get("type")
+            if kind == "_end":
+                return
+            try:
+                if kind == "started":
+                    if await self._blocking(self.store.mark_started, pid, utcnow()):
+                        self.bus.publish(pid, "start", {})
+                elif kind == "log":
+                    text = [event.get("data") or ""]
+                    while not run.events.empty():
+                        nxt = run.events._queue[0]  # type: ignore[attr-defined]
+                        if nxt.get("type") != "log":
+                            break
+                        text.append(run.events.get_nowait().get("data") or "")
+                    joined = "".join(text)
+                    await self._blocking(self.store.append_logs, pid, joined)
+                    self.bus.publish(pid, "logs", joined)
+                elif kind == "output":
+                    value = await self._store_files(run, event.get("value"))
+                    await self._blocking(self.store.append_output, pid, value)
+                    run.outputs += 1
+                    self.bus.publish(pid, "output", value)
+            except Exception:
+                log.exception("prediction %s: could not record a %s event", pid, kind)
+
+    async def _finish(self, run: _Run, result: dict[str, Any]) -> None:
+        pid = run.job.prediction_id
+        status = str(result.get("status") or FAILED)
+        if status not in TERMINAL:
+            status = FAILED
+        error = result.get("error")
+        if status == FAILED and not error:
+            error = "prediction failed"
+        if status == CANCELED:
+            error = None
+        metrics = dict(result.get("metrics") or {})
+        version = await self._blocking(self.store.get_version, run.job.version_id)
+        iterator = _is_iterator(version.openapi_schema if version else None)
+        output = result.get("output")
+        if output is not None and status == SUCCEEDED:
+            output = await self._store_files(run, output)
+        keep_output = iterator and run.outputs > 0
+        if iterator and run.outputs == 0 and output is None:
+            output = []
+        if status == CANCELED and run.cancel_reason is None and run.runner is None:
+            run.cancel_reason = "canceled"
+        row = await self._blocking(
+            lambda: self.store.finish(
+                pid,
+                status,
+                output=output,
+                error=str(error) if error else None,
+                metrics=metrics,
+                at=utcnow(),
+                cancel_reason=run.cancel_reason if status == CANCELED else None,
+                keep_output=keep_output,
+            )
+        )
+        if row is None:
+            return
+        if status == SUCCEEDED and not iterator:
+            self.bus.publish(pid, "output", row.output)
+        self._publish_terminal(row)
+        if error == WORKER_EXITED:
+            log.warning("prediction %s failed: its runner exited", pid)
+
+    def _publish_terminal(self, row: PredictionRow) -> None:
+        if row.status == FAILED:
+            self.bus.publish(row.id, "error", {"detail": row.error or "prediction failed"})
+            self.bus.publish(row.id, "done", {"reason": "error"})
+        elif row.status == CANCELED:
+            self.bus.publish(row.id, "done", {"reason": "canceled"})
+        else:
+            self.bus.publish(row.id, "done", {})
+
+    # --- output files -------------------------------------------------------------------
+
+    async def _store_files(self, run: _Run, value: Any) -> Any:
+        """Replace ``{"__vendo_file__": path}`` markers by stored files' references."""
+        if isinstance(value, dict):
+            if set(value) == {FILE_KEY}:
+                return await self._store_file(run, Path(str(value[FILE_KEY])))
+            return {k: await self._store_files(run, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [await self._store_files(run, v) for v in value]
+        return value
+
+    async def _store_file(self, run: _Run, path: Path) -> Any:
+        if self.storage is None:
+            return path.as_uri()
+        prediction = run.prediction
+        owner_id = prediction.owner_id if prediction is not None else 0
+        save = self.storage.save_output
+        return await self._blocking(lambda: save(run.job.prediction_id, owner_id, path))
