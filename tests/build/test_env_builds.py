@@ -205,3 +205,30 @@ def test_store_discards_a_folder_without_marker(tmp_path: Path) -> None:
         temp = store.new_temp("abc")
     assert not broken.exists()
     assert temp.name.startswith(".tmp-abc-")
+
+
+def test_pre_install_then_packages_then_run_steps(
+    tmp_path: Path, settings: Settings, uv_cache: Path
+) -> None:
+    project = tmp_path / "model"
+    project.mkdir()
+    (project / "predict.py").write_text(PREDICTOR)
+    (project / "cog.yaml").write_text(
+        "build:\n"
+        '  python_version: "3.12"\n'
+        "  python_packages: [pyyaml]\n"
+        '  pre_install: ["python -c \\"import yaml\\" 2> $VIRTUAL_ENV/pre.txt || true"]\n'
+        "  run:\n"
+        '    - python -c "import yaml" && pip --version > $VIRTUAL_ENV/run.txt && pwd >> '
+        "$VIRTUAL_ENV/run.txt\n"
+        "predict: predict.py:Predictor\n"
+    )
+    result = build_project(project, settings, uv_cache_dir=uv_cache)
+    # pre_install ran before the packages were there; run steps after, with pip at hand
+    # and outside the project.
+    assert "No module named 'yaml'" in (result.env_dir / "pre.txt").read_text()
+    pip_line, cwd = (result.env_dir / "run.txt").read_text().splitlines()
+    assert pip_line.startswith("pip ")
+    assert not Path(cwd).is_relative_to(project)
+    assert any("pre_install: deprecated" in w for w in result.warnings)
+    assert any("python_packages: deprecated" in w for w in result.warnings)

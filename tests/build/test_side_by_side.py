@@ -55,6 +55,11 @@ def test_each_model_gets_its_own_packages(
     assert "3.12." in out.stdout
 
 
+def test_cog_yaml_environment_reaches_the_model(pydantic1_model: BuildResult) -> None:
+    out = run_python(pydantic1_model, "import os; print(os.environ['GREETING'])")
+    assert out.stdout.strip() == "hello from cog.yaml", out.stderr
+
+
 def test_vendo_dependencies_are_not_visible(numpy_model: BuildResult) -> None:
     for module in ("pydantic", "starlette", "yaml", "click"):
         out = run_python(numpy_model, f"import {module}")
