@@ -270,3 +270,22 @@ async def test_unknown_version_fails_its_jobs(platform: Platform) -> None:
     row = await platform.wait(pid)
     assert row.status == "failed"
     assert "does not exist" in (row.error or "")
+
+
+async def test_file_outputs_go_to_file_storage(tmp_path: Path) -> None:
+    from vendo.files.storage import LocalStorage
+
+    p = Platform(tmp_path)
+    storage = LocalStorage.from_settings(p.settings, p.store)
+    p.scheduler = Scheduler(p.settings, p.store, p.bus, storage, queue=p.queue)
+    await p.scheduler.start()
+    try:
+        row = await p.wait(p.submit(p.version("plt_file")))
+        assert row.status == "succeeded", row.error
+        assert set(row.output) == {"__vendo_file_id__"}
+        [stored] = p.store.files_of_prediction(row.id)
+        assert stored.id == row.output["__vendo_file_id__"]
+        assert stored.size == len("file output")
+    finally:
+        await p.scheduler.stop()
+        p.store.close()

@@ -430,19 +430,32 @@ class Scheduler:
     # --- output files -------------------------------------------------------------------
 
     async def _store_files(self, run: _Run, value: Any) -> Any:
-        """Replace ``{"__vendo_file__": path}`` markers by stored files' references."""
-        if isinstance(value, dict):
-            if set(value) == {FILE_KEY}:
-                return await self._store_file(run, Path(str(value[FILE_KEY])))
-            return {k: await self._store_files(run, v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [await self._store_files(run, v) for v in value]
-        return value
-
-    async def _store_file(self, run: _Run, path: Path) -> Any:
-        if self.storage is None:
-            return path.as_uri()
+        """Hand output files (``{"__vendo_file__": path}`` markers) to file storage; the
+        store keeps the references storage returns."""
+        if not _has_file(value):
+            return value
         prediction = run.prediction
         owner_id = prediction.owner_id if prediction is not None else 0
-        save = self.storage.save_output
-        return await self._blocking(lambda: save(run.job.prediction_id, owner_id, path))
+        if self.storage is None:
+            # no storage (tests of the pool alone): keep the local path as a file URL
+            return _replace_files(value, lambda path: Path(path).as_uri())
+        encode = self.storage.encode_outputs
+        return await self._blocking(encode, run.job.prediction_id, owner_id, value)
+
+
+def _has_file(value: Any) -> bool:
+    if isinstance(value, dict):
+        return FILE_KEY in value or any(_has_file(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_file(v) for v in value)
+    return False
+
+
+def _replace_files(value: Any, fn: Callable[[str], Any]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {FILE_KEY}:
+            return fn(str(value[FILE_KEY]))
+        return {k: _replace_files(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_files(v, fn) for v in value]
+    return value
