@@ -325,8 +325,11 @@ class Worker:
 
     def _cancel_task(self, pid: str) -> None:
         task = self.tasks.get(pid)
-        if task is not None:
-            task.cancel()
+        if task is not None and self.loop is not None:
+            # A task canceled before its first step never runs its body, so it would
+            # send no "done". Its first step is already queued: cancel after it (the
+            # body also checks self.canceled, and cancel() of a finished task is a no-op).
+            self.loop.call_soon(task.cancel)
 
     def _shutdown_async(self) -> None:
         self.shutting_down = True
