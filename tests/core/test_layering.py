@@ -45,7 +45,10 @@ def _imports(path: Path, package: str) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             # `from vendo.runner import dist` names the submodule in the alias
-            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            if node.module == "vendo":
+                names = ["vendo"]
+            else:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
         for name in names:
             parts = name.split(".")
             if parts[0] != "vendo":
