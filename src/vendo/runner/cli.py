@@ -30,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 def _openapi(project: str, ref: Optional[str], train_ref: Optional[str]) -> int:
     from vendo.schema.openapi import openapi_document
 
+    from .channel import error_text
     from .loader import load, register_cog
-    from .worker import error_text
 
     if ref is None and train_ref is None:
         print("error: give --ref, --train-ref or both", file=sys.stderr)
@@ -64,6 +64,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "openapi":
         return _openapi(args.project, args.ref, args.train_ref)
-    from .worker import serve
+    from .serve import serve
 
     return serve(args.project, args.ref, args.mode, args.max_concurrency, args.fd)

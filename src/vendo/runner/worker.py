@@ -14,7 +14,6 @@ import io
 import os
 import queue
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -23,106 +22,18 @@ import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from vendo.schema.encoding import encode_output
-from vendo.schema.openapi import openapi_document
-from vendo.schema.records import FILE, PATH, LoadError
 from vendo.sdk.exceptions import CancelationException
 from vendo.sdk.scope import Scope, reset_scope, set_scope
-from vendo.sdk.types import Path, URLPath
 
 from .capture import Capture, RoutedStream, prediction_id
+from .channel import Channel, error_text
 from .inputs import InputPreparer
-from .loader import Bound, Loaded, load, register_cog
-from .protocol import encode, read_message
+from .loader import Bound, Loaded
+from .protocol import read_message
 
-__all__ = ["HEALTHCHECK_TIMEOUT", "Worker", "error_text", "serve"]
+__all__ = ["HEALTHCHECK_TIMEOUT", "Worker"]
 
 HEALTHCHECK_TIMEOUT = 5.0
-# After COG_SETUP_TIMEOUT, setup that ignores the timeout signal gets this long.
-_SETUP_GRACE = 5.0
-_INTERRUPTS = {signal.SIGUSR1, signal.SIGALRM}
-
-
-def error_text(exc: BaseException) -> str:
-    """``"<Type>: <message>"``, the error string of a failed prediction."""
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-class _SetupTimeout(BaseException):
-    pass
-
-
-class Channel:
-    """The child's end of the socket: whole frames, sent from any thread."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self._lock = threading.Lock()
-
-    def send(self, message: Dict[str, Any]) -> None:
-        data = encode(message)
-        # On the main thread a cancel or setup-timeout signal may arrive mid-send; its
-        # handler raises, which would leave half a frame on the socket. Hold the signals
-        # until the frame is out; the handler then runs right after.
-        on_main = threading.current_thread() is threading.main_thread()
-        if on_main:
-            signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
-        try:
-            with self._lock:
-                self.sock.sendall(data)
-        except OSError:
-            # The parent is gone: nobody is left to report to.
-            os._exit(1)
-        finally:
-            if on_main:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
-
-
-def _max_concurrency(loaded: Loaded, cli_value: Optional[int]) -> int:
-    env = os.environ.get("COG_MAX_CONCURRENCY", "").strip()
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise LoadError(f"COG_MAX_CONCURRENCY must be an integer, got {env!r}") from None
-    elif cli_value is not None:
-        value = cli_value
-    else:
-        value = loaded.info.max_concurrency or 1
-    if value < 1:
-        raise LoadError(f"max concurrency must be at least 1, got {value}")
-    if value > 1 and not loaded.info.is_async:
-        raise LoadError(
-            f"max concurrency is {value}, but {loaded.method}() is synchronous; "
-            "only async predictors can run more than one prediction at once"
-        )
-    return value
-
-
-def _setup_timeout() -> Optional[float]:
-    raw = os.environ.get("COG_SETUP_TIMEOUT", "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise LoadError(f"COG_SETUP_TIMEOUT must be a number of seconds, got {raw!r}") from None
-    return value if value > 0 else None
-
-
-def _weights(loaded: Loaded) -> Any:
-    raw = os.environ.get("COG_WEIGHTS") or None
-    weights_type = loaded.info.weights_type
-    if raw is None or weights_type is None:
-        return raw
-    if raw.startswith(("http://", "https://")):
-        path: Path = URLPath.from_url(raw).convert()
-    else:
-        path = Path(raw)
-    if weights_type.kind == FILE:
-        return open(path, "rb")  # noqa: SIM115 - handed to the model's setup
-    assert weights_type.kind == PATH
-    return path
 
 
 class Worker:
@@ -422,123 +333,3 @@ class Worker:
 
 async def _awaited(value: Any) -> Any:
     return await value
-
-
-def _call_setup(bound: Bound, loaded: Loaded, loop: Optional[asyncio.AbstractEventLoop]) -> None:
-    setup = bound.setup
-    if setup is None:
-        return
-    kwargs = {"weights": _weights(loaded)} if loaded.info.setup_weights else {}
-    timeout = _setup_timeout()
-    if inspect.iscoroutinefunction(setup):
-        coro = asyncio.wait_for(setup(**kwargs), timeout)
-        try:
-            result = loop.run_until_complete(coro) if loop is not None else asyncio.run(coro)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"setup() timed out after {timeout} seconds") from None
-    else:
-        previous = None
-        if timeout is not None:
-
-            def on_alarm(signum: int, frame: Any) -> None:
-                raise _SetupTimeout()
-
-            previous = signal.signal(signal.SIGALRM, on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-        started = time.monotonic()
-        try:
-            try:
-                result = setup(**kwargs)
-            finally:
-                if timeout is not None:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                    signal.signal(signal.SIGALRM, previous)
-        except _SetupTimeout:
-            raise TimeoutError(f"setup() timed out after {timeout} seconds") from None
-        if timeout is not None and time.monotonic() - started > timeout:
-            raise TimeoutError(f"setup() timed out after {timeout} seconds")
-    if result is not None:
-        raise LoadError(f"setup() must return None, got {type(result).__name__}")
-
-
-def _watchdog(channel: Channel, capture: Capture, done: threading.Event) -> None:
-    timeout = _setup_timeout()
-    if timeout is None:
-        return
-
-    def watch() -> None:
-        if done.wait(timeout + _SETUP_GRACE):
-            return
-        capture.drain(0.5)
-        channel.send(
-            {
-                "type": "setup_failed",
-                "error": f"TimeoutError: setup() timed out after {timeout} seconds",
-            }
-        )
-        os._exit(1)
-
-    threading.Thread(target=watch, name="vendo-setup-watchdog", daemon=True).start()
-
-
-def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd: int) -> int:
-    sock = socket.socket(fileno=fd)
-    channel = Channel(sock)
-
-    def log_sink(pid: Optional[str], source: str, data: str) -> None:
-        channel.send({"type": "log", "id": pid, "source": source, "data": data})
-
-    capture = Capture(log_sink)
-    capture.start()
-    setup_done = threading.Event()
-    loop: Optional[asyncio.AbstractEventLoop] = None
-    try:
-        os.chdir(project)
-        sys.path.insert(0, os.getcwd())
-        register_cog()
-        loaded = load(os.getcwd(), ref, mode)
-        for warning in loaded.info.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        max_concurrency = _max_concurrency(loaded, cli_concurrency)
-        if mode == "train":
-            openapi = openapi_document(None, loaded.info)
-        else:
-            openapi = openapi_document(loaded.info)
-        bound = loaded.instantiate()
-        if loaded.info.is_async:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-        _watchdog(channel, capture, setup_done)
-        _call_setup(bound, loaded, loop)
-        setup_done.set()
-    except BaseException as exc:
-        setup_done.set()
-        if not isinstance(exc, LoadError):
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        else:
-            print(f"error: {exc}", file=sys.stderr)
-        capture.drain()
-        channel.send({"type": "setup_failed", "error": error_text(exc)})
-        # Threads the model started during setup must not keep a failed child alive.
-        os._exit(1)
-    worker = Worker(channel, capture, loaded, bound, max_concurrency, loop)
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, RoutedStream):
-            stream.route_by_context = max_concurrency > 1
-    capture.drain()
-    channel.send(
-        {
-            "type": "ready",
-            "openapi": openapi,
-            "max_concurrency": max_concurrency,
-            "has_healthcheck": bound.healthcheck is not None,
-        }
-    )
-    reader = threading.Thread(target=worker.read_loop, name="vendo-reader", daemon=True)
-    reader.start()
-    if loop is not None:
-        worker.serve_async(loop)
-    else:
-        worker.serve_sync()
-    capture.drain()
-    return 0
