@@ -175,6 +175,11 @@ async def _check_resolved(url: str, *, allow_private: bool) -> None:
     check_webhook_url(url, allow_private=allow_private)
     parts = urlsplit(url)
     host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return  # an address literal: check_webhook_url has judged it, nothing to resolve
+    except ValueError:
+        pass
     port = parts.port or (443 if parts.scheme == "https" else 80)
     loop = asyncio.get_running_loop()
     try:
