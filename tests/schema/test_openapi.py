@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
+import pydantic
+
 from vendo.schema import inspect_predictor, openapi_document
 from vendo.sdk import BaseModel, Input, Path
 
@@ -58,4 +60,26 @@ def test_output_records_and_iterators() -> None:
         "title": "Output",
         "type": "object",
         "additionalProperties": {"type": "integer"},
+    }
+
+
+class PydanticResult(pydantic.BaseModel):
+    text: str
+    score: Optional[float] = None
+    tags: list[str] = []
+
+
+def test_pydantic_output_record() -> None:
+    def run() -> PydanticResult: ...
+
+    doc = openapi_document(inspect_predictor(run, "run", is_method=False))
+    assert doc["components"]["schemas"]["Output"] == {
+        "title": "Output",
+        "type": "object",
+        "properties": {
+            "text": {"title": "Text", "type": "string"},
+            "score": {"title": "Score", "type": "number", "nullable": True},
+            "tags": {"title": "Tags", "type": "array", "items": {"type": "string"}},
+        },
+        "required": ["text"],
     }
