@@ -2,7 +2,8 @@
 
 Measures, with ``vendo build`` run as a command (what a user types):
 
-1. rebuild of an unchanged model (environment and schema reused), several times;
+1. rebuild of an unchanged model (environment and schema reused), several times, as a
+   command and as the in-process library call that serve-model/predict make;
 2. cold build of a small model needing requests + numpy + pyyaml, with a fresh data
    dir AND a fresh, empty uv cache each round, so every package is downloaded, against
    ``python -m venv`` + ``pip install --no-cache-dir`` of the same packages with the
@@ -106,6 +107,7 @@ def main() -> None:
     out_dir.mkdir(exist_ok=True)
     results: dict[str, list[float]] = {
         "rebuild": [],
+        "rebuild_library": [],
         "vendo_cold": [],
         "pip_cold": [],
         "vendo_warm": [],
@@ -140,6 +142,15 @@ def main() -> None:
         data = work / "data-fill"
         for _ in range(args.rebuilds):
             results["rebuild"].append(vendo_build(model, data, shared_cache))
+        # The same through the library call that serve-model and predict make.
+        from vendo.build import build_project
+        from vendo.config import Settings
+
+        settings = Settings(data_dir=data)
+        for _ in range(args.rebuilds):
+            started = time.perf_counter()
+            build_project(model, settings, uv_cache_dir=shared_cache)
+            results["rebuild_library"].append(time.perf_counter() - started)
 
     summary = {
         name: {"median_s": round(statistics.median(v), 3), "runs_s": [round(x, 3) for x in v]}
@@ -154,6 +165,7 @@ def main() -> None:
     (out_dir / "build_bench.json").write_text(json.dumps(summary, indent=2) + "\n")
     labels = {
         "rebuild": "rebuild, unchanged model (`vendo build`)",
+        "rebuild_library": "rebuild, unchanged model (`build_project()` in process)",
         "vendo_cold": "cold build, empty uv cache (`vendo build`)",
         "pip_cold": "cold venv + `pip install --no-cache-dir`",
         "vendo_warm": "new environment, warm uv cache (`vendo build`)",

@@ -229,7 +229,7 @@ def wait_ready(
                 if last.get("status") in ("SETUP_FAILED", "DEFUNCT"):
                     break
         time.sleep(0.05)
-    raise RuntimeError(f"server not READY after {timeout:.0f}s (last: {last!r}){_tail(log_path)}")
+    raise RuntimeError(f"server not READY (last: {last!r}){_tail(log_path)}")
 
 
 def _tail(log_path: Path | None, lines: int = 20) -> str:
@@ -435,7 +435,7 @@ def _wrk(
                 "wrk",
                 "-t1",
                 f"-c{concurrency}",
-                f"-d{duration:g}s",
+                f"-d{max(1, round(duration))}s",  # wrk takes whole seconds
                 "--timeout",
                 "30s",
                 "-s",

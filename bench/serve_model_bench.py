@@ -76,12 +76,42 @@ def cog_starter(python: Path) -> Starter:
     return start
 
 
-def vendo_starter(python: Path, template: str, timeout: float) -> Starter:
+def vendo_snapshot(rev: str) -> tuple[Path | None, str]:
+    """Export ``src/vendo`` at a commit into .bench, so a run measures that commit.
+
+    Several engineers edit the working tree while benchmarks run; a snapshot
+    keeps half-saved files out of the measurement. ``rev="worktree"`` uses the
+    working tree as it is. Returns (folder for PYTHONPATH or None, description).
+    """
+    if rev == "worktree":
+        return None, "worktree"
+    sha = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = BENCH_DIR / f"vendo-src-{sha}"
+    if not (target / "src" / "vendo" / "__init__.py").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", sha, "src/vendo"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src", sha
+
+
+def vendo_starter(python: Path, template: str, timeout: float, src: Path | None = None) -> Starter:
     def start(project: Path, port: int) -> subprocess.Popen[bytes]:
         argv = shlex.split(template.format(python=python, project=project, port=port, host=HOST))
         log_path = BENCH_DIR / "logs" / f"vendo-{project.name}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        if src is not None:
+            # Ahead of the editable install's path entry, so the snapshot is imported.
+            env["PYTHONPATH"] = str(src)
         launched = time.perf_counter()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
@@ -173,7 +203,7 @@ def measure_round(starters: dict[str, Starter], args: argparse.Namespace) -> dic
         for _, port in running.values():
             # A short warm-up so first-request costs stay out of the windows.
             throughput(HOST, port, "/predictions", BODY, args.concurrency, 1, args.client)
-        window = args.duration / args.blocks
+        window = max(1.0, round(args.duration / args.blocks))  # wrk takes whole seconds
         for block in range(args.blocks):
             for name in block_order(names, block):
                 proc, port = running[name]
@@ -282,7 +312,7 @@ def summary(round_ratios: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(q[key] for q in round_ratios) for key in round_ratios[0]}
 
 
-def environment(cog_python: Path, vendo_python: Path | None) -> dict[str, Any]:
+def environment(cog_python: Path, vendo_python: Path | None, vendo_rev: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
@@ -298,7 +328,8 @@ def environment(cog_python: Path, vendo_python: Path | None) -> dict[str, Any]:
             capture_output=True,
             text=True,
         )
-        info["vendo_git"] = rev.stdout.strip()
+        info["repo_head"] = rev.stdout.strip()
+        info["vendo_measured"] = vendo_rev
     return info
 
 
@@ -332,6 +363,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_VENDO_CMD,
         help="command template; {python} {project} {port} {host} are filled in",
     )
+    parser.add_argument(
+        "--vendo-rev",
+        default="HEAD",
+        help="commit of src/vendo to measure (exported to .bench), or 'worktree'",
+    )
     parser.add_argument("--ready-timeout", type=float, default=300.0)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "serve_model_bench.json")
     return parser.parse_args(argv)
@@ -342,14 +378,18 @@ def main(argv: list[str] | None = None) -> None:
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     cog_python = ensure_cog_venv()
     starters: dict[str, Starter] = {}
+    vendo_rev = ""
     for name in servers:
         if name == "cog":
             starters[name] = cog_starter(cog_python)
         elif name == "vendo":
-            starters[name] = vendo_starter(args.vendo_python, args.vendo_cmd, args.ready_timeout)
+            src, vendo_rev = vendo_snapshot(args.vendo_rev)
+            starters[name] = vendo_starter(
+                args.vendo_python, args.vendo_cmd, args.ready_timeout, src
+            )
         else:
             sys.exit(f"unknown server {name!r}")
-    env = environment(cog_python, args.vendo_python if "vendo" in starters else None)
+    env = environment(cog_python, args.vendo_python if "vendo" in starters else None, vendo_rev)
     print(f"environment: {json.dumps(env)}", flush=True)
     results: list[dict[str, Any]] = []
     round_ratios: list[dict[str, float]] = []
