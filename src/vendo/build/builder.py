@@ -511,6 +511,8 @@ def _build(
     record = records.load(record_dir)
     if record is not None and record.openapi_file and openapi_path.is_file():
         openapi = json.loads(openapi_path.read_text(encoding="utf-8"))
+        # The model's own warnings came from the extraction that made this record.
+        warnings += [w for w in record.warnings if w not in warnings]
     else:
         step("Extracting the OpenAPI schema")
         openapi = _extract_schema(config, env_dir, env, log, warnings)
