@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,6 +61,10 @@ def runner_spec(version: VersionRow) -> RunnerSpec:
     env: dict[str, str] = {}
     env.update({str(k): str(v) for k, v in (config.get("environment") or {}).items()})
     env.update({str(k): str(v) for k, v in (env_info.get("env") or {}).items()})
+    env_dir = env_info.get("env_dir")
+    if env_dir and "PATH" not in env:
+        # tools the model installed (console scripts) come first, as in the build
+        env["PATH"] = os.pathsep.join([str(Path(env_dir) / "bin"), os.environ.get("PATH", "")])
     runtime = env_info.get("runtime_path")
     return RunnerSpec(
         project=Path(version.package_path),

@@ -1,0 +1,418 @@
+"""Vendo's own route for pushing a model: upload a package, build it, get a version.
+
+``POST /v1/models/{owner}/{name}/versions`` takes the project as a (gzipped) tar in the
+request body (what ``vendo push`` sends). The server extracts it safely
+(:func:`vendo.packages.safe_extract`), names the version by the content hash of the
+extracted files (the same content always gets the same id), builds the environment
+with :func:`vendo.build.build_project`, extracts the schema there and records an
+immutable version. The model is created when missing and the caller may own it (its
+own name, or any name for the admin).
+
+With ``Accept: application/x-ndjson`` the answer streams the build as it happens, one
+JSON object per line: ``{"type": "step"|"log", "text": ...}`` then either
+``{"type": "version", "version": {...}, "model": "o/n", "created": bool}`` or
+``{"type": "error", "status": int, "title": str, "detail": str, "log_tail": str}``.
+Otherwise the request blocks until the build ends and answers 201 with the version
+(200 when that exact version existed already) or a problem+json error.
+
+``GET /v1/models/{owner}/{name}/versions/{id}/build-log`` returns the build log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from vendo.api.v1.context import Platform, call, caller, can_write, platform, visible_model
+from vendo.api.v1.render import version_json
+from vendo.errors import (
+    BuildError,
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    VendoError,
+)
+from vendo.packages import archive_bytes, content_hash, safe_extract
+from vendo.store import ModelRow, UserRow, VersionRow
+
+__all__ = ["PushResult", "push_examples", "push_package", "routes"]
+
+log = logging.getLogger(__name__)
+
+NDJSON = "application/x-ndjson"
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class PushResult:
+    version: VersionRow
+    model: ModelRow
+    created: bool  # False: this exact content was pushed to this model before
+
+
+def _cog_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"vendo-{version('vendo')}"
+    except Exception:
+        return "vendo"
+
+
+def _packages_dir(p: Platform) -> Path:
+    return Path(p.settings.data_dir).resolve() / "packages"
+
+
+def _check_name(owner: str, name: str) -> None:
+    errors = []
+    for field, value in (("owner", owner), ("name", name)):
+        if not value or not set(value) <= _NAME_CHARS or value[0] in "._-":
+            errors.append(
+                FieldError(field, "pattern", f"{field} must be lowercase letters, digits, . _ -")
+            )
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _ensure_model(p: Platform, user: UserRow, owner: str, name: str, visibility: str) -> ModelRow:
+    """The model to push to, created when missing and the caller may own it."""
+    model = p.store.get_model(owner, name)
+    if model is not None:
+        if model.owner_id != user.id and not user.is_admin:
+            if model.visibility != "public":
+                raise NotFound(f"model {owner}/{name} not found")
+            raise Forbidden(f"you do not have write access to {owner}/{name}")
+        return model
+    if owner != user.username and not user.is_admin:
+        raise Forbidden(f"you cannot create models under {owner!r}")
+    owner_row = p.store.get_user_by_name(owner)
+    if owner_row is None:
+        owner_row = p.store.create_user(owner, type="organization")
+    try:
+        return p.store.create_model(owner_row.id, name, visibility=visibility, hardware="cpu")
+    except Conflict:
+        # created by a concurrent push of the same name
+        found = p.store.get_model(owner, name)
+        assert found is not None
+        return found
+
+
+def _unpack(p: Platform, archive: Path) -> tuple[str, Path]:
+    """Extract into a fresh folder, hash it, and move it to ``packages/<version id>``."""
+    root = _packages_dir(p)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    try:
+        safe_extract(archive, staging, max_bytes=p.settings.max_package_bytes)
+        if not (staging / "cog.yaml").is_file():
+            raise InvalidInput([FieldError("package", "missing", "the package has no cog.yaml")])
+        version_id = content_hash(staging)
+        final = root / version_id
+        if final.exists():
+            shutil.rmtree(staging)  # identical content is already here
+        else:
+            try:
+                os.rename(staging, final)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not final.exists():
+                    raise
+        return version_id, final
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _environment_record(result: Any) -> dict[str, Any]:
+    return {
+        "python": str(result.python),
+        "runtime_path": str(result.runtime_path),
+        "env": dict(result.env),
+        "env_dir": str(result.env_dir),
+        "env_key": result.env_key,
+        "reused": bool(result.reused),
+        "seconds": float(result.seconds),
+        "warnings": list(result.warnings),
+    }
+
+
+def _config_record(config: Any) -> dict[str, Any]:
+    return {
+        "predict": config.predict,
+        "train": config.train,
+        "concurrency_max": config.concurrency_max,
+        "environment": dict(config.environment),
+        "python_version": config.build.python_version,
+        "python_packages": list(config.build.python_packages),
+        "gpu": bool(config.build.gpu),
+    }
+
+
+def push_package(
+    p: Platform,
+    user: UserRow,
+    owner: str,
+    name: str,
+    archive: Path,
+    *,
+    emit: Emit | None = None,
+    visibility: str = "public",
+) -> PushResult:
+    """Blocking: unpack ``archive``, build it and record the version (see module doc)."""
+    from vendo.build import build_project
+
+    say: Emit = emit or (lambda event: None)
+    _check_name(owner, name)
+    model = _ensure_model(p, user, owner, name, visibility)
+    say({"type": "step", "text": "Unpacking the package"})
+    version_id, package_dir = _unpack(p, archive)
+    existing = p.store.get_version(version_id)
+    if existing is not None:
+        if existing.model_id != model.id:
+            raise Conflict(
+                f"this exact package is already version {version_id} of another model; "
+                "change a file to push it here"
+            )
+        say({"type": "step", "text": f"Version {version_id} exists already"})
+        return PushResult(existing, model, False)
+    say({"type": "step", "text": f"Version {version_id[:12]}: building the environment"})
+    result = build_project(
+        package_dir,
+        p.settings,
+        on_log=lambda line: say({"type": "log", "text": line}),
+        on_step=lambda text: say({"type": "step", "text": text}),
+    )
+    if not result.config.predict:
+        raise InvalidInput([FieldError("predict", "missing", "cog.yaml has no 'predict'")])
+    build_log = ""
+    with contextlib.suppress(OSError):
+        build_log = Path(result.log_path).read_text(encoding="utf-8", errors="replace")
+    try:
+        version = p.store.create_version(
+            model.id,
+            version_id,
+            openapi_schema=result.openapi,
+            cog_version=_cog_version(),
+            package_path=str(package_dir),
+            environment=_environment_record(result),
+            config=_config_record(result.config),
+            build_log=build_log[-200_000:],
+        )
+        created = True
+    except Conflict:
+        # the same package pushed twice at once: the other push recorded it
+        found = p.store.get_version(version_id)
+        if found is None or found.model_id != model.id:
+            raise
+        version, created = found, False
+    say({"type": "step", "text": f"Pushed {owner}/{name}:{version_id}"})
+    return PushResult(version, model, created)
+
+
+async def _receive(request: Request, p: Platform) -> Path:
+    """Stream the body into a temporary file, refusing more than the package limit."""
+    limit = p.settings.max_package_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the package is larger than {limit} bytes")
+    root = _packages_dir(p)
+    await to_thread.run_sync(lambda: root.mkdir(parents=True, exist_ok=True))
+    fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".tar", dir=root)
+    path = Path(name)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the package is larger than {limit} bytes")
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise InvalidInput([FieldError("package", "missing", "the request body is empty")])
+    return path
+
+
+def _error_event(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, VendoError):
+        event: dict[str, Any] = {"type": "error", **exc.to_problem()}
+        if isinstance(exc, BuildError):
+            event["log_tail"] = exc.log_tail
+        return event
+    log.exception("push failed", exc_info=exc)
+    return {"type": "error", "status": 500, "title": "Internal Server Error", "detail": str(exc)}
+
+
+async def push_version(request: Request) -> Response:
+    """Push a model package (tar or tar.gz body) as a new version; builds it."""
+    who = await caller(request)
+    p = platform(request)
+    owner, name = request.path_params["owner"], request.path_params["name"]
+    visibility = request.query_params.get("visibility", "public")
+    if visibility not in ("public", "private"):
+        raise InvalidInput([FieldError("visibility", "enum", "public or private")])
+    _check_name(owner, name)
+    # refuse before reading a large body
+    await call(_ensure_model, p, who.user, owner, name, visibility)
+    archive = await _receive(request, p)
+
+    def run(emit: Emit | None) -> PushResult:
+        try:
+            return push_package(p, who.user, owner, name, archive, emit=emit, visibility=visibility)
+        finally:
+            archive.unlink(missing_ok=True)
+
+    if NDJSON not in request.headers.get("accept", ""):
+        result = await to_thread.run_sync(run, None)
+        status = 201 if result.created else 200
+        return JSONResponse(version_json(result.version), status_code=status)
+
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def emit(event: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, event)
+
+    async def build() -> None:
+        try:
+            result = await to_thread.run_sync(run, emit)
+            await events.put(
+                {
+                    "type": "version",
+                    "version": version_json(result.version),
+                    "model": f"{owner}/{name}",
+                    "created": result.created,
+                }
+            )
+        except Exception as exc:
+            await events.put(_error_event(exc))
+        finally:
+            await events.put(None)
+
+    task = asyncio.create_task(build())
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                event = await events.get()
+                if event is None:
+                    return
+                yield (json.dumps(event) + "\n").encode("utf-8")
+        finally:
+            # a client that goes away does not stop the build: the version still lands
+            if not task.done():
+                log.info("push client left; the build of %s/%s goes on", owner, name)
+
+    return StreamingResponse(lines(), media_type=NDJSON, status_code=200)
+
+
+async def build_log(request: Request) -> Response:
+    """A version's build log (text)."""
+    who = await caller(request)
+    owner, name = request.path_params["owner"], request.path_params["name"]
+    model = await visible_model(request, who, owner, name)
+    version = await call(platform(request).store.get_version, request.path_params["id"])
+    if version is None or version.model_id != model.id:
+        raise NotFound(f"version {request.path_params['id']} not found")
+    if not can_write(who, model) and model.visibility != "public":
+        raise NotFound(f"version {version.id} not found")
+    return PlainTextResponse(version.build_log or "")
+
+
+# --- vendo serve --examples ---------------------------------------------------------------
+
+
+def examples_dir() -> Path | None:
+    """``VENDO_EXAMPLES_DIR``, else ``examples/`` of a source checkout, else ./examples."""
+    configured = os.environ.get("VENDO_EXAMPLES_DIR")
+    candidates = [Path(configured)] if configured else []
+    candidates.append(Path(__file__).resolve().parents[4] / "examples")
+    candidates.append(Path.cwd() / "examples")
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def _push_example(p: Platform, admin: UserRow, folder: Path, out: Callable[[str], None]) -> None:
+    name = folder.name.lower()
+    fd, temp = tempfile.mkstemp(suffix=".tar.gz")
+    os.close(fd)
+    archive = Path(temp)
+    try:
+        archive.write_bytes(archive_bytes(folder))
+
+        def progress(event: dict[str, Any]) -> None:
+            if event["type"] == "step":
+                out(f"  {name}: {event['text']}")
+
+        result = push_package(p, admin, admin.username, name, archive, emit=progress)
+        out(f"  {name}: ready as {admin.username}/{name}:{result.version.id[:12]}")
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+async def push_examples(
+    p: Platform,
+    folder: Path | None = None,
+    *,
+    out: Callable[[str], None] | None = None,
+    wait: bool = False,
+) -> asyncio.Task[None] | None:
+    """Push every model in ``examples/`` under the admin's name, in the background
+    (the server answers meanwhile); progress goes to stderr. With ``wait`` it returns
+    once all are pushed. A failing example is reported and skipped."""
+    folder = folder or examples_dir()
+    write = out or (lambda line: print(line, file=sys.stderr, flush=True))
+    if folder is None:
+        write("examples: no examples/ folder found (set VENDO_EXAMPLES_DIR)")
+        return None
+    projects = sorted(d for d in folder.iterdir() if (d / "cog.yaml").is_file())
+    admin, _ = await to_thread.run_sync(lambda: p.store.ensure_admin(None))
+
+    async def push_all() -> None:
+        write(f"examples: pushing {len(projects)} models from {folder}")
+        for project in projects:
+            try:
+                await to_thread.run_sync(_push_example, p, admin, project, write)
+            except VendoError as exc:
+                write(f"  {project.name}: failed: {exc.detail}")
+            except Exception as exc:
+                log.exception("example %s", project.name)
+                write(f"  {project.name}: failed: {exc}")
+        write("examples: done")
+
+    task = asyncio.create_task(push_all(), name="vendo-push-examples")
+    p.extras["examples_task"] = task
+    if wait:
+        await task
+        return None
+    return task
+
+
+routes = [
+    Route("/v1/models/{owner}/{name}/versions", push_version, methods=["POST"]),
+    Route("/v1/models/{owner}/{name}/versions/{id}/build-log", build_log, methods=["GET"]),
+]

@@ -1,0 +1,258 @@
+"""``vendo run OWNER/NAME[:VERSION] -i name=value ...``: a prediction through a server.
+
+Talks to the server's Replicate-compatible API with httpx: resolves the version (the
+model's latest when none is given), uploads ``-i name=@path`` files to ``/v1/files``,
+creates the prediction (waiting up to 60 s on the request, then polling), streams new
+log text to stderr while it runs, prints the output (strings as they are, the rest as
+JSON) and downloads output files into the working directory (or ``-o DIR``), printing
+their paths in their place. A failed or canceled prediction exits 1; Ctrl-C cancels it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import click
+import httpx
+
+__all__ = ["run"]
+
+_TERMINAL = ("succeeded", "failed", "canceled")
+
+
+def _coerce(prop: dict[str, Any], raw: str) -> Any:
+    """A command-line string as the JSON type the schema asks for (the server validates)."""
+    kind = prop.get("type")
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+    except ValueError:
+        return raw
+    if kind == "boolean":
+        lowered = raw.lower()
+        if lowered in ("true", "1", "yes", "y"):
+            return True
+        if lowered in ("false", "0", "no", "n"):
+            return False
+        return raw
+    if kind in ("array", "object"):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return [raw] if kind == "array" else raw
+    return raw
+
+
+def _split_ref(ref: str) -> tuple[str, str, str | None]:
+    model, _, version = ref.partition(":")
+    owner, sep, name = model.partition("/")
+    if not sep or not owner or not name or "/" in name:
+        raise click.UsageError(f"expected OWNER/NAME[:VERSION], got {ref!r}")
+    return owner, name, version or None
+
+
+def _version(client: httpx.Client, owner: str, name: str, version: str | None) -> dict[str, Any]:
+    from vendo.cli.remote import fail
+
+    if version:
+        response = client.get(f"/v1/models/{owner}/{name}/versions/{version}")
+        fail(response)
+        found: dict[str, Any] = response.json()
+        return found
+    response = client.get(f"/v1/models/{owner}/{name}")
+    fail(response)
+    latest = response.json().get("latest_version")
+    if not latest:
+        raise click.ClickException(f"{owner}/{name} has no versions yet: vendo push one first")
+    return dict(latest)
+
+
+def _upload(client: httpx.Client, path: Path) -> str:
+    from vendo.cli.remote import fail
+
+    if not path.is_file():
+        raise click.UsageError(f"input file {path} does not exist")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    with path.open("rb") as fh:
+        response = client.post(
+            "/v1/files", files={"content": (path.name, fh, content_type)}, timeout=None
+        )
+    fail(response)
+    return str(response.json()["urls"]["get"])
+
+
+def _inputs(
+    client: httpx.Client, pairs: tuple[str, ...], json_input: str | None, schema: dict[str, Any]
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if json_input:
+        try:
+            loaded = json.loads(json_input)
+        except ValueError as exc:
+            raise click.UsageError(f"--json is not valid JSON: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise click.UsageError("--json must be a JSON object of inputs")
+        payload.update(loaded)
+    props = schema.get("components", {}).get("schemas", {}).get("Input", {}).get("properties", {})
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"-i takes name=value or name=@file, got {pair!r}")
+        prop = props.get(name, {})
+        value = _upload(client, Path(raw[1:]).expanduser()) if raw.startswith("@") else None
+        if prop.get("type") == "array":
+            items = payload.setdefault(name, [])
+            items.append(value if value is not None else _coerce(prop.get("items", {}), raw))
+        else:
+            payload[name] = value if value is not None else _coerce(prop, raw)
+    return payload
+
+
+class _Downloads:
+    """Output file URLs of this server (and data: URIs) become local files."""
+
+    def __init__(self, client: httpx.Client, folder: Path) -> None:
+        self.client = client
+        self.folder = folder
+        self.base = str(client.base_url).rstrip("/")
+
+    def place(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self.place(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.place(v) for v in value]
+        if isinstance(value, str):
+            if value.startswith("data:"):
+                return str(self._data_uri(value))
+            if self._is_file_url(value):
+                return str(self._download(value))
+        return value
+
+    def _is_file_url(self, value: str) -> bool:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and parts.path.startswith("/v1/files/")
+
+    def _target(self, name: str) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = Path(name).name or "output"
+        target = self.folder / name
+        n = 1
+        while target.exists():
+            target = self.folder / f"{Path(name).stem}.{n}{Path(name).suffix}"
+            n += 1
+        return target
+
+    def _download(self, url: str) -> Path:
+        from vendo.cli.remote import fail
+
+        with self.client.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                fail(response)
+            disposition = response.headers.get("content-disposition", "")
+            name = ""
+            if "filename=" in disposition:
+                name = disposition.split("filename=", 1)[1].strip().strip('"')
+            if not name:
+                mime = response.headers.get("content-type", "").split(";")[0].strip()
+                name = "output" + (mimetypes.guess_extension(mime) or "")
+            target = self._target(name)
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return target
+
+    def _data_uri(self, uri: str) -> Path:
+        header, _, data = uri.partition(",")
+        mime = header[5:].split(";")[0] or "application/octet-stream"
+        raw = base64.b64decode(data) if ";base64" in header else unquote(data).encode()
+        target = self._target("output" + (mimetypes.guess_extension(mime) or ""))
+        target.write_bytes(raw)
+        return target
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2)
+
+
+def _wait(client: httpx.Client, prediction: dict[str, Any], quiet: bool) -> dict[str, Any]:
+    from vendo.cli.remote import fail
+
+    shown = 0
+    url = prediction["urls"]["get"]
+    while True:
+        logs = prediction.get("logs") or ""
+        if not quiet and len(logs) > shown:
+            sys.stderr.write(logs[shown:])
+            sys.stderr.flush()
+            shown = len(logs)
+        if prediction.get("status") in _TERMINAL:
+            return prediction
+        time.sleep(0.5)
+        response = client.get(url)
+        fail(response)
+        prediction = response.json()
+
+
+@click.command()
+@click.argument("ref", metavar="OWNER/NAME[:VERSION]")
+@click.option("-i", "--input", "pairs", multiple=True, help="name=value, or name=@file to upload.")
+@click.option("--json", "json_input", help="All inputs as one JSON object.")
+@click.option(
+    "-o", "--output-dir", type=click.Path(path_type=Path), default=Path("."),
+    help="Where output files are saved (default: the working directory).",
+)  # fmt: skip
+@click.option("--url", envvar="VENDO_URL", help="Server URL (VENDO_URL).")
+@click.option("--token", help="API token (default: VENDO_API_TOKEN, REPLICATE_API_TOKEN).")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the model's logs.")
+def run(
+    ref: str,
+    pairs: tuple[str, ...],
+    json_input: str | None,
+    output_dir: Path,
+    url: str | None,
+    token: str | None,
+    quiet: bool,
+) -> None:
+    """Run a prediction of OWNER/NAME (its latest version unless :VERSION is given)."""
+    from vendo.cli.remote import api_client, fail
+
+    owner, name, version_id = _split_ref(ref)
+    with api_client(url, token) as client:
+        version = _version(client, owner, name, version_id)
+        payload = _inputs(client, pairs, json_input, version.get("openapi_schema") or {})
+        response = client.post(
+            "/v1/predictions",
+            json={"version": version["id"], "input": payload},
+            headers={"Prefer": "wait=60"},
+        )
+        fail(response)
+        prediction = response.json()
+        try:
+            prediction = _wait(client, prediction, quiet)
+        except KeyboardInterrupt:
+            click.echo("\nCanceling the prediction...", err=True)
+            client.post(prediction["urls"]["cancel"])
+            sys.exit(130)
+        status = prediction.get("status")
+        if status == "failed":
+            raise click.ClickException(f"prediction failed: {prediction.get('error')}")
+        if status == "canceled":
+            raise click.ClickException("prediction was canceled")
+        output = _Downloads(client, output_dir).place(prediction.get("output"))
+        if isinstance(output, list) and all(isinstance(v, str) for v in output):
+            schema = version.get("openapi_schema") or {}
+            out = schema.get("components", {}).get("schemas", {}).get("Output", {})
+            if out.get("x-cog-array-display") == "concatenate":
+                click.echo("".join(output))
+                return
+        click.echo(_show(output))

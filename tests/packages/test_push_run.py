@@ -1,0 +1,216 @@
+"""``vendo push`` and ``vendo run`` against a real ``vendo serve`` (subprocesses, a free
+port, a tmp data dir): upload, safe extraction, build, content-hash ids, predictions,
+file inputs and outputs."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vendo.packages import archive_bytes, content_hash, safe_extract
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+TOKEN = "push-test-token"
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+
+    def vendo(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vendo", *args],
+            env=self.env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    work = tmp_path_factory.mktemp("push")
+    data_dir = work / "data"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "VENDO_API_TOKEN": TOKEN,
+        "VENDO_DATA_DIR": str(data_dir),
+        "VENDO_URL": f"http://127.0.0.1:{port}",
+        "VENDO_ALLOW_NEAREST_PYTHON": "true",
+    }
+    env.pop("REPLICATE_API_TOKEN", None)
+    log = (work / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vendo", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/hardware", headers=_auth()).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("vendo serve did not start:\n" + (work / "server.log").read_text())
+            time.sleep(0.2)
+        yield Server(url, data_dir, env)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
+
+
+def _auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _expected_id(project: Path, tmp: Path) -> str:
+    safe_extract(io.BytesIO(archive_bytes(project)), tmp)
+    return content_hash(tmp)
+
+
+def test_push_prints_the_content_hash_and_run_predicts(server: Server, tmp_path: Path) -> None:
+    pushed = server.vendo("push", str(EXAMPLES / "hello-world"), "admin/hello-world")
+    assert pushed.returncode == 0, pushed.stderr
+    version_id = pushed.stdout.strip().splitlines()[-1]
+    assert version_id == _expected_id(EXAMPLES / "hello-world", tmp_path / "x")
+    assert "==> " in pushed.stderr  # build progress was shown
+
+    again = server.vendo("push", str(EXAMPLES / "hello-world"), "admin/hello-world")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == version_id  # same content, same id
+
+    ran = server.vendo("run", "admin/hello-world", "-i", "text=Vendo")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "hello Vendo"
+    pinned = server.vendo("run", f"admin/hello-world:{version_id}", "-i", "text=pinned")
+    assert pinned.stdout.strip() == "hello pinned"
+
+    log = httpx.get(
+        f"{server.url}/v1/models/admin/hello-world/versions/{version_id}/build-log",
+        headers=_auth(),
+    )
+    assert log.status_code == 200 and "cog.yaml" in log.text
+
+
+def test_run_downloads_file_outputs(server: Server, tmp_path: Path) -> None:
+    pushed = server.vendo("push", str(EXAMPLES / "image"), "admin/image", "-q")
+    assert pushed.returncode == 0, pushed.stderr
+    out = tmp_path / "out"
+    ran = server.vendo("run", "admin/image", "-i", "width=16", "-i", "height=12", "-o", str(out))
+    assert ran.returncode == 0, ran.stderr
+    [png] = list(out.iterdir())
+    assert ran.stdout.strip() == str(png)
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert int.from_bytes(data[16:20], "big") == 16  # IHDR width
+
+
+def test_run_uploads_file_inputs(server: Server, tmp_path: Path) -> None:
+    project = tmp_path / "reader"
+    project.mkdir()
+    (project / "cog.yaml").write_text('predict: "predict.py:Predictor"\n')
+    (project / "predict.py").write_text(
+        "from cog import BasePredictor, Path\n\n"
+        "class Predictor(BasePredictor):\n"
+        "    def predict(self, doc: Path) -> str:\n"
+        "        return doc.read_text().upper()\n"
+    )
+    assert server.vendo("push", str(project), "admin/reader").returncode == 0
+    note = tmp_path / "note.txt"
+    note.write_text("uploaded through /v1/files")
+    ran = server.vendo("run", "admin/reader", "-i", f"doc=@{note}")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "UPLOADED THROUGH /V1/FILES"
+
+
+def test_failed_build_is_reported(server: Server, tmp_path: Path) -> None:
+    project = tmp_path / "broken"
+    project.mkdir()
+    (project / "cog.yaml").write_text('predict: "predict.py:Missing"\n')
+    (project / "predict.py").write_text("x = 1\n")
+    pushed = server.vendo("push", str(project), "admin/broken")
+    assert pushed.returncode == 1
+    assert "Push failed" in pushed.stderr
+
+
+def _tar(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        cog = tarfile.TarInfo("cog.yaml")
+        cog.size = 5
+        tar.addfile(cog, io.BytesIO(b"x: 1\n"))
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.linkname = link
+        tar.addfile(info, io.BytesIO(b""))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        _tar("../escape"),
+        _tar("/abs"),
+        _tar("link", tarfile.SYMTYPE, "/etc/passwd"),
+        _tar("dev", tarfile.CHRTYPE),
+    ],
+)
+def test_unsafe_packages_are_refused(server: Server, archive: bytes) -> None:
+    r = httpx.post(
+        f"{server.url}/v1/models/admin/unsafe/versions", content=archive, headers=_auth()
+    )
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert not any(p.name == "escape" for p in server.data_dir.rglob("escape"))
+
+
+def test_push_needs_write_access(server: Server) -> None:
+    created = httpx.post(
+        f"{server.url}/v1/models",
+        json={"owner": "admin", "name": "mine", "visibility": "public", "hardware": "cpu"},
+        headers=_auth(),
+    )
+    assert created.status_code == 201
+    r = httpx.post(
+        f"{server.url}/v1/models/admin/mine/versions",
+        content=archive_bytes(EXAMPLES / "hello-world"),
+        headers=_auth("not-a-token"),
+    )
+    assert r.status_code == 401
