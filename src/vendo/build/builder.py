@@ -11,6 +11,7 @@ openapi``) unless this exact project was already extracted there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -127,13 +128,34 @@ class _BuildLog:
         return "\n".join(self.tail)
 
 
-def _die_with_parent() -> None:
-    # A SIGKILLed build must not leave uv writing into a folder the next build deletes.
-    with contextlib.suppress(Exception):
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    # Looked up in the parent: a preexec_fn must not import (another thread may hold
+    # the import lock at fork time).
+    if sys.platform != "linux":
+        return None
+    try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl: Callable[..., int] = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec_fn: a SIGKILLed build must not leave uv writing into its folder."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return hook
 
 
 def _run(cmd: list[str], log: Log, *, what: str, env: dict[str, str], cwd: Path) -> None:
@@ -149,7 +171,7 @@ def _run(cmd: list[str], log: Log, *, what: str, env: dict[str, str], cwd: Path)
             cwd=cwd,
             text=True,
             errors="replace",
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent_hook(),
         )
     except OSError as exc:
         raise BuildError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
