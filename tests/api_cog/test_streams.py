@@ -162,3 +162,16 @@ async def test_sse_client_leaving_cancels(serve: Any) -> None:
             break
         await asyncio.sleep(0.02)
     assert body["status"] == "canceled"
+
+
+async def test_sse_keepalive_comments(serve: Any) -> None:
+    served = await serve("srv_stream", keepalive=0.1)
+    async with served.client.stream(
+        "PUT",
+        "/predictions/k1",
+        json={"input": {"n": 2, "delay": 0.5}},
+        headers={"Accept": "text/event-stream"},
+    ) as r:
+        text = (await r.aread()).decode()
+    assert ": keep-alive" in text
+    assert parse_sse(text)[-1][0] == "completed"
