@@ -310,3 +310,13 @@ def test_javascript_client(server: Server) -> None:
     assert results["stream"] == ["item 0", "item 1", "item 2"]
     assert results["listed"] >= 4
     assert "echo" in results["search"]
+
+
+def test_python_client_stream(server: Server) -> None:
+    events = list(
+        server.client.stream(f"admin/stream:{server.versions['stream']}", input={"count": 3})
+    )
+    outputs = [e.data for e in events if e.event.value == "output"]
+    assert outputs == ["item 0", "item 1", "item 2"]
+    assert events[-1].event.value == "done"
+    assert "".join(str(e) for e in events) == "item 0item 1item 2"
