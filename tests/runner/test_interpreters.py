@@ -6,9 +6,11 @@ Each interpreter found starts the child with ``PYTHONPATH`` set to a folder made
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -82,6 +84,21 @@ def test_runtime_runs_on(version: str, runtime: Path) -> None:
             assert child.ready()["type"] == "ready", child.logs(None)
             done = child.run("p", payload)
             assert (done["status"], done["output"]) == ("succeeded", expected), done
+
+    # the schema comes out the same on every version (typing internals differ between them)
+    args = ["--ref", "predict.py:Predictor", "--train-ref", "train.py:train"]
+    documents = [
+        subprocess.run(
+            [exe, "-m", "vendo.runner", "openapi", "--project", str(FIXTURES / "rt_schema"), *args],
+            env={"PYTHONPATH": str(runtime), "PATH": os.environ.get("PATH", "")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for exe in (python, sys.executable)
+    ]
+    assert documents[0].returncode == 0, documents[0].stderr
+    assert json.loads(documents[0].stdout) == json.loads(documents[1].stdout)
 
     # canceling relies on signals and signal masks: check it on every version too
     with Child(FIXTURES / "rt_cancel", python=python, pythonpath=runtime) as child:

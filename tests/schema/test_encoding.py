@@ -99,3 +99,10 @@ def test_files_become_markers(tmp_path: PlainPath) -> None:
 def test_unknown_types_are_an_error() -> None:
     with pytest.raises(TypeError, match="cannot encode output of type object"):
         encode_output(object())
+
+
+def test_file_key_is_the_protocol_constant() -> None:
+    # schema may not import the runner package, so the key is written twice
+    from vendo.runner.protocol import FILE_KEY as PROTOCOL_KEY
+
+    assert FILE_KEY == PROTOCOL_KEY

@@ -23,6 +23,7 @@ from vendo.sdk.types import Secret
 
 __all__ = ["FILE_KEY", "encode_output"]
 
+# the same key as vendo.runner.protocol.FILE_KEY; schema may not import the runner package
 FILE_KEY = "__vendo_file__"
 
 
