@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import pytest
@@ -182,6 +183,7 @@ def test_train_mode(child: Callable[..., Child]) -> None:
     weights = done["output"]["weights"]["__vendo_file__"]
     with open(weights) as f:
         assert f.read() == "trained 3 steps"
+    os.remove(weights)
 
 
 def test_cancel_during_fast_stream_keeps_the_protocol_intact(
