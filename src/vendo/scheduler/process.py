@@ -171,6 +171,7 @@ class _Channel(asyncio.Protocol):
         self._generation = generation
         self._decoder = FrameDecoder()
         self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing it
@@ -186,6 +187,8 @@ class _Channel(asyncio.Protocol):
             self._runner._dispatch(self._generation, message)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
         self._runner._child_gone(self._generation, "connection closed")
 
 
@@ -352,6 +355,14 @@ class RunnerProcess:
 
     async def _watch(self, process: asyncio.subprocess.Process, generation: int) -> None:
         code = await process.wait()
+        # The exit can be seen before the socket's last frames (a ``setup_failed`` or a
+        # ``done`` sent just before exiting) are read: give the socket time to drain to
+        # its EOF, which ends the child through connection_lost with nothing lost. A
+        # grandchild holding the socket open must not stall us for long.
+        channel = self._channel
+        if channel is not None and generation == self._generation:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(channel.closed), 2.0)
         self._child_gone(generation, f"exit code {code}")
 
     async def _pump(self, stream: asyncio.StreamReader, source: str, generation: int) -> None:
