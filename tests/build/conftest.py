@@ -10,7 +10,7 @@ from vendo.config import Settings
 @pytest.fixture(scope="session")
 def uv_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uv cache for the session, kept between runs so package installs stay fast."""
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
     if cache is not None:
         return Path(cache.mkdir("vendo-uv-cache"))
     return tmp_path_factory.mktemp("uv-cache")
