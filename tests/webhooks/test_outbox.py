@@ -417,3 +417,29 @@ def test_body_is_the_payload_json(receiver: Receiver) -> None:
 
     asyncio.run(main())
     assert receiver.received[0].body == json.loads(json.dumps(payload("completed", x="é")))
+
+
+async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: Receiver) -> None:
+    """A stop while an earlier delivery is still in flight keeps the queued completed."""
+    engine = _engine(tmp_path / "vendo.db")
+    receiver.delay = 1.0  # the start delivery hangs for a second
+    first = Outbox(engine)
+    await first.start()
+    target = WebhookTarget(receiver.url, SECRET)
+    first.publish("p1", target, "start", payload("start"))
+    first.publish("p1", target, "completed", payload("completed", n=2))
+    await wait_until(lambda: receiver.attempts)  # start is in flight
+    await first.stop()
+    (row,) = _pending(engine)
+    assert row.attempts == 0
+
+    receiver.delay = 0.0
+    second = Outbox(engine)
+    await second.start()
+    await asyncio.wait_for(second.drain(), 10)
+    await second.stop()
+    completed = [r for r in receiver.received if r.event == "completed"]
+    assert len(completed) == 1 and completed[0].body["n"] == 2
+    assert completed[0].headers["webhook-id"] == row.id
+    assert _pending(engine) == []
+    engine.dispose()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import ipaddress
+import json
 import logging
 import socket
 import time
@@ -50,6 +51,7 @@ from vendo.webhooks.sender import (
     WebhookMessage,
     WebhookSender,
 )
+from vendo.webhooks.signing import new_message_id
 
 __all__ = [
     "Clock",
@@ -269,6 +271,8 @@ class Outbox:
         self._webhooks: dict[tuple[str, str], PredictionWebhook] = {}
         self._latest: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._completed: set[tuple[str, str]] = set()
+        # completed deliveries recorded at publish time, and the write that records them
+        self._finals: dict[tuple[str, str], tuple[Delivery, asyncio.Task[None]]] = {}
         # resumed deliveries, and waits on predictions whose completed is on its way
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -301,6 +305,8 @@ class Outbox:
 
     async def stop(self) -> None:
         """Stop sending. Pending ``completed`` deliveries stay in the table."""
+        saves = [task for _, task in self._finals.values()]
+        await asyncio.gather(*saves, return_exceptions=True)  # let the records land
         for webhook in self._webhooks.values():
             webhook.cancel()
         tasks = [*self._tasks]
@@ -310,6 +316,7 @@ class Outbox:
         self._webhooks.clear()
         self._latest.clear()
         self._completed.clear()
+        self._finals.clear()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -340,6 +347,20 @@ class Outbox:
             return  # nothing after completed, not even a newer snapshot for its body
         if event == "completed":
             self._completed.add(key)
+            if event in target.events:
+                # Into the table now, not when its turn comes: a stop while an earlier
+                # delivery is still in flight must not lose it.
+                delivery = Delivery(
+                    id=new_message_id(),
+                    prediction_id=prediction_id,
+                    url=target.url,
+                    secret=target.secret,
+                    event=event,
+                    body=json.dumps(payload, separators=(",", ":")).encode(),
+                    created_at=self._clock.time(),
+                    next_attempt_at=self._clock.time(),
+                )
+                self._finals[key] = (delivery, asyncio.create_task(self._save(delivery, None)))
         self._latest[key] = dict(payload)
         webhook = self._webhooks.get(key)
         if webhook is None:
@@ -351,17 +372,10 @@ class Outbox:
             )
 
             async def final(message: WebhookMessage) -> None:
-                await self._deliver_durably(
-                    Delivery(
-                        id=message.id,
-                        prediction_id=prediction_id,
-                        url=message.url,
-                        secret=target.secret,
-                        event=message.event,
-                        body=message.body,
-                        created_at=self._clock.time(),
-                    )
-                )
+                # the delivery recorded by publish(), same state as ``message``
+                delivery, saved = self._finals.pop(key)
+                await saved
+                await self._deliver_durably(delivery)
 
             webhook = PredictionWebhook(
                 sender,
@@ -388,6 +402,7 @@ class Outbox:
             self._webhooks.pop(key, None)
             self._latest.pop(key, None)
             self._completed.discard(key)
+            self._finals.pop(key, None)
 
     # --- durable delivery of ``completed`` ------------------------------------------
 
