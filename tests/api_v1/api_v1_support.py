@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -122,3 +132,128 @@ class EchoScheduler:
             self.queue.complete(job.id)
             self.bus.publish(row.id, "output", done.output)
             self.bus.publish(row.id, "done", {})
+
+
+# --- live servers (end-to-end tests) ---------------------------------------------------
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def publish_models(
+    data_dir: Path, packages: Path, models: dict[str, str], token: str
+) -> dict[str, str]:
+    """Build each fixture's environment and record it as a version of ``admin/<name>``
+    straight in the data dir's store, the way push does. Returns name -> version id."""
+    from vendo.build.builder import build_project
+    from vendo.config import Settings
+    from vendo.store import Store, database_url
+
+    settings = Settings(data_dir=data_dir, _env_file=None)
+    store = Store.open(database_url(data_dir, None))
+    try:
+        admin, _ = store.ensure_admin(token)
+        versions = {}
+        for name, fixture in models.items():
+            package = packages / name
+            shutil.copytree(FIXTURES / fixture, package)
+            result = build_project(package, settings)
+            model = store.create_model(admin.id, name, visibility="public", hardware="cpu")
+            version_id = hashlib.sha256(f"{name}-{result.env_key}".encode()).hexdigest()
+            store.create_version(
+                model.id,
+                version_id,
+                openapi_schema=result.openapi,
+                cog_version="0.13.7",
+                package_path=str(package),
+                environment={
+                    "python": str(result.python),
+                    "runtime_path": str(result.runtime_path),
+                    "env": result.env,
+                },
+                config={"predict": result.config.predict, "concurrency_max": 1},
+            )
+            versions[name] = version_id
+        return versions
+    finally:
+        store.close()
+
+
+class LiveServer:
+    """``vendo serve`` as a child process on a free port (HTTPS given a cert and key)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        token: str,
+        *,
+        cert: Path | None = None,
+        key: Path | None = None,
+    ) -> None:
+        self.data_dir, self.log_path, self.token = data_dir, log_path, token
+        self.cert, self.key = cert, key
+        self.port = free_port()
+        scheme = "https" if cert else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        args = [
+            sys.executable, "-m", "vendo", "serve", "--host", "127.0.0.1",
+            "--port", str(self.port), "--data-dir", str(self.data_dir),
+        ]  # fmt: skip
+        if self.cert and self.key:
+            args += ["--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
+        env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        verify: Any = ssl.create_default_context(cafile=str(self.cert)) if self.cert else True
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                r = httpx.get(
+                    f"{self.url}/v1/hardware",
+                    verify=verify,
+                    headers={"Authorization": f"Bearer {self.token}"},
+                )
+                if r.status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("vendo serve did not start:\n" + self.log_path.read_text())
+            time.sleep(0.2)
+
+    def children(self) -> list[int]:
+        """PIDs of the server's child processes (its runners), from /proc."""
+        if self.process is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                found.append(int(entry.name))
+        return found
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None

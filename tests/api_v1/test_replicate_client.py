@@ -8,15 +8,11 @@ model. Slow-ish (environment builds), hence the ``slow`` marker.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,11 +24,8 @@ import pytest
 pytest.importorskip("vendo.scheduler.dispatcher", reason="the scheduler is not in this build")
 replicate = pytest.importorskip("replicate")
 
+from api_v1_support import LiveServer, publish_models  # noqa: E402
 from replicate.helpers import FileOutput  # noqa: E402
-
-from vendo.build.builder import build_project  # noqa: E402
-from vendo.config import Settings  # noqa: E402
-from vendo.store import Store, database_url  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +39,6 @@ class Server:
     url: str
     versions: dict[str, str]  # model name -> version id
     client: replicate.Client
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
@@ -70,75 +57,16 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def _publish(data_dir: Path, work: Path) -> dict[str, str]:
-    """Build each fixture's environment and record it as a model version, the way push
-    does, straight into the server's store."""
-    settings = Settings(data_dir=data_dir, _env_file=None)
-    store = Store.open(database_url(data_dir, None))
-    try:
-        admin, _ = store.ensure_admin(TOKEN)
-        versions = {}
-        for name, fixture in MODELS.items():
-            package = work / "packages" / name
-            shutil.copytree(FIXTURES / fixture, package)
-            result = build_project(package, settings)
-            model = store.create_model(admin.id, name, visibility="public", hardware="cpu")
-            version_id = hashlib.sha256(f"{name}-{result.env_key}".encode()).hexdigest()
-            store.create_version(
-                model.id,
-                version_id,
-                openapi_schema=result.openapi,
-                cog_version="0.13.7",
-                package_path=str(package),
-                environment={
-                    "python": str(result.python),
-                    "runtime_path": str(result.runtime_path),
-                    "env": result.env,
-                },
-                config={"predict": result.config.predict, "concurrency_max": 1},
-            )
-            versions[name] = version_id
-        return versions
-    finally:
-        store.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("e2e")
     data_dir = work / "data"
-    versions = _publish(data_dir, work)
+    versions = publish_models(data_dir, work / "packages", MODELS, TOKEN)
     cert, key = _certificate(work)
-    port = _free_port()
-    env = {**os.environ, "VENDO_API_TOKEN": TOKEN, "VENDO_IDLE_TIMEOUT": "60"}
-    log = (work / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "vendo", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(data_dir), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"https://127.0.0.1:{port}"
+    live = LiveServer(data_dir, work / "server.log", TOKEN, cert=cert, key=key)
+    live.start()
+    url = live.url
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                r = httpx.get(
-                    f"{url}/v1/hardware",
-                    verify=ssl.create_default_context(cafile=str(cert)),
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                )
-                if r.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("vendo serve did not start:\n" + (work / "server.log").read_text())
-            time.sleep(0.2)
         # The client's httpx reads SSL_CERT_FILE to trust our certificate.
         previous = os.environ.get("SSL_CERT_FILE")
         os.environ["SSL_CERT_FILE"] = str(cert)
@@ -151,13 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             else:
                 os.environ["SSL_CERT_FILE"] = previous
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
+        live.stop()
 
 
 def test_run_by_model_and_by_version(server: Server) -> None:

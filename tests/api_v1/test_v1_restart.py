@@ -1,0 +1,67 @@
+"""The restart policy, against a real ``vendo serve`` killed with SIGKILL: a queued
+prediction runs after the restart, a running one ends ``failed`` as interrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from api_v1_support import LiveServer, publish_models
+
+pytest.importorskip("vendo.scheduler.dispatcher", reason="the scheduler is not in this build")
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "restart-token"
+INTERRUPTED = "interrupted: the server stopped while this prediction was running"
+
+
+def _wait_for(client: httpx.Client, url: str, statuses: set[str], timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.get(url).json()
+        if body["status"] in statuses or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    versions = publish_models(data_dir, tmp_path / "packages", {"echo": "api_echo"}, TOKEN)
+    server = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
+    server.start()
+    orphans: list[int] = []
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as c:
+            running = c.post(
+                "/v1/predictions",
+                json={"version": versions["echo"], "input": {"text": "long", "sleep": 120}},
+            ).json()
+            body = _wait_for(c, running["urls"]["get"], {"processing"})
+            assert body["status"] == "processing"
+            queued = c.post(
+                "/v1/predictions", json={"version": versions["echo"], "input": {"text": "next"}}
+            ).json()
+            assert c.get(queued["urls"]["get"]).json()["status"] == "starting"
+            orphans = server.children()
+            server.stop(signal.SIGKILL)
+            for pid in orphans:  # the runners of the killed server, by the PIDs it started
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        server.start()
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as c:
+            failed = c.get(running["urls"]["get"]).json()
+            assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
+            done = _wait_for(c, queued["urls"]["get"], {"succeeded", "failed", "canceled"})
+            assert done["status"] == "succeeded" and done["output"] == "next"
+    finally:
+        server.stop()
