@@ -4,16 +4,18 @@ The scheduler (or whatever follows a prediction) calls :meth:`Outbox.publish` wi
 prediction's JSON each time something happens: ``start``, ``output``, ``logs``,
 ``completed``. The outbox then keeps Replicate's promises (spec/replicate-api.md §6):
 
-- filtering, throttling and ordering come from :class:`vendo.webhooks.sender.PredictionWebhook`
-  (shared with ``vendo serve-model``): the ``webhook_events_filter`` is honoured;
+- filtering, throttling and ordering come from
+  :class:`vendo.webhooks.sender.PredictionWebhook` (shared with ``vendo serve-model``):
+  the ``webhook_events_filter`` is honoured;
   ``output``/``logs`` go out at most once per ``throttle_interval`` per prediction,
   coalesced to the latest state with a trailing send, and are tried once; deliveries of
   one prediction are sent one at a time, in order, and nothing follows ``completed``;
 - the outbox replaces the sender's in-memory retry of ``completed``: it is written to
-  the ``webhook_deliveries`` table before its first attempt
-  is retried with exponential backoff (last attempt about a minute after completion by
-  default) on a network error or any non-2xx answer, redirects included (never followed).
-  A restarted server picks up what is left in the table;
+  the ``webhook_deliveries`` table as soon as it is published, retried with exponential
+  backoff (last attempt about a minute after completion by default) on a network error
+  or any non-2xx answer, redirects included (never followed), and removed once delivered
+  or given up. A restarted server picks up what is left in the table, so delivery is at
+  least once (receivers drop repeats by ``webhook-id``);
 - every attempt is signed (:mod:`vendo.webhooks.signing`): the ``webhook-id`` is fixed
   per event, the timestamp is taken per attempt.
 
