@@ -146,6 +146,9 @@ def test_envs_list_rm_prune(runner: CliRunner, tmp_path: Path) -> None:
 
     shutil.rmtree(gone)
     (envs_dir / f".tmp-{keys[0]}-1-dead").mkdir()  # an interrupted build
+    dry = runner.invoke(cli, ["envs", "prune", "--dry-run", "--data-dir", str(data)])
+    assert dry.exit_code == 0 and "would remove" in dry.output
+    assert len([p for p in envs_dir.iterdir() if not p.name.startswith(".")]) == 2
     pruned = runner.invoke(cli, ["envs", "prune", "--data-dir", str(data)])
     assert pruned.exit_code == 0, pruned.output
     assert "1 environment(s), 1 leftover build(s)" in pruned.output
@@ -153,6 +156,11 @@ def test_envs_list_rm_prune(runner: CliRunner, tmp_path: Path) -> None:
     assert len(left) == 1
     assert not list(envs_dir.glob(".tmp-*"))
 
+    # In use, but not within the last 0 days: --older-than removes it too.
+    old = runner.invoke(
+        cli, ["envs", "prune", "--older-than", "0", "--dry-run", "--data-dir", str(data)]
+    )
+    assert f"would remove {left[0]}" in old.output
     removed = runner.invoke(cli, ["envs", "rm", left[0][:8], "--data-dir", str(data)])
     assert removed.exit_code == 0, removed.output
     assert [p for p in envs_dir.iterdir() if not p.name.startswith(".")] == []
