@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from streaming_support import Server, sse_events
+from streaming_support import Server, register_models, sse_events
 
 TOKENS = ["a", " b", "c\nd", "\n", "e "]
 
@@ -134,3 +135,26 @@ def test_cancel_sends_done_canceled(server: Server, versions: dict[str, str]) ->
     rest = read(url, headers={"Last-Event-ID": first[-1]["id"]})
     assert json.loads(rest[-1]["data"]) == {"reason": "canceled"}
     assert server.wait(p["id"])["status"] == "canceled"
+
+
+def test_replay_after_a_server_restart(tmp_path: Path) -> None:
+    """The live history is gone with the old process; the replay comes from the store."""
+    data_dir = tmp_path / "data"
+    versions = register_models(data_dir, {"tokens": "sse_tokens"})
+    server = Server(data_dir)
+    server.start()
+    try:
+        p = create(server, versions)
+        server.wait(p["id"])
+        before = read(p["urls"]["stream"])
+    finally:
+        server.stop()
+    server.start()
+    try:
+        after = read(p["urls"]["stream"])
+    finally:
+        server.stop()
+    assert outputs(before) == outputs(after) == TOKENS
+    assert after[-1]["event"] == "done" and json.loads(after[-1]["data"]) == {}
+    ids = [int(e["id"]) for e in after]
+    assert ids == sorted(set(ids))
