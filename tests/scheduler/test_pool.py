@@ -289,3 +289,17 @@ async def test_file_outputs_go_to_file_storage(tmp_path: Path) -> None:
     finally:
         await p.scheduler.stop()
         p.store.close()
+
+
+async def test_setup_failure_fails_the_prediction_with_its_logs(platform: Platform) -> None:
+    version = platform.version("plt_setup_fail")
+    row = await platform.wait(platform.submit(version))
+    assert row.status == "failed"
+    assert "weights are missing" in (row.error or "")
+    assert "loading weights" in row.logs
+    pool = platform.scheduler.pool(version)
+    assert pool is not None and not pool.warm
+    # the next prediction tries a fresh runner (the cause may have been fixed)
+    again = await platform.wait(platform.submit(version))
+    assert again.status == "failed"
+    assert pool.cold_starts == 2

@@ -311,6 +311,8 @@ class Scheduler:
         try:
             runner = await pool.runner()
         except RunnerError as exc:
+            if pool.last_setup_logs:
+                await self._blocking(self.store.append_logs, pid, pool.last_setup_logs)
             await self._finish(run, {"status": FAILED, "error": exc.detail, "output": None})
             return
         if self._should_not_start(run, prediction.deadline):

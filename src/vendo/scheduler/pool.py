@@ -56,6 +56,7 @@ class RunnerPool:
         self._closing: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self.cold_starts = 0
+        self.last_setup_logs = ""  # output of the last failed setup, for its predictions
 
     # --- slots -----------------------------------------------------------------------
 
@@ -116,6 +117,8 @@ class RunnerPool:
             raise RunnerError(
                 f"setup did not finish within {self.options.setup_timeout:g} seconds"
             ) from None
+        if state in (RunnerState.SETUP_FAILED, RunnerState.DEFUNCT):
+            self.last_setup_logs = "".join(runner.setup.logs)
         if state is RunnerState.SETUP_FAILED:
             # Setup failures are deterministic: report them, drop the runner so a later
             # job (perhaps after the cause was fixed) tries a fresh one.
