@@ -170,3 +170,27 @@ async def test_bad_list_params(api: Api) -> None:
     assert_problem(r, 400, "cursor")
     r = await api.client.get("/v1/models?sort_by=name", headers=api.alice)
     assert_problem(r, 422, "sort_by")
+
+
+JUNK_BODIES = [b"", b"{", b"[]", b'{"input": 5, "version": 7}', b"\xff\xfe"]
+
+
+async def test_no_route_answers_500_to_junk(api: Api) -> None:
+    from starlette.routing import Route
+
+    from vendo.api.v1 import routes
+
+    for route in routes():
+        assert isinstance(route, Route)
+        path = route.path.format(owner="alice", name="hello", id="x" * 26)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            for body in JUNK_BODIES:
+                for headers in (
+                    {},
+                    api.alice,
+                    {**api.alice, "Content-Type": "multipart/form-data"},
+                ):
+                    r = await api.client.request(method, path, content=body, headers=headers)
+                    assert r.status_code < 500, (method, path, body, r.text)
+                    if r.status_code >= 400:
+                        assert r.headers["content-type"].startswith("application/problem+json")
