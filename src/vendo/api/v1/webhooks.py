@@ -68,10 +68,14 @@ class WebhookRelay:
         from vendo.webhooks.outbox import ALL_EVENTS, WebhookTarget
 
         p = self.platform
+        target = self._targets.get(prediction_id, _UNSET)
+        if target is None:  # known to have no webhook: no database read per token
+            if kind == "completed":
+                self._targets.pop(prediction_id, None)
+            return
         row = await to_thread.run_sync(p.store.get_prediction, prediction_id)
         if row is None:
             return
-        target = self._targets.get(prediction_id, _UNSET)
         if target is _UNSET:
             target = None
             if row.webhook:
