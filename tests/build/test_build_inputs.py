@@ -41,9 +41,11 @@ def test_installed_version_is_found() -> None:
 
 def test_missing_key_takes_newest_with_warning() -> None:
     pythons = installed_pythons(uv.find_uv_bin())
-    found, warnings = find_python(None, uv=uv.find_uv_bin())
+    lines: list[str] = []
+    found, warnings = find_python(None, uv=uv.find_uv_bin(), log=lines.append)
     assert found.minor == pythons[0].minor
-    assert "newest installed" in warnings[0]
+    assert warnings == []  # cog.yaml's loader warns about the missing key, once
+    assert "newest installed" in lines[0]
 
 
 def test_unavailable_version_fails_listing_installed(no_downloads: None) -> None:

@@ -180,9 +180,9 @@ def find_python(
             raise ConfigError(
                 "cog.yaml: build.python_version: missing, and no Python 3.10 or later is installed"
             )
-        warnings.append(
-            f"build.python_version is not set; using the newest installed, "
-            f"{pythons[0].version_text}"
+        # cog.yaml's loader already warned that the key is missing.
+        log(
+            f"build.python_version is not set; using the newest installed, {pythons[0].version_text}"
         )
         return pythons[0], warnings
     minor = int(requested.split(".")[1])

@@ -109,8 +109,18 @@ def build(
         elapsed = time.monotonic() - started
         status.update(f"{escape(text)} [dim]({elapsed:.1f} s)[/]")
 
+    shown: set[str] = set()
+
+    def warn(text: str) -> None:
+        if text not in shown:
+            shown.add(text)
+            console.print(f"[yellow]warning:[/] {escape(text)}")
+
     def on_log(line: str) -> None:
-        if verbose:
+        # Warnings show as they come, so a failed build still shows them.
+        if line.startswith("warning: "):
+            warn(line.removeprefix("warning: "))
+        elif verbose:
             console.print(f"[dim]{escape(line)}[/]")
 
     try:
@@ -134,7 +144,7 @@ def build(
         raise click.ClickException(exc.detail) from exc
 
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        warn(warning)
     how = "reused" if result.reused else "built"
     console.print(
         f"[green]Environment {how}[/] in {result.seconds:.2f} s: {result.env_dir} "
