@@ -182,7 +182,8 @@ def find_python(
             )
         # cog.yaml's loader already warned that the key is missing.
         log(
-            f"build.python_version is not set; using the newest installed, {pythons[0].version_text}"
+            f"build.python_version is not set; using the newest installed Python, "
+            f"{pythons[0].version_text}"
         )
         return pythons[0], warnings
     minor = int(requested.split(".")[1])
