@@ -214,3 +214,29 @@ def test_push_needs_write_access(server: Server) -> None:
         headers=_auth("not-a-token"),
     )
     assert r.status_code == 401
+
+
+def test_run_prints_a_token_stream(server: Server) -> None:
+    pushed = server.vendo("push", str(EXAMPLES / "stream-text"), "admin/stream-text", "-q")
+    assert pushed.returncode == 0, pushed.stderr
+    ran = server.vendo("run", "admin/stream-text", "-i", "text=one two three", "-i", "delay=0.1")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "one two three\n"
+
+
+def test_run_exits_1_when_the_prediction_fails(server: Server, tmp_path: Path) -> None:
+    project = tmp_path / "fails"
+    project.mkdir()
+    (project / "cog.yaml").write_text('predict: "predict.py:Predictor"\n')
+    (project / "predict.py").write_text(
+        "from cog import BasePredictor\n\n"
+        "class Predictor(BasePredictor):\n"
+        "    def predict(self) -> str:\n"
+        "        print('about to fail')\n"
+        "        raise ValueError('bad luck')\n"
+    )
+    assert server.vendo("push", str(project), "admin/fails").returncode == 0
+    ran = server.vendo("run", "admin/fails")
+    assert ran.returncode == 1
+    assert "bad luck" in ran.stderr
+    assert "about to fail" in ran.stderr  # the model's logs went to stderr

@@ -184,7 +184,32 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2)
 
 
-def _wait(client: httpx.Client, prediction: dict[str, Any], quiet: bool) -> dict[str, Any]:
+def _output_schema(version: dict[str, Any]) -> dict[str, Any]:
+    schema = version.get("openapi_schema") or {}
+    found: dict[str, Any] = schema.get("components", {}).get("schemas", {}).get("Output", {})
+    return found
+
+
+class _Live:
+    """Prints a text iterator's items as they arrive (a token stream stays on one line)."""
+
+    def __init__(self, concatenate: bool) -> None:
+        self.concatenate = concatenate
+        self.printed = 0
+
+    def update(self, output: Any) -> None:
+        if not isinstance(output, list) or not all(isinstance(v, str) for v in output):
+            return
+        for item in output[self.printed :]:
+            if item.startswith(("http://", "https://", "data:")):
+                return  # files are downloaded at the end, not printed
+            click.echo(item, nl=not self.concatenate)
+            self.printed += 1
+
+
+def _wait(
+    client: httpx.Client, prediction: dict[str, Any], quiet: bool, live: _Live | None
+) -> dict[str, Any]:
     from vendo.cli.remote import fail
 
     shown = 0
@@ -195,9 +220,11 @@ def _wait(client: httpx.Client, prediction: dict[str, Any], quiet: bool) -> dict
             sys.stderr.write(logs[shown:])
             sys.stderr.flush()
             shown = len(logs)
+        if live is not None and prediction.get("status") != "failed":
+            live.update(prediction.get("output"))
         if prediction.get("status") in _TERMINAL:
             return prediction
-        time.sleep(0.5)
+        time.sleep(0.25 if live is not None else 0.5)
         response = client.get(url)
         fail(response)
         prediction = response.json()
@@ -230,29 +257,39 @@ def run(
     with api_client(url, token) as client:
         version = _version(client, owner, name, version_id)
         payload = _inputs(client, pairs, json_input, version.get("openapi_schema") or {})
+        output_schema = _output_schema(version)
+        live = None
+        if output_schema.get("x-cog-array-type") == "iterator":
+            live = _Live(output_schema.get("x-cog-array-display") == "concatenate")
         response = client.post(
             "/v1/predictions",
             json={"version": version["id"], "input": payload},
-            headers={"Prefer": "wait=60"},
+            # an iterator is shown as it grows: poll at once instead of waiting
+            headers={} if live is not None else {"Prefer": "wait=60"},
         )
         fail(response)
         prediction = response.json()
         try:
-            prediction = _wait(client, prediction, quiet)
+            prediction = _wait(client, prediction, quiet, live)
         except KeyboardInterrupt:
             click.echo("\nCanceling the prediction...", err=True)
             client.post(prediction["urls"]["cancel"])
             sys.exit(130)
         status = prediction.get("status")
+        if live is not None and live.printed and live.concatenate:
+            click.echo()
         if status == "failed":
             raise click.ClickException(f"prediction failed: {prediction.get('error')}")
         if status == "canceled":
             raise click.ClickException("prediction was canceled")
-        output = _Downloads(client, output_dir).place(prediction.get("output"))
-        if isinstance(output, list) and all(isinstance(v, str) for v in output):
-            schema = version.get("openapi_schema") or {}
-            out = schema.get("components", {}).get("schemas", {}).get("Output", {})
-            if out.get("x-cog-array-display") == "concatenate":
-                click.echo("".join(output))
+        output = prediction.get("output")
+        if live is not None and isinstance(output, list):
+            output = output[live.printed :]
+            if not output:
                 return
+        output = _Downloads(client, output_dir).place(output)
+        if isinstance(output, list) and live is not None:
+            for item in output:
+                click.echo(_show(item))
+            return
         click.echo(_show(output))
