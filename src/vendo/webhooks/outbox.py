@@ -56,6 +56,7 @@ from vendo.webhooks.sender import (
 from vendo.webhooks.signing import new_message_id
 
 __all__ = [
+    "ALL_EVENTS",
     "Clock",
     "Delivery",
     "Outbox",
