@@ -232,3 +232,23 @@ def test_pre_install_then_packages_then_run_steps(
     assert not Path(cwd).is_relative_to(project)
     assert any("pre_install: deprecated" in w for w in result.warnings)
     assert any("python_packages: deprecated" in w for w in result.warnings)
+
+
+def test_changed_predictor_reuses_the_environment_with_a_new_schema(
+    tmp_path: Path, settings: Settings, uv_cache: Path
+) -> None:
+    project = tmp_path / "model"
+    project.mkdir()
+    (project / "predict.py").write_text(PREDICTOR)
+    (project / "cog.yaml").write_text(
+        'build:\n  python_version: "3.11"\npredict: predict.py:Predictor\n'
+    )
+    first = build_project(project, settings, uv_cache_dir=uv_cache)
+    assert "text" in first.openapi["components"]["schemas"]["Input"]["properties"]
+
+    (project / "predict.py").write_text(PREDICTOR.replace("text: str", "prompt: str"))
+    second = build_project(project, settings, uv_cache_dir=uv_cache)
+    assert second.reused and second.env_dir == first.env_dir
+    assert second.openapi_path != first.openapi_path
+    properties = second.openapi["components"]["schemas"]["Input"]["properties"]
+    assert "prompt" in properties and "text" not in properties
