@@ -155,3 +155,16 @@ async def test_account_hardware_webhook_secret(api: Api) -> None:
     assert again == key
     other = (await api.client.get("/v1/webhooks/default/secret", headers=api.alice)).json()["key"]
     assert other != key
+
+
+async def test_collections_and_search(api: Api) -> None:
+    r = await api.client.get("/v1/collections", headers=api.bob)
+    assert r.json() == {"next": None, "previous": None, "results": []}
+    assert (await api.client.get("/v1/collections/x", headers=api.bob)).status_code == 404
+    r = await api.client.get("/v1/search", params={"query": "hello"}, headers=api.bob)
+    body = r.json()
+    assert body["query"] == "hello" and body["collections"] == [] and body["pages"] == []
+    assert [m["model"]["name"] for m in body["models"]] == ["hello"]
+    r = await api.client.get("/v1/search", params={"query": "secret"}, headers=api.bob)
+    assert r.json()["models"] == []
+    assert (await api.client.get("/v1/search", headers=api.bob)).status_code == 422

@@ -1,0 +1,59 @@
+"""Collections and search. Vendo has no curated collections yet: the list is empty and
+every slug is unknown; search looks through the models the caller may see."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from vendo.api.v1.context import base_url, call, caller, page, platform
+from vendo.api.v1.render import model_json
+from vendo.errors import FieldError, InvalidInput, NotFound
+
+__all__ = ["routes"]
+
+
+async def list_collections(request: Request) -> Response:
+    """List collections (none yet)."""
+    await caller(request)
+    return page(request, [], None, None)
+
+
+async def get_collection(request: Request) -> Response:
+    """Get a collection."""
+    await caller(request)
+    raise NotFound(f"collection {request.path_params['slug']!r} not found")
+
+
+async def search(request: Request) -> Response:
+    """Search models (beta): ``query`` and ``limit`` (1-50, default 20)."""
+    who = await caller(request)
+    p = platform(request)
+    query = request.query_params.get("query", "").strip()
+    if not query:
+        raise InvalidInput([FieldError("query", "missing", "query is required")])
+    raw_limit = request.query_params.get("limit", "20")
+    if not raw_limit.isdigit():
+        raise InvalidInput([FieldError("limit", "type", "limit must be a whole number")])
+    limit = max(1, min(50, int(raw_limit)))
+    viewer = None if who.is_admin else who.user.id
+    rows = await call(lambda: p.store.list_models(viewer, query=query, limit=limit))
+    base = base_url(request)
+    models = []
+    for model in rows:
+        latest = await call(p.store.latest_version, model.id)
+        models.append(
+            {
+                "model": model_json(base, model, latest),
+                "metadata": {"tags": [], "score": None, "generated_description": None},
+            }
+        )
+    return JSONResponse({"query": query, "models": models, "collections": [], "pages": []})
+
+
+routes = [
+    Route("/v1/collections", list_collections, methods=["GET"]),
+    Route("/v1/collections/{slug}", get_collection, methods=["GET"]),
+    Route("/v1/search", search, methods=["GET"]),
+]
