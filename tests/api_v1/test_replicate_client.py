@@ -192,6 +192,7 @@ def test_account_hardware_secret_search_files(server: Server, tmp_path: Path) ->
     assert "cpu" in [h.sku for h in c.hardware.list()]
     assert c.webhooks.default.secret().key.startswith("whsec_")
     assert "stream" in [m.name for m in c.models.search("stream").results]
+    assert list(c.collections.list()) == []
     path = tmp_path / "upload.json"
     path.write_text('{"a": 1}')
     uploaded = c.files.create(path, metadata={"purpose": "test"})
