@@ -122,6 +122,7 @@ class Scheduler:
             max_restarts=settings.max_restarts,
         )
         self._pools: dict[str, RunnerPool] = {}
+        self._iterators: dict[str, bool] = {}  # version id -> its Output is an iterator
         self._dirty: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -206,6 +207,8 @@ class Scheduler:
 
     async def _loop(self) -> None:
         assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        last_sweep = 0.0
         while not self._stopping:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._tick)
@@ -213,10 +216,14 @@ class Scheduler:
             if self._stopping:
                 return
             try:
-                await self._enforce_deadlines()
+                # claim first: a new job should not wait behind the deadline sweep
                 dirty, self._dirty = self._dirty, set()
                 for version_id in dirty:
                     await self._fill(version_id)
+                now = loop.time()
+                if now - last_sweep >= self._tick:
+                    last_sweep = now
+                    await self._enforce_deadlines()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -237,6 +244,7 @@ class Scheduler:
                 return
             pool = RunnerPool(version_id, spec, self._options)
             self._pools[version_id] = pool
+            self._iterators[version_id] = _is_iterator(version.openapi_schema)
         free = pool.free_slots
         if free <= 0 or self._stopping:
             return
@@ -331,7 +339,9 @@ class Scheduler:
                 pid,
                 prediction.run_input or {},
                 context={},
-                on_event=run.events.put_nowait,
+                on_event=lambda message: run.events.put_nowait(
+                    {**message, "_at": utcnow()} if message["type"] == "started" else message
+                ),
             )
             if run.cancel_reason is not None:
                 runner.cancel(pid)
@@ -364,7 +374,8 @@ class Scheduler:
                 return
             try:
                 if kind == "started":
-                    if await self._blocking(self.store.mark_started, pid, utcnow()):
+                    at = event.get("_at") or utcnow()
+                    if await self._blocking(self.store.mark_started, pid, at):
                         self.bus.publish(pid, "start", {})
                 elif kind == "log":
                     text = [event.get("data") or ""]
@@ -395,8 +406,10 @@ class Scheduler:
         if status == CANCELED:
             error = None
         metrics = dict(result.get("metrics") or {})
-        version = await self._blocking(self.store.get_version, run.job.version_id)
-        iterator = _is_iterator(version.openapi_schema if version else None)
+        iterator = self._iterators.get(run.job.version_id)
+        if iterator is None:
+            version = await self._blocking(self.store.get_version, run.job.version_id)
+            iterator = _is_iterator(version.openapi_schema if version else None)
         output = result.get("output")
         if output is not None and status == SUCCEEDED:
             output = await self._store_files(run, output)
