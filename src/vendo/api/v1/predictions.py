@@ -33,6 +33,7 @@ from vendo.api.v1.context import (
 )
 from vendo.api.v1.inputs import prepare_input
 from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
+from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
 from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound
 from vendo.queue.events import Event
 from vendo.store import (
@@ -53,7 +54,6 @@ __all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
 WAIT_MAX = 60
 WAIT_MARGIN = 0.3  # answer this much before the client's read timeout (N + 0.5 s)
 MIN_CANCEL_AFTER = 5.0
-KEEPALIVE = 15.0
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
@@ -402,18 +402,6 @@ async def cancel_prediction(request: Request) -> Response:
 # --- SSE ------------------------------------------------------------------------------
 
 
-def _sse(event_id: int, name: str, text: str) -> str:
-    # "data: " + each line, so a leading space in a token survives the decoders
-    lines = text.split("\n")
-    return f"id: {event_id}\nevent: {name}\n" + "".join(f"data: {ln}\n" for ln in lines) + "\n"
-
-
-def _output_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
 def _replay(row: PredictionRow, iterator: bool) -> list[Event]:
     """The story of a finished prediction whose live events are gone."""
     events: list[Event] = []
@@ -455,11 +443,11 @@ async def stream_prediction(request: Request) -> Response:
     def render(event: Event) -> str | None:
         if event.event == "output":
             value = p.storage.render(event.data, base, owner)
-            return _sse(event.id, "output", _output_text(value))
+            return format_event(event.id, "output", output_text(value))
         if event.event == "logs":
-            return _sse(event.id, "logs", str(event.data))
+            return format_event(event.id, "logs", str(event.data))
         if event.event in ("error", "done"):
-            return _sse(event.id, event.event, json.dumps(event.data or {}))
+            return format_event(event.id, event.event, json.dumps(event.data or {}))
         return None  # "start" and internal events are not part of the SSE protocol
 
     async def body() -> AsyncIterator[str]:
@@ -482,9 +470,9 @@ async def stream_prediction(request: Request) -> Response:
         try:
             while True:
                 try:
-                    item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                    item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_INTERVAL)
                 except asyncio.TimeoutError:
-                    yield ": keep-alive\n\n"
+                    yield format_comment()
                     continue
                 if item is None:
                     return
