@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 
 from vendo.config import Settings
 from vendo.errors import RunnerError
-from vendo.queue import EventBus, Job, Queue
+from vendo.queue import INTERRUPTED_ERROR, EventBus, Job, Queue
 from vendo.runner.protocol import FILE_KEY
 from vendo.scheduler.pool import PoolOptions, RunnerPool
-from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec
+from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec, Slot
 from vendo.store import CANCELED, FAILED, SUCCEEDED, TERMINAL, Store, utcnow
 from vendo.store.tables import PredictionRow, VersionRow
 
@@ -92,6 +92,26 @@ class _Run:
     cancel_reason: str | None = None
     events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     outputs: int = 0
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def unless_canceled(self, awaitable: Any) -> Any:
+        """Await ``awaitable`` (a cold start, a free slot) unless a cancel comes first;
+        then return None and let the awaited work go on for the next job."""
+        task = asyncio.ensure_future(awaitable)
+        waiter = asyncio.ensure_future(self.canceled.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if task.done():
+            return task.result()
+        task.add_done_callback(_release_unused_slot)
+        return None
+
+
+def _release_unused_slot(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is None and isinstance(task.result(), Slot):
+        task.result().release()
 
 
 class Scheduler:
@@ -186,6 +206,7 @@ class Scheduler:
         run = self._runs.get(prediction_id)
         if run is not None:
             run.cancel_reason = run.cancel_reason or reason
+            run.canceled.set()
             if run.runner is not None:
                 run.runner.cancel(prediction_id)
             return True
@@ -317,18 +338,19 @@ class Scheduler:
             await self._end_unstarted(run)
             return
         try:
-            runner = await pool.runner()
+            runner = await run.unless_canceled(pool.runner())
         except RunnerError as exc:
             if pool.last_setup_logs:
                 await self._blocking(self.store.append_logs, pid, pool.last_setup_logs)
             await self._finish(run, {"status": FAILED, "error": exc.detail, "output": None})
             return
-        if self._should_not_start(run, prediction.deadline):
+        if runner is None or self._should_not_start(run, prediction.deadline):
             await self._end_unstarted(run)
             return
-        slot = await pool.acquire(runner)
-        if self._should_not_start(run, prediction.deadline):
-            slot.release()
+        slot = await run.unless_canceled(pool.acquire(runner))
+        if slot is None or self._should_not_start(run, prediction.deadline):
+            if slot is not None:
+                slot.release()
             await self._end_unstarted(run)
             return
         run.runner = runner
@@ -405,6 +427,8 @@ class Scheduler:
             error = "prediction failed"
         if status == CANCELED:
             error = None
+        if self._stopping and error == WORKER_EXITED:
+            error = INTERRUPTED_ERROR  # the server stopped it, the model did not crash
         metrics = dict(result.get("metrics") or {})
         iterator = self._iterators.get(run.job.version_id)
         if iterator is None:
