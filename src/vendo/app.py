@@ -182,14 +182,15 @@ def create_app(
             await _maybe_await(scheduler.start())
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
-        if examples:
-            await _push_examples(p)
+        background = await _push_examples(p) if examples else None
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, background):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
             if scheduler is not None:
                 await _maybe_await(scheduler.stop())
             if relay is not None:
@@ -222,7 +223,8 @@ def _webhook_relay(p: Platform) -> WebhookRelay | None:
     return WebhookRelay(p, outbox)
 
 
-async def _push_examples(p: Platform) -> None:
+async def _push_examples(p: Platform) -> asyncio.Task[Any] | None:
+    """Start pushing ``examples/``; returns the background task to cancel at shutdown."""
     try:
         module = importlib.import_module("vendo.api.v1.push")
     except ModuleNotFoundError:
@@ -230,11 +232,13 @@ async def _push_examples(p: Platform) -> None:
     push_examples = getattr(module, "push_examples", None)
     if push_examples is None:
         log.warning("--examples: this build cannot push models (vendo.api.v1.push missing)")
-        return
+        return None
     try:
-        await _maybe_await(push_examples(p))
+        result = await _maybe_await(push_examples(p))
     except Exception:
         log.exception("pushing the examples failed")
+        return None
+    return result if isinstance(result, asyncio.Task) else None
 
 
 async def _sweep_forever(
