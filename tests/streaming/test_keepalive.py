@@ -13,6 +13,7 @@ import uvicorn
 from streaming_support import TOKEN, free_port, register_models
 
 import vendo.api.v1.predictions as predictions_api
+import vendo.api.v1.stream as stream
 from vendo.app import create_app
 from vendo.config import Settings
 
@@ -20,8 +21,10 @@ from vendo.config import Settings
 @pytest.fixture
 def idle_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     """The app in a thread, with no scheduler: predictions stay queued, streams idle."""
-    assert predictions_api.KEEPALIVE <= 15.0  # what 1.0.7's 30 s read timeout needs
-    monkeypatch.setattr(predictions_api, "KEEPALIVE", 0.3)
+    assert stream.KEEPALIVE_INTERVAL <= 15.0  # what 1.0.7's 30 s read timeout needs
+    # the route imports the interval by name: shorten it where the route reads it
+    monkeypatch.setattr(stream, "KEEPALIVE_INTERVAL", 0.3)
+    monkeypatch.setattr(predictions_api, "KEEPALIVE_INTERVAL", 0.3)
     data_dir = tmp_path / "data"
     versions = register_models(data_dir, {"tokens": "sse_tokens"})
     settings = Settings(data_dir=data_dir, api_token=TOKEN, _env_file=None)  # type: ignore[call-arg]
