@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +13,23 @@ from pathlib import Path
 import click
 
 __all__ = ["serve_model"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket created as IPPROTO_TCP: asyncio only sets TCP_NODELAY on
+    accepted sockets whose listener says so, and without it small responses can wait
+    40 ms for a delayed ACK (uvloop sets it regardless; this covers the plain loop)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
 
 
 @click.command("serve-model")
@@ -68,10 +86,11 @@ def serve_model(
         except VendoError as exc:
             raise click.ClickException(exc.detail) from exc
         app = create_app(options)
+        host = host or settings.host
+        port = port or settings.port
+        sock = _bind(host, port)
         config = uvicorn.Config(
             app,
-            host=host or settings.host,
-            port=port or settings.port,
             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
             http="httptools" if importlib.util.find_spec("httptools") else "h11",
             lifespan="on",
@@ -84,6 +103,8 @@ def serve_model(
             server.should_exit = True
 
         options.on_shutdown = stop
-        server.run()
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"Serving {directory} on http://{shown}:{sock.getsockname()[1]}", err=True)
+        server.run(sockets=[sock])
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
