@@ -379,8 +379,8 @@ class RunnerProcess:
             self.setup.logs.append(data)
         if self._on_runner_log is not None:
             self._on_runner_log(source, data)
-        else:
-            log.info("runner %s: %s", source, data.rstrip("\n"))
+        elif data.strip():
+            log.info("%s", data.rstrip("\n"))
 
     def _child_gone(self, generation: int, reason: str) -> None:
         """The child exited, closed its socket or broke the protocol. Runs once per child."""
