@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import shutil
 import time
@@ -79,22 +80,25 @@ def parse_prefer_wait(header: str | None) -> int | None:
 def parse_cancel_after(value: str) -> float:
     """``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (minimum 5 s)."""
     text = value.strip().lower()
+    invalid = InvalidInput(
+        [
+            FieldError(
+                "Cancel-After",
+                "header",
+                f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m or seconds",
+            )
+        ]
+    )
     try:
         seconds = float(text)
     except ValueError:
         match = _DURATION.match(text)
         if not text or match is None:
-            raise InvalidInput(
-                [
-                    FieldError(
-                        "Cancel-After",
-                        "header",
-                        f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m or seconds",
-                    )
-                ]
-            ) from None
+            raise invalid from None
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = h * 3600 + m * 60 + s
+    if not math.isfinite(seconds) or seconds < 0:
+        raise invalid
     return max(MIN_CANCEL_AFTER, seconds)
 
 
