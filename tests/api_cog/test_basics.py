@@ -184,3 +184,15 @@ async def test_not_found_routes(serve: Any) -> None:
     r = await served.client.post("/trainings", json={})
     assert r.status_code == 404
     assert isinstance(r, httpx.Response)
+
+
+async def test_bad_webhook_and_context_are_422(serve: Any) -> None:
+    served = await serve("srv_echo")
+    r = await served.client.post("/predictions", json={"input": {}, "webhook": "ftp://x"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "webhook"]
+    r = await served.client.post(
+        "/predictions", json={"input": {}, "webhook": "http://x", "webhook_events_filter": ["no"]}
+    )
+    assert r.status_code == 422
+    r = await served.client.post("/predictions", json={"input": {}, "context": {"a": 1}})
+    assert r.status_code == 422

@@ -143,3 +143,31 @@ async def test_close_stops_the_child(make_runner: Any) -> None:
     await runner.close()
     assert runner.pid is None
     assert pid is not None and (_is_zombie(pid) or not os.path.exists(f"/proc/{pid}"))
+
+
+async def test_hung_child_is_replaced(make_runner: Any, tmp_path: Any) -> None:
+    import signal
+
+    flag = tmp_path / "health"
+    flag.write_text("ok")
+    runner = await make_runner(
+        "srv_health",
+        env={"SRV_HEALTH_FILE": str(flag)},
+        healthcheck_timeout=0.3,
+        hung_after_missed_healthchecks=2,
+    )
+    assert await runner.wait_ready(30) is RunnerState.READY
+    assert await runner.healthcheck() == (True, None)
+    pid = runner.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing
+    ok, error = await runner.healthcheck()
+    assert not ok and "timed out" in (error or "")
+    await runner.healthcheck()  # the second miss in a row: killed and replaced
+    for _ in range(100):
+        if runner.pid not in (None, pid):
+            break
+        await asyncio.sleep(0.05)
+    assert await runner.wait_ready(30) is RunnerState.READY
+    assert runner.pid != pid
+    assert await runner.healthcheck() == (True, None)

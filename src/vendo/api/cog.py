@@ -354,6 +354,8 @@ class CogServer:
         webhook = payload.get("webhook")
         events = None
         if webhook is not None:
+            if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
+                return _detail(["body", "webhook"], "webhook should be an http(s) URL")
             try:
                 events = parse_events_filter(payload.get("webhook_events_filter"))
             except (TypeError, ValueError) as exc:
