@@ -105,8 +105,7 @@ class Settings(BaseSettings):
     )
     max_package_bytes: int = Field(
         10 * 1024**3,
-        description="Largest accepted model package (`vendo push`), in bytes, packed and "
-        "unpacked.",
+        description="Largest accepted model package (`vendo push`), in bytes, packed and unpacked.",
     )
     max_data_uri_bytes: int = Field(
         10 * 1024 * 1024, description="Largest accepted data: URI input, in bytes (decoded)."
