@@ -125,3 +125,9 @@ def test_serve_model_command(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_predict_streams_a_token_iterator(tmp_path: Path) -> None:
+    result = vendo("predict", str(FIXTURES / "srv_tokens"), "-i", "prompt=hello", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "you said hello\n"

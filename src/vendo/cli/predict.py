@@ -173,26 +173,33 @@ async def _run(
                     for v in value
                 ]
         outputs: list[Any] = []
+        output_schema = components.get("Output", {})
+        # a token stream is printed as it comes, like a chat reply
+        concatenate = output_schema.get("x-cog-array-display") == "concatenate"
 
         def on_event(message: dict[str, Any]) -> None:
             if message["type"] == "log":
                 sys.stderr.write(message.get("data", ""))
             elif message["type"] == "output":
                 outputs.append(message.get("value"))
+                if concatenate:
+                    sys.stdout.write(str(message.get("value")))
+                    sys.stdout.flush()
 
         slot = runner.acquire_slot()
         assert slot is not None
         done = await runner.predict(slot, "local", validated, on_event=on_event)
-        output_schema = components.get("Output", {})
         result = outputs if output_schema.get("x-cog-array-type") == "iterator" else done["output"]
         placed = _Outputs(output_dir).place(result)
         if done["status"] != "succeeded":
-            if outputs:
+            if concatenate and outputs:
+                click.echo()
+            elif outputs:
                 click.echo(json.dumps(placed, indent=2))
             click.echo(f"Error: prediction {done['status']}: {done.get('error')}", err=True)
             return 1
-        if output_schema.get("x-cog-array-display") == "concatenate" and isinstance(placed, list):
-            click.echo("".join(str(p) for p in placed))
+        if concatenate:
+            click.echo()  # the chunks are out already
         elif isinstance(placed, str):
             click.echo(placed)
         else:
