@@ -443,3 +443,17 @@ async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: R
     assert completed[0].headers["webhook-id"] == row.id
     assert _pending(engine) == []
     engine.dispose()
+
+
+async def test_timestamp_is_taken_per_attempt(receiver: Receiver) -> None:
+    receiver.statuses = [500, 500]
+    outbox = Outbox(delays=[0.6, 0.6])
+    await outbox.start()
+    outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
+    await outbox.drain()
+    await outbox.stop()
+    stamps = [int(a["webhook-timestamp"]) for a in receiver.attempts]
+    assert len(stamps) == 3 and stamps == sorted(stamps)
+    assert stamps[-1] > stamps[0]  # 1.2 s apart: a new timestamp, the same webhook-id
+    assert len({a["webhook-id"] for a in receiver.attempts}) == 1
+    assert receiver.events() == ["completed"]  # the last one verified with its own stamp
