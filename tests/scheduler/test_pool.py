@@ -35,9 +35,9 @@ ITERATOR_SCHEMA = {
 class Platform:
     """A store, a bus and a started scheduler, plus helpers to submit and wait."""
 
-    def __init__(self, tmp: Path, **settings: Any) -> None:
-        self.settings = Settings(data_dir=tmp, **settings)
-        self.store = Store.open(f"sqlite:///{tmp / 'vendo.db'}")
+    def __init__(self, tmp: Path, db_url: str | None = None, **settings: Any) -> None:
+        self.settings = Settings(data_dir=tmp, _env_file=None, **settings)
+        self.store = Store.open(db_url or f"sqlite:///{tmp / 'vendo.db'}")
         self.bus = EventBus()
         self.queue = Queue(self.store)
         self.scheduler = Scheduler(self.settings, self.store, self.bus, None, queue=self.queue)
@@ -88,8 +88,10 @@ class Platform:
 
 
 @contextlib.asynccontextmanager
-async def running_platform(tmp_path: Path, **settings: Any) -> AsyncIterator[Platform]:
-    p = Platform(tmp_path, **settings)
+async def running_platform(
+    tmp_path: Path, db_url: str | None = None, **settings: Any
+) -> AsyncIterator[Platform]:
+    p = Platform(tmp_path, db_url, **settings)
     await p.scheduler.start()
     try:
         yield p
@@ -103,8 +105,9 @@ async def running_platform(tmp_path: Path, **settings: Any) -> AsyncIterator[Pla
 
 
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
-    async with running_platform(tmp_path) as p:
+async def platform(tmp_path: Path, db_url: str) -> AsyncIterator[Platform]:
+    # every scheduler test runs on SQLite and on PostgreSQL (db_url, tests/conftest.py)
+    async with running_platform(tmp_path, db_url) as p:
         yield p
 
 

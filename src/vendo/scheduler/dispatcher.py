@@ -164,7 +164,10 @@ class Scheduler:
     async def start(self) -> None:
         """Recover jobs left by a stopped server, then start claiming."""
         self._wake = asyncio.Event()
-        recovery = await self._blocking(self.queue.recover)
+        # Embedded (SQLite): this is the only claimer, so every claimed job is ours. On
+        # PostgreSQL other agents may be running theirs: recover only our own.
+        owner = None if self.store.dialect == "sqlite" else self.queue.worker_id
+        recovery = await self._blocking(self.queue.recover, owner)
         if recovery.failed:
             log.warning("%d predictions were interrupted by a restart", len(recovery.failed))
         for version_id in await self._blocking(self.queue.pending_versions):
@@ -314,9 +317,11 @@ class Scheduler:
         except Exception as exc:
             log.exception("prediction %s: scheduler error", job.prediction_id)
             message = f"internal error: {exc}"
-            row = await self._blocking(
-                lambda: self.store.finish(job.prediction_id, FAILED, error=message)
-            )
+            try:
+                row = await self._blocking(self._fail_now, job.prediction_id, message)
+            except Exception:
+                log.exception("prediction %s: could not record the failure", job.prediction_id)
+                row = None
             if row is not None:
                 self._publish_terminal(row)
         finally:
