@@ -175,3 +175,25 @@ async def test_sse_keepalive_comments(serve: Any) -> None:
         text = (await r.aread()).decode()
     assert ": keep-alive" in text
     assert parse_sse(text)[-1][0] == "completed"
+
+
+async def test_sse_reader_of_an_async_prediction_gets_every_event(serve: Any) -> None:
+    served = await serve("srv_stream")
+    r = await served.client.put(
+        "/predictions/a1",
+        json={"input": {"n": 3, "delay": 0.2}},
+        headers={"Prefer": "respond-async"},
+    )
+    assert r.status_code == 202
+    async with served.client.stream(
+        "PUT", "/predictions/a1", json={"input": {}}, headers={"Accept": "text/event-stream"}
+    ) as r:
+        events = parse_sse((await r.aread()).decode())
+    assert [data["index"] for name, data in events if name == "output"] == [0, 1, 2]
+    assert events[-1][0] == "completed"
+    # its history is not kept after the end (it was not created over SSE)
+    async with served.client.stream(
+        "PUT", "/predictions/a1", json={"input": {}}, headers={"Accept": "text/event-stream"}
+    ) as r:
+        again = parse_sse((await r.aread()).decode())
+    assert again[0][0] == "error" and again[0][1]["skipped"] == len(events)

@@ -77,6 +77,7 @@ class EventStream:
         self._first = 0  # number of _events[0]
         self._closed = False
         self._changed = asyncio.Event()
+        self._drop_when_idle = False
         self.subscribers = 0
 
     @property
@@ -96,6 +97,15 @@ class EventStream:
             self._closed = True
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def drop_history(self) -> None:
+        """Forget the events once no reader needs them; a later reader is told how
+        many it missed."""
+        if self.subscribers:
+            self._drop_when_idle = True
+            return
+        self._first += len(self._events)
+        self._events.clear()
 
     async def subscribe(self, start: int = 0, keepalive: float = 15.0) -> AsyncIterator[bytes]:
         self.subscribers += 1
@@ -125,6 +135,9 @@ class EventStream:
                     yield b": keep-alive\n\n"
         finally:
             self.subscribers -= 1
+            if self._drop_when_idle and not self.subscribers:
+                self._drop_when_idle = False
+                self.drop_history()
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,7 @@ class PredictionRecord:
         "metrics",
         "output",
         "outputs",
+        "sse_created",
         "started_at",
         "status",
         "stream",
@@ -185,6 +199,7 @@ class PredictionRecord:
         self.finished_at = 0.0
         self.webhook: PredictionWebhook | None = None
         self.stream: EventStream | None = None
+        self.sse_created = False
         self.cancel_on_disconnect = False
         self.cancel_requested = False
         self.context: dict[str, str] = {}
@@ -288,6 +303,9 @@ class PredictionService:
         self.throttle_interval = throttle_interval
         self.retention = retention
         self.max_retained = max_retained
+        # finished SSE-created predictions whose event history is kept for reconnects
+        self._replayable: deque[EventStream] = deque()
+        self.max_replayable = 100
         self.records: dict[str, PredictionRecord] = {}
         self._finished: OrderedDict[str, PredictionRecord] = OrderedDict()
         self._schema_cache: tuple[int, Any] | None = None
@@ -387,6 +405,7 @@ class PredictionService:
         self.records[prediction_id] = record
         if stream or self.streaming:
             record.stream = EventStream(self.stream_capacity)
+            record.sse_created = stream
         if webhook:
             kwargs: dict[str, Any] = {}
             if webhook_events is not None:
@@ -583,12 +602,25 @@ class PredictionService:
         final = record.seal()
         if record.stream is not None:
             record.stream.publish("completed", final, final=True)
+            self._keep_history(record)
         if record.webhook is not None:
             record.webhook.notify("completed")
         if record.work_dir is not None:
             shutil.rmtree(record.work_dir, ignore_errors=True)
         if not record.finished.done():
             record.finished.set_result(None)
+
+    def _keep_history(self, record: PredictionRecord) -> None:
+        """Bound the memory that finished event histories hold: only the latest
+        SSE-created predictions keep theirs for a reconnecting reader."""
+        stream = record.stream
+        assert stream is not None
+        if not record.sse_created:
+            stream.drop_history()
+            return
+        self._replayable.append(stream)
+        while len(self._replayable) > self.max_replayable:
+            self._replayable.popleft().drop_history()
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
