@@ -131,3 +131,10 @@ def test_predict_streams_a_token_iterator(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_tokens"), "-i", "prompt=hello", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "you said hello\n"
+
+
+def test_commands_without_cog_yaml_fail_clearly(tmp_path: Path) -> None:
+    for command in ("serve-model", "predict"):
+        result = vendo(command, str(tmp_path), cwd=tmp_path)
+        assert result.returncode == 1, command
+        assert "cog.yaml" in result.stderr, result.stderr
