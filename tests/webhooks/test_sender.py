@@ -126,3 +126,13 @@ def test_parse_events_filter() -> None:
     assert parse_events_filter(["completed"]) == {"completed"}
     with pytest.raises(ValueError):
         parse_events_filter(["nope"])
+
+
+async def test_retry_any_error_status_policy(receiver: Any) -> None:
+    receiver.statuses = [404, 400]
+    sender = WebhookSender(
+        user_agent="vendo/test", retry=RetryPolicy(attempts=5, base=0.01, statuses=None)
+    )
+    assert await sender.deliver(WebhookMessage(receiver.url, "completed", b"{}"))
+    assert len(receiver.requests) == 3
+    await sender.aclose()

@@ -99,9 +99,18 @@ class RetryPolicy:
     attempts: int = 12
     base: float = 0.1
     cap: float = 60.0
+    # Cog retries these (and network errors); None retries any 4xx/5xx (Replicate).
+    statuses: frozenset[int] | None = RETRY_STATUSES
 
     def delay(self, attempt: int) -> float:
         return min(self.cap, self.base * (2**attempt))
+
+    def retries(self, status: int | None) -> bool:
+        if status is None:
+            return True
+        if self.statuses is None:
+            return status >= 400
+        return status in self.statuses
 
 
 class WebhookSender:
@@ -162,7 +171,7 @@ class WebhookSender:
             status = await self.attempt(message)
             if status is not None and status < 300:
                 return True
-            if status is not None and status not in RETRY_STATUSES:
+            if not self.retry.retries(status):
                 return False
             if n + 1 < attempts:
                 await asyncio.sleep(self.retry.delay(n))
