@@ -169,7 +169,7 @@ class WebhookSender:
         attempts = self.retry.attempts if message.final else 1
         for n in range(attempts):
             status = await self.attempt(message)
-            if status is not None and status < 300:
+            if status is not None and 200 <= status < 300:
                 return True
             if not self.retry.retries(status):
                 return False
