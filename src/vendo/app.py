@@ -166,6 +166,8 @@ def create_app(
         bus = EventBus()
         bus.bind(asyncio.get_running_loop())
         storage = LocalStorage.from_settings(settings, store)
+        # Load the signing key now: rendering URLs later must not touch the database.
+        await to_thread.run_sync(lambda: storage.key)
         scheduler = None
         factory = scheduler_factory or (_default_scheduler() if run_scheduler else None)
         if factory is not None:
