@@ -42,7 +42,8 @@ class Platform:
         self.queue = Queue(self.store)
         self.scheduler = Scheduler(self.settings, self.store, self.bus, None, queue=self.queue)
         self.user, _ = self.store.ensure_admin("test-token")
-        self.model = self.store.create_model(self.user.id, "m")
+        found = self.store.get_model(self.user.username, "m")
+        self.model = found or self.store.create_model(self.user.id, "m")
 
     def version(self, fixture: str, *, concurrency: int = 1, schema: dict | None = None) -> str:
         version_id = f"{fixture}-{new_id()}".ljust(64, "0")[:64]
@@ -321,3 +322,20 @@ async def test_cancel_during_a_cold_start_is_immediate(platform: Platform) -> No
     assert (await platform.wait(platform.submit(version))).output == "ready"
     pool = platform.scheduler.pool(version)
     assert pool is not None and pool.cold_starts == 1
+
+
+async def test_a_stop_during_a_cold_start_leaves_the_prediction_queued(tmp_path: Path) -> None:
+    first = Platform(tmp_path)
+    await first.scheduler.start()
+    version = first.version("plt_slow_setup")
+    pid = first.submit(version)
+    await first.until(lambda: (j := first.store.get_job(pid)) is not None and j.state == "claimed")
+    await first.scheduler.stop()
+    row = first.store.get_prediction(pid)
+    job = first.store.get_job(pid)
+    assert row is not None and row.status == "starting"
+    assert job is not None and job.state == "queued"
+    first.store.close()
+
+    async with running_platform(tmp_path) as second:
+        assert (await second.wait(pid)).output == "ready"

@@ -93,6 +93,7 @@ class _Run:
     events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     outputs: int = 0
     canceled: asyncio.Event = field(default_factory=asyncio.Event)
+    requeue: bool = False  # give the job back instead of completing it
 
     async def unless_canceled(self, awaitable: Any) -> Any:
         """Await ``awaitable`` (a cold start, a free slot) unless a cancel comes first;
@@ -328,7 +329,11 @@ class Scheduler:
             self._runs.pop(job.prediction_id, None)
             pool.release()
             with contextlib.suppress(Exception):
-                await self._blocking(self.queue.complete, job.id)
+                if run.requeue:
+                    # never started and the server is stopping: the next start runs it
+                    await self._blocking(self.queue.release, job.id)
+                else:
+                    await self._blocking(self.queue.complete, job.id)
             if not self._stopping:
                 self.notify(job.version_id)
 
@@ -345,6 +350,9 @@ class Scheduler:
         try:
             runner = await run.unless_canceled(pool.runner())
         except RunnerError as exc:
+            if self._stopping:
+                run.requeue = True
+                return
             if pool.last_setup_logs:
                 await self._blocking(self.store.append_logs, pid, pool.last_setup_logs)
             await self._finish(run, {"status": FAILED, "error": exc.detail, "output": None})
@@ -352,7 +360,13 @@ class Scheduler:
         if runner is None or self._should_not_start(run, prediction.deadline):
             await self._end_unstarted(run)
             return
-        slot = await run.unless_canceled(pool.acquire(runner))
+        try:
+            slot = await run.unless_canceled(pool.acquire(runner))
+        except RunnerError:
+            if not self._stopping:
+                raise
+            run.requeue = True
+            return
         if slot is None or self._should_not_start(run, prediction.deadline):
             if slot is not None:
                 slot.release()

@@ -57,6 +57,7 @@ class RunnerPool:
         self._slot_freed = asyncio.Event()
         self.cold_starts = 0
         self.last_setup_logs = ""  # output of the last failed setup, for its predictions
+        self._closed = False
 
     # --- slots -----------------------------------------------------------------------
 
@@ -97,6 +98,8 @@ class RunnerPool:
 
     async def runner(self) -> RunnerProcess:
         """A started runner whose setup has ended (READY, or raises RunnerError)."""
+        if self._closed:
+            raise RunnerError("the scheduler is stopping")
         runner = self._runner
         if runner is not None and runner.state is RunnerState.DEFUNCT:
             self._drop(runner)
@@ -112,6 +115,8 @@ class RunnerPool:
         timeout = self.options.setup_timeout or None
         try:
             state = await runner.wait_ready(timeout)
+            if self._closed:
+                raise RunnerError("the scheduler is stopping")
         except asyncio.TimeoutError:
             self._drop(runner)
             raise RunnerError(
@@ -148,6 +153,8 @@ class RunnerPool:
     async def acquire(self, runner: RunnerProcess) -> Slot:
         """A slot on ``runner``; waits while the child's own slots are all taken."""
         while True:
+            if self._closed:
+                raise RunnerError("the scheduler is stopping")
             slot = runner.acquire_slot()
             if slot is not None:
                 return slot
@@ -196,6 +203,7 @@ class RunnerPool:
         return [runner.pid] if runner is not None and runner.pid is not None else []
 
     async def close(self) -> None:
+        self._closed = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
