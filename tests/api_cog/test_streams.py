@@ -197,3 +197,16 @@ async def test_sse_reader_of_an_async_prediction_gets_every_event(serve: Any) ->
     ) as r:
         again = parse_sse((await r.aread()).decode())
     assert again[0][0] == "error" and again[0][1]["skipped"] == len(events)
+
+
+async def test_webhook_forwards_traceparent(serve: Any, receiver: Any) -> None:
+    served = await serve("srv_echo")
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    r = await served.client.post(
+        "/predictions",
+        json={"input": {}, "webhook": receiver.url, "webhook_events_filter": ["completed"]},
+        headers={"traceparent": trace},
+    )
+    assert r.json()["status"] == "succeeded"
+    await asyncio.to_thread(receiver.wait_for, lambda b: len(b) == 1)
+    assert receiver.requests[0]["headers"]["traceparent"] == trace
