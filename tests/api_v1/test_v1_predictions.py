@@ -237,3 +237,27 @@ class TestWithARunner:
         assert all(block.startswith("id: ") for block in text.strip().split("\n\n") if block)
         bad = await api.client.get(stream.replace("token=", "token=x"))
         assert bad.status_code == 403
+
+
+class TestConcurrency:
+    @pytest.fixture
+    def scheduler_factory(self) -> Any:
+        return EchoScheduler
+
+    async def test_concurrent_creates_all_finish(self, api: Api) -> None:
+        import asyncio
+
+        async def one(i: int) -> dict[str, Any]:
+            r = await api.client.post(
+                "/v1/predictions",
+                headers={**api.alice, "Prefer": "wait=30"},
+                json={"version": VERSION, "input": {"text": f"n{i}"}},
+            )
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        results = await asyncio.gather(*(one(i) for i in range(40)))
+        assert sorted(r["output"] for r in results) == sorted(f"n{i}" for i in range(40))
+        assert {r["status"] for r in results} == {"succeeded"}
+        listed = (await api.client.get("/v1/predictions", headers=api.alice)).json()["results"]
+        assert len(listed) == 40
