@@ -406,16 +406,22 @@ class CogServer:
         self, request: Request, service: PredictionService, record: PredictionRecord
     ) -> Response:
         """Wait for the result; a client that hangs up cancels a sync prediction."""
-        if not record.finished.done():
+        finished = record.finished
+        while not finished.done():
             # The body was read in full, so the next ASGI message is the disconnect.
-            disconnected = asyncio.ensure_future(request.receive())
+            listener = asyncio.ensure_future(request.receive())
             try:
-                await asyncio.wait(
-                    (record.finished, disconnected), return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait((finished, listener), return_when=asyncio.FIRST_COMPLETED)
             finally:
-                disconnected.cancel()
-            if not record.finished.done():
+                if not listener.done():
+                    listener.cancel()
+            if finished.done():
+                break
+            try:
+                hung_up = listener.result()["type"] == "http.disconnect"
+            except Exception:
+                hung_up = True
+            if hung_up:
                 if record.cancel_on_disconnect:
                     service.cancel(record.id)
                 return Response(b"", 499)
