@@ -46,7 +46,13 @@ async def _predict(
 
 def test_every_example_has_cog_yaml_predict_and_readme() -> None:
     examples = [d for d in EXAMPLES.iterdir() if d.is_dir()]
-    assert {d.name for d in examples} >= {"hello-world", "image", "embeddings", "stream-text"}
+    assert {d.name for d in examples} >= {
+        "hello-world",
+        "image",
+        "embeddings",
+        "stream-text",
+        "chat",
+    }
     for folder in examples:
         for name in ("cog.yaml", "predict.py", "README.md"):
             assert (folder / name).is_file(), f"{folder.name} lacks {name}"
@@ -120,3 +126,15 @@ async def test_push_examples_publishes_each_example_under_the_admin(tmp_path: Pa
             assert "Input" in version.openapi_schema["components"]["schemas"]
     assert any("hello-world: ready as admin/hello-world:" in line for line in lines)
     assert lines[-1] == "examples: done"
+
+
+@pytest.mark.slow
+async def test_chat_streams_tokens_from_a_real_language_model(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    inputs = {"prompt": "Name three colors.", "temperature": 0, "max_tokens": 32}
+    done = await _predict(tmp_path, "chat", inputs, events)
+    assert done["status"] == "succeeded", done
+    tokens = [e["value"] for e in events if e["type"] == "output"]
+    assert len(tokens) > 3  # streamed piece by piece, not as one string
+    text = "".join(tokens).lower()
+    assert any(color in text for color in ("red", "blue", "green", "yellow"))
