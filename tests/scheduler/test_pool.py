@@ -231,6 +231,7 @@ async def test_cancel_after_deadline_of_a_queued_prediction(platform: Platform) 
 
 async def test_cancel_after_deadline_of_a_running_prediction(platform: Platform) -> None:
     version = platform.version("plt_echo")
+    await platform.wait(platform.submit(version))  # warm: the deadline hits mid-run
     pid = platform.submit(version, deadline_in=1.0, text="slow", sleep=30)
     row = await platform.wait(pid)
     assert row.status == "canceled"
