@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import shutil
 import socket
 import sys
@@ -85,6 +86,12 @@ def serve_model(
             )
         except VendoError as exc:
             raise click.ClickException(exc.detail) from exc
+        if settings.setup_timeout > 0 and "COG_SETUP_TIMEOUT" not in os.environ:
+            # Vendo's setting, unless Cog's own variable says otherwise
+            options.environment = {
+                "COG_SETUP_TIMEOUT": f"{settings.setup_timeout:g}",
+                **options.environment,
+            }
         app = create_app(options)
         host = host or settings.host
         port = port or settings.port
