@@ -157,3 +157,9 @@ def test_size_and_garbage_limits(tmp_path: Path) -> None:
         safe_extract(_tar((_member("big"), b"1234")), tmp_path / "a", max_bytes=3)
     with pytest.raises(PackageError, match="not a tar"):
         safe_extract(io.BytesIO(b"not an archive at all"), tmp_path / "b")
+
+
+def test_member_count_limit(tmp_path: Path) -> None:
+    archive = _tar(*[(_member(f"f{i}"), b"") for i in range(5)])
+    with pytest.raises(PackageError, match="more than 3 members"):
+        safe_extract(archive, tmp_path / "out", max_members=3)

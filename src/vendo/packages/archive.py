@@ -212,16 +212,21 @@ def safe_extract(
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise PackageError(f"not a tar archive: {exc}") from exc
     with tar:
-        try:
-            members = tar.getmembers()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise PackageError(f"corrupt archive: {exc}") from exc
-        if len(members) > max_members:
-            raise PackageError(f"archive has more than {max_members} members")
         total = 0
         names: set[str] = set()
         checked: list[tarfile.TarInfo] = []
-        for member in members:
+        count = 0
+        while True:
+            # one header at a time, so a bomb of tiny members stops at the limit
+            try:
+                member = tar.next()
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise PackageError(f"corrupt archive: {exc}") from exc
+            if member is None:
+                break
+            count += 1
+            if count > max_members:
+                raise PackageError(f"archive has more than {max_members} members")
             clean = _check_member(member, names)
             if clean is None:
                 continue
