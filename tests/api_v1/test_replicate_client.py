@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest.importorskip("vendo.scheduler.dispatcher", reason="the scheduler is not in this build")
 replicate = pytest.importorskip("replicate")
 
 from api_v1_support import LiveServer, publish_models  # noqa: E402
@@ -211,11 +210,9 @@ def test_model_create_and_delete(server: Server) -> None:
         c.models.get("admin/scratch")
 
 
-def test_javascript_client(server: Server) -> None:
-    node = shutil.which("node")
+def test_javascript_client(server: Server, node_client: str) -> None:
+    node = node_client
     js_dir = Path(__file__).parents[1] / "js"
-    if node is None or not (js_dir / "node_modules" / "replicate").is_dir():
-        pytest.skip("node and tests/js/node_modules (npm ci in tests/js) are needed")
     env = {
         **os.environ,
         "VENDO_JS_DIR": str(js_dir),

@@ -13,8 +13,6 @@ import httpx
 import pytest
 from api_v1_support import LiveServer, publish_models
 
-pytest.importorskip("vendo.scheduler.dispatcher", reason="the scheduler is not in this build")
-
 pytestmark = pytest.mark.slow
 
 TOKEN = "restart-token"

@@ -14,8 +14,6 @@ import pytest
 from api_v1_support import VERSION, Api, EchoScheduler
 from standardwebhooks import Webhook
 
-pytest.importorskip("vendo.webhooks.outbox", reason="webhooks outbox not in this build")
-
 
 @pytest.fixture
 def scheduler_factory() -> Any:

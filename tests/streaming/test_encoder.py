@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -72,12 +71,8 @@ def test_unknown_names_are_refused() -> None:
         format_event(1, "start", "")
 
 
-def test_js_client_decodes_text_intact() -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is needed for the JavaScript client tests")
-    if not (JS_DIR / "node_modules" / "replicate").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
+def test_js_client_decodes_text_intact(node_client: str) -> None:
+    node = node_client
     wire = format_comment() + "".join(format_event(n, "output", t) for n, t in enumerate(TRICKY))
     script = """
 const { EventSourceParserStream } = require("replicate/vendor/eventsource-parser/stream");
