@@ -31,7 +31,7 @@ async def make_runner(runtime_path: Path) -> AsyncIterator[Callable[..., Any]]:
         spec = RunnerSpec(
             project=FIXTURES / fixture,
             ref=ref,
-            python=sys.executable,
+            python=kw.pop("python", sys.executable),
             runtime_path=runtime_path,
             env=env or {},
             mode=kw.pop("mode", "predict"),

@@ -171,3 +171,19 @@ async def test_hung_child_is_replaced(make_runner: Any, tmp_path: Any) -> None:
     assert await runner.wait_ready(30) is RunnerState.READY
     assert runner.pid != pid
     assert await runner.healthcheck() == (True, None)
+
+
+async def test_child_on_each_python_version(make_runner: Any) -> None:
+    """The driver starts the runtime on every interpreter 3.10-3.13 that is installed."""
+    import pytest
+
+    from vendo.build.python import installed_pythons
+
+    found = [str(i.path) for i in installed_pythons() if (3, 10) <= i.minor <= (3, 13)]
+    if not found:
+        pytest.skip("no Python 3.10-3.13 interpreter found")
+    for python in found:
+        runner = await make_runner("srv_echo", python=python)
+        assert await runner.wait_ready(60) is RunnerState.READY, (python, runner.setup.logs)
+        done, _ = await run(runner, f"p-{python}", {"text": "v"})
+        assert done["output"] == "v", python
