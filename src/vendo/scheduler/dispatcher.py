@@ -344,6 +344,11 @@ class Scheduler:
         if prediction is None or prediction.status in TERMINAL:
             return
         run.prediction = prediction
+        if job.kind != "predict":
+            # trainings need a runner in train mode (train.py): not scheduled here yet
+            error = f"{job.kind} jobs are not supported by this scheduler yet"
+            await self._finish(run, {"status": FAILED, "error": error, "output": None})
+            return
         if self._should_not_start(run, prediction.deadline):
             await self._end_unstarted(run)
             return
