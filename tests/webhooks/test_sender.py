@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -85,13 +86,15 @@ async def test_progress_is_throttled_with_trailing_send(receiver: Any) -> None:
     hook = PredictionWebhook(
         sender, receiver.url, lambda: {"output": list(state["output"])}, throttle_interval=0.3
     )
+    started = time.monotonic()
     for i in range(20):
         state["output"].append(i)
         hook.notify("output")
         await asyncio.sleep(0.02)
     # no completed yet: the trailing send must still deliver the latest state
     await in_thread(receiver.wait_for, lambda bodies: bodies and len(bodies[-1]["output"]) == 20)
-    assert 2 <= len(receiver.requests) <= 4
+    elapsed = time.monotonic() - started
+    assert 2 <= len(receiver.requests) <= elapsed / 0.3 + 2
     hook.notify("completed")
     await hook.wait_closed()
     await sender.aclose()
