@@ -7,6 +7,8 @@ from typing import Callable
 
 import pytest
 
+from vendo.runner.protocol import encode
+
 from .driver import Child
 
 
@@ -212,3 +214,26 @@ def test_cancel_of_an_unknown_or_finished_id_is_ignored(child: Callable[..., Chi
     assert c.run("later", {"text": "a"})["status"] == "succeeded"
     c.send({"type": "cancel", "id": "later"})  # after it finished
     assert c.run("later", {"text": "b"})["status"] == "succeeded"
+
+
+def test_async_cancel_right_after_predict_reports_done(child: Callable[..., Child]) -> None:
+    """A cancel that reaches the child before the task's first step still ends in ``done``.
+
+    Both frames go out in one write, so the child reads them back to back and the cancel
+    usually lands before the event loop has stepped the new task once. ``Task.cancel()``
+    at that point would drop the coroutine unstarted and no ``done`` would ever come
+    (the parent would wait out its grace period and kill the child).
+    """
+    c = child("rt_async_cancel")
+    assert c.ready()["type"] == "ready"
+    # spec: canceled within 1 s; the timeout is generous for a loaded machine, the bug
+    # it guards against never answers at all
+    c.sock.settimeout(10)
+    for round in range(20):
+        pid = f"p{round}"
+        frames = encode(
+            {"type": "predict", "id": pid, "input": {"seconds": 60}, "context": {}}
+        ) + encode({"type": "cancel", "id": pid})
+        c.sock.sendall(frames)
+        assert c.wait_for("done", id=pid)["status"] == "canceled"
+    assert c.run("last", {"seconds": 0})["status"] == "succeeded"
