@@ -337,6 +337,8 @@ class ThroughputResult:
     p50_ms: float | None
     p99_ms: float | None
     errors: int = 0
+    # Replies whose body holds ``"status":"succeeded"`` (a finished prediction).
+    succeeded: int = 0
 
     @property
     def total(self) -> int:
@@ -370,6 +372,7 @@ def merge_throughput(parts: list[ThroughputResult]) -> ThroughputResult:
         p50_ms=statistics.median(p50s) if p50s else None,
         p99_ms=statistics.median(p99s) if p99s else None,
         errors=sum(p.errors for p in parts),
+        succeeded=sum(p.succeeded for p in parts),
     )
 
 
@@ -381,8 +384,11 @@ def throughput(
     concurrency: int,
     duration: float,
     tool: str = "auto",
+    headers: dict[str, str] | None = None,
 ) -> ThroughputResult:
     """Closed-loop load: ``concurrency`` keep-alive connections for ``duration`` s.
+
+    ``headers`` are sent with every request (e.g. ``Authorization``, ``Prefer``).
 
     ``wrk`` (C, one thread) is used when installed, since a Python client on the
     same two cores tops out near the rates measured here; the asyncio client is
@@ -391,19 +397,23 @@ def throughput(
     if tool == "auto":
         tool = "wrk" if shutil.which("wrk") else "asyncio"
     if tool == "wrk":
-        return _wrk(host, port, path, body, concurrency, duration)
-    return asyncio.run(_asyncio_load(host, port, path, body, concurrency, duration))
+        return _wrk(host, port, path, body, concurrency, duration, headers)
+    return asyncio.run(_asyncio_load(host, port, path, body, concurrency, duration, headers))
 
 
 _WRK_SCRIPT = r"""
 wrk.method = "POST"
 wrk.body = BODY
 wrk.headers["Content-Type"] = "application/json"
+HEADERS
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-function init(args) statuses = {} end
+function init(args) statuses = {} succeeded = 0 end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if body and string.find(body, '"status":"succeeded"', 1, true) then
+    succeeded = succeeded + 1
+  end
 end
 function done(summary, latency, requests)
   io.write(string.format("RESULT seconds %f\n", summary.duration / 1e6))
@@ -415,6 +425,7 @@ function done(summary, latency, requests)
     for k, v in pairs(t:get("statuses")) do
       io.write(string.format("STATUS %d %d\n", k, v))
     end
+    io.write(string.format("SUCCEEDED %d\n", t:get("succeeded")))
   end
 end
 """
@@ -425,10 +436,20 @@ def _lua_string(value: str) -> str:
 
 
 def _wrk(
-    host: str, port: int, path: str, body: bytes, concurrency: int, duration: float
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    headers: dict[str, str] | None = None,
 ) -> ThroughputResult:
+    extra = "\n".join(
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
+    )
+    lua = _WRK_SCRIPT.replace("BODY", _lua_string(body.decode()), 1).replace("HEADERS", extra, 1)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT.replace("BODY", _lua_string(body.decode()), 1))
+        script.write(lua)
     try:
         out = subprocess.run(
             [
@@ -450,12 +471,15 @@ def _wrk(
         os.unlink(script.name)
     values: dict[str, float] = {}
     statuses: dict[int, int] = {}
+    succeeded = 0
     for line in out.splitlines():
         parts = line.split()
         if parts[:1] == ["RESULT"]:
             values[parts[1]] = float(parts[2])
         elif parts[:1] == ["STATUS"]:
             statuses[int(parts[1])] = statuses.get(int(parts[1]), 0) + int(parts[2])
+        elif parts[:1] == ["SUCCEEDED"]:
+            succeeded += int(parts[1])
     return ThroughputResult(
         tool="wrk",
         concurrency=concurrency,
@@ -464,20 +488,28 @@ def _wrk(
         p50_ms=values["p50"],
         p99_ms=values["p99"],
         errors=int(values["errors"]),
+        succeeded=succeeded,
     )
 
 
 async def _asyncio_load(
-    host: str, port: int, path: str, body: bytes, concurrency: int, duration: float
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    headers: dict[str, str] | None = None,
 ) -> ThroughputResult:
-    request = build_request("POST", path, host, port, body)
+    request = build_request("POST", path, host, port, body, headers)
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     errors = 0
+    succeeded = 0
     stop_at = 0.0
 
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, succeeded
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while time.perf_counter() < stop_at:
@@ -486,11 +518,12 @@ async def _asyncio_load(
                 head = await reader.readuntil(b"\r\n\r\n")
                 status, length, chunked = parse_head(head[:-4])
                 if chunked:
-                    await reader.readuntil(b"\r\n0\r\n\r\n")
+                    reply = await reader.readuntil(b"\r\n0\r\n\r\n")
                 else:
-                    await reader.readexactly(length)
+                    reply = await reader.readexactly(length)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 statuses[status] += 1
+                succeeded += b'"status":"succeeded"' in reply
         except (OSError, asyncio.IncompleteReadError):
             errors += 1
         finally:
@@ -508,4 +541,5 @@ async def _asyncio_load(
         p50_ms=percentile(latencies, 50) if latencies else None,
         p99_ms=percentile(latencies, 99) if latencies else None,
         errors=errors,
+        succeeded=succeeded,
     )

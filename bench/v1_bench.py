@@ -1,19 +1,33 @@
-"""The platform's sync path against Cog's own server, same predictor, same run.
+"""The platform's sync path (``POST /v1/predictions``, ``Prefer: wait``) against Cog's own
+server on the same predictor, side by side in the same run.
 
-Vendo: ``vendo serve`` (the whole platform: auth, validation, store, queue, scheduler,
-event bus) with the fixture pushed through ``POST /v1/models/.../versions``; each
-request is ``POST /v1/predictions`` with ``Prefer: wait`` on a warm runner, answered
-201 with the finished prediction. Cog: Cog 0.23.1's server (coglet, see
-cog_server.py) on the same project, ``POST /predictions`` answered 200.
+Vendo: one ``vendo serve`` for the whole run (the whole platform: auth, input
+validation, store, durable queue, scheduler, event bus), the fixtures pushed through
+``POST /v1/models/admin/<name>/versions`` and each runner warmed by a first
+prediction. Each measured request is ``POST /v1/predictions`` with
+``{"version": <id>, "input": {...}}`` and ``Prefer: wait`` (the official clients' sync
+path), expected to come back 201 with ``"status":"succeeded"``. Cog: Cog 0.23.1's
+server (coglet, see cog_server.py) on the same project, ``POST /predictions``,
+expected 200 ``succeeded``. Each round starts fresh Cog servers; both servers stay up
+side by side, and the work is split into blocks measured in alternating order (Cog,
+Vendo, Vendo, Cog, ...) so that load from elsewhere on the machine hits both:
 
-* sequential: ``echo_sync``, one keep-alive connection, warm-up then N requests;
-  median/p99 latency of the successful replies;
-* throughput: ``echo_async`` (8 slots), C keep-alive clients (default 32) in a
-  closed loop with wrk when installed (asyncio client otherwise). Cog answers 409
-  when its 8 slots are busy; Vendo queues the extra requests. Successful replies per
-  second are the figure, other replies are counted apart.
+* sequential: ``echo_sync`` (one slot), one keep-alive connection per server,
+  warm-up then N back-to-back requests; median and p99 over the successful
+  replies. coglet frees its slot only after replying, so it answers part of
+  back-to-back requests 409; "ms per success" (loop time / successes) is what a
+  client that retries at once pays. Vendo queues instead of refusing.
+* throughput: ``v1_echo_async32`` (an async predictor with 32 slots, one per
+  client, so neither server refuses or queues for lack of slots), C keep-alive
+  clients (default 32) in a closed loop with wrk (asyncio client otherwise) for a
+  fixed time per server; the figure is successful predictions per second.
+* CPU: user + system seconds of each server's process tree (server and model
+  workers) while it was measured, per successful prediction.
 
-Run from the repository root (results also go to ``.bench/v1_bench.json``)::
+Ratios are Vendo/Cog per round; the summary is their median. The load average
+(1 min) is taken at the start and the end of each round.
+
+Run from the repository root (JSON in ``.bench/v1_bench.json``)::
 
     .venv/bin/python bench/v1_bench.py --rounds 3
 """
@@ -21,7 +35,6 @@ Run from the repository root (results also go to ``.bench/v1_bench.json``)::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -32,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,57 +55,76 @@ from common import (
     BENCH_DIR,
     REPO_ROOT,
     HttpConnection,
-    build_request,
+    ThroughputResult,
     free_port,
-    parse_head,
+    merge_throughput,
     percentile,
     stop_process,
+    throughput,
+    tree_cpu_seconds,
 )
+from serve_model_bench import vendo_snapshot
 
 __all__ = ["main"]
 
+HOST = "127.0.0.1"
 TOKEN = "bench-token"
-FIXTURES = REPO_ROOT / "bench" / "fixtures"
-BODY = {"text": "hello"}
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SYNC_FIXTURE = "echo_sync"
+ASYNC_FIXTURE = "v1_echo_async32"
+INPUT = {"text": "hello"}
+SUCCEEDED = b'"status":"succeeded"'
 
 
-def start_vendo(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "VENDO_API_TOKEN": TOKEN,
-        "VENDO_IDLE_TIMEOUT": "3600",
-        "VENDO_ALLOW_NEAREST_PYTHON": "true",
-    }
-    env.pop("PYTHONPATH", None)
+# --- the servers ------------------------------------------------------------------------
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def start_vendo(
+    python: Path, data_dir: Path, port: int, log_path: Path, src: Path | None
+) -> subprocess.Popen[bytes]:
+    """``vendo serve`` on a fresh data dir; returns once ``/v1/account`` answers."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(
+        VENDO_API_TOKEN=TOKEN,
+        # The runners must stay warm for the whole run.
+        VENDO_IDLE_TIMEOUT="3600",
+        VENDO_ALLOW_NEAREST_PYTHON="true",
+    )
+    if src is not None:
+        env["PYTHONPATH"] = str(src)  # ahead of the editable install: the snapshot
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vendo", "serve", "--port", str(port), "--data-dir",
-             str(data_dir)],
+            [str(python), "-m", "vendo", "serve", "--host", HOST, "--port", str(port),
+             "--data-dir", str(data_dir)],
+            cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
         try:
-            conn = HttpConnection("127.0.0.1", port, timeout=2)
-            status, _ = conn.request("GET", "/v1/hardware", headers=_auth())
-            conn.close()
+            conn = HttpConnection(HOST, port, timeout=2)
+            try:
+                status, _ = conn.request("GET", "/v1/account", headers=_auth())
+            finally:
+                conn.close()
             if status == 200:
                 return proc
         except OSError:
             pass
-        if proc.poll() is not None:
-            break
         time.sleep(0.2)
     stop_process(proc)
     raise RuntimeError("vendo serve did not start:\n" + log_path.read_text()[-3000:])
-
-
-def _auth() -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKEN}"}
 
 
 def push(port: int, fixture: str) -> str:
@@ -100,248 +133,349 @@ def push(port: int, fixture: str) -> str:
 
     from vendo.packages import archive_bytes
 
-    r = httpx.post(
-        f"http://127.0.0.1:{port}/v1/models/admin/{fixture.replace('_', '-')}/versions",
+    reply = httpx.post(
+        f"http://{HOST}:{port}/v1/models/admin/{fixture.replace('_', '-')}/versions",
         content=archive_bytes(FIXTURES / fixture),
         headers={**_auth(), "Content-Type": "application/gzip"},
-        timeout=600,
+        timeout=900,
     )
-    r.raise_for_status()
-    return str(r.json()["id"])
+    reply.raise_for_status()
+    return str(reply.json()["id"])
 
 
 class Target:
-    """One server endpoint: the request that runs one prediction and its success code."""
+    """One server endpoint: the request that runs one prediction, and its success code."""
 
-    def __init__(self, name: str, port: int, path: str, body: dict[str, Any], ok: int,
-                 headers: dict[str, str]) -> None:  # fmt: skip
-        self.name, self.port, self.path, self.ok = name, port, path, ok
+    def __init__(
+        self, name: str, pid: int, port: int, path: str, body: dict[str, Any], ok: int,
+        headers: dict[str, str],
+    ) -> None:  # fmt: skip
+        self.name, self.pid, self.port, self.path, self.ok = name, pid, port, path, ok
         self.body = json.dumps(body).encode()
         self.headers = headers
 
     @classmethod
-    def cog(cls, port: int) -> Target:
-        return cls("cog", port, "/predictions", {"input": BODY}, 200, {})
+    def cog(cls, proc: subprocess.Popen[bytes], port: int) -> Target:
+        return cls("cog", proc.pid, port, "/predictions", {"input": INPUT}, 200, {})
 
     @classmethod
-    def vendo(cls, port: int, version: str) -> Target:
-        headers = {**_auth(), "Prefer": "wait=60"}
-        return cls("vendo", port, "/v1/predictions", {"version": version, "input": BODY}, 201,
-                   headers)  # fmt: skip
+    def vendo(cls, proc: subprocess.Popen[bytes], port: int, version: str) -> Target:
+        body = {"version": version, "input": INPUT}
+        headers = {**_auth(), "Prefer": "wait"}
+        return cls("vendo", proc.pid, port, "/v1/predictions", body, 201, headers)
+
+    def succeeded(self, status: int, reply: bytes) -> bool:
+        return status == self.ok and SUCCEEDED in reply and b'"output":"hello"' in reply
+
+    def cpu(self) -> float:
+        return sum(tree_cpu_seconds(self.pid).values())
 
 
-def sequential(target: Target, warmup: int, n: int) -> dict[str, Any]:
-    conn = HttpConnection("127.0.0.1", target.port)
-    statuses: Counter[int] = Counter()
-    samples: list[float] = []
+def warm_vendo(target: Target, timeout: float = 900.0) -> float:
+    """Run predictions until one succeeds within its wait (the runner's cold start can
+    outlast one ``Prefer: wait``); returns the seconds that took."""
+    start = time.monotonic()
+    conn = HttpConnection(HOST, target.port, timeout=120)
     try:
-        for _ in range(warmup):
-            conn.request("POST", target.path, target.body, target.headers)
-        start = time.perf_counter()
-        for _ in range(n):
-            t0 = time.perf_counter()
+        while time.monotonic() - start < timeout:
             status, reply = conn.request("POST", target.path, target.body, target.headers)
-            elapsed = (time.perf_counter() - t0) * 1000
-            statuses[status] += 1
-            if status == target.ok and json.loads(reply).get("output") == "hello":
-                samples.append(elapsed)
-        loop_s = time.perf_counter() - start
+            if target.succeeded(status, reply):
+                return time.monotonic() - start
+            if status >= 400:
+                raise RuntimeError(f"vendo: {status} {reply[:500]!r}")
+            time.sleep(1)
     finally:
         conn.close()
-    if not samples:
-        raise RuntimeError(f"{target.name}: no successful replies: {dict(statuses)}")
-    return {
-        "n": n,
-        "median_ms": statistics.median(samples),
-        "p99_ms": percentile(samples, 99),
-        "ms_per_ok": loop_s * 1000 / len(samples),
-        "statuses": dict(statuses),
+    raise RuntimeError("vendo: the runner did not warm up")
+
+
+# --- measurements -----------------------------------------------------------------------
+
+
+class Sequential:
+    """Back-to-back requests on one keep-alive connection, measured in blocks."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.conn = HttpConnection(HOST, target.port, timeout=120)
+        self.samples: list[float] = []
+        self.statuses: Counter[int] = Counter()
+        self.failed = 0  # ok status without a succeeded prediction in the body
+        self.loop_s = 0.0
+        self.cpu_s = 0.0
+
+    def warm(self, n: int) -> None:
+        t = self.target
+        for _ in range(n):
+            self.conn.request("POST", t.path, t.body, t.headers)
+
+    def run(self, n: int) -> None:
+        t, conn = self.target, self.conn
+        cpu_before = t.cpu()
+        loop_start = time.perf_counter()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            status, reply = conn.request("POST", t.path, t.body, t.headers)
+            elapsed = time.perf_counter() - t0
+            self.statuses[status] += 1
+            if t.succeeded(status, reply):
+                self.samples.append(elapsed * 1000)
+            elif status == t.ok:
+                self.failed += 1
+        self.loop_s += time.perf_counter() - loop_start
+        self.cpu_s += t.cpu() - cpu_before
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def result(self) -> dict[str, Any]:
+        if not self.samples:
+            raise RuntimeError(f"{self.target.name}: no successes: {dict(self.statuses)}")
+        ok = len(self.samples)
+        return {
+            "n": sum(self.statuses.values()),
+            "successes": ok,
+            "median_ms": statistics.median(self.samples),
+            "p99_ms": percentile(self.samples, 99),
+            "mean_ms": statistics.fmean(self.samples),
+            "ms_per_success": self.loop_s * 1000 / ok,
+            "statuses": dict(self.statuses),
+            "ok_status_not_succeeded": self.failed,
+            "cpu_ms_per_success": self.cpu_s * 1000 / ok,
+        }
+
+
+def load_window(target: Target, args: argparse.Namespace, seconds: float) -> ThroughputResult:
+    return throughput(
+        HOST, target.port, target.path, target.body, args.clients, seconds, args.client,
+        headers=target.headers,
+    )  # fmt: skip
+
+
+def throughput_summary(parts: list[ThroughputResult], cpu_s: float) -> dict[str, Any]:
+    merged = merge_throughput(parts)
+    return asdict(merged) | {
+        "successes_per_s": merged.succeeded / merged.seconds,
+        "not_succeeded": merged.total - merged.succeeded,
+        "cpu_ms_per_success": cpu_s * 1000 / max(1, merged.succeeded),
     }
 
 
-_WRK = r"""
-wrk.method = "POST"
-wrk.body = BODY
-wrk.headers["Content-Type"] = "application/json"
-HEADERS
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) statuses = {} end
-function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
-function done(summary, latency, requests)
-  io.write(string.format("RESULT seconds %f\n", summary.duration / 1e6))
-  io.write(string.format("RESULT p50 %f\n", latency:percentile(50) / 1e3))
-  io.write(string.format("RESULT p99 %f\n", latency:percentile(99) / 1e3))
-  for _, t in ipairs(threads) do
-    for k, v in pairs(t:get("statuses")) do io.write(string.format("STATUS %d %d\n", k, v)) end
-  end
-end
-"""
+def order(targets: list[Target], block: int) -> list[Target]:
+    """A, B then B, A: drift during a round hits both alike."""
+    return targets if block % 2 == 0 else targets[::-1]
 
 
-def _lua(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def load(target: Target, clients: int, seconds: int) -> dict[str, Any]:
-    if shutil.which("wrk"):
-        return _wrk(target, clients, seconds)
-    return asyncio.run(_asyncio_load(target, clients, seconds))
-
-
-def _summary(target: Target, statuses: dict[int, int], secs: float, p50: Any, p99: Any,
-             tool: str, clients: int) -> dict[str, Any]:  # fmt: skip
-    ok = statuses.get(target.ok, 0)
-    return {
-        "tool": tool,
-        "clients": clients,
-        "seconds": secs,
-        "ok_per_s": ok / secs,
-        "other": sum(v for k, v in statuses.items() if k != target.ok),
-        "statuses": statuses,
-        "p50_ms": p50,
-        "p99_ms": p99,
-    }
-
-
-def _wrk(target: Target, clients: int, seconds: int) -> dict[str, Any]:
-    headers = "\n".join(f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in target.headers.items())
-    script = _WRK.replace("BODY", _lua(target.body.decode()), 1).replace("HEADERS", headers, 1)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(script)
+def measure_round(
+    args: argparse.Namespace, cog_python: Path, vendo: subprocess.Popen[bytes], vendo_port: int,
+    versions: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    result: dict[str, Any] = {"load_avg_1m_start": os.getloadavg()[0]}
+    # Sequential, on the one-slot predictor.
+    cog_port = free_port()
+    cog = start_cog_server(FIXTURES / SYNC_FIXTURE, cog_port, {"COG_LOG_LEVEL": "warn"},
+                           python=cog_python)  # fmt: skip
+    samplers: list[Sequential] = []
     try:
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "60s", "-s", fh.name,
-             f"http://127.0.0.1:{target.port}{target.path}"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        targets = [Target.cog(cog, cog_port), Target.vendo(vendo, vendo_port,
+                                                           versions[SYNC_FIXTURE])]  # fmt: skip
+        samplers = [Sequential(t) for t in targets]
+        for sampler in samplers:
+            sampler.warm(args.warmup)
+        per_block = max(1, args.requests // args.blocks)
+        for block in range(args.blocks):
+            for sampler in order(samplers, block):
+                sampler.run(per_block)
+        result["sequential"] = {s.target.name: s.result() for s in samplers}
     finally:
-        os.unlink(fh.name)
-    values: dict[str, float] = {}
-    statuses: Counter[int] = Counter()
-    for line in out.splitlines():
-        parts = line.split()
-        if parts[:1] == ["RESULT"]:
-            values[parts[1]] = float(parts[2])
-        elif parts[:1] == ["STATUS"]:
-            statuses[int(parts[1])] += int(parts[2])
-    return _summary(target, dict(statuses), values["seconds"], values["p50"], values["p99"],
-                    "wrk", clients)  # fmt: skip
-
-
-async def _asyncio_load(target: Target, clients: int, seconds: int) -> dict[str, Any]:
-    request = build_request("POST", target.path, "127.0.0.1", target.port, target.body,
-                            target.headers)  # fmt: skip
-    statuses: Counter[int] = Counter()
-    latencies: list[float] = []
-    stop_at = time.perf_counter() + seconds
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
-        try:
-            while time.perf_counter() < stop_at:
-                t0 = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status, length, chunked = parse_head(head[:-4])
-                if chunked:
-                    await reader.readuntil(b"\r\n0\r\n\r\n")
-                else:
-                    await reader.readexactly(length)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                statuses[status] += 1
-        finally:
-            writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    secs = time.perf_counter() - start
-    p50 = percentile(latencies, 50) if latencies else None
-    p99 = percentile(latencies, 99) if latencies else None
-    return _summary(target, dict(statuses), secs, p50, p99, "asyncio", clients)
-
-
-def one_round(args: argparse.Namespace, vendo_port: int, versions: dict[str, str],
-              cog_python: Path) -> dict[str, Any]:  # fmt: skip
-    result: dict[str, Any] = {}
-    for fixture, kind in (("echo_sync", "sequential"), ("echo_async", "throughput")):
-        port = free_port()
-        cog = start_cog_server(FIXTURES / fixture, port, {"COG_LOG_LEVEL": "warn"},
-                               python=cog_python)  # fmt: skip
-        try:
-            targets = [Target.cog(port), Target.vendo(vendo_port, versions[fixture])]
-            for target in targets:  # warm both (Vendo's runner is already warm)
-                sequential(target, 0, 5)
-            order = targets if len(result) % 2 == 0 else targets[::-1]
-            for target in order:
-                if kind == "sequential":
-                    figures = sequential(target, args.warmup, args.requests)
-                else:
-                    figures = load(target, args.clients, args.duration)
-                result.setdefault(kind, {})[target.name] = figures
-        finally:
-            stop_process(cog)
+        for sampler in samplers:
+            sampler.close()
+        stop_process(cog)
+    # Throughput, on the 32-slot async predictor.
+    cog_port = free_port()
+    cog = start_cog_server(FIXTURES / ASYNC_FIXTURE, cog_port, {"COG_LOG_LEVEL": "warn"},
+                           python=cog_python)  # fmt: skip
+    try:
+        targets = [Target.cog(cog, cog_port), Target.vendo(vendo, vendo_port,
+                                                           versions[ASYNC_FIXTURE])]  # fmt: skip
+        for target in targets:  # first-request costs stay out of the windows
+            load_window(target, args, 1)
+        parts: dict[str, list[ThroughputResult]] = {t.name: [] for t in targets}
+        cpu = {t.name: 0.0 for t in targets}
+        window = max(1.0, round(args.duration / args.blocks))  # wrk takes whole seconds
+        for block in range(args.blocks):
+            for target in order(targets, block):
+                before = target.cpu()
+                parts[target.name].append(load_window(target, args, window))
+                cpu[target.name] += target.cpu() - before
+        result["throughput"] = {name: throughput_summary(parts[name], cpu[name]) for name in parts}
+    finally:
+        stop_process(cog)
+    result["load_avg_1m_end"] = os.getloadavg()[0]
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--duration", type=int, default=8)
-    args = parser.parse_args()
+def ratios(r: dict[str, Any]) -> dict[str, float]:
+    seq, thr = r["sequential"], r["throughput"]
 
+    def q(kind: dict[str, Any], key: str) -> float:
+        return float(kind["vendo"][key] / kind["cog"][key]) if kind["cog"][key] else float("nan")
+
+    return {
+        "seq_median": q(seq, "median_ms"),
+        "seq_p99": q(seq, "p99_ms"),
+        "seq_ms_per_success": q(seq, "ms_per_success"),
+        "seq_cpu_per_success": q(seq, "cpu_ms_per_success"),
+        "throughput": q(thr, "successes_per_s"),
+        "throughput_cpu_per_success": q(thr, "cpu_ms_per_success"),
+    }
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def _others(statuses: dict[Any, int], ok: int) -> str:
+    rest = {int(k): v for k, v in statuses.items() if int(k) != ok}
+    return ", ".join(f"{k}×{v}" for k, v in sorted(rest.items())) or "none"
+
+
+def markdown(rounds: list[dict[str, Any]], round_ratios: list[dict[str, float]],
+             clients: int) -> str:  # fmt: skip
+    lines = [
+        f"| round | load 1m (start/end) | server | seq median ms | seq p99 ms | seq ms per "
+        f"success | seq other replies | seq CPU ms per success | c={clients} successes/s "
+        f"| c={clients} p50 / p99 ms | c={clients} not succeeded | c={clients} CPU ms per "
+        "success |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, r in enumerate(rounds, 1):
+        for name, ok in (("cog", 200), ("vendo", 201)):
+            s, t = r["sequential"][name], r["throughput"][name]
+            lines.append(
+                f"| {n} | {r['load_avg_1m_start']:.2f} / {r['load_avg_1m_end']:.2f} | {name} "
+                f"| {s['median_ms']:.2f} | {s['p99_ms']:.2f} | {s['ms_per_success']:.2f} "
+                f"| {_others(s['statuses'], ok)} | {s['cpu_ms_per_success']:.2f} "
+                f"| {t['successes_per_s']:.0f} | {t['p50_ms']:.1f} / {t['p99_ms']:.1f} "
+                f"| {t['not_succeeded']} | {t['cpu_ms_per_success']:.2f} |"
+            )
+    keys = [
+        ("seq_median", "seq median"),
+        ("seq_p99", "seq p99"),
+        ("seq_ms_per_success", "seq ms per success"),
+        ("seq_cpu_per_success", "seq CPU per success"),
+        ("throughput", f"c={clients} successes/s"),
+        ("throughput_cpu_per_success", f"c={clients} CPU per success"),
+    ]
+    lines += [
+        "",
+        "| round | " + " | ".join(f"Vendo/Cog {label}" for _, label in keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
+    for n, q in enumerate(round_ratios, 1):
+        lines.append(f"| {n} | " + " | ".join(f"{q[k]:.2f}" for k, _ in keys) + " |")
+    med = summary(round_ratios)
+    lines.append("| **median** | " + " | ".join(f"**{med[k]:.2f}**" for k, _ in keys) + " |")
+    lines += [
+        "",
+        f"Acceptance: median latency ratio {med['seq_median']:.2f} (target <= 1.5): "
+        f"{'met' if med['seq_median'] <= 1.5 else 'MISSED'}; throughput ratio at "
+        f"{clients} clients {med['throughput']:.2f} (target >= 1.0): "
+        f"{'met' if med['throughput'] >= 1.0 else 'MISSED'}.",
+    ]
+    return "\n".join(lines)
+
+
+def summary(round_ratios: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(q[key] for q in round_ratios) for key in round_ratios[0]}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=50, help="sequential warm-up requests")
+    parser.add_argument("--requests", type=int, default=400, help="sequential measured requests")
+    parser.add_argument("--clients", type=int, default=32, help="closed-loop load clients")
+    parser.add_argument(
+        "--duration", type=float, default=8.0, help="throughput seconds per server and round"
+    )
+    parser.add_argument(
+        "--blocks", type=int, default=4, help="alternating blocks per round and measure"
+    )
+    parser.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto")
+    parser.add_argument(
+        "--vendo-python",
+        type=Path,
+        default=REPO_ROOT / ".venv" / "bin" / "python",
+        help="interpreter with vendo installed",
+    )
+    parser.add_argument(
+        "--vendo-rev",
+        default="HEAD",
+        help="commit of src/vendo to measure (exported to .bench), or 'worktree'",
+    )
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "v1_bench.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     BENCH_DIR.mkdir(exist_ok=True)
     cog_python = ensure_cog_venv()
+    src, vendo_rev = vendo_snapshot(args.vendo_rev)
     work = Path(tempfile.mkdtemp(prefix="v1-bench-", dir=BENCH_DIR))
     port = free_port()
-    vendo = start_vendo(work / "data", port, work / "vendo.log")
-    rounds = []
+    log_path = BENCH_DIR / "logs" / f"v1-vendo-{port}.log"
+    vendo = start_vendo(args.vendo_python, work / "data", port, log_path, src)
+    rounds: list[dict[str, Any]] = []
+    round_ratios: list[dict[str, float]] = []
     try:
-        versions = {name: push(port, name) for name in ("echo_sync", "echo_async")}
-        for n in range(args.rounds):
-            print(f"round {n + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            rounds.append(one_round(args, port, versions, cog_python))
+        versions = {name: push(port, name) for name in (SYNC_FIXTURE, ASYNC_FIXTURE)}
+        warm = {
+            name: warm_vendo(Target.vendo(vendo, port, version))
+            for name, version in versions.items()
+        }
+        print(f"vendo {vendo_rev}: pushed {versions}, warm in {warm}", file=sys.stderr)
+        for n in range(1, args.rounds + 1):
+            r = measure_round(args, cog_python, vendo, port, versions)
+            rounds.append(r)
+            round_ratios.append(ratios(r))
+            q = round_ratios[-1]
+            print(
+                f"round {n}/{args.rounds} (load {r['load_avg_1m_start']:.2f}): seq median "
+                f"cog {r['sequential']['cog']['median_ms']:.2f} ms, vendo "
+                f"{r['sequential']['vendo']['median_ms']:.2f} ms (x{q['seq_median']:.2f}); "
+                f"c={args.clients} cog {r['throughput']['cog']['successes_per_s']:.0f}/s, "
+                f"vendo {r['throughput']['vendo']['successes_per_s']:.0f}/s "
+                f"(x{q['throughput']:.2f})",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         stop_process(vendo)
         shutil.rmtree(work, ignore_errors=True)
-
+    wrk = shutil.which("wrk")
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "cog": cog_versions(cog_python),
-        "args": vars(args),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "environment": {
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "client_python": platform.python_version(),
+            "cog_venv": cog_versions(cog_python),
+            "vendo_measured": vendo_rev,
+            "wrk": subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+            if wrk
+            else None,
+        },
         "rounds": rounds,
+        "ratios": round_ratios,
+        "median_ratios": summary(round_ratios) if round_ratios else None,
     }
-    (BENCH_DIR / "v1_bench.json").write_text(json.dumps(report, indent=2))
-    print(_markdown(rounds, args))
-
-
-def _markdown(rounds: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    def med(kind: str, server: str, key: str) -> float:
-        return statistics.median(r[kind][server][key] for r in rounds)
-
-    lines = [
-        f"{len(rounds)} round(s); medians over rounds.",
-        "",
-        "| measure | Cog 0.23.1 (coglet) | Vendo /v1 (serve) | Vendo/Cog |",
-        "|---|---|---|---|",
-    ]
-    for key, label in (("median_ms", "sequential median ms"), ("p99_ms", "sequential p99 ms"),
-                       ("ms_per_ok", "sequential ms per success")):  # fmt: skip
-        c, v = med("sequential", "cog", key), med("sequential", "vendo", key)
-        lines.append(f"| {label} (echo_sync) | {c:.2f} | {v:.2f} | {v / c:.2f} |")
-    c, v = med("throughput", "cog", "ok_per_s"), med("throughput", "vendo", "ok_per_s")
-    lines.append(
-        f"| successes/s, {args.clients} clients (echo_async, 8 slots) | {c:.0f} | {v:.0f} | "
-        f"{v / c:.2f} |"
-    )
-    c, v = med("throughput", "cog", "other"), med("throughput", "vendo", "other")
-    lines.append(f"| other replies (Cog: 409 busy) | {c:.0f} | {v:.0f} | |")
-    c, v = med("throughput", "cog", "p99_ms"), med("throughput", "vendo", "p99_ms")
-    lines.append(f"| p99 ms under load | {c:.1f} | {v:.1f} | |")
-    return "\n".join(lines)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if round_ratios:
+        print(markdown(rounds, round_ratios, args.clients))
+    print(f"\nJSON: {args.out}")
 
 
 if __name__ == "__main__":
