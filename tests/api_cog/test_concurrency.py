@@ -1,4 +1,4 @@
-"""Concurrency slots through HTTP: cog.yaml concurrency.max, COG_MAX_CONCURRENCY (§5, §10 17)."""
+"""Concurrency slots: COG_MAX_CONCURRENCY > cog.yaml concurrency.max > @concurrent > 1 (§5)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,33 @@ async def test_env_beats_cog_yaml(serve: Any) -> None:
     await served.wait_status("BUSY")
     assert (await served.client.post("/predictions", json={})).status_code == 409
     await asyncio.gather(*runs)
+
+
+async def test_explicit_cog_yaml_max_1_beats_the_decorator(serve: Any) -> None:
+    # cog.yaml says max: 1, @concurrent says 4: cog.yaml wins (§5 precedence)
+    served = await serve("int_concurrency_one")
+    assert served.server.main_runner.max_concurrency == 1
+
+
+async def test_decorator_decides_without_cog_yaml_max(serve: Any) -> None:
+    served = await serve("rt_concurrent")  # @concurrent(max=2), no concurrency key
+    assert served.server.main_runner.max_concurrency == 2
+
+
+def test_platform_runner_spec_keeps_absent_max_absent() -> None:
+    from vendo.scheduler.dispatcher import runner_spec
+    from vendo.store.tables import VersionRow
+
+    def spec_for(config: dict[str, Any]) -> Any:
+        version = VersionRow(
+            id="v" * 64,
+            package_path="/models/m",
+            environment={"python": "python3", "runtime_path": "/rt"},
+            config={"predict": "predict.py:Predictor", **config},
+        )
+        return runner_spec(version)
+
+    assert spec_for({"concurrency_max": None}).max_concurrency is None
+    assert spec_for({}).max_concurrency is None
+    assert spec_for({"concurrency_max": 1}).max_concurrency == 1
+    assert spec_for({"concurrency_max": 3}).max_concurrency == 3

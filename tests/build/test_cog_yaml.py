@@ -68,7 +68,7 @@ def test_run_key_and_defaults(tmp_path: Path) -> None:
     config = load(tmp_path, "build:\n  python_version: '3.12'\nrun: predict.py\n")
     assert config.predict == "predict.py"
     assert config.train is None
-    assert config.concurrency_max == 1
+    assert config.concurrency_max is None  # absent, not 1: @concurrent may decide
     assert config.environment == {}
 
 

@@ -91,8 +91,8 @@ class CogServerOptions:
             "project": config.project_dir,
             "predict_ref": config.predict,
             "train_ref": config.train,
-            # concurrency.max of 1 is also cog.yaml's default: leave the decorator its say
-            "max_concurrency": config.concurrency_max if config.concurrency_max != 1 else None,
+            # None when cog.yaml has no concurrency.max: the decorator then has its say
+            "max_concurrency": config.concurrency_max,
             "environment": dict(config.environment),
             "webhook_auth_token": env.get("WEBHOOK_AUTH_TOKEN") or None,
         }

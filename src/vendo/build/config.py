@@ -111,7 +111,8 @@ class CogConfig:
     build: BuildConfig = field(default_factory=BuildConfig)
     predict: str | None = None
     train: str | None = None
-    concurrency_max: int = 1
+    # None: cog.yaml has no concurrency.max, so @concurrent(max=...) (or 1) decides
+    concurrency_max: int | None = None
     environment: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -221,15 +222,17 @@ class _Parser:
             _fail(key, f"{match.group('file')} not found in the project")
         return value.strip()
 
-    def concurrency(self, value: Any) -> int:
+    def concurrency(self, value: Any) -> int | None:
         if value is None:
-            return 1
+            return None
         if not isinstance(value, dict):
             _fail("concurrency", f"expected a mapping with max, got {_kind(value)}")
         for key in value:
             if key != "max":
                 self.warn(f"concurrency.{key}: unknown key, ignored")
-        cmax = value.get("max", 1)
+        cmax = value.get("max")
+        if cmax is None:
+            return None
         if isinstance(cmax, bool) or not isinstance(cmax, int):
             _fail("concurrency.max", f"expected an integer, got {_kind(cmax)}")
         if cmax < 1:

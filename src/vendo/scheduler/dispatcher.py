@@ -66,12 +66,14 @@ def runner_spec(version: VersionRow) -> RunnerSpec:
         # tools the model installed (console scripts) come first, as in the build
         env["PATH"] = os.pathsep.join([str(Path(env_dir) / "bin"), os.environ.get("PATH", "")])
     runtime = env_info.get("runtime_path")
+    cmax = config.get("concurrency_max")
     return RunnerSpec(
         project=Path(version.package_path),
         ref=str(ref),
         python=str(python),
         runtime_path=Path(runtime) if runtime else None,
-        max_concurrency=int(config.get("concurrency_max") or 1),
+        # None (no concurrency.max in cog.yaml) lets @concurrent(max=...) decide
+        max_concurrency=None if cmax is None else int(cmax),
         env=env,
     )
 
