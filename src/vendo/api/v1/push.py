@@ -374,6 +374,11 @@ def _push_example(p: Platform, admin: UserRow, folder: Path, out: Callable[[str]
         archive.unlink(missing_ok=True)
 
 
+def _installs_packages(project: Path) -> bool:
+    text = (project / "cog.yaml").read_text(encoding="utf-8")
+    return any(key in text for key in ("python_requirements", "python_packages", "run:"))
+
+
 async def push_examples(
     p: Platform,
     folder: Path | None = None,
@@ -389,7 +394,12 @@ async def push_examples(
     if folder is None:
         write("examples: no examples/ folder found (set VENDO_EXAMPLES_DIR)")
         return None
-    projects = sorted(d for d in folder.iterdir() if (d / "cog.yaml").is_file())
+    # Models with nothing to install come first, so hello-world answers within seconds
+    # while the larger examples are still installing.
+    projects = sorted(
+        (d for d in folder.iterdir() if (d / "cog.yaml").is_file()),
+        key=lambda d: (_installs_packages(d), d.name),
+    )
     admin, _ = await to_thread.run_sync(lambda: p.store.ensure_admin(None))
 
     async def push_all() -> None:
