@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
+
+import pytest
 
 from .driver import Child
 
@@ -144,3 +147,26 @@ def test_file_path_and_url_inputs(child: Callable[..., Child], tmp_path) -> None
     assert marker.startswith("/") and marker.endswith("/out.txt")
     with open(marker) as f:
         assert f.read() == "written"
+
+
+def _output_folders(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("vendo-output-*"))
+
+
+@pytest.mark.parametrize("how", ["shutdown", "socket_closed"])
+def test_output_folder_is_removed_when_the_child_exits(
+    child: Callable[..., Child], tmp_path: Path, how: str
+) -> None:
+    c = child("rt_output_folder", env={"TMPDIR": str(tmp_path)})
+    assert c.ready()["type"] == "ready"
+    assert _output_folders(tmp_path) == []  # made on first use only
+    done = c.run("p", {"text": "bytes"})
+    path = Path(done["output"]["__vendo_file__"])
+    assert path.parent in _output_folders(tmp_path)
+    assert path.read_bytes() == b"bytes"
+    if how == "shutdown":
+        assert c.close() == 0
+    else:
+        c.sock.close()  # the parent is gone
+        assert c.process.wait(10) == 0
+    assert _output_folders(tmp_path) == []

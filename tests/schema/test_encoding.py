@@ -94,6 +94,17 @@ def test_files_become_markers(tmp_path: PlainPath) -> None:
     assert os.path.dirname(path) == str(tmp_path)
     with open(path, "rb") as f:
         assert f.read() == b"bytes"
+    # a callable folder is asked for only when a file without a path needs one
+    asked: list[int] = []
+
+    def folder() -> str:
+        asked.append(1)
+        return str(tmp_path)
+
+    assert encode_output(on_disk, folder) == {FILE_KEY: str(on_disk)}
+    assert asked == []
+    assert os.path.dirname(encode_output(io.BytesIO(b"x"), folder)[FILE_KEY]) == str(tmp_path)
+    assert asked == [1]
 
 
 def test_unknown_types_are_an_error() -> None:

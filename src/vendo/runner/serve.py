@@ -63,6 +63,8 @@ def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd:
         # Threads the model started during setup must not keep a failed child alive.
         os._exit(1)
     worker = Worker(channel, capture, loaded, bound, max_concurrency, loop)
+    # Async predictors are canceled without signals: nothing can raise mid-frame.
+    channel.guard_main = loop is None
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, RoutedStream):
             stream.route_by_context = max_concurrency > 1
@@ -82,4 +84,5 @@ def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd:
     else:
         worker.serve_sync()
     capture.drain()
+    worker.out_dir.remove()
     return 0

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
-import os
 import queue
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -29,6 +27,7 @@ from .capture import Capture, RoutedStream, prediction_id
 from .channel import Channel, error_text
 from .inputs import InputPreparer
 from .loader import Bound, Loaded
+from .outputs import OutputFolder
 from .protocol import read_message
 
 __all__ = ["HEALTHCHECK_TIMEOUT", "Worker"]
@@ -53,7 +52,9 @@ class Worker:
         self.bound = bound
         self.max_concurrency = max_concurrency
         self.prepare = InputPreparer(loaded.info)
-        self.out_dir = tempfile.mkdtemp(prefix="vendo-output-")
+        # file outputs without a path on disk; removed when the child exits
+        self.out_dir = OutputFolder()
+        channel.before_exit.append(self.out_dir.remove)
         # ids received and not finished yet; a cancel for any other id is ignored, so a
         # late cancel cannot hit a later prediction that reuses the id
         self.active: Set[str] = set()
@@ -80,7 +81,7 @@ class Worker:
                 message = None
             if message is None:
                 # The parent closed the socket: it will not read any result.
-                os._exit(0)
+                self.channel.exit(0)
             kind = message.get("type")
             if kind == "predict":
                 self._on_predict(message)
@@ -175,7 +176,8 @@ class Worker:
         del signum, frame
         if self.armed and self.current in self.canceled:
             self.armed = False
-            raise CancelationException()
+            # held back while a frame is being sent, so that no half frame is left
+            self.channel.interrupt(CancelationException())
 
     def serve_sync(self) -> None:
         signal.signal(signal.SIGUSR1, self._on_signal)

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import types
-from typing import Any, Optional
+from typing import Any, Callable, Union
 
 from vendo.sdk.coder import Coder
 from vendo.sdk.types import Secret
@@ -26,15 +26,20 @@ __all__ = ["FILE_KEY", "encode_output"]
 # the same key as vendo.runner.protocol.FILE_KEY; schema may not import the runner package
 FILE_KEY = "__vendo_file__"
 
+# Where file outputs without a path on disk are copied to: a folder, or a callable that
+# returns one (so that the folder is only created when such an output appears).
+OutDir = Union[str, Callable[[], str], None]
 
-def _file_marker(value: Any, out_dir: Optional[str]) -> Any:
+
+def _file_marker(value: Any, out_dir: OutDir) -> Any:
     if isinstance(value, os.PathLike):
         return {FILE_KEY: os.path.abspath(os.fspath(value))}
     # An open file: reuse its path when it has one on disk, else copy its bytes out.
     name = getattr(value, "name", None)
     if isinstance(name, str) and os.path.isfile(name):
         return {FILE_KEY: os.path.abspath(name)}
-    folder = out_dir or tempfile.mkdtemp(prefix="vendo-output-")
+    # no folder given: a fresh one, which the caller has to clean up
+    folder = out_dir() if callable(out_dir) else out_dir or tempfile.mkdtemp(prefix="vendo-output-")
     base = os.path.basename(name) if isinstance(name, str) and name else "output"
     fd, path = tempfile.mkstemp(prefix="", suffix="-" + base, dir=folder)
     with os.fdopen(fd, "wb") as out:
@@ -45,7 +50,7 @@ def _file_marker(value: Any, out_dir: Optional[str]) -> Any:
     return {FILE_KEY: path}
 
 
-def encode_output(value: Any, out_dir: Optional[str] = None) -> Any:
+def encode_output(value: Any, out_dir: OutDir = None) -> Any:
     """Turn one output value (or iterator item) into JSON, recursively."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
