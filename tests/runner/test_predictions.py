@@ -170,3 +170,27 @@ def test_output_folder_is_removed_when_the_child_exits(
         c.sock.close()  # the parent is gone
         assert c.process.wait(10) == 0
     assert _output_folders(tmp_path) == []
+
+
+def test_logs_written_just_before_return_precede_done(child: Callable[..., Child]) -> None:
+    c = child("rt_log_order")
+    assert c.ready()["type"] == "ready"
+    expected = {
+        "none": ("", ""),
+        "print": ("py {n}\n", ""),
+        "subprocess": ("sub {n}\n", "e" * 200_000),
+        "marker_prefix": ("raw {n} \x00\x01vendo-dr", ""),
+    }
+    for n in range(40):
+        kind = list(expected)[n % len(expected)]
+        pid = f"p{n}"
+        assert c.run(pid, {"n": n, "kind": kind})["output"] == kind
+        # only what arrived before "done" has been read at this point
+        stdout = "".join(m["data"] for m in c.of(pid, "log") if m["source"] == "stdout")
+        stderr = "".join(m["data"] for m in c.of(pid, "log") if m["source"] == "stderr")
+        assert (stdout, stderr) == (expected[kind][0].format(n=n), expected[kind][1]), kind
+    c.send({"type": "shutdown"})
+    while c.recv() is not None:
+        pass
+    assert c.process.wait(10) == 0
+    assert c.logs(None) == ""  # nothing came late, and no marker leaked

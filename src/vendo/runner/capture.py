@@ -13,9 +13,13 @@ from __future__ import annotations
 import codecs
 import contextlib
 import contextvars
+import fcntl
 import io
 import os
+import select
+import struct
 import sys
+import termios
 import threading
 from typing import Any, Callable, Dict, List, Optional
 
@@ -38,35 +42,61 @@ class _PipeReader(threading.Thread):
         self.source = source
         self.capture = capture
         self.seen = 0
+        self.pending = b""
         self.cond = threading.Condition()
 
     def run(self) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = b""
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
         while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            data = pending + chunk
-            pending = b""
-            markers = 0
-            while _MARKER in data:
-                before, _, data = data.partition(_MARKER)
-                self._emit(decoder.decode(before))
-                markers += 1
-            # keep a tail that might be the start of a marker split across reads
-            for size in range(min(len(_MARKER) - 1, len(data)), 0, -1):
-                if _MARKER.startswith(data[-size:]):
-                    pending, data = data[-size:], data[:-size]
-                    break
-            self._emit(decoder.decode(data))
-            if markers:
-                with self.cond:
+            # Wait outside the lock; read and emit under it. drain() holding the lock
+            # then finds every byte written so far still in the pipe, held here as a
+            # possible start of a marker, or already sent as a log message.
+            poller.poll()
+            with self.cond:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                data = self.pending + chunk
+                self.pending = b""
+                markers = 0
+                while _MARKER in data:
+                    before, _, data = data.partition(_MARKER)
+                    self._emit(decoder.decode(before))
+                    markers += 1
+                # keep a tail that might be the start of a marker split across reads
+                for size in range(min(len(_MARKER) - 1, len(data)), 0, -1):
+                    if _MARKER.startswith(data[-size:]):
+                        self.pending, data = data[-size:], data[:-size]
+                        break
+                self._emit(decoder.decode(data))
+                if markers:
                     self.seen += markers
                     self.cond.notify_all()
+
+    def idle(self, timeout: float) -> bool:
+        """True when every byte written so far has been sent as a log message.
+
+        The lock is held by the reader only while it turns a chunk into messages; a
+        reader stuck in a send (the parent not reading) makes this False after
+        ``timeout``, and the caller's marker wait is bounded too.
+        """
+        if not self.cond.acquire(timeout=timeout):
+            return False
+        try:
+            if self.pending:
+                return False
+            try:
+                raw = fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0")
+            except OSError:
+                return False
+            return bool(struct.unpack("i", raw)[0] == 0)
+        finally:
+            self.cond.release()
 
     def wait_seen(self, count: int, timeout: float) -> None:
         with self.cond:
@@ -105,11 +135,19 @@ class Capture:
         self.sink(self.fd_prediction, source, text)
 
     def drain(self, timeout: float = 2.0) -> None:
-        """Wait until every byte written to fds 1 and 2 so far has become a log message."""
-        for stream in (sys.stdout, sys.stderr):
+        """Wait until every byte written to fds 1 and 2 so far has become a log message.
+
+        A pipe with nothing left to read is skipped (the common case: a prediction that
+        printed nothing, or whose output the reader has already sent); otherwise a
+        marker goes through the pipe and the reader reports when it has reached it.
+        """
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             with contextlib.suppress(Exception):
-                stream.flush()
+                if stream is not None:
+                    stream.flush()
         for fd, reader in self._readers.items():
+            if reader.idle(timeout):
+                continue
             with self._lock:
                 self._written[fd] += 1
                 target = self._written[fd]
