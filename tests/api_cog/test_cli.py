@@ -1,27 +1,86 @@
-"""``vendo predict`` and ``vendo serve-model`` as real subprocesses."""
+"""``vendo predict`` and ``vendo serve-model`` as real subprocesses.
+
+Both build (or reuse) the model's environment first and run the model inside it. The
+module shares one data dir, so the srv_* fixtures (same Python, no requirements) share
+one environment, built once; uv's cache is the one tests/build keeps between runs.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
+_ENV: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    uv_cache = Path(cache.mkdir("vendo-uv-cache")) if cache else tmp_path_factory.mktemp("uv-cache")
+    data = tmp_path_factory.mktemp("cli-data")
+    _ENV.update(os.environ)
+    _ENV.update({"VENDO_DATA_DIR": str(data), "UV_CACHE_DIR": str(uv_cache)})
+    yield data
+    _ENV.clear()
 
 
 def vendo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vendo", *args],
         cwd=cwd,
+        env=_ENV,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
+
+
+def test_predict_runs_in_the_built_environment(tmp_path: Path, data_dir: Path) -> None:
+    # tabulate is in the fixture's requirements and not in Vendo's own venv
+    assert importlib.util.find_spec("tabulate") is None
+    result = vendo("predict", str(FIXTURES / "int_env_pkg"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["tabulate"] == "0.9.0"
+    python = Path(output["python"])
+    assert python.is_relative_to(data_dir / "envs"), python
+    assert not python.is_relative_to(sys.prefix)
+    assert "Environment " in result.stderr  # the build's progress goes to stderr
+
+
+def test_predict_no_build_runs_on_vendos_interpreter(tmp_path: Path) -> None:
+    result = vendo("predict", str(FIXTURES / "int_env_pkg"), "--no-build", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "No module named 'tabulate'" in result.stderr, result.stderr
+    result = vendo(
+        "predict", str(FIXTURES / "srv_tiny"), "--no-build", "-i", "name=x", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello x\n"
+    assert "Environment " not in result.stderr
+
+
+def test_predict_build_failure_shows_the_step_and_its_output(tmp_path: Path) -> None:
+    result = vendo("predict", str(FIXTURES / "int_bad_build"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "build.run[0] failed (exit status 3)" in result.stderr, result.stderr
+    assert "echo preparing-the-tool" in result.stderr  # the command
+    assert "frobnicate: not found" in result.stderr  # its output, from the log's tail
+    assert "Build log: " in result.stderr
+    assert result.stdout == ""
 
 
 def test_predict_prints_the_output(tmp_path: Path) -> None:
@@ -88,7 +147,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_model_command(tmp_path: Path) -> None:
+def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -96,17 +155,18 @@ def test_serve_model_command(tmp_path: Path) -> None:
             "-m",
             "vendo",
             "serve-model",
-            str(FIXTURES / "srv_echo"),
+            str(FIXTURES / "int_env_pkg"),
             "--port",
             str(port),
         ],
         cwd=tmp_path,
+        env=_ENV,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240
         status = None
         while time.monotonic() < deadline:
             try:
@@ -117,8 +177,10 @@ def test_serve_model_command(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert status == "READY"
-        r = httpx.post(f"{url}/predictions", json={"input": {"text": "cli"}})
-        assert r.json()["output"] == "cli"
+        r = httpx.post(f"{url}/predictions", json={"input": {}})
+        output = r.json()["output"]
+        assert output["tabulate"] == "0.9.0"
+        assert Path(output["python"]).is_relative_to(data_dir / "envs")
         assert httpx.post(f"{url}/shutdown").json() == {}
         assert process.wait(timeout=30) == 0
     finally:

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
@@ -43,6 +43,9 @@ from vendo.api.cog_predictions import (
 from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
 from vendo.schema import InputValidationError
 from vendo.webhooks.sender import RetryPolicy, WebhookSender, parse_events_filter
+
+if TYPE_CHECKING:
+    from vendo.build import BuildResult, CogConfig
 
 __all__ = ["CogServerOptions", "create_app", "prefers_async"]
 
@@ -81,11 +84,16 @@ class CogServerOptions:
     freeze_gc: bool = False
 
     @classmethod
-    def from_project(cls, project: Path, **overrides: Any) -> CogServerOptions:
-        """Options for the model in ``project``: cog.yaml, then COG_* variables."""
+    def from_project(
+        cls, project: Path, *, config: CogConfig | None = None, **overrides: Any
+    ) -> CogServerOptions:
+        """Options for the model in ``project``: cog.yaml (read unless ``config`` is
+        given), then COG_* variables, then ``overrides``. The child runs on ``python``
+        (default: this interpreter); :meth:`from_build` runs it in a built environment."""
         from vendo.build.config import load_config
 
-        config = load_config(project)
+        if config is None:
+            config = load_config(project)
         env = os.environ
         values: dict[str, Any] = {
             "project": config.project_dir,
@@ -102,6 +110,20 @@ class CogServerOptions:
             values["throttle_interval"] = float(env["COG_THROTTLE_RESPONSE_INTERVAL"])
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def from_build(cls, result: BuildResult, **overrides: Any) -> CogServerOptions:
+        """Options that run the model inside the environment ``build_project`` made."""
+        from vendo.build import child_environment
+
+        values: dict[str, Any] = {
+            "python": str(result.python),
+            "runtime_path": result.runtime_path,
+            # the env's variables, its bin first on PATH, and cog.yaml's environment
+            "environment": child_environment(result),
+            **overrides,
+        }
+        return cls.from_project(result.project_dir, config=result.config, **values)
 
 
 def prefers_async(header: str | None) -> bool:

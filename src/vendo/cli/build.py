@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.status import Status
+
+from vendo.cli.progress import build_with_progress, load_settings, stderr_console
 
 __all__ = ["build"]
-
-
-def _settings(data_dir: Path | None) -> object:
-    from vendo.config import Settings
-
-    if data_dir is None:
-        return Settings()  # type: ignore[call-arg]
-    return Settings(data_dir=data_dir)  # type: ignore[call-arg]
 
 
 def _write_dockerfile(
@@ -90,10 +82,9 @@ def build(
     vendo_spec: str | None,
 ) -> None:
     """Build (or reuse) the environment for the model in DIR and print its schema path."""
-    from vendo.build import build_project
-    from vendo.errors import BuildError, VendoError
+    from vendo.errors import VendoError
 
-    console = Console(stderr=True, highlight=False)
+    console = stderr_console()
     if dockerfile:
         try:
             _write_dockerfile(project_dir.resolve(), output, force, vendo_spec, console)
@@ -101,55 +92,7 @@ def build(
             raise click.ClickException(exc.detail) from exc
         return
 
-    settings = _settings(data_dir)
-    started = time.monotonic()
-    status = Status("Reading cog.yaml", console=console)
-
-    def on_step(text: str) -> None:
-        elapsed = time.monotonic() - started
-        status.update(f"{escape(text)} [dim]({elapsed:.1f} s)[/]")
-
-    shown: set[str] = set()
-
-    def warn(text: str) -> None:
-        if text not in shown:
-            shown.add(text)
-            console.print(f"[yellow]warning:[/] {escape(text)}")
-
-    def on_log(line: str) -> None:
-        # Warnings show as they come, so a failed build still shows them.
-        if line.startswith("warning: "):
-            warn(line.removeprefix("warning: "))
-        elif verbose:
-            console.print(f"[dim]{escape(line)}[/]")
-
-    try:
-        with status:
-            result = build_project(
-                project_dir,
-                settings,  # type: ignore[arg-type]
-                on_log=on_log,
-                on_step=on_step,
-            )
-    except BuildError as exc:
-        if exc.log_tail and not verbose:
-            console.rule("[red]build log (last lines)")
-            console.print(escape(exc.log_tail))
-            console.rule()
-        log_path = getattr(exc, "log_path", None)
-        if log_path is not None:
-            console.print(f"Build log: {log_path}")
-        raise click.ClickException(exc.detail) from exc
-    except VendoError as exc:
-        raise click.ClickException(exc.detail) from exc
-
-    for warning in result.warnings:
-        warn(warning)
-    how = "reused" if result.reused else "built"
-    console.print(
-        f"[green]Environment {how}[/] in {result.seconds:.2f} s: {result.env_dir} "
-        f"[dim](key {result.env_key})[/]"
-    )
+    result = build_with_progress(project_dir, load_settings(data_dir), console, verbose=verbose)
     console.print(f"Python: {result.python}")
     console.print(f"Build log: {result.log_path}")
     console.print(f"OpenAPI schema: {result.openapi_path}")

@@ -1,10 +1,11 @@
 """``vendo predict [DIR] -i name=value ...``: one prediction, locally, no HTTP.
 
-Starts the model's runner child, waits for setup, runs one prediction and prints the
-output: strings as they are, anything else as JSON. Output files are copied into the
-working directory (or ``-o DIR``) and their paths are printed in their place. The
-model's logs go to stderr as they happen. A failed setup or prediction exits 1 with
-the error; invalid input exits 2.
+Builds (or reuses) the model's environment like ``vendo build``, starts the model's
+runner child in it (``--no-build``: on this interpreter), waits for setup, runs one
+prediction and prints the output: strings as they are, anything else as JSON. Output
+files are copied into the working directory (or ``-o DIR``) and their paths are printed
+in their place. Build progress and the model's logs go to stderr as they happen. A
+failed build, setup or prediction exits 1 with the error; invalid input exits 2.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from vendo.scheduler.process import RunnerSpec
 
 __all__ = ["predict"]
 
@@ -118,30 +122,49 @@ class _Outputs:
         return target
 
 
+def _runner_spec(directory: Path, no_build: bool, data_dir: Path | None, work: Path) -> RunnerSpec:
+    """How to start the model: in its built environment (built now if needed), or with
+    ``--no-build`` on this interpreter with a fresh copy of the runtime."""
+    from vendo.build import child_environment
+    from vendo.build.config import load_config
+    from vendo.cli.progress import build_with_progress, load_settings, stderr_console
+    from vendo.runner.dist import install_runtime
+    from vendo.scheduler.process import RunnerSpec
+
+    if no_build:
+        config = load_config(directory)
+        python = sys.executable
+        runtime = install_runtime(work / "runtime")
+        env = dict(config.environment)
+    else:
+        result = build_with_progress(directory, load_settings(data_dir), stderr_console())
+        config = result.config
+        python = str(result.python)
+        runtime = result.runtime_path
+        # the env's variables, its bin first on PATH, and cog.yaml's environment
+        env = child_environment(result)
+    if config.predict is None:
+        raise click.ClickException("cog.yaml has no run (or predict) reference")
+    return RunnerSpec(
+        project=config.project_dir,
+        ref=config.predict,
+        python=python,
+        runtime_path=runtime,
+        max_concurrency=None,
+        env=env,
+    )
+
+
 async def _run(
-    directory: Path,
+    spec: RunnerSpec,
     pairs: tuple[str, ...],
     json_input: str | None,
     output_dir: Path,
-    runtime: Path,
     work: Path,
 ) -> int:
-    from vendo.build.config import load_config
     from vendo.files.fetch import fetch_input, is_fetchable
-    from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
+    from vendo.scheduler.process import RunnerProcess, RunnerState
     from vendo.schema import InputValidationError, validate_input
-
-    config = load_config(directory)
-    if config.predict is None:
-        raise click.ClickException("cog.yaml has no run (or predict) reference")
-    spec = RunnerSpec(
-        project=config.project_dir,
-        ref=config.predict,
-        python=sys.executable,
-        runtime_path=runtime,
-        max_concurrency=None,
-        env=config.environment,
-    )
 
     def runner_log(source: str, data: str) -> None:
         sys.stderr.write(data)
@@ -229,19 +252,35 @@ async def _run(
     default=None,
     help="Folder for output files (default: the working directory).",
 )
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data dir holding the environments (default: VENDO_DATA_DIR or ./.vendo).",
+)
+@click.option(
+    "--no-build",
+    is_flag=True,
+    help="Run the model on Vendo's own interpreter instead of its built environment "
+    "(for developing a model whose packages are installed there already).",
+)
 def predict(
-    directory: Path, inputs: tuple[str, ...], json_input: str | None, output_dir: Path | None
+    directory: Path,
+    inputs: tuple[str, ...],
+    json_input: str | None,
+    output_dir: Path | None,
+    data_dir: Path | None,
+    no_build: bool,
 ) -> None:
-    """Run one prediction with the model in DIR and print its output."""
+    """Run one prediction with the model in DIR and print its output.
+
+    The model runs in the environment `vendo build` makes (built now if needed)."""
     from vendo.errors import VendoError
-    from vendo.runner.dist import install_runtime
 
     work = Path(tempfile.mkdtemp(prefix="vendo-predict-"))
     try:
-        runtime = install_runtime(work / "runtime")
-        code = asyncio.run(
-            _run(directory, inputs, json_input, output_dir or Path.cwd(), runtime, work)
-        )
+        spec = _runner_spec(directory, no_build, data_dir, work)
+        code = asyncio.run(_run(spec, inputs, json_input, output_dir or Path.cwd(), work))
     except VendoError as exc:
         raise click.ClickException(exc.detail) from exc
     finally:

@@ -10,6 +10,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -48,44 +49,68 @@ def _bind(host: str, port: int) -> socket.socket:
     default=None,
     help="PUT output files to URL/<name> and return their URLs instead of data: URLs.",
 )
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data dir holding the environments (default: VENDO_DATA_DIR or ./.vendo).",
+)
+@click.option(
+    "--no-build",
+    is_flag=True,
+    help="Run the model on Vendo's own interpreter instead of its built environment "
+    "(for developing a model whose packages are installed there already).",
+)
 def serve_model(
-    directory: Path, host: str | None, port: int | None, upload_url: str | None
+    directory: Path,
+    host: str | None,
+    port: int | None,
+    upload_url: str | None,
+    data_dir: Path | None,
+    no_build: bool,
 ) -> None:
-    """Serve the model in DIR (cog.yaml + predict.py) with Cog's HTTP prediction API."""
+    """Serve the model in DIR (cog.yaml + predict.py) with Cog's HTTP prediction API.
+
+    The model runs in the environment `vendo build` makes (built now if needed)."""
     import uvicorn
 
     from vendo.api.cog import CogServerOptions, create_app
     from vendo.api.cog_predictions import FetchLimits
-    from vendo.config import Settings
+    from vendo.cli.progress import build_with_progress, load_settings, stderr_console
     from vendo.errors import VendoError
     from vendo.runner.dist import install_runtime
 
-    settings = Settings()  # type: ignore[call-arg]  # every field has a default
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    # uvicorn's own access log costs time on every request; errors still show
-    logging.getLogger("uvicorn.access").disabled = True
-    runtime = Path(tempfile.mkdtemp(prefix="vendo-runtime-"))
+    settings = load_settings(data_dir)
+    common: dict[str, Any] = {
+        "upload_url": upload_url,
+        "freeze_gc": True,
+        "cancel_grace": settings.cancel_grace,
+        "max_restarts": settings.max_restarts,
+        "retention": settings.retention,
+        "webhook_timeout": settings.webhook_timeout,
+        "fetch_limits": FetchLimits(
+            max_bytes=settings.max_upload_bytes,
+            max_data_uri_bytes=settings.max_data_uri_bytes,
+            allow_private=settings.allow_private_urls,
+        ),
+    }
+    runtime: Path | None = None
     try:
-        install_runtime(runtime)
-        try:
-            options = CogServerOptions.from_project(
-                directory,
-                python=sys.executable,
-                runtime_path=runtime,
-                upload_url=upload_url,
-                freeze_gc=True,
-                cancel_grace=settings.cancel_grace,
-                max_restarts=settings.max_restarts,
-                retention=settings.retention,
-                webhook_timeout=settings.webhook_timeout,
-                fetch_limits=FetchLimits(
-                    max_bytes=settings.max_upload_bytes,
-                    max_data_uri_bytes=settings.max_data_uri_bytes,
-                    allow_private=settings.allow_private_urls,
-                ),
-            )
-        except VendoError as exc:
-            raise click.ClickException(exc.detail) from exc
+        if no_build:
+            runtime = Path(tempfile.mkdtemp(prefix="vendo-runtime-"))
+            install_runtime(runtime)
+            try:
+                options = CogServerOptions.from_project(
+                    directory, python=sys.executable, runtime_path=runtime, **common
+                )
+            except VendoError as exc:
+                raise click.ClickException(exc.detail) from exc
+        else:
+            result = build_with_progress(directory, settings, stderr_console())
+            options = CogServerOptions.from_build(result, **common)
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        # uvicorn's own access log costs time on every request; errors still show
+        logging.getLogger("uvicorn.access").disabled = True
         if settings.setup_timeout > 0 and "COG_SETUP_TIMEOUT" not in os.environ:
             # Vendo's setting, unless Cog's own variable says otherwise
             options.environment = {
@@ -114,4 +139,5 @@ def serve_model(
         click.echo(f"Serving {directory} on http://{shown}:{sock.getsockname()[1]}", err=True)
         server.run(sockets=[sock])
     finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+        if runtime is not None:
+            shutil.rmtree(runtime, ignore_errors=True)
