@@ -6,6 +6,8 @@ from typing import Callable
 
 import pytest
 
+import vendo.sdk
+
 from .driver import Child
 
 
@@ -68,7 +70,7 @@ def test_cog_and_its_submodules_import(child: Callable[..., Child]) -> None:
     c = child("rt_cog_imports")
     assert c.ready()["type"] == "ready"
     done = c.run("p", {})
-    assert done["output"] == ["Coder", "Path", "Secret"], done
+    assert done["output"] == ["Coder", "Path", "Secret", vendo.sdk.__version__], done
 
 
 def test_module_state_persists_and_large_input_round_trips(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
 import vendo.sdk
 import vendo.sdk.coder
 import vendo.sdk.exceptions
@@ -11,6 +14,7 @@ import vendo.sdk.predictor
 import vendo.sdk.types
 
 EXPECTED = {
+    "__version__",
     "AsyncConcatenateIterator",
     "BaseModel",
     "BasePredictor",
@@ -42,7 +46,7 @@ def test_all_is_exact() -> None:
         for name, value in vars(vendo.sdk).items()
         if not name.startswith("_") and getattr(value, "__module__", "").startswith("vendo.sdk")
     }
-    assert public == EXPECTED
+    assert public == EXPECTED - {"__version__"}
 
 
 def test_every_name_resolves() -> None:
@@ -61,3 +65,14 @@ def test_submodules_export_what_they_define() -> None:
     ):
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)
+
+
+def test_version_is_the_cog_release_with_vendo_as_local_label() -> None:
+    import vendo
+
+    version = Version(vendo.sdk.__version__)
+    assert version.public == "0.23.1"
+    assert version.local == f"vendo.{vendo.__version__}"
+    # compares as the Cog release it follows
+    assert Version("0.23.0") < version
+    assert SpecifierSet(">=0.16,<=0.23.1").contains(version)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from vendo import __version__ as _vendo_version
+
 from .coder import Coder
 from .exceptions import CancelationException
 from .input import FieldInfo, Input
@@ -37,6 +39,7 @@ from .types import (
 )
 
 __all__ = [
+    "__version__",
     # the model
     "BasePredictor",
     "BaseRunner",
@@ -64,6 +67,13 @@ __all__ = [
     "ExperimentalFeatureWarning",
     "emit_metric",
 ]
+
+# The Cog release this SDK follows, with Vendo's version as a PEP 440 local label: code
+# that compares ``cog.__version__`` against Cog releases sees 0.23.1, and the label tells
+# a reader that Vendo's SDK is the one loaded. Keep it in step with the Cog API version
+# that ``vendo serve-model`` reports.
+_COG_RELEASE = "0.23.1"
+__version__ = f"{_COG_RELEASE}+vendo.{_vendo_version}"
 
 _warned = False
 
