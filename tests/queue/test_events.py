@@ -37,3 +37,25 @@ async def test_wait_done() -> None:
     assert not await bus.wait_done("p", 0.05)
     asyncio.get_running_loop().call_later(0.05, bus.publish, "p", "done", {})
     assert await bus.wait_done("p", 5)
+
+
+async def test_finished_channels_are_dropped_after_keep() -> None:
+    bus = EventBus(keep=0.05)
+    for key in ("a", "b"):
+        bus.publish(key, "done", {})
+    await asyncio.sleep(0.1)
+    bus.publish("c", "logs", "x")  # any publish prunes
+    assert bus.history("a") is None and bus.history("b") is None
+    assert bus.history("c") is not None
+
+
+async def test_a_channel_opened_again_outlives_its_old_done() -> None:
+    bus = EventBus(keep=0.05)
+    bus.publish("a", "done", {})
+    await asyncio.sleep(0.1)
+    bus.publish("x", "logs", "prune")
+    bus.publish("a", "logs", "again")  # a new channel under the same id
+    await asyncio.sleep(0.06)
+    bus.publish("a", "done", {})
+    bus.publish("x", "logs", "prune")
+    assert [e.event for e in bus.history("a") or []] == ["logs", "done"]

@@ -106,3 +106,16 @@ def test_recover_requeues_starting_and_fails_processing(store: Store) -> None:
     failed = store.get_prediction(running)
     assert failed is not None and failed.status == FAILED and failed.error == INTERRUPTED_ERROR
     assert [j.prediction_id for j in queue.claim(V1, 5)] == [queued, claimed]
+
+
+def test_submit_counts_the_run_in_the_same_transaction(store: Store) -> None:
+    user = store.create_user("u")
+    model = store.create_model(user.id, "m")
+    row = PredictionRow(
+        id=new_id(), owner_id=user.id, model="u/m", model_id=model.id, version_id=V1,
+        input={}, created_at=utcnow(),
+    )  # fmt: skip
+    Queue(store).submit(row, count_run=True)
+    found = store.get_model_by_id(model.id)
+    assert found is not None and found.run_count == 1
+    assert store.get_job(row.id) is not None

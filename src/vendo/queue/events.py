@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ class EventBus:
     def __init__(self, keep: float = 300.0) -> None:
         self.keep = keep
         self._channels: dict[str, _Channel] = {}
+        # Closed channels in closing order: pruning looks only at the oldest ones, so a
+        # publish costs the same with ten thousand finished predictions kept as with none.
+        self._closed: deque[tuple[float, str]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Listener] = []
 
@@ -74,6 +78,7 @@ class EventBus:
         channel.events.append(item)
         if event == DONE:
             channel.closed_at = time.monotonic()
+            self._closed.append((channel.closed_at, prediction_id))
         waiter, channel.changed = channel.changed, asyncio.Event()
         waiter.set()
         for listener in self._listeners:
@@ -130,10 +135,10 @@ class EventBus:
 
     def _prune(self) -> None:
         now = time.monotonic()
-        stale = [
-            key
-            for key, channel in self._channels.items()
-            if channel.closed_at is not None and now - channel.closed_at > self.keep
-        ]
-        for key in stale:
-            del self._channels[key]
+        closed = self._closed
+        while closed and now - closed[0][0] > self.keep:
+            closed_at, key = closed.popleft()
+            channel = self._channels.get(key)
+            # the channel may have been dropped and opened again since (a late reader)
+            if channel is not None and channel.closed_at == closed_at:
+                del self._channels[key]

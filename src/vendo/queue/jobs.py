@@ -66,16 +66,34 @@ class Queue:
             )
         )
 
-    def submit(self, prediction: PredictionRow, kind: str = "predict") -> None:
-        """Insert ``prediction`` and its job in one transaction."""
+    def submit(
+        self, prediction: PredictionRow, kind: str = "predict", *, count_run: bool = False
+    ) -> None:
+        """Insert ``prediction`` and its job in one transaction. With ``count_run`` the
+        model's ``run_count`` goes up in the same transaction: on SQLite every write
+        transaction is a turn of the one writer, so one per prediction is the budget."""
         with self.store.write() as s:
             self.store.insert_prediction(s, prediction)
             s.flush()
             self.enqueue(s, prediction.id, prediction.version_id, kind)
+            if count_run and prediction.model_id is not None:
+                self.store.increment_run_count(prediction.model_id, session=s)
 
     def claim(self, version_id: str, limit: int = 1) -> list[Job]:
         """Claim up to ``limit`` queued jobs of a version, oldest first."""
         if limit <= 0:
+            return []
+        # Most claims find nothing (a scheduler claims again whenever a slot frees). A
+        # read answers that without a write transaction, which on SQLite would wait for
+        # and hold the one writer. A job committed after this read has its own notify,
+        # which makes the scheduler claim again.
+        with self.store.read() as s:
+            waiting = s.scalar(
+                sa.select(JobRow.id)
+                .where(JobRow.version_id == version_id, JobRow.state == "queued")
+                .limit(1)
+            )
+        if waiting is None:
             return []
         oldest = (
             sa.select(JobRow.id)

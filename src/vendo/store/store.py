@@ -324,13 +324,19 @@ class Store:
                 )
             s.delete(model)
 
-    def increment_run_count(self, model_id: int) -> None:
+    def increment_run_count(self, model_id: int, session: Session | None = None) -> None:
+        """One more run of the model; inside the caller's :meth:`write` transaction when
+        ``session`` is given."""
+        stmt = (
+            sa.update(ModelRow)
+            .where(ModelRow.id == model_id)
+            .values(run_count=ModelRow.run_count + 1)
+        )
+        if session is not None:
+            session.execute(stmt)
+            return
         with self.write() as s:
-            s.execute(
-                sa.update(ModelRow)
-                .where(ModelRow.id == model_id)
-                .values(run_count=ModelRow.run_count + 1)
-            )
+            s.execute(stmt)
 
     def set_default_example(self, model_id: int, prediction_id: str | None) -> None:
         with self.write() as s:

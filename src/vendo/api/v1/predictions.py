@@ -255,8 +255,7 @@ async def create_prediction(
         data_removed=False,
         base_url=base_url(request),
     )
-    await call(p.queue.submit, row)
-    await call(p.store.increment_run_count, model.id)
+    await call(lambda: p.queue.submit(row, count_run=True))
     if p.scheduler is not None:
         p.scheduler.notify(version.id)
     wait = parse_prefer_wait(request.headers.get("prefer"))
