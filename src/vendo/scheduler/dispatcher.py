@@ -1,15 +1,16 @@
 """The scheduler: claims queued jobs and runs them on the versions' runner pools.
 
 One :class:`Scheduler` runs per serve process (in scaled mode, per agent). Its loop
-wakes on :meth:`Scheduler.notify` (a new prediction) or on a short tick (deadlines,
-missed notifications), claims at most the free slots of each version's pool, and runs
-each claimed job in its own task:
+wakes on :meth:`Scheduler.notify` (a new prediction, a freed slot) or on a short tick
+(deadlines, missed notifications), claims at most the free slots of each version's
+pool, and runs each claimed job in its own task:
 
     claimed job -> pool.runner() (cold start if needed) -> slot -> predict
-        runner events -> store (in order, off the loop) -> event bus
+        runner events -> event bus at once; store writes -> BatchWriter (group commit)
 
 Jobs beyond a version's slots stay queued in the database until a slot frees; they are
-never refused. Every run ends in exactly one terminal state and its job is deleted.
+never refused. Every run ends in exactly one terminal state, written in the same
+transaction that deletes its job; ``done`` is published after that commit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import functools
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,12 +28,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 from vendo.config import Settings
 from vendo.errors import RunnerError
 from vendo.queue import INTERRUPTED_ERROR, EventBus, Job, Queue
 from vendo.runner.protocol import FILE_KEY
+from vendo.scheduler import writes
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec, Slot
+from vendo.scheduler.writes import BatchWriter, Claimed
 from vendo.store import CANCELED, FAILED, SUCCEEDED, TERMINAL, Store, utcnow
 from vendo.store.tables import PredictionRow, VersionRow
 
@@ -43,6 +49,9 @@ T = TypeVar("T")
 
 TICK = 0.5  # seconds between deadline checks when nothing else wakes the loop
 DEADLINE_REASON = "deadline"
+# A run that ends within this many seconds goes from ``starting`` to its terminal state
+# in one write; a longer one is marked ``processing`` after it.
+START_DELAY = 0.005
 
 
 def runner_spec(version: VersionRow) -> RunnerSpec:
@@ -89,13 +98,26 @@ class _Run:
 
     job: Job
     pool: RunnerPool
-    prediction: PredictionRow | None = None
+    claimed: Claimed | None = None
     runner: RunnerProcess | None = None
     cancel_reason: str | None = None
-    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    outputs: int = 0
     canceled: asyncio.Event = field(default_factory=asyncio.Event)
     requeue: bool = False  # give the job back instead of completing it
+    # With a webhook the relay reads the row on each event: publish after the write.
+    ordered: bool = False
+    started_at: datetime | None = None
+    start_written: bool = False
+    start_timer: asyncio.TimerHandle | None = None
+    logs: list[str] = field(default_factory=list)  # not yet handed to the writer
+    logs_queued: bool = False
+    outputs: list[Any] = field(default_factory=list)  # every iterator item so far
+    outputs_written: int = 0
+    outputs_queued: bool = False
+    # Runner events wait here while an output file is being stored (keeps their order).
+    backlog: deque[dict[str, Any]] = field(default_factory=deque)
+    storing: asyncio.Event | None = None
+    slot_released: bool = False
+    job_done: bool = False
 
     async def unless_canceled(self, awaitable: Any) -> Any:
         """Await ``awaitable`` (a cold start, a free slot) unless a cancel comes first;
@@ -155,6 +177,9 @@ class Scheduler:
         # The store is blocking. The scheduler has its own threads for it: its writes
         # never queue behind (or starve) the HTTP server's thread pool.
         self._executor: ThreadPoolExecutor | None = None
+        # The per-prediction writes (claims, start, logs, outputs, the end) share
+        # transactions: see vendo.scheduler.writes.
+        self._writer = BatchWriter(store)
 
     async def _blocking(self, func: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -196,6 +221,7 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._pools.clear()
+        await self._writer.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -275,11 +301,22 @@ class Scheduler:
         free = pool.free_slots
         if free <= 0 or self._stopping:
             return
-        jobs = await self._blocking(self.queue.claim, version_id, free)
-        for job in jobs:
+        # Reserve before the claim commits: a notify meanwhile must not claim them twice.
+        for _ in range(free):
             pool.reserve()
-            run = _Run(job, pool)
-            self._runs[job.prediction_id] = run
+        try:
+            claimed: list[Claimed] = await self._writer.submit(
+                writes.claim(version_id, free, self.queue.worker_id)
+            )
+        except BaseException:
+            for _ in range(free):
+                pool.release()
+            raise
+        for _ in range(free - len(claimed)):
+            pool.release()
+        for item in claimed:
+            run = _Run(item.job, pool, item, ordered=bool(item.webhook))
+            self._runs[item.job.prediction_id] = run
             self._spawn(self._run(run))
 
     async def _fail_unrunnable(self, version_id: str, error: str) -> None:
@@ -313,8 +350,18 @@ class Scheduler:
 
     # --- one job ----------------------------------------------------------------------
 
+    def _release_slot(self, run: _Run) -> None:
+        """The run no longer needs its pool slot: let the next job be claimed now, while
+        this one's terminal write is still on its way (it joins the same batch)."""
+        if run.slot_released:
+            return
+        run.slot_released = True
+        run.pool.release()
+        if not self._stopping:
+            self.notify(run.job.version_id)
+
     async def _run(self, run: _Run) -> None:
-        job, pool = run.job, run.pool
+        job = run.job
         try:
             await self._execute(run)
         except Exception as exc:
@@ -328,30 +375,29 @@ class Scheduler:
             if row is not None:
                 self._publish_terminal(row)
         finally:
+            if run.start_timer is not None:
+                run.start_timer.cancel()
             self._runs.pop(job.prediction_id, None)
-            pool.release()
+            self._release_slot(run)
             with contextlib.suppress(Exception):
                 if run.requeue:
                     # never started and the server is stopping: the next start runs it
-                    await self._blocking(self.queue.release, job.id)
-                else:
-                    await self._blocking(self.queue.complete, job.id)
-            if not self._stopping:
-                self.notify(job.version_id)
+                    await self._writer.submit(writes.release(job.id))
+                elif not run.job_done:
+                    await self._writer.submit(writes.complete(job.id))
 
     async def _execute(self, run: _Run) -> None:
         job, pool = run.job, run.pool
         pid = job.prediction_id
-        prediction = await self._blocking(self.store.get_prediction, pid)
-        if prediction is None or prediction.status in TERMINAL:
+        claimed = run.claimed
+        if claimed is None or claimed.status is None or claimed.status in TERMINAL:
             return
-        run.prediction = prediction
         if job.kind != "predict":
             # trainings need a runner in train mode (train.py): not scheduled here yet
             error = f"{job.kind} jobs are not supported by this scheduler yet"
             await self._finish(run, {"status": FAILED, "error": error, "output": None})
             return
-        if self._should_not_start(run, prediction.deadline):
+        if self._should_not_start(run, claimed.deadline):
             await self._end_unstarted(run)
             return
         try:
@@ -361,10 +407,10 @@ class Scheduler:
                 run.requeue = True
                 return
             if pool.last_setup_logs:
-                await self._blocking(self.store.append_logs, pid, pool.last_setup_logs)
+                await self._writer.submit(writes.append_logs(pid, pool.last_setup_logs))
             await self._finish(run, {"status": FAILED, "error": exc.detail, "output": None})
             return
-        if runner is None or self._should_not_start(run, prediction.deadline):
+        if runner is None or self._should_not_start(run, claimed.deadline):
             await self._end_unstarted(run)
             return
         try:
@@ -374,30 +420,27 @@ class Scheduler:
                 raise
             run.requeue = True
             return
-        if slot is None or self._should_not_start(run, prediction.deadline):
+        if slot is None or self._should_not_start(run, claimed.deadline):
             if slot is not None:
                 slot.release()
             await self._end_unstarted(run)
             return
         run.runner = runner
-        writer = asyncio.create_task(self._write_events(run))
         try:
             done = runner.predict(
                 slot,
                 pid,
-                prediction.run_input or {},
+                claimed.run_input or {},
                 context={},
-                on_event=lambda message: run.events.put_nowait(
-                    {**message, "_at": utcnow()} if message["type"] == "started" else message
-                ),
+                on_event=functools.partial(self._on_event, run),
             )
             if run.cancel_reason is not None:
                 runner.cancel(pid)
             result = await done
         finally:
             pool.slot_done()
-            run.events.put_nowait({"type": "_end"})
-            await writer
+        while run.storing is not None:  # an output file is still being stored
+            await run.storing.wait()
         await self._finish(run, result)
 
     def _should_not_start(self, run: _Run, deadline: datetime | None) -> bool:
@@ -408,43 +451,150 @@ class Scheduler:
     async def _end_unstarted(self, run: _Run) -> None:
         await self._finish(run, {"status": CANCELED, "error": None, "output": None})
 
-    async def _write_events(self, run: _Run) -> None:
-        """Apply the runner's events to the store in arrival order, then publish them.
+    # --- runner events ------------------------------------------------------------------
 
-        Consecutive log lines are written as one update: a chatty model costs one
-        transaction per burst, not one per line.
+    def _on_event(self, run: _Run, message: dict[str, Any]) -> None:
+        """A runner event, straight from the runner's socket (on the loop).
+
+        Events go on the bus at once; their store writes join the writer's next batch.
+        Only a prediction with a webhook publishes after the write (the relay reads the
+        row). Events wait in the run's backlog while an output file is being stored.
         """
+        if run.storing is not None:
+            run.backlog.append(message)
+            return
+        try:
+            self._apply_event(run, message)
+        except Exception:
+            log.exception("prediction %s: could not handle a runner event", run.job.prediction_id)
+
+    def _apply_event(self, run: _Run, message: dict[str, Any]) -> None:
         pid = run.job.prediction_id
-        while True:
-            event = await run.events.get()
-            kind = event.get("type")
-            if kind == "_end":
+        kind = message.get("type")
+        if kind == "started":
+            run.started_at = utcnow()
+            if run.ordered:
+                self._write_started(run)
+            else:
+                self.bus.publish(pid, "start", {})
+                # A quick run goes from starting to its end in one write; a longer one
+                # shows ``processing`` (to GET, and to a restart) within a few ms.
+                loop = asyncio.get_running_loop()
+                run.start_timer = loop.call_later(START_DELAY, self._write_started, run)
+        elif kind == "log":
+            text = message.get("data") or ""
+            if not text:
                 return
+            run.logs.append(text)
+            if not run.ordered:
+                self.bus.publish(pid, "logs", text)
+            if not run.logs_queued:
+                # one write for all the text that arrives until its batch starts
+                run.logs_queued = True
+                sent: list[str] = []
+                future = self._writer.submit_lazy(functools.partial(self._logs_write, run, sent))
+                future.add_done_callback(functools.partial(self._written, run, "logs", sent))
+        elif kind == "output":
+            value = message.get("value")
+            if _has_file(value):
+                run.storing = asyncio.Event()
+                self._spawn(self._store_output(run, value))
+            else:
+                self._add_output(run, value)
+
+    def _write_started(self, run: _Run) -> None:
+        run.start_timer = None
+        if run.start_written or run.started_at is None:
+            return
+        run.start_written = True
+        pid = run.job.prediction_id
+        future = self._writer.submit(writes.mark_started(pid, run.started_at))
+
+        def written(f: asyncio.Future[Any]) -> None:
+            if f.cancelled():
+                return
+            if f.exception() is not None:
+                log.error("prediction %s: could not record its start: %s", pid, f.exception())
+            elif run.ordered and f.result():
+                self.bus.publish(pid, "start", {})
+
+        future.add_done_callback(written)
+
+    def _logs_write(self, run: _Run, sent: list[str]) -> writes.Write | None:
+        run.logs_queued = False
+        text, run.logs = "".join(run.logs), []
+        if not text:
+            return None
+        sent.append(text)
+        return writes.append_logs(run.job.prediction_id, text)
+
+    def _written(self, run: _Run, event: str, sent: list[Any], future: asyncio.Future[Any]) -> None:
+        pid = run.job.prediction_id
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            log.error("prediction %s: could not record %s: %s", pid, event, future.exception())
+        if run.ordered:
+            for item in sent:
+                self.bus.publish(pid, event, item)
+
+    def _add_output(self, run: _Run, value: Any) -> None:
+        pid = run.job.prediction_id
+        run.outputs.append(value)
+        if not run.ordered:
+            self.bus.publish(pid, "output", value)
+        if not run.outputs_queued:
+            run.outputs_queued = True
+            sent: list[Any] = []
+            future = self._writer.submit_lazy(functools.partial(self._outputs_write, run, sent))
+            future.add_done_callback(functools.partial(self._written, run, "output", sent))
+
+    def _outputs_write(self, run: _Run, sent: list[Any]) -> writes.Write | None:
+        run.outputs_queued = False
+        new = run.outputs[run.outputs_written :]
+        if not new:
+            return None
+        run.outputs_written = len(run.outputs)
+        sent.extend(new)
+        return writes.set_output(run.job.prediction_id, list(run.outputs))
+
+    async def _store_output(self, run: _Run, value: Any) -> None:
+        pid = run.job.prediction_id
+        try:
             try:
-                if kind == "started":
-                    at = event.get("_at") or utcnow()
-                    if await self._blocking(self.store.mark_started, pid, at):
-                        self.bus.publish(pid, "start", {})
-                elif kind == "log":
-                    text = [event.get("data") or ""]
-                    while not run.events.empty():
-                        nxt = run.events._queue[0]  # type: ignore[attr-defined]
-                        if nxt.get("type") != "log":
-                            break
-                        text.append(run.events.get_nowait().get("data") or "")
-                    joined = "".join(text)
-                    await self._blocking(self.store.append_logs, pid, joined)
-                    self.bus.publish(pid, "logs", joined)
-                elif kind == "output":
-                    value = await self._store_files(run, event.get("value"))
-                    await self._blocking(self.store.append_output, pid, value)
-                    run.outputs += 1
-                    self.bus.publish(pid, "output", value)
+                stored = await self._store_files(run, value)
             except Exception:
-                log.exception("prediction %s: could not record a %s event", pid, kind)
+                log.exception("prediction %s: could not store an output file", pid)
+            else:
+                self._add_output(run, stored)
+            # what arrived meanwhile, in order, until the next file (if any)
+            while run.backlog:
+                message = run.backlog.popleft()
+                kind = message.get("type")
+                if kind == "output" and _has_file(message.get("value")):
+                    try:
+                        stored = await self._store_files(run, message.get("value"))
+                    except Exception:
+                        log.exception("prediction %s: could not store an output file", pid)
+                        continue
+                    self._add_output(run, stored)
+                    continue
+                try:
+                    self._apply_event(run, message)
+                except Exception:
+                    log.exception("prediction %s: could not handle a runner event", pid)
+        finally:
+            storing, run.storing = run.storing, None
+            if storing is not None:
+                storing.set()
+
+    # --- the end of a run ---------------------------------------------------------------
 
     async def _finish(self, run: _Run, result: dict[str, Any]) -> None:
         pid = run.job.prediction_id
+        if run.start_timer is not None:
+            run.start_timer.cancel()
+            run.start_timer = None
         status = str(result.get("status") or FAILED)
         if status not in TERMINAL:
             status = FAILED
@@ -455,7 +605,6 @@ class Scheduler:
             error = None
         if self._stopping and error == WORKER_EXITED:
             error = INTERRUPTED_ERROR  # the server stopped it, the model did not crash
-        metrics = dict(result.get("metrics") or {})
         iterator = self._iterators.get(run.job.version_id)
         if iterator is None:
             version = await self._blocking(self.store.get_version, run.job.version_id)
@@ -463,39 +612,53 @@ class Scheduler:
         output = result.get("output")
         if output is not None and status == SUCCEEDED:
             output = await self._store_files(run, output)
-        keep_output = iterator and run.outputs > 0
-        if iterator and run.outputs == 0 and output is None:
-            output = []
+        if iterator and (run.outputs or output is None):
+            output = list(run.outputs)
         if status == CANCELED and run.cancel_reason is None and run.runner is None:
             run.cancel_reason = "canceled"
-        row = await self._blocking(
-            lambda: self.store.finish(
-                pid,
-                status,
-                output=output,
-                error=str(error) if error else None,
-                metrics=metrics,
-                at=utcnow(),
-                cancel_reason=run.cancel_reason if status == CANCELED else None,
-                keep_output=keep_output,
-            )
+        claimed = run.claimed
+        at = utcnow()
+        metrics = dict((claimed.metrics if claimed else None) or {})
+        metrics.update(result.get("metrics") or {})
+        if claimed is not None and claimed.created_at is not None:
+            metrics["total_time"] = max(0.0, (at - claimed.created_at).total_seconds())
+        started_at = run.started_at or (claimed.started_at if claimed else None)
+        if "predict_time" not in metrics and started_at is not None:
+            metrics["predict_time"] = max(0.0, (at - started_at).total_seconds())
+        values: dict[str, Any] = {
+            "status": status,
+            "completed_at": at,
+            "error": str(error) if error else None,
+            "metrics": metrics,
+            "output": sa.null() if output is None else output,
+        }
+        if status == CANCELED and run.cancel_reason is not None:
+            values["cancel_reason"] = run.cancel_reason
+        unwritten_start = run.started_at if not run.start_written else None
+        self._release_slot(run)
+        changed = await self._writer.submit(
+            writes.finish(pid, values, job_id=run.job.id, started_at=unwritten_start)
         )
-        if row is None:
+        run.job_done = True
+        if not changed:
             return
         if status == SUCCEEDED and not iterator:
-            self.bus.publish(pid, "output", row.output)
-        self._publish_terminal(row)
+            self.bus.publish(pid, "output", output)
+        self._publish_end(pid, status, values["error"])
         if error == WORKER_EXITED:
             log.warning("prediction %s failed: its runner exited", pid)
 
     def _publish_terminal(self, row: PredictionRow) -> None:
-        if row.status == FAILED:
-            self.bus.publish(row.id, "error", {"detail": row.error or "prediction failed"})
-            self.bus.publish(row.id, "done", {"reason": "error"})
-        elif row.status == CANCELED:
-            self.bus.publish(row.id, "done", {"reason": "canceled"})
+        self._publish_end(row.id, row.status, row.error)
+
+    def _publish_end(self, prediction_id: str, status: str, error: str | None) -> None:
+        if status == FAILED:
+            self.bus.publish(prediction_id, "error", {"detail": error or "prediction failed"})
+            self.bus.publish(prediction_id, "done", {"reason": "error"})
+        elif status == CANCELED:
+            self.bus.publish(prediction_id, "done", {"reason": "canceled"})
         else:
-            self.bus.publish(row.id, "done", {})
+            self.bus.publish(prediction_id, "done", {})
 
     # --- output files -------------------------------------------------------------------
 
@@ -504,8 +667,7 @@ class Scheduler:
         store keeps the references storage returns."""
         if not _has_file(value):
             return value
-        prediction = run.prediction
-        owner_id = prediction.owner_id if prediction is not None else 0
+        owner_id = run.claimed.owner_id if run.claimed is not None else 0
         if self.storage is None:
             # no storage (tests of the pool alone): keep the local path as a file URL
             return _replace_files(value, lambda path: Path(path).as_uri())
