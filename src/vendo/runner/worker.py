@@ -9,6 +9,7 @@ on one event loop, up to ``max_concurrency`` at once; ``cancel`` cancels the tas
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import io
 import queue
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from vendo.schema.encoding import encode_output
 from vendo.sdk.exceptions import CancelationException
@@ -28,11 +29,13 @@ from .channel import Channel, error_text
 from .inputs import InputPreparer
 from .loader import Bound, Loaded
 from .outputs import OutputFolder
-from .protocol import read_message
+from .protocol import FrameDecoder, ProtocolError
 
 __all__ = ["HEALTHCHECK_TIMEOUT", "Worker"]
 
 HEALTHCHECK_TIMEOUT = 5.0
+# Below glibc's mmap threshold, so each recv's buffer comes from the heap.
+_RECV_SIZE = 65536
 
 
 class Worker:
@@ -72,49 +75,69 @@ class Worker:
     # -- messages in -------------------------------------------------------------------
 
     def read_loop(self) -> None:
-        """Reader thread: dispatch every parent message."""
+        """Reader thread: dispatch every parent message.
+
+        One ``recv`` takes whatever has arrived, often several frames under load, and
+        the event loop (async predictors) is woken once for all of them. The thread stays
+        even for async predictors: a model that blocks its event loop must still get
+        its healthchecks answered and its cancels recorded.
+        """
+        decoder = FrameDecoder()
+        sock = self.channel.sock
         while True:
             try:
-                message = read_message(self.channel.sock)
-            except Exception as exc:
-                print(f"vendo runner: bad message from parent: {exc}", file=sys.stderr)
-                message = None
-            if message is None:
+                data = sock.recv(_RECV_SIZE)
+            except OSError:
+                data = b""
+            if not data:
                 # The parent closed the socket: it will not read any result.
                 self.channel.exit(0)
-            kind = message.get("type")
-            if kind == "predict":
-                self._on_predict(message)
-            elif kind == "cancel":
-                self._on_cancel(str(message.get("id")))
-            elif kind == "healthcheck":
-                threading.Thread(
-                    target=self._healthcheck, args=(message.get("id"),), daemon=True
-                ).start()
-            elif kind == "shutdown":
-                self._on_shutdown()
+            try:
+                messages = decoder.feed(data)
+            except ProtocolError as exc:
+                print(f"vendo runner: bad message from parent: {exc}", file=sys.stderr)
+                self.channel.exit(0)
+            on_loop: List[Callable[[], None]] = []
+            for message in messages:
+                self._dispatch(message, on_loop)
+            if on_loop and self.loop is not None:
+                self.loop.call_soon_threadsafe(_run_all, on_loop)
 
-    def _on_predict(self, message: Dict[str, Any]) -> None:
+    def _dispatch(self, message: Dict[str, Any], on_loop: List[Callable[[], None]]) -> None:
+        kind = message.get("type")
+        if kind == "predict":
+            self._on_predict(message, on_loop)
+        elif kind == "cancel":
+            self._on_cancel(str(message.get("id")), on_loop)
+        elif kind == "healthcheck":
+            threading.Thread(
+                target=self._healthcheck, args=(message.get("id"),), daemon=True
+            ).start()
+        elif kind == "shutdown":
+            self._on_shutdown(on_loop)
+
+    def _on_predict(self, message: Dict[str, Any], on_loop: List[Callable[[], None]]) -> None:
         with self._ids_lock:
             self.active.add(str(message.get("id")))
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._start_task, message)
+            on_loop.append(functools.partial(self._start_task, message))
         else:
             self.queue.put(message)
 
-    def _on_cancel(self, pid: str) -> None:
+    def _on_cancel(self, pid: str, on_loop: List[Callable[[], None]]) -> None:
         with self._ids_lock:
             if pid not in self.active:
                 return
             self.canceled.add(pid)
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._cancel_task, pid)
+            # after a predict for the same id read in the same batch, as in the stream
+            on_loop.append(functools.partial(self._cancel_task, pid))
         elif self.current == pid:
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
 
-    def _on_shutdown(self) -> None:
+    def _on_shutdown(self, on_loop: List[Callable[[], None]]) -> None:
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._shutdown_async)
+            on_loop.append(self._shutdown_async)
         else:
             self.queue.put(None)
 
@@ -335,3 +358,12 @@ class Worker:
 
 async def _awaited(value: Any) -> Any:
     return await value
+
+
+def _run_all(callbacks: List[Callable[[], None]]) -> None:
+    # one failing callback must not drop the messages after it
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            traceback.print_exc()
