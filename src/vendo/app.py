@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import inspect
 import logging
 import os
 import shutil
@@ -31,12 +29,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
 from vendo.api.v1.openapi import openapi_route
+from vendo.api.v1.push import push_examples
 from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
 from vendo.errors import RateLimited, VendoError, problem
 from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
+from vendo.scheduler.dispatcher import Scheduler
 from vendo.store import Store, utcnow
+from vendo.webhooks.outbox import Outbox
 
 __all__ = ["TOKEN_FILE", "SchedulerFactory", "bootstrap_admin", "create_app", "sweep_once"]
 
@@ -74,24 +75,6 @@ def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
             shutil.rmtree(row.input_dir, ignore_errors=True)
         storage.delete_prediction_files(row.id)
     return len(removed) + storage.purge_expired()
-
-
-def _default_scheduler() -> SchedulerFactory | None:
-    for module_name in ("vendo.scheduler", "vendo.scheduler.dispatcher"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        factory = getattr(module, "Scheduler", None)
-        if factory is not None:
-            return factory
-    return None
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 class _Arrival:
@@ -145,8 +128,8 @@ def create_app(
 ) -> Starlette:
     """The platform app. ``scheduler_factory`` defaults to ``vendo.scheduler.Scheduler``;
     ``run_scheduler=False`` serves the API without running models (tests of routes).
-    ``examples`` pushes the models in ``examples/`` once the app is up (through
-    ``vendo.api.v1.push.push_examples(platform)`` when push provides it)."""
+    ``examples`` pushes the models in ``examples/`` in the background once the app is
+    up."""
     settings = settings or Settings()  # type: ignore[call-arg]  # every field has a default
 
     @contextlib.asynccontextmanager
@@ -169,22 +152,18 @@ def create_app(
         # Load the signing key now: rendering URLs later must not touch the database.
         await to_thread.run_sync(lambda: storage.key)
         scheduler = None
-        factory = scheduler_factory or (_default_scheduler() if run_scheduler else None)
+        factory = scheduler_factory or (Scheduler if run_scheduler else None)
         if factory is not None:
             scheduler = factory(settings, store, bus, storage)
-        else:
-            if run_scheduler:
-                log.warning("no scheduler available: predictions will queue but not run")
         p = Platform(settings, store, Queue(store), bus, storage, scheduler)
         app.state.platform = p
-        relay = _webhook_relay(p)
-        if relay is not None:
-            await relay.start()
+        relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
+        await relay.start()
         if scheduler is not None:
-            await _maybe_await(scheduler.start())
+            await scheduler.start()
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
-        background = await _push_examples(p) if examples else None
+        background = await push_examples(p) if examples else None
         try:
             yield
         finally:
@@ -194,9 +173,8 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
             if scheduler is not None:
-                await _maybe_await(scheduler.stop())
-            if relay is not None:
-                await relay.stop()
+                await scheduler.stop()
+            await relay.stop()
             await to_thread.run_sync(store.close)
 
     routes = v1_routes()
@@ -213,34 +191,6 @@ def create_app(
     app.add_middleware(_Arrival)
     app.state.settings = settings
     return app
-
-
-def _webhook_relay(p: Platform) -> WebhookRelay | None:
-    try:
-        from vendo.webhooks.outbox import Outbox
-    except ImportError:
-        log.warning("webhooks are not part of this build: none will be sent")
-        return None
-    outbox = Outbox.from_settings(p.settings, p.store.engines.writer)
-    return WebhookRelay(p, outbox)
-
-
-async def _push_examples(p: Platform) -> asyncio.Task[Any] | None:
-    """Start pushing ``examples/``; returns the background task to cancel at shutdown."""
-    try:
-        module = importlib.import_module("vendo.api.v1.push")
-    except ModuleNotFoundError:
-        module = None
-    push_examples = getattr(module, "push_examples", None)
-    if push_examples is None:
-        log.warning("--examples: this build cannot push models (vendo.api.v1.push missing)")
-        return None
-    try:
-        result = await _maybe_await(push_examples(p))
-    except Exception:
-        log.exception("pushing the examples failed")
-        return None
-    return result if isinstance(result, asyncio.Task) else None
 
 
 async def _sweep_forever(

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         "API token.",
     )
 
+    examples_dir: Path | None = Field(
+        None,
+        description="Folder of example models that `vendo serve --examples` pushes. Unset: "
+        "`examples/` of the source checkout, else `./examples`.",
+    )
+
     # --- clients (vendo push / run) ---------------------------------------------
     url: str = Field(
         "http://127.0.0.1:5000", description="Server URL for client commands (push, run)."

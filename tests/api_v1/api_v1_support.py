@@ -80,7 +80,7 @@ class EchoScheduler:
         self.hold = False  # True: leave jobs queued (as if every runner were busy)
         self.tasks: set[Any] = set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
         pass
 
     async def stop(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,7 +29,6 @@ __all__ = [
     "can_write",
     "iso",
     "json_body",
-    "maybe_await",
     "page",
     "platform",
     "visible_model",
@@ -40,9 +38,13 @@ __all__ = [
 class SchedulerLike(Protocol):
     """What the API needs from ``vendo.scheduler.Scheduler``."""
 
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
     def notify(self, version_id: str) -> None: ...
 
-    def cancel(self, prediction_id: str, reason: str = "canceled") -> Any: ...
+    async def cancel(self, prediction_id: str, reason: str = "canceled") -> bool: ...
 
 
 @dataclass
@@ -76,12 +78,6 @@ def platform(request: Request) -> Platform:
 async def call(func: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a blocking store call off the event loop."""
     return await run_in_threadpool(func, *args, **kwargs)
-
-
-async def maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 async def caller(request: Request) -> Caller:

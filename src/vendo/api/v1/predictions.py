@@ -27,7 +27,6 @@ from vendo.api.v1.context import (
     caller,
     can_see,
     json_body,
-    maybe_await,
     page,
     platform,
     visible_model,
@@ -385,7 +384,7 @@ async def cancel_prediction(request: Request) -> Response:
     row = await _owned(request, who, request.path_params["id"])
     if row.status not in TERMINAL:
         if p.scheduler is not None:
-            await maybe_await(p.scheduler.cancel(row.id))
+            await p.scheduler.cancel(row.id)
         else:
             finished = await call(p.queue.cancel_queued, row.id)
             if finished is not None:

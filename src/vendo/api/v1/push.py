@@ -344,9 +344,9 @@ async def build_log(request: Request) -> Response:
 # --- vendo serve --examples ---------------------------------------------------------------
 
 
-def examples_dir() -> Path | None:
-    """``VENDO_EXAMPLES_DIR``, else ``examples/`` of a source checkout, else ./examples."""
-    configured = os.environ.get("VENDO_EXAMPLES_DIR")
+def examples_dir(configured: Path | None = None) -> Path | None:
+    """``configured`` (VENDO_EXAMPLES_DIR), else ``examples/`` of a source checkout, else
+    ./examples."""
     candidates = [Path(configured)] if configured else []
     candidates.append(Path(__file__).resolve().parents[4] / "examples")
     candidates.append(Path.cwd() / "examples")
@@ -389,7 +389,7 @@ async def push_examples(
     """Push every model in ``examples/`` under the admin's name, in the background
     (the server answers meanwhile); progress goes to stderr. With ``wait`` it returns
     once all are pushed. A failing example is reported and skipped."""
-    folder = folder or examples_dir()
+    folder = folder or examples_dir(p.settings.examples_dir)
     write = out or (lambda line: print(line, file=sys.stderr, flush=True))
     if folder is None:
         write("examples: no examples/ folder found (set VENDO_EXAMPLES_DIR)")
