@@ -28,8 +28,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
-
 from vendo.config import Settings
 from vendo.errors import RunnerError
 from vendo.queue import INTERRUPTED_ERROR, EventBus, Job, Queue
@@ -169,6 +167,9 @@ class Scheduler:
         self._pools: dict[str, RunnerPool] = {}
         self._iterators: dict[str, bool] = {}  # version id -> its Output is an iterator
         self._dirty: set[str] = set()
+        # Versions that may have queued jobs: notified, or their last claim was full. A
+        # freed slot claims only for these, so a quiet version costs no empty claims.
+        self._maybe_queued: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._runs: dict[str, _Run] = {}
@@ -200,6 +201,7 @@ class Scheduler:
             log.warning("%d predictions were interrupted by a restart", len(recovery.failed))
         for version_id in await self._blocking(self.queue.pending_versions):
             self._dirty.add(version_id)
+            self._maybe_queued.add(version_id)
         self._loop_task = asyncio.create_task(self._loop(), name="vendo-scheduler")
 
     async def stop(self) -> None:
@@ -227,7 +229,11 @@ class Scheduler:
             self._executor = None
 
     def notify(self, version_id: str) -> None:
-        """A job for ``version_id`` was queued (or a slot freed): claim soon."""
+        """A job for ``version_id`` was queued: claim soon."""
+        self._maybe_queued.add(version_id)
+        self._kick(version_id)
+
+    def _kick(self, version_id: str) -> None:
         self._dirty.add(version_id)
         if self._wake is not None:
             self._wake.set()
@@ -277,6 +283,7 @@ class Scheduler:
                 if now - last_sweep >= self._tick:
                     last_sweep = now
                     await self._enforce_deadlines()
+                    await self._look_for_unnotified_jobs()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -299,8 +306,9 @@ class Scheduler:
             self._pools[version_id] = pool
             self._iterators[version_id] = _is_iterator(version.openapi_schema)
         free = pool.free_slots
-        if free <= 0 or self._stopping:
+        if free <= 0 or self._stopping or version_id not in self._maybe_queued:
             return
+        self._maybe_queued.discard(version_id)
         # Reserve before the claim commits: a notify meanwhile must not claim them twice.
         for _ in range(free):
             pool.reserve()
@@ -311,9 +319,12 @@ class Scheduler:
         except BaseException:
             for _ in range(free):
                 pool.release()
+            self._maybe_queued.add(version_id)
             raise
         for _ in range(free - len(claimed)):
             pool.release()
+        if len(claimed) == free:
+            self._maybe_queued.add(version_id)  # perhaps more behind them
         for item in claimed:
             run = _Run(item.job, pool, item, ordered=bool(item.webhook))
             self._runs[item.job.prediction_id] = run
@@ -335,6 +346,17 @@ class Scheduler:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _look_for_unnotified_jobs(self) -> None:
+        """Jobs queued without a notify here (another process's API, a lost wake-up)
+        are found by one read per tick while some pool has room."""
+        if not any(pool.free_slots for pool in self._pools.values()):
+            return
+        for version_id in await self._blocking(self.queue.pending_versions):
+            pool = self._pools.get(version_id)
+            if pool is None or pool.free_slots:
+                self._maybe_queued.add(version_id)
+                self._kick(version_id)
 
     async def _enforce_deadlines(self) -> None:
         now = utcnow()
@@ -358,7 +380,7 @@ class Scheduler:
         run.slot_released = True
         run.pool.release()
         if not self._stopping:
-            self.notify(run.job.version_id)
+            self._kick(run.job.version_id)
 
     async def _run(self, run: _Run) -> None:
         job = run.job
@@ -625,26 +647,28 @@ class Scheduler:
         started_at = run.started_at or (claimed.started_at if claimed else None)
         if "predict_time" not in metrics and started_at is not None:
             metrics["predict_time"] = max(0.0, (at - started_at).total_seconds())
-        values: dict[str, Any] = {
-            "status": status,
-            "completed_at": at,
-            "error": str(error) if error else None,
-            "metrics": metrics,
-            "output": sa.null() if output is None else output,
-        }
-        if status == CANCELED and run.cancel_reason is not None:
-            values["cancel_reason"] = run.cancel_reason
-        unwritten_start = run.started_at if not run.start_written else None
+        error_text = str(error) if error else None
+        cancel_reason = run.cancel_reason if status == CANCELED else None
         self._release_slot(run)
         changed = await self._writer.submit(
-            writes.finish(pid, values, job_id=run.job.id, started_at=unwritten_start)
+            writes.finish(
+                pid,
+                status=status,
+                at=at,
+                error=error_text,
+                metrics=metrics,
+                output=output,
+                cancel_reason=cancel_reason,
+                started_at=run.started_at if not run.start_written else None,
+                job_id=run.job.id,
+            )
         )
         run.job_done = True
         if not changed:
             return
         if status == SUCCEEDED and not iterator:
             self.bus.publish(pid, "output", output)
-        self._publish_end(pid, status, values["error"])
+        self._publish_end(pid, status, error_text)
         if error == WORKER_EXITED:
             log.warning("prediction %s failed: its runner exited", pid)
 

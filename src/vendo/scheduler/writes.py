@@ -22,14 +22,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from vendo.queue import Job
 from vendo.store import PROCESSING, STARTING, Store, utcnow
-from vendo.store.tables import JobRow, PredictionRow
+from vendo.store.tables import JobRow, PredictionRow, UTCDateTime
 
 __all__ = [
     "BatchWriter",
@@ -178,6 +178,101 @@ class Claimed:
     webhook: str | None = None
 
 
+# Core statements on the tables, built once: the ORM's bulk-update path and the
+# statement cache keys of fresh statements cost more than the SQL itself here.
+_jobs = cast(sa.Table, JobRow.__table__)
+_preds = cast(sa.Table, PredictionRow.__table__)
+_TIME = UTCDateTime()
+
+_QUEUED_IDS = (
+    sa.select(_jobs.c.id)
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == "queued")
+    .order_by(_jobs.c.id)
+    .limit(sa.bindparam("p_limit", type_=sa.Integer))
+)
+_CLAIM_COLUMNS = (
+    _jobs.c.id,
+    _jobs.c.kind,
+    _jobs.c.prediction_id,
+    _jobs.c.version_id,
+    _jobs.c.created_at,
+)
+# PostgreSQL may run a LIMITed sub-select of an UPDATE more than once and so claim more
+# rows than asked for: there the ids are locked first (SKIP LOCKED: concurrent agents
+# never wait on or double-claim a row), then updated. SQLite's one writer serializes
+# claims, so one statement does.
+_CLAIM_LOCK = _QUEUED_IDS.with_for_update(skip_locked=True)
+_CLAIM_IDS = (
+    _jobs.update()
+    .where(_jobs.c.id.in_(sa.bindparam("p_ids", expanding=True)), _jobs.c.state == "queued")
+    .values(
+        state="claimed",
+        claimed_at=sa.bindparam("p_at", type_=_TIME),
+        claimed_by=sa.bindparam("p_worker"),
+    )
+    .returning(*_CLAIM_COLUMNS)
+)
+_CLAIM_OLDEST = (
+    _jobs.update()
+    .where(_jobs.c.id.in_(_QUEUED_IDS.scalar_subquery()), _jobs.c.state == "queued")
+    .values(
+        state="claimed",
+        claimed_at=sa.bindparam("p_at", type_=_TIME),
+        claimed_by=sa.bindparam("p_worker"),
+    )
+    .returning(*_CLAIM_COLUMNS)
+)
+_CLAIMED_PREDICTIONS = sa.select(
+    _preds.c.id,
+    _preds.c.status,
+    _preds.c.run_input,
+    _preds.c.deadline,
+    _preds.c.owner_id,
+    _preds.c.created_at,
+    _preds.c.started_at,
+    _preds.c.metrics,
+    _preds.c.webhook,
+).where(_preds.c.id.in_(sa.bindparam("p_ids", expanding=True)))
+_MARK_STARTED = (
+    _preds.update()
+    .where(_preds.c.id == sa.bindparam("p_id"), _preds.c.status == STARTING)
+    .values(status=PROCESSING, started_at=sa.bindparam("p_at", type_=_TIME))
+)
+_APPEND_LOGS = (
+    _preds.update()
+    .where(_preds.c.id == sa.bindparam("p_id"))
+    .values(logs=_preds.c.logs + sa.bindparam("p_text", type_=sa.Text))
+)
+_SET_OUTPUT = (
+    _preds.update()
+    .where(_preds.c.id == sa.bindparam("p_id"), _preds.c.status.in_(UNFINISHED))
+    .values(output=sa.bindparam("p_output", type_=_preds.c.output.type))
+)
+_FINISH = (
+    _preds.update()
+    .where(_preds.c.id == sa.bindparam("p_id"), _preds.c.status.in_(UNFINISHED))
+    .values(
+        status=sa.bindparam("p_status"),
+        completed_at=sa.bindparam("p_at", type_=_TIME),
+        error=sa.bindparam("p_error", type_=sa.Text),
+        metrics=sa.bindparam("p_metrics", type_=_preds.c.metrics.type),
+        output=sa.bindparam("p_output", type_=_preds.c.output.type),
+        run_input=sa.null(),
+        cancel_reason=sa.func.coalesce(
+            sa.bindparam("p_cancel_reason", type_=sa.String(32)), _preds.c.cancel_reason
+        ),
+        # a run quicker than the start delay never had ``processing`` written
+        started_at=sa.func.coalesce(_preds.c.started_at, sa.bindparam("p_started", type_=_TIME)),
+    )
+)
+_DELETE_JOB = _jobs.delete().where(_jobs.c.id == sa.bindparam("p_job"))
+_RELEASE_JOB = (
+    _jobs.update()
+    .where(_jobs.c.id == sa.bindparam("p_job"))
+    .values(state="queued", claimed_at=sa.null(), claimed_by=sa.null())
+)
+
+
 def claim(version_id: str, limit: int, worker_id: str) -> Write:
     """Claim up to ``limit`` queued jobs of a version, oldest first (like
     :meth:`vendo.queue.Queue.claim`), and read their predictions in the same
@@ -186,41 +281,27 @@ def claim(version_id: str, limit: int, worker_id: str) -> Write:
     def write(s: Session) -> list[Claimed]:
         if limit <= 0:
             return []
-        ids = list(
-            s.scalars(
-                sa.select(JobRow.id)
-                .where(JobRow.version_id == version_id, JobRow.state == "queued")
-                .order_by(JobRow.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+        conn = s.connection()
+        at = utcnow()
+        if conn.dialect.name == "sqlite":
+            rows = conn.execute(
+                _CLAIM_OLDEST,
+                {"p_version": version_id, "p_limit": limit, "p_at": at, "p_worker": worker_id},
+            ).all()
+        else:
+            ids = list(
+                conn.execute(_CLAIM_LOCK, {"p_version": version_id, "p_limit": limit}).scalars()
             )
-        )
-        if not ids:
+            if not ids:
+                return []
+            rows = conn.execute(_CLAIM_IDS, {"p_ids": ids, "p_at": at, "p_worker": worker_id}).all()
+        if not rows:
             return []
-        rows = s.execute(
-            sa.update(JobRow)
-            .where(JobRow.id.in_(ids), JobRow.state == "queued")
-            .values(state="claimed", claimed_at=utcnow(), claimed_by=worker_id)
-            .returning(
-                JobRow.id, JobRow.kind, JobRow.prediction_id, JobRow.version_id, JobRow.created_at
-            )
-        ).all()
+        # RETURNING promises no order.
         jobs = sorted((Job(r[0], r[1], r[2], r[3], r[4]) for r in rows), key=lambda j: j.id)
         found = {
             r.id: r
-            for r in s.execute(
-                sa.select(
-                    PredictionRow.id,
-                    PredictionRow.status,
-                    PredictionRow.run_input,
-                    PredictionRow.deadline,
-                    PredictionRow.owner_id,
-                    PredictionRow.created_at,
-                    PredictionRow.started_at,
-                    PredictionRow.metrics,
-                    PredictionRow.webhook,
-                ).where(PredictionRow.id.in_([j.prediction_id for j in jobs]))
-            )
+            for r in conn.execute(_CLAIMED_PREDICTIONS, {"p_ids": [j.prediction_id for j in jobs]})
         }
         claimed = []
         for job in jobs:
@@ -250,23 +331,15 @@ def mark_started(prediction_id: str, at: datetime) -> Write:
     """``starting`` -> ``processing``; the result says whether it was still starting."""
 
     def write(s: Session) -> bool:
-        result = s.execute(
-            sa.update(PredictionRow)
-            .where(PredictionRow.id == prediction_id, PredictionRow.status == STARTING)
-            .values(status=PROCESSING, started_at=at)
-        )
-        return bool(getattr(result, "rowcount", 0))
+        result = s.connection().execute(_MARK_STARTED, {"p_id": prediction_id, "p_at": at})
+        return bool(result.rowcount)
 
     return write
 
 
 def append_logs(prediction_id: str, text: str) -> Write:
     def write(s: Session) -> None:
-        s.execute(
-            sa.update(PredictionRow)
-            .where(PredictionRow.id == prediction_id)
-            .values(logs=PredictionRow.logs + text)
-        )
+        s.connection().execute(_APPEND_LOGS, {"p_id": prediction_id, "p_text": text})
 
     return write
 
@@ -275,59 +348,59 @@ def set_output(prediction_id: str, output: list[Any]) -> Write:
     """The iterator output so far (the whole list: one write per batch, not per item)."""
 
     def write(s: Session) -> None:
-        s.execute(
-            sa.update(PredictionRow)
-            .where(PredictionRow.id == prediction_id, PredictionRow.status.in_(UNFINISHED))
-            .values(output=output)
-        )
+        s.connection().execute(_SET_OUTPUT, {"p_id": prediction_id, "p_output": output})
 
     return write
 
 
 def finish(
     prediction_id: str,
-    values: dict[str, Any],
     *,
-    job_id: int | None = None,
+    status: str,
+    at: datetime,
+    error: str | None,
+    metrics: dict[str, Any],
+    output: Any,
+    cancel_reason: str | None = None,
     started_at: datetime | None = None,
+    job_id: int | None = None,
 ) -> Write:
-    """Record the terminal state (``values``: status, completed_at, error, metrics,
-    output, ...) unless the prediction is terminal already, and delete its job: one
-    transaction for what used to be ``Store.finish`` + ``Queue.complete``.
+    """Record the terminal state unless the prediction is terminal already, and delete
+    its job: one transaction for what used to be ``Store.finish`` + ``Queue.complete``.
 
-    ``started_at``: give it when the run started but ``processing`` was never written
+    ``started_at``: when the run started, if ``processing`` may never have been written
     (a run quicker than the start delay). The result: whether the prediction changed.
     """
+    params = {
+        "p_id": prediction_id,
+        "p_status": status,
+        "p_at": at,
+        "p_error": error,
+        "p_metrics": metrics,
+        "p_output": output,
+        "p_cancel_reason": cancel_reason,
+        "p_started": started_at,
+    }
 
     def write(s: Session) -> bool:
-        extra: dict[str, Any] = {"run_input": sa.null()}
-        if started_at is not None:
-            extra["started_at"] = started_at
-        result = s.execute(
-            sa.update(PredictionRow)
-            .where(PredictionRow.id == prediction_id, PredictionRow.status.in_(UNFINISHED))
-            .values(**values, **extra)
-        )
+        conn = s.connection()
+        changed = bool(conn.execute(_FINISH, params).rowcount)
         if job_id is not None:
-            s.execute(sa.delete(JobRow).where(JobRow.id == job_id))
-        return bool(getattr(result, "rowcount", 0))
+            conn.execute(_DELETE_JOB, {"p_job": job_id})
+        return changed
 
     return write
 
 
 def complete(job_id: int) -> Write:
     def write(s: Session) -> None:
-        s.execute(sa.delete(JobRow).where(JobRow.id == job_id))
+        s.connection().execute(_DELETE_JOB, {"p_job": job_id})
 
     return write
 
 
 def release(job_id: int) -> Write:
     def write(s: Session) -> None:
-        s.execute(
-            sa.update(JobRow)
-            .where(JobRow.id == job_id)
-            .values(state="queued", claimed_at=None, claimed_by=None)
-        )
+        s.connection().execute(_RELEASE_JOB, {"p_job": job_id})
 
     return write
