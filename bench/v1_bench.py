@@ -21,8 +21,9 @@ Vendo, Vendo, Cog, ...) so that load from elsewhere on the machine hits both:
   client, so neither server refuses or queues for lack of slots), C keep-alive
   clients (default 32) in a closed loop with wrk (asyncio client otherwise) for a
   fixed time per server; the figure is successful predictions per second.
-* CPU: user + system seconds of each server's process tree (server and model
-  workers) while it was measured, per successful prediction.
+* CPU: user + system seconds of each server's process tree while it was measured,
+  per successful prediction; the JSON splits it into the server process and its
+  descendants (model workers).
 
 Ratios are Vendo/Cog per round; the summary is their median. The load average
 (1 min) is taken at the start and the end of each round.
@@ -167,8 +168,15 @@ class Target:
     def succeeded(self, status: int, reply: bytes) -> bool:
         return status == self.ok and SUCCEEDED in reply and b'"output":"hello"' in reply
 
-    def cpu(self) -> float:
-        return sum(tree_cpu_seconds(self.pid).values())
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far: (the server process, its descendants: model workers)."""
+        own = rest = 0.0
+        for key, seconds in tree_cpu_seconds(self.pid).items():
+            if key.split()[0] == str(self.pid):
+                own += seconds
+            else:
+                rest += seconds
+        return own, rest
 
 
 def warm_vendo(target: Target, timeout: float = 900.0) -> float:
@@ -202,7 +210,7 @@ class Sequential:
         self.statuses: Counter[int] = Counter()
         self.failed = 0  # ok status without a succeeded prediction in the body
         self.loop_s = 0.0
-        self.cpu_s = 0.0
+        self.cpu_s = (0.0, 0.0)
 
     def warm(self, n: int) -> None:
         t = self.target
@@ -223,7 +231,7 @@ class Sequential:
             elif status == t.ok:
                 self.failed += 1
         self.loop_s += time.perf_counter() - loop_start
-        self.cpu_s += t.cpu() - cpu_before
+        self.cpu_s = _add(self.cpu_s, _sub(t.cpu(), cpu_before))
 
     def close(self) -> None:
         self.conn.close()
@@ -241,8 +249,18 @@ class Sequential:
             "ms_per_success": self.loop_s * 1000 / ok,
             "statuses": dict(self.statuses),
             "ok_status_not_succeeded": self.failed,
-            "cpu_ms_per_success": self.cpu_s * 1000 / ok,
+            "cpu_ms_per_success": sum(self.cpu_s) * 1000 / ok,
+            "cpu_ms_per_success_server": self.cpu_s[0] * 1000 / ok,
+            "cpu_ms_per_success_workers": self.cpu_s[1] * 1000 / ok,
         }
+
+
+def _add(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _sub(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] - b[0], a[1] - b[1]
 
 
 def load_window(target: Target, args: argparse.Namespace, seconds: float) -> ThroughputResult:
@@ -252,12 +270,15 @@ def load_window(target: Target, args: argparse.Namespace, seconds: float) -> Thr
     )  # fmt: skip
 
 
-def throughput_summary(parts: list[ThroughputResult], cpu_s: float) -> dict[str, Any]:
+def throughput_summary(parts: list[ThroughputResult], cpu_s: tuple[float, float]) -> dict[str, Any]:
     merged = merge_throughput(parts)
+    ok = max(1, merged.succeeded)
     return asdict(merged) | {
         "successes_per_s": merged.succeeded / merged.seconds,
         "not_succeeded": merged.total - merged.succeeded,
-        "cpu_ms_per_success": cpu_s * 1000 / max(1, merged.succeeded),
+        "cpu_ms_per_success": sum(cpu_s) * 1000 / ok,
+        "cpu_ms_per_success_server": cpu_s[0] * 1000 / ok,
+        "cpu_ms_per_success_workers": cpu_s[1] * 1000 / ok,
     }
 
 
@@ -301,13 +322,13 @@ def measure_round(
         for target in targets:  # first-request costs stay out of the windows
             load_window(target, args, 1)
         parts: dict[str, list[ThroughputResult]] = {t.name: [] for t in targets}
-        cpu = {t.name: 0.0 for t in targets}
+        cpu = {t.name: (0.0, 0.0) for t in targets}
         window = max(1.0, round(args.duration / args.blocks))  # wrk takes whole seconds
         for block in range(args.blocks):
             for target in order(targets, block):
                 before = target.cpu()
                 parts[target.name].append(load_window(target, args, window))
-                cpu[target.name] += target.cpu() - before
+                cpu[target.name] = _add(cpu[target.name], _sub(target.cpu(), before))
         result["throughput"] = {name: throughput_summary(parts[name], cpu[name]) for name in parts}
     finally:
         stop_process(cog)
