@@ -78,3 +78,25 @@ async def test_private_webhook_refused_when_not_allowed(api: Api) -> None:
         json={"version": VERSION, "input": {"text": "hi"}, "webhook": "http://127.0.0.1:1/x"},
     )
     assert r.status_code == 422 and r.json()["invalid_fields"][0]["field"] == "webhook"
+
+
+async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
+    from vendo.api.v1.webhooks import RELAY_KEY
+
+    _, received = receiver
+    relay = api.platform.extras[RELAY_KEY]
+    api.platform.scheduler.hold = True  # type: ignore[union-attr]  # stays queued
+    r = await api.client.post(
+        "/v1/predictions", headers=api.alice, json={"version": VERSION, "input": {"text": "hi"}}
+    )
+    pid = r.json()["id"]
+    # known before any event, so the relay never reads the prediction to find out
+    assert relay._targets.get(pid, "unknown") is None
+    r = await api.client.post(f"/v1/predictions/{pid}/cancel", headers=api.alice)
+    assert r.json()["status"] == "canceled"
+    for _ in range(100):  # the relay has handled the done event
+        if pid not in relay._targets:
+            break
+        await asyncio.sleep(0.02)
+    assert pid not in relay._targets
+    assert received == []

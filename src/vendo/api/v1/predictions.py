@@ -34,6 +34,7 @@ from vendo.api.v1.context import (
 from vendo.api.v1.inputs import prepare_input
 from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
 from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
+from vendo.api.v1.webhooks import RELAY_KEY
 from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound
 from vendo.queue.events import Event
 from vendo.store import (
@@ -254,6 +255,9 @@ async def create_prediction(
         data_removed=False,
         base_url=base_url(request),
     )
+    relay = p.extras.get(RELAY_KEY)
+    if webhook is None and relay is not None:
+        relay.no_webhook(prediction_id)
     await call(lambda: p.queue.submit(row, count_run=True))
     if p.scheduler is not None:
         p.scheduler.notify(version.id)

@@ -20,13 +20,14 @@ from vendo.api.v1.context import Platform
 from vendo.api.v1.render import is_iterator, prediction_json
 from vendo.queue.events import Event
 
-__all__ = ["WebhookRelay"]
+__all__ = ["RELAY_KEY", "WebhookRelay"]
 
 log = logging.getLogger(__name__)
 
 # bus event -> webhook event
 _EVENTS = {"start": "start", "output": "output", "logs": "logs", "done": "completed"}
 _UNSET = object()
+RELAY_KEY = "webhook_relay"  # the running relay in Platform.extras
 
 
 class WebhookRelay:
@@ -42,6 +43,7 @@ class WebhookRelay:
     async def start(self) -> None:
         await self.outbox.start()
         self.platform.bus.add_listener(self._on_event)
+        self.platform.extras[RELAY_KEY] = self
         self._task = asyncio.create_task(self._run(), name="vendo-webhook-relay")
 
     async def stop(self) -> None:
@@ -50,6 +52,11 @@ class WebhookRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.outbox.stop()
+
+    def no_webhook(self, prediction_id: str) -> None:
+        """The prediction was created without a webhook: its events need no database
+        read to find that out (create calls this before the prediction is queued)."""
+        self._targets[prediction_id] = None
 
     def _on_event(self, prediction_id: str, event: Event) -> None:
         kind = _EVENTS.get(event.event)
