@@ -10,15 +10,17 @@ the store's single writer serializes claims.
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
-from vendo.store.tables import JobRow, PredictionRow
+from vendo.store.tables import JobRow, ModelRow, PredictionRow
 
 __all__ = ["INTERRUPTED_ERROR", "Job", "Queue", "Recovery"]
 
@@ -72,12 +74,23 @@ class Queue:
         """Insert ``prediction`` and its job in one transaction. With ``count_run`` the
         model's ``run_count`` goes up in the same transaction: on SQLite every write
         transaction is a turn of the one writer, so one per prediction is the budget."""
+        # Core statements, not the ORM's unit of work: this runs once per prediction,
+        # holding the writer, and the ORM's flush costs about three times as much.
+        values = _set_columns(prediction)
+        job = {
+            "kind": kind,
+            "prediction_id": prediction.id,
+            "version_id": prediction.version_id,
+            "state": "queued",
+            "created_at": utcnow(),
+        }
+        insert_prediction, insert_job, count = _submit_statements()
         with self.store.write() as s:
-            self.store.insert_prediction(s, prediction)
-            s.flush()
-            self.enqueue(s, prediction.id, prediction.version_id, kind)
+            conn = s.connection()
+            conn.execute(insert_prediction, values)
+            conn.execute(insert_job, job)
             if count_run and prediction.model_id is not None:
-                self.store.increment_run_count(prediction.model_id, session=s)
+                conn.execute(count, {"p_model": prediction.model_id})
 
     def claim(self, version_id: str, limit: int = 1) -> list[Job]:
         """Claim up to ``limit`` queued jobs of a version, oldest first."""
@@ -212,3 +225,34 @@ class Queue:
         for prediction_id in report.failed:
             self.store.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
         return report
+
+
+@functools.cache
+def _submit_statements() -> tuple[sa.Insert, sa.Insert, sa.Update]:
+    predictions = cast(sa.Table, PredictionRow.__table__)
+    jobs = cast(sa.Table, JobRow.__table__)
+    models = cast(sa.Table, ModelRow.__table__)
+    count = (
+        sa.update(models)
+        .where(models.c.id == sa.bindparam("p_model"))
+        .values(run_count=models.c.run_count + 1)
+    )
+    return sa.insert(predictions), sa.insert(jobs), count
+
+
+@functools.cache
+def _prediction_columns() -> dict[str, str]:
+    """Attribute name -> column name of every column of the predictions table."""
+    mapper = sa.inspect(PredictionRow)
+    return {prop.key: prop.columns[0].key for prop in mapper.column_attrs}
+
+
+def _set_columns(prediction: PredictionRow) -> dict[str, Any]:
+    """The column values set on a new row; the others get the table's defaults, as an
+    ORM insert would give them."""
+    state = sa.inspect(prediction)
+    return {
+        column: state.dict[attr]
+        for attr, column in _prediction_columns().items()
+        if attr in state.dict
+    }
