@@ -187,3 +187,18 @@ async def test_child_on_each_python_version(make_runner: Any) -> None:
         assert await runner.wait_ready(60) is RunnerState.READY, (python, runner.setup.logs)
         done, _ = await run(runner, f"p-{python}", {"text": "v"})
         assert done["output"] == "v", python
+
+
+async def test_a_killed_childs_temp_files_are_removed(make_runner: Any) -> None:
+    runner = await make_runner("srv_tempfiles", restart_backoff=0.05)
+    await runner.wait_ready(30)
+    done, _ = await run(runner, "p1", {})
+    left = done["output"]
+    assert os.path.exists(left)
+    assert not left.startswith(os.environ.get("TMPDIR", "/nonexistent") + os.sep)
+    runner.kill()
+    for _ in range(200):
+        if not os.path.exists(os.path.dirname(left)):
+            break
+        await asyncio.sleep(0.05)
+    assert not os.path.exists(left)

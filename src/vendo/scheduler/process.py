@@ -18,8 +18,10 @@ import enum
 import itertools
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -291,12 +293,17 @@ class RunnerProcess:
         self.setup = SetupInfo()
         self._set_state(RunnerState.STARTING)
         parent_sock, child_sock = socket.socketpair()
+        # Each child gets its own temp folder, removed once it has exited: a model's
+        # temp files (and outputs it never cleaned up) do not outlive a killed child.
+        tmpdir = tempfile.mkdtemp(prefix="vendo-runner-")
+        env = self.spec.environment()
+        env["TMPDIR"] = tmpdir
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.spec.command(child_sock.fileno()),
                 pass_fds=(child_sock.fileno(),),
                 cwd=str(self.spec.project),
-                env=self.spec.environment(),
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -305,6 +312,7 @@ class RunnerProcess:
             )
         except BaseException:
             parent_sock.close()
+            shutil.rmtree(tmpdir, ignore_errors=True)
             raise
         finally:
             child_sock.close()
@@ -317,7 +325,7 @@ class RunnerProcess:
         assert process.stdout is not None and process.stderr is not None
         self._spawn(self._pump(process.stdout, "stdout", generation))
         self._spawn(self._pump(process.stderr, "stderr", generation))
-        self._spawn(self._watch(process, generation))
+        self._spawn(self._watch(process, generation, tmpdir))
 
     async def close(self, timeout: float = 5.0) -> None:
         """Ask the child to finish and exit; kill it if it takes longer than ``timeout``."""
@@ -353,7 +361,15 @@ class RunnerProcess:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
 
-    async def _watch(self, process: asyncio.subprocess.Process, generation: int) -> None:
+    async def _watch(
+        self, process: asyncio.subprocess.Process, generation: int, tmpdir: str
+    ) -> None:
+        try:
+            await self._watch_exit(process, generation)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    async def _watch_exit(self, process: asyncio.subprocess.Process, generation: int) -> None:
         code = await process.wait()
         # The exit can be seen before the socket's last frames (a ``setup_failed`` or a
         # ``done`` sent just before exiting) are read: give the socket time to drain to
