@@ -262,6 +262,11 @@ class Scheduler:
     def running(self) -> list[str]:
         return list(self._runs)
 
+    @property
+    def writer(self) -> BatchWriter:
+        """The group-committing writer (its ``batches`` and ``writes`` counters)."""
+        return self._writer
+
     # --- the loop ---------------------------------------------------------------------
 
     async def _loop(self) -> None:
