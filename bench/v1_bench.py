@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -249,7 +250,7 @@ class Sequential:
             "ms_per_success": self.loop_s * 1000 / ok,
             "statuses": dict(self.statuses),
             "ok_status_not_succeeded": self.failed,
-            "cpu_ms_per_success": sum(self.cpu_s) * 1000 / ok,
+            "cpu_ms_per_success": sum(self.cpu_s) * 1000 / ok,  # ok > 0: checked above
             "cpu_ms_per_success_server": self.cpu_s[0] * 1000 / ok,
             "cpu_ms_per_success_workers": self.cpu_s[1] * 1000 / ok,
         }
@@ -272,7 +273,8 @@ def load_window(target: Target, args: argparse.Namespace, seconds: float) -> Thr
 
 def throughput_summary(parts: list[ThroughputResult], cpu_s: tuple[float, float]) -> dict[str, Any]:
     merged = merge_throughput(parts)
-    ok = max(1, merged.succeeded)
+    # no success at all: no cost per success (NaN keeps it out of the ratios' medians)
+    ok = merged.succeeded or math.nan
     return asdict(merged) | {
         "successes_per_s": merged.succeeded / merged.seconds,
         "not_succeeded": merged.total - merged.succeeded,
@@ -396,6 +398,13 @@ def markdown(rounds: list[dict[str, Any]], round_ratios: list[dict[str, float]],
         lines.append(f"| {n} | " + " | ".join(f"{q[k]:.2f}" for k, _ in keys) + " |")
     med = summary(round_ratios)
     lines.append("| **median** | " + " | ".join(f"**{med[k]:.2f}**" for k, _ in keys) + " |")
+    empty = [str(n) for n, r in enumerate(rounds, 1) if not r["throughput"]["cog"]["succeeded"]]
+    if empty:
+        lines += [
+            "",
+            f"Cog had no success under load in round(s) {', '.join(empty)} (every reply "
+            "409): those rounds are left out of the throughput medians.",
+        ]
     lines += [
         "",
         f"Acceptance: median latency ratio {med['seq_median']:.2f} (target <= 1.5): "
@@ -407,7 +416,13 @@ def markdown(rounds: list[dict[str, Any]], round_ratios: list[dict[str, float]],
 
 
 def summary(round_ratios: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(q[key] for q in round_ratios) for key in round_ratios[0]}
+    """Median per ratio over the rounds where it is defined (coglet can answer a whole
+    load window 409, leaving Cog without a single success to divide by)."""
+    out = {}
+    for key in round_ratios[0]:
+        values = [q[key] for q in round_ratios if math.isfinite(q[key])]
+        out[key] = statistics.median(values) if values else math.nan
+    return out
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
