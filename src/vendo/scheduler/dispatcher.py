@@ -427,6 +427,13 @@ class Scheduler:
         if self._should_not_start(run, claimed.deadline):
             await self._end_unstarted(run)
             return
+        # A warm runner with a free slot (the common case) is taken without a wait, and
+        # so without the tasks that waiting alongside a cancel takes.
+        runner = pool.ready()
+        slot = runner.acquire_slot() if runner is not None else None
+        if runner is not None and slot is not None:
+            await self._predict(run, runner, slot)
+            return
         try:
             runner = await run.unless_canceled(pool.runner())
         except RunnerError as exc:
@@ -452,6 +459,12 @@ class Scheduler:
                 slot.release()
             await self._end_unstarted(run)
             return
+        await self._predict(run, runner, slot)
+
+    async def _predict(self, run: _Run, runner: RunnerProcess, slot: Slot) -> None:
+        pid = run.job.prediction_id
+        claimed = run.claimed
+        assert claimed is not None
         run.runner = runner
         try:
             done = runner.predict(
@@ -465,7 +478,7 @@ class Scheduler:
                 runner.cancel(pid)
             result = await done
         finally:
-            pool.slot_done()
+            run.pool.slot_done()
         while run.storing is not None:  # an output file is still being stored
             await run.storing.wait()
         await self._finish(run, result)

@@ -96,6 +96,14 @@ class RunnerPool:
 
     # --- runners ---------------------------------------------------------------------
 
+    def ready(self) -> RunnerProcess | None:
+        """The warm runner if it takes work right now (no cold start, no setup to wait
+        for), else None: then await :meth:`runner`."""
+        runner = self._runner
+        if self._closed or runner is None or not runner.accepting:
+            return None
+        return runner
+
     async def runner(self) -> RunnerProcess:
         """A started runner whose setup has ended (READY, or raises RunnerError)."""
         if self._closed:
