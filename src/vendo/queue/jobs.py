@@ -92,6 +92,37 @@ class Queue:
             if count_run and prediction.model_id is not None:
                 conn.execute(count, {"p_model": prediction.model_id})
 
+    def submit_in(
+        self,
+        session: Session,
+        prediction: PredictionRow,
+        kind: str = "predict",
+        *,
+        count_run: bool = False,
+        claimed_by: str | None = None,
+    ) -> int:
+        """:meth:`submit` inside a caller's write transaction (the scheduler's group
+        commit); returns the job id. With ``claimed_by`` the job is inserted already
+        claimed by that worker (a scheduler that runs it at once: no claim round trip);
+        :meth:`recover` treats it like any claimed job."""
+        job: dict[str, Any] = {
+            "kind": kind,
+            "prediction_id": prediction.id,
+            "version_id": prediction.version_id,
+            "state": "queued",
+            "created_at": utcnow(),
+        }
+        if claimed_by is not None:
+            job.update(state="claimed", claimed_at=job["created_at"], claimed_by=claimed_by)
+        insert_prediction, insert_job, count = _submit_statements()
+        conn = session.connection()
+        conn.execute(insert_prediction, _set_columns(prediction))
+        key = conn.execute(insert_job, job).inserted_primary_key
+        if count_run and prediction.model_id is not None:
+            conn.execute(count, {"p_model": prediction.model_id})
+        assert key is not None
+        return int(key[0])
+
     def claim(self, version_id: str, limit: int = 1) -> list[Job]:
         """Claim up to ``limit`` queued jobs of a version, oldest first."""
         if limit <= 0:

@@ -190,6 +190,11 @@ _QUEUED_IDS = (
     .order_by(_jobs.c.id)
     .limit(sa.bindparam("p_limit", type_=sa.Integer))
 )
+_ANY_QUEUED = (
+    sa.select(_jobs.c.id)
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == "queued")
+    .limit(1)
+)
 _CLAIM_COLUMNS = (
     _jobs.c.id,
     _jobs.c.kind,
@@ -276,55 +281,63 @@ _RELEASE_JOB = (
 def claim(version_id: str, limit: int, worker_id: str) -> Write:
     """Claim up to ``limit`` queued jobs of a version, oldest first (like
     :meth:`vendo.queue.Queue.claim`), and read their predictions in the same
-    transaction."""
+    transaction. The result: ``(claimed, more)``, ``more`` telling whether jobs of the
+    version are still queued behind them."""
 
-    def write(s: Session) -> list[Claimed]:
-        if limit <= 0:
-            return []
-        conn = s.connection()
-        at = utcnow()
-        if conn.dialect.name == "sqlite":
-            rows = conn.execute(
-                _CLAIM_OLDEST,
-                {"p_version": version_id, "p_limit": limit, "p_at": at, "p_worker": worker_id},
-            ).all()
-        else:
-            ids = list(
-                conn.execute(_CLAIM_LOCK, {"p_version": version_id, "p_limit": limit}).scalars()
-            )
-            if not ids:
-                return []
-            rows = conn.execute(_CLAIM_IDS, {"p_ids": ids, "p_at": at, "p_worker": worker_id}).all()
-        if not rows:
-            return []
-        # RETURNING promises no order.
-        jobs = sorted((Job(r[0], r[1], r[2], r[3], r[4]) for r in rows), key=lambda j: j.id)
-        found = {
-            r.id: r
-            for r in conn.execute(_CLAIMED_PREDICTIONS, {"p_ids": [j.prediction_id for j in jobs]})
-        }
-        claimed = []
-        for job in jobs:
-            r = found.get(job.prediction_id)
-            if r is None:
-                claimed.append(Claimed(job, None))
-                continue
-            claimed.append(
-                Claimed(
-                    job,
-                    r.status,
-                    r.run_input,
-                    r.deadline,
-                    r.owner_id,
-                    r.created_at,
-                    r.started_at,
-                    r.metrics,
-                    r.webhook,
-                )
-            )
-        return claimed
+    def write(s: Session) -> tuple[list[Claimed], bool]:
+        claimed = _claim(s, version_id, limit, worker_id)
+        more = False
+        if len(claimed) >= limit:
+            conn = s.connection()
+            more = conn.execute(_ANY_QUEUED, {"p_version": version_id}).first() is not None
+        return claimed, more
 
     return write
+
+
+def _claim(s: Session, version_id: str, limit: int, worker_id: str) -> list[Claimed]:
+    if limit <= 0:
+        return []
+    conn = s.connection()
+    at = utcnow()
+    if conn.dialect.name == "sqlite":
+        rows = conn.execute(
+            _CLAIM_OLDEST,
+            {"p_version": version_id, "p_limit": limit, "p_at": at, "p_worker": worker_id},
+        ).all()
+    else:
+        ids = list(conn.execute(_CLAIM_LOCK, {"p_version": version_id, "p_limit": limit}).scalars())
+        if not ids:
+            return []
+        rows = conn.execute(_CLAIM_IDS, {"p_ids": ids, "p_at": at, "p_worker": worker_id}).all()
+    if not rows:
+        return []
+    # RETURNING promises no order.
+    jobs = sorted((Job(r[0], r[1], r[2], r[3], r[4]) for r in rows), key=lambda j: j.id)
+    found = {
+        r.id: r
+        for r in conn.execute(_CLAIMED_PREDICTIONS, {"p_ids": [j.prediction_id for j in jobs]})
+    }
+    claimed = []
+    for job in jobs:
+        r = found.get(job.prediction_id)
+        if r is None:
+            claimed.append(Claimed(job, None))
+            continue
+        claimed.append(
+            Claimed(
+                job,
+                r.status,
+                r.run_input,
+                r.deadline,
+                r.owner_id,
+                r.created_at,
+                r.started_at,
+                r.metrics,
+                r.webhook,
+            )
+        )
+    return claimed
 
 
 def mark_started(prediction_id: str, at: datetime) -> Write:
