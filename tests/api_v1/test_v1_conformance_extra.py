@@ -161,3 +161,37 @@ class TestCfOutputUrls:
         # and the list view signs its output URLs too
         listed = (await api.client.get("/v1/predictions", headers=api.alice)).json()
         assert (await api.client.get(listed["results"][0]["output"])).content == png
+
+    async def test_cf_cancel_of_a_succeeded_prediction_is_200_unchanged(self, api: Api) -> None:
+        r = await api.client.post(
+            "/v1/predictions",
+            headers={**api.alice, "Prefer": "wait"},
+            json={"version": VERSION, "input": {"text": "done"}},
+        )
+        body = r.json()
+        assert body["status"] == "succeeded", body
+        canceled = await api.client.post(body["urls"]["cancel"], headers=api.alice)
+        assert canceled.status_code == 200
+        got = (await api.client.get(body["urls"]["get"], headers=api.alice)).json()
+        assert canceled.json() == got
+        assert got["status"] == "succeeded" and got["output"] == "done"
+
+
+async def test_cf_urls_are_absolute_and_never_null_in_every_view(api: Api) -> None:
+    r = await api.client.post(
+        "/v1/predictions", headers=api.alice, json={"version": VERSION, "input": {"text": "u"}}
+    )
+    pid = r.json()["id"]
+    base = "http://testserver"
+    expected = {
+        "get": f"{base}/v1/predictions/{pid}",
+        "cancel": f"{base}/v1/predictions/{pid}/cancel",
+        "web": f"{base}/predictions/{pid}",
+    }
+    got = (await api.client.get(f"/v1/predictions/{pid}", headers=api.alice)).json()
+    listed = (await api.client.get("/v1/predictions", headers=api.alice)).json()["results"][0]
+    canceled = (await api.client.post(expected["cancel"], headers=api.alice)).json()
+    for view in (r.json(), got, listed, canceled):
+        assert view["urls"] == expected  # no stream key (not streamable), no null value
+    for key in ("error", "output", "started_at", "deployment"):
+        assert key in listed and key in canceled
