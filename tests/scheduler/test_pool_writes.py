@@ -205,3 +205,21 @@ async def test_submits_beyond_the_slots_wait_their_turn(platform: Platform) -> N
     assert all(s is not None for s in started)
     # oldest first: the two that took the free slots ran before any queued one
     assert max(started[:2]) <= min(started[2:])  # type: ignore[type-var]
+
+
+async def test_outcome_matches_the_stored_row(platform: Platform) -> None:
+    # Prefer: wait may answer from outcome() instead of reading the row back
+    version = platform.version("plt_stream", schema=ITERATOR_SCHEMA)
+    pid = platform.submit(version, count=3)
+    assert await platform.bus.wait_done(pid, 60)
+    outcome = platform.scheduler.outcome(pid)
+    row = platform.store.get_prediction(pid)
+    assert outcome is not None and row is not None
+    assert outcome["status"] == row.status == "succeeded"
+    assert outcome["output"] == row.output == ["item 0", "item 1", "item 2"]
+    assert outcome["logs"] == row.logs
+    assert outcome["error"] == row.error
+    assert outcome["metrics"] == row.metrics
+    assert outcome["started_at"] == row.started_at
+    assert outcome["completed_at"] == row.completed_at
+    assert platform.scheduler.outcome("unknown") is None

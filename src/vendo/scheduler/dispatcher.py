@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,8 @@ DEADLINE_REASON = "deadline"
 # A run that ends within this many seconds goes from ``starting`` to its terminal state
 # in one write; a longer one is marked ``processing`` after it.
 START_DELAY = 0.005
+OUTCOME_KEEP = 60.0  # seconds outcome() remembers a finished run
+OUTCOME_MAX = 10_000
 
 
 def runner_spec(version: VersionRow) -> RunnerSpec:
@@ -107,6 +110,7 @@ class _Run:
     start_written: bool = False
     start_timer: asyncio.TimerHandle | None = None
     logs: list[str] = field(default_factory=list)  # not yet handed to the writer
+    all_logs: list[str] = field(default_factory=list)  # the whole text, for outcome()
     logs_queued: bool = False
     outputs: list[Any] = field(default_factory=list)  # every iterator item so far
     outputs_written: int = 0
@@ -173,6 +177,9 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._runs: dict[str, _Run] = {}
+        # What recent runs ended with, as written: see outcome().
+        self._outcomes: dict[str, dict[str, Any]] = {}
+        self._outcome_order: deque[tuple[float, str]] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         # The store is blocking. The scheduler has its own threads for it: its writes
@@ -323,6 +330,24 @@ class Scheduler:
 
     def running(self) -> list[str]:
         return list(self._runs)
+
+    def outcome(self, prediction_id: str) -> dict[str, Any] | None:
+        """How a prediction this scheduler ran ended, as written to the store: ``status``,
+        ``output`` (stored form), ``error``, ``logs``, ``metrics``, ``started_at``,
+        ``completed_at``, ``cancel_reason``. None when unknown here or forgotten
+        (:data:`OUTCOME_KEEP` seconds after the end). Available once ``done`` is
+        published, so that ``Prefer: wait`` can answer from the row it inserted plus
+        this, without reading the prediction back. The dict is shared: do not change it.
+        """
+        return self._outcomes.get(prediction_id)
+
+    def _remember(self, prediction_id: str, outcome: dict[str, Any]) -> None:
+        now = time.monotonic()
+        order = self._outcome_order
+        while order and (now - order[0][0] > OUTCOME_KEEP or len(order) >= OUTCOME_MAX):
+            self._outcomes.pop(order.popleft()[1], None)
+        self._outcomes[prediction_id] = outcome
+        order.append((now, prediction_id))
 
     @property
     def writer(self) -> BatchWriter:
@@ -504,6 +529,7 @@ class Scheduler:
                 return
             if pool.last_setup_logs:
                 await self._writer.submit(writes.append_logs(pid, pool.last_setup_logs))
+                run.all_logs.append(pool.last_setup_logs)
             await self._finish(run, {"status": FAILED, "error": exc.detail, "output": None})
             return
         if runner is None or self._should_not_start(run, claimed.deadline):
@@ -588,6 +614,7 @@ class Scheduler:
             if not text:
                 return
             run.logs.append(text)
+            run.all_logs.append(text)
             if not run.ordered:
                 self.bus.publish(pid, "logs", text)
             if not run.logs_queued:
@@ -746,6 +773,19 @@ class Scheduler:
         run.job_done = True
         if not changed:
             return
+        self._remember(
+            pid,
+            {
+                "status": status,
+                "output": output,
+                "error": error_text,
+                "logs": "".join(run.all_logs),
+                "metrics": metrics,
+                "started_at": started_at,
+                "completed_at": at,
+                "cancel_reason": cancel_reason,
+            },
+        )
         if status == SUCCEEDED and not iterator:
             self.bus.publish(pid, "output", output)
         self._publish_end(pid, status, error_text)
