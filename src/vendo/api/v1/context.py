@@ -16,7 +16,7 @@ from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
-from vendo.store import ModelRow, Store, TokenRow, UserRow
+from vendo.store import ModelRow, PredictionRow, Store, TokenRow, UserRow
 
 __all__ = [
     "Caller",
@@ -43,6 +43,12 @@ class SchedulerLike(Protocol):
     async def stop(self) -> None: ...
 
     def notify(self, version_id: str) -> None: ...
+
+    async def submit(
+        self, prediction: PredictionRow, kind: str = "predict", *, count_run: bool = False
+    ) -> None: ...
+
+    def outcome(self, prediction_id: str) -> dict[str, Any] | None: ...
 
     async def cancel(self, prediction_id: str, reason: str = "canceled") -> bool: ...
 

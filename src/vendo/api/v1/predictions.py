@@ -258,9 +258,10 @@ async def create_prediction(
     relay = p.extras.get(RELAY_KEY)
     if webhook is None and relay is not None:
         relay.no_webhook(prediction_id)
-    await call(lambda: p.queue.submit(row, count_run=True))
     if p.scheduler is not None:
-        p.scheduler.notify(version.id)
+        await p.scheduler.submit(row, count_run=True)
+    else:
+        await call(lambda: p.queue.submit(row, count_run=True))
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
     if wait is not None:
@@ -268,7 +269,16 @@ async def create_prediction(
         remaining = wait - WAIT_MARGIN - (time.monotonic() - arrived)
         if remaining > 0:
             await p.bus.wait_done(prediction_id, remaining)
-    current = await call(p.store.get_prediction, prediction_id)
+    # A prediction that ended while we waited is answered from the row we inserted plus
+    # its outcome as the scheduler wrote it: no read back from the store.
+    outcome = p.scheduler.outcome(prediction_id) if p.scheduler is not None else None
+    if outcome is not None:
+        for key, value in outcome.items():
+            setattr(row, key, value)
+        row.run_input = None
+        current = row
+    else:
+        current = await call(p.store.get_prediction, prediction_id)
     base = base_url(request)
     data = prediction_json(
         p,
