@@ -39,7 +39,12 @@ async def _predict(
         slot = runner.acquire_slot()
         assert slot is not None
         on_event = events.append if events is not None else None
-        return await runner.predict(slot, "p1", inputs, on_event=on_event)
+        done = await runner.predict(slot, "p1", inputs, on_event=on_event)
+        # The runner's temp folder goes with it: take file outputs while it runs.
+        output = done.get("output")
+        if isinstance(output, dict) and "__vendo_file__" in output:
+            done["file_bytes"] = Path(output["__vendo_file__"]).read_bytes()
+        return done
     finally:
         await runner.close()
 
@@ -67,8 +72,7 @@ async def test_hello_world(tmp_path: Path) -> None:
 async def test_image_returns_a_png(tmp_path: Path) -> None:
     done = await _predict(tmp_path, "image", {"width": 24, "height": 16, "iterations": 10})
     assert done["status"] == "succeeded", done
-    path = Path(done["output"]["__vendo_file__"])
-    data = path.read_bytes()
+    data = done["file_bytes"]
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (24, 16)
 
