@@ -20,38 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from vendo.cli.inputs import parse_inputs
+
 if TYPE_CHECKING:
     from vendo.scheduler.process import RunnerSpec
 
 __all__ = ["predict"]
-
-
-def _coerce(prop: dict[str, Any], raw: str) -> Any:
-    """A command-line string as the JSON type the schema wants."""
-    kind = prop.get("type")
-    if kind == "integer":
-        try:
-            return int(raw)
-        except ValueError:
-            return raw  # let validation name the problem
-    if kind == "number":
-        try:
-            return float(raw)
-        except ValueError:
-            return raw
-    if kind == "boolean":
-        lowered = raw.lower()
-        if lowered in ("true", "1", "yes", "y"):
-            return True
-        if lowered in ("false", "0", "no", "n"):
-            return False
-        return raw
-    if kind in ("array", "object") or "anyOf" in prop:
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return [raw] if kind == "array" else raw
-    return raw
 
 
 def _local_file(raw: str) -> str:
@@ -59,37 +33,6 @@ def _local_file(raw: str) -> str:
     if not path.is_file():
         raise click.UsageError(f"input file {raw} does not exist")
     return str(path.resolve())
-
-
-def _parse_inputs(
-    pairs: tuple[str, ...], json_input: str | None, schema: dict[str, Any]
-) -> dict[str, Any]:
-    payload: dict[str, Any] = {}
-    if json_input:
-        try:
-            loaded = json.loads(json_input)
-        except ValueError as exc:
-            raise click.UsageError(f"--json is not valid JSON: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise click.UsageError("--json must be a JSON object of inputs")
-        payload.update(loaded)
-    props = schema.get("properties", {})
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise click.UsageError(f"-i takes name=value, got {pair!r}")
-        prop = props.get(name, {})
-        if raw.startswith("@"):
-            value: Any = _local_file(raw[1:])
-            if prop.get("type") == "array":
-                payload.setdefault(name, []).append(value)
-                continue
-            payload[name] = value
-        elif prop.get("type") == "array" and name in payload and isinstance(payload[name], list):
-            payload[name].append(_coerce(prop.get("items", {}), raw))
-        else:
-            payload[name] = _coerce(prop, raw)
-    return payload
 
 
 class _Outputs:
@@ -179,7 +122,7 @@ async def _run(
         document = runner.openapi or {}
         components = document.get("components", {}).get("schemas", {})
         schema = components.get("Input", {"properties": {}})
-        payload = _parse_inputs(pairs, json_input, schema)
+        payload = parse_inputs(pairs, json_input, schema.get("properties", {}), _local_file)
         try:
             validated = dict(validate_input(schema, payload, components))
         except InputValidationError as exc:

@@ -22,34 +22,11 @@ from urllib.parse import unquote, urlsplit
 import click
 import httpx
 
+from vendo.cli.inputs import parse_inputs
+
 __all__ = ["run"]
 
 _TERMINAL = ("succeeded", "failed", "canceled")
-
-
-def _coerce(prop: dict[str, Any], raw: str) -> Any:
-    """A command-line string as the JSON type the schema asks for (the server validates)."""
-    kind = prop.get("type")
-    try:
-        if kind == "integer":
-            return int(raw)
-        if kind == "number":
-            return float(raw)
-    except ValueError:
-        return raw
-    if kind == "boolean":
-        lowered = raw.lower()
-        if lowered in ("true", "1", "yes", "y"):
-            return True
-        if lowered in ("false", "0", "no", "n"):
-            return False
-        return raw
-    if kind in ("array", "object"):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return [raw] if kind == "array" else raw
-    return raw
 
 
 def _split_ref(ref: str) -> tuple[str, str, str | None]:
@@ -88,33 +65,6 @@ def _upload(client: httpx.Client, path: Path) -> str:
         )
     fail(response)
     return str(response.json()["urls"]["get"])
-
-
-def _inputs(
-    client: httpx.Client, pairs: tuple[str, ...], json_input: str | None, schema: dict[str, Any]
-) -> dict[str, Any]:
-    payload: dict[str, Any] = {}
-    if json_input:
-        try:
-            loaded = json.loads(json_input)
-        except ValueError as exc:
-            raise click.UsageError(f"--json is not valid JSON: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise click.UsageError("--json must be a JSON object of inputs")
-        payload.update(loaded)
-    props = schema.get("components", {}).get("schemas", {}).get("Input", {}).get("properties", {})
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise click.UsageError(f"-i takes name=value or name=@file, got {pair!r}")
-        prop = props.get(name, {})
-        value = _upload(client, Path(raw[1:]).expanduser()) if raw.startswith("@") else None
-        if prop.get("type") == "array":
-            items = payload.setdefault(name, [])
-            items.append(value if value is not None else _coerce(prop.get("items", {}), raw))
-        else:
-            payload[name] = value if value is not None else _coerce(prop, raw)
-    return payload
 
 
 class _Downloads:
@@ -256,7 +206,14 @@ def run(
     owner, name, version_id = _split_ref(ref)
     with api_client(url, token) as client:
         version = _version(client, owner, name, version_id)
-        payload = _inputs(client, pairs, json_input, version.get("openapi_schema") or {})
+        document = version.get("openapi_schema") or {}
+        props = document.get("components", {}).get("schemas", {}).get("Input", {})
+        payload = parse_inputs(
+            pairs,
+            json_input,
+            props.get("properties", {}),
+            lambda path: _upload(client, Path(path).expanduser()),
+        )
         output_schema = _output_schema(version)
         live = None
         if output_schema.get("x-cog-array-type") == "iterator":
