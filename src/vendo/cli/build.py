@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from vendo.cli.options import data_dir_option
 from vendo.cli.progress import build_with_progress, load_settings, stderr_console
 
 __all__ = ["build"]
@@ -46,12 +47,7 @@ def _write_dockerfile(
     default=".",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data dir holding the environments (default: VENDO_DATA_DIR or ./.vendo).",
-)
+@data_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Show the whole build log as it runs.")
 @click.option(
     "--dockerfile",

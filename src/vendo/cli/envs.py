@@ -9,6 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from vendo.cli.options import data_dir_option
+
 __all__ = ["envs"]
 
 
@@ -34,14 +36,6 @@ def _ago(then: float) -> str:
         if seconds >= length:
             return f"{seconds / length:.0f} {unit} ago"
     return "just now"
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data dir holding the environments (default: VENDO_DATA_DIR or ./.vendo).",
-)
 
 
 @click.group(invoke_without_command=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vendo.cli.inputs import parse_inputs
+from vendo.cli.options import data_dir_option, no_build_option
 
 if TYPE_CHECKING:
     from vendo.scheduler.process import RunnerSpec
@@ -195,18 +196,8 @@ async def _run(
     default=None,
     help="Folder for output files (default: the working directory).",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data dir holding the environments (default: VENDO_DATA_DIR or ./.vendo).",
-)
-@click.option(
-    "--no-build",
-    is_flag=True,
-    help="Run the model on Vendo's own interpreter instead of its built environment "
-    "(for developing a model whose packages are installed there already).",
-)
+@data_dir_option
+@no_build_option
 def predict(
     directory: Path,
     inputs: tuple[str, ...],

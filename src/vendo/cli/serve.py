@@ -9,20 +9,15 @@ from pathlib import Path
 
 import click
 
+from vendo.cli.options import data_dir_option, host_option, port_option
+
 __all__ = ["serve"]
 
 
 @click.command("serve")
-@click.option("--host", default=None, help="Address to bind to (default: VENDO_HOST, 127.0.0.1).")
-@click.option(
-    "--port", type=int, default=None, help="Port to listen on (default: VENDO_PORT, 5000)."
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the database, files and environments (default: VENDO_DATA_DIR, ./.vendo).",
-)
+@host_option
+@port_option
+@data_dir_option
 @click.option("--examples", is_flag=True, help="Push the models in examples/ at start-up.")
 @click.option(
     "--ssl-certfile",

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from vendo.cli.options import data_dir_option, host_option, no_build_option, port_option
+
 __all__ = ["serve_model"]
 
 
@@ -40,27 +42,15 @@ def _bind(host: str, port: int) -> socket.socket:
     default=".",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
-@click.option("--host", default=None, help="Address to bind to (default: VENDO_HOST, 127.0.0.1).")
-@click.option(
-    "--port", type=int, default=None, help="Port to listen on (default: VENDO_PORT, 5000)."
-)
+@host_option
+@port_option
 @click.option(
     "--upload-url",
     default=None,
     help="PUT output files to URL/<name> and return their URLs instead of data: URLs.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data dir holding the environments (default: VENDO_DATA_DIR or ./.vendo).",
-)
-@click.option(
-    "--no-build",
-    is_flag=True,
-    help="Run the model on Vendo's own interpreter instead of its built environment "
-    "(for developing a model whose packages are installed there already).",
-)
+@data_dir_option
+@no_build_option
 def serve_model(
     directory: Path,
     host: str | None,

@@ -1,0 +1,28 @@
+"""Command-line options that several commands share, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["data_dir_option", "host_option", "no_build_option", "port_option"]
+
+host_option = click.option(
+    "--host", default=None, help="Address to bind to (default: VENDO_HOST, 127.0.0.1)."
+)
+port_option = click.option(
+    "--port", type=int, default=None, help="Port to listen on (default: VENDO_PORT, 5000)."
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the database, files and environments (default: VENDO_DATA_DIR, ./.vendo).",
+)
+no_build_option = click.option(
+    "--no-build",
+    is_flag=True,
+    help="Run the model on Vendo's own interpreter instead of its built environment "
+    "(for developing a model whose packages are installed there already).",
+)
