@@ -22,13 +22,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 # The bench scripts run as files, so their folder is on sys.path.
-from common import BENCH_DIR, stop_process, wait_ready
+from common import BENCH_DIR, launch_server, stop_process
 
 __all__ = [
     "COG_VERSION",
@@ -142,24 +141,15 @@ def start_cog_server(
     child_env.update(env or {})
     log_path = log_path or BENCH_DIR / "logs" / f"cog-{project_dir.name}-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    launched = time.perf_counter()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(python), "-m", "cog.server.http", "--host", host],
-            cwd=project_dir,
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_ready(proc, host, port, timeout, log_path)
-    except BaseException:
-        stop_process(proc)
-        raise
-    proc.ready_s = time.perf_counter() - launched  # type: ignore[attr-defined]
-    return proc
+    return launch_server(
+        [str(python), "-m", "cog.server.http", "--host", host],
+        cwd=project_dir,
+        env=child_env,
+        log_path=log_path,
+        host=host,
+        port=port,
+        timeout=timeout,
+    )
 
 
 def stop_cog_server(proc: subprocess.Popen[bytes]) -> None:

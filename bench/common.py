@@ -232,6 +232,41 @@ def wait_ready(
     raise RuntimeError(f"server not READY (last: {last!r}){_tail(log_path)}")
 
 
+def launch_server(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    host: str,
+    port: int,
+    timeout: float,
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session, logging to ``log_path``, and wait until READY.
+
+    A server that fails to get READY is stopped. The returned process's ``ready_s``
+    attribute holds launch-to-READY seconds; stop it with :func:`stop_process`.
+    """
+    launched = time.perf_counter()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_ready(proc, host, port, timeout, log_path)
+    except BaseException:
+        stop_process(proc)
+        raise
+    proc.ready_s = time.perf_counter() - launched  # type: ignore[attr-defined]
+    return proc
+
+
 def _tail(log_path: Path | None, lines: int = 20) -> str:
     if log_path is None or not log_path.exists():
         return ""

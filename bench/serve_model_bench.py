@@ -35,7 +35,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -50,11 +49,11 @@ from common import (
     SequentialSampler,
     ThroughputResult,
     free_port,
+    launch_server,
     merge_throughput,
     stop_process,
     throughput,
     tree_cpu_seconds,
-    wait_ready,
 )
 
 __all__ = ["main"]
@@ -112,24 +111,15 @@ def vendo_starter(python: Path, template: str, timeout: float, src: Path | None 
         if src is not None:
             # Ahead of the editable install's path entry, so the snapshot is imported.
             env["PYTHONPATH"] = str(src)
-        launched = time.perf_counter()
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_ready(proc, HOST, port, timeout, log_path)
-        except BaseException:
-            stop_process(proc)
-            raise
-        proc.ready_s = time.perf_counter() - launched  # type: ignore[attr-defined]
-        return proc
+        return launch_server(
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            log_path=log_path,
+            host=HOST,
+            port=port,
+            timeout=timeout,
+        )
 
     return start
 
