@@ -77,6 +77,10 @@ async def prepare_input(
             ]
         ) from None
     properties: dict[str, Any] = input_schema.get("properties") or {}
+
+    async def local(value: str) -> str:
+        return await _local(value, folder, hosts, lookup_file, storage, may_use, fetch_options)
+
     shown: dict[str, Any] = {}
     run: dict[str, Any] = {}
     for name, value in valid.items():
@@ -86,16 +90,9 @@ async def prepare_input(
         items = prop.get("items") if prop.get("type") == "array" else None
         try:
             if _is_file(prop) and isinstance(value, str):
-                run[name] = await _local(
-                    value, folder, hosts, lookup_file, storage, may_use, fetch_options
-                )
+                run[name] = await local(value)
             elif isinstance(items, dict) and _is_file(items) and isinstance(value, list):
-                run[name] = [
-                    await _local(v, folder, hosts, lookup_file, storage, may_use, fetch_options)
-                    if isinstance(v, str)
-                    else v
-                    for v in value
-                ]
+                run[name] = [await local(v) if isinstance(v, str) else v for v in value]
         except InvalidInput:
             raise
         except RequestError as exc:

@@ -341,11 +341,8 @@ async def _iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
     return {v for v in version_ids if cache.get(v)}
 
 
-async def get_prediction(request: Request) -> Response:
-    """Get a prediction."""
-    who = await caller(request)
-    p = platform(request)
-    row = await _owned(request, who, request.path_params["id"])
+async def _one(request: Request, p: Platform, who: Caller, row: PredictionRow) -> Response:
+    """One prediction as the caller sees it (get and cancel answer with it)."""
     iterators = await _iterator_versions(p, {row.version_id})
     data = prediction_json(
         p,
@@ -355,6 +352,14 @@ async def get_prediction(request: Request) -> Response:
         streamable=row.version_id in iterators,
     )
     return JSONResponse(data)
+
+
+async def get_prediction(request: Request) -> Response:
+    """Get a prediction."""
+    who = await caller(request)
+    p = platform(request)
+    row = await _owned(request, who, request.path_params["id"])
+    return await _one(request, p, who, row)
 
 
 def _parse_time(name: str, value: str | None) -> datetime | None:
@@ -404,15 +409,7 @@ async def cancel_prediction(request: Request) -> Response:
             if finished is not None:
                 p.bus.publish(row.id, "done", {"reason": "canceled"})
         row = await call(p.store.get_prediction, row.id)
-    iterators = await _iterator_versions(p, {row.version_id})
-    data = prediction_json(
-        p,
-        base_url(request),
-        row,
-        owner=await _owner_name(p, who, row),
-        streamable=row.version_id in iterators,
-    )
-    return JSONResponse(data)
+    return await _one(request, p, who, row)
 
 
 # --- SSE ------------------------------------------------------------------------------
