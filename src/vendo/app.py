@@ -136,7 +136,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         store = await to_thread.run_sync(
-            Store.from_settings, Path(settings.data_dir), settings.database_url
+            lambda: Store.from_settings(
+                Path(settings.data_dir), settings.database_url, cache_ttl=settings.cache_ttl
+            )
         )
         token = await to_thread.run_sync(bootstrap_admin, settings, store)
         if token is not None:

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         description="PostgreSQL URL for scaled mode (postgresql://...). Unset: SQLite in the "
         "data dir.",
     )
+    cache_ttl: float = Field(
+        5.0,
+        description="Seconds the tokens, models and versions read by prediction requests stay "
+        "cached in memory. Changes made through this server apply at once; changes made by "
+        "another process sharing the database apply within this delay. 0 turns it off.",
+    )
 
     # --- HTTP server -------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
@@ -45,6 +51,11 @@ class Settings(BaseSettings):
         None,
         description="Absolute URL clients reach the server at, used in `urls` and file links. "
         "Unset: taken from each request (honouring X-Forwarded-Proto/Host).",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (`vendo serve`). Off by default: at "
+        "thousands of predictions per second it costs more than the request itself.",
     )
     api_token: str | None = Field(
         None,

@@ -88,7 +88,12 @@ class EchoScheduler:
             await task
 
     async def submit(
-        self, prediction: Any, kind: str = "predict", *, count_run: bool = False
+        self,
+        prediction: Any,
+        kind: str = "predict",
+        *,
+        count_run: bool = False,
+        defer: bool = False,
     ) -> None:
         from anyio import to_thread
 
@@ -99,6 +104,9 @@ class EchoScheduler:
 
     def outcome(self, prediction_id: str) -> None:
         return None
+
+    async def persist(self, prediction_id: str) -> None:
+        pass  # submit() always writes first
 
     def notify(self, version_id: str) -> None:
         import asyncio

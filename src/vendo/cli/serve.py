@@ -73,6 +73,7 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         log_level="info",
+        access_log=settings.access_log,
     )
     server = uvicorn.Server(config)
     server.run()

@@ -2,6 +2,24 @@
 (:mod:`vendo.queue.events`)."""
 
 from vendo.queue.events import Event, EventBus
-from vendo.queue.jobs import INTERRUPTED_ERROR, Job, Queue, Recovery
+from vendo.queue.jobs import (
+    INTERRUPTED_ERROR,
+    Job,
+    Queue,
+    Recovery,
+    insert_prediction,
+    new_job,
+    prediction_values,
+)
 
-__all__ = ["INTERRUPTED_ERROR", "Event", "EventBus", "Job", "Queue", "Recovery"]
+__all__ = [
+    "INTERRUPTED_ERROR",
+    "Event",
+    "EventBus",
+    "Job",
+    "Queue",
+    "Recovery",
+    "insert_prediction",
+    "new_job",
+    "prediction_values",
+]

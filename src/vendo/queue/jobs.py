@@ -22,7 +22,15 @@ from sqlalchemy.orm import Session
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
 from vendo.store.tables import JobRow, ModelRow, PredictionRow
 
-__all__ = ["INTERRUPTED_ERROR", "Job", "Queue", "Recovery"]
+__all__ = [
+    "INTERRUPTED_ERROR",
+    "Job",
+    "Queue",
+    "Recovery",
+    "insert_prediction",
+    "new_job",
+    "prediction_values",
+]
 
 INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
 
@@ -74,54 +82,27 @@ class Queue:
         """Insert ``prediction`` and its job in one transaction. With ``count_run`` the
         model's ``run_count`` goes up in the same transaction: on SQLite every write
         transaction is a turn of the one writer, so one per prediction is the budget."""
-        # Core statements, not the ORM's unit of work: this runs once per prediction,
-        # holding the writer, and the ORM's flush costs about three times as much.
-        values = _set_columns(prediction)
-        job = {
-            "kind": kind,
-            "prediction_id": prediction.id,
-            "version_id": prediction.version_id,
-            "state": "queued",
-            "created_at": utcnow(),
-        }
-        insert_prediction, insert_job, count = _submit_statements()
-        with self.store.write() as s:
-            conn = s.connection()
-            conn.execute(insert_prediction, values)
-            conn.execute(insert_job, job)
-            if count_run and prediction.model_id is not None:
-                conn.execute(count, {"p_model": prediction.model_id})
+        with self.store.transaction() as conn:
+            self.submit_in(conn, prediction, kind, count_run=count_run)
 
     def submit_in(
         self,
-        session: Session,
+        conn: sa.Connection,
         prediction: PredictionRow,
         kind: str = "predict",
         *,
         count_run: bool = False,
         claimed_by: str | None = None,
     ) -> int:
-        """:meth:`submit` inside a caller's write transaction (the scheduler's group
-        commit); returns the job id. With ``claimed_by`` the job is inserted already
-        claimed by that worker (a scheduler that runs it at once: no claim round trip);
-        :meth:`recover` treats it like any claimed job."""
-        job: dict[str, Any] = {
-            "kind": kind,
-            "prediction_id": prediction.id,
-            "version_id": prediction.version_id,
-            "state": "queued",
-            "created_at": utcnow(),
-        }
-        if claimed_by is not None:
-            job.update(state="claimed", claimed_at=job["created_at"], claimed_by=claimed_by)
-        insert_prediction, insert_job, count = _submit_statements()
-        conn = session.connection()
-        conn.execute(insert_prediction, _set_columns(prediction))
-        key = conn.execute(insert_job, job).inserted_primary_key
-        if count_run and prediction.model_id is not None:
-            conn.execute(count, {"p_model": prediction.model_id})
-        assert key is not None
-        return int(key[0])
+        """:meth:`submit` inside a caller's write transaction (a Core connection: the
+        scheduler's group commit); returns the job id. With ``claimed_by`` the job is
+        inserted already claimed by that worker (a scheduler that runs it at once: no
+        claim round trip); :meth:`recover` treats it like any claimed job."""
+        job = new_job(kind, prediction.id, prediction.version_id, claimed_by)
+        model_id = prediction.model_id if count_run else None
+        job_id = insert_prediction(conn, prediction_values(prediction), job, model_id)
+        assert job_id is not None
+        return job_id
 
     def claim(self, version_id: str, limit: int = 1) -> list[Job]:
         """Claim up to ``limit`` queued jobs of a version, oldest first."""
@@ -278,12 +259,51 @@ def _prediction_columns() -> dict[str, str]:
     return {prop.key: prop.columns[0].key for prop in mapper.column_attrs}
 
 
-def _set_columns(prediction: PredictionRow) -> dict[str, Any]:
-    """The column values set on a new row; the others get the table's defaults, as an
-    ORM insert would give them."""
+def prediction_values(prediction: PredictionRow) -> dict[str, Any]:
+    """The column values set on a new (not yet added) row, by column name; the others
+    get the table's defaults, as an ORM insert would give them."""
     state = sa.inspect(prediction)
     return {
         column: state.dict[attr]
         for attr, column in _prediction_columns().items()
         if attr in state.dict
     }
+
+
+def new_job(
+    kind: str, prediction_id: str, version_id: str, claimed_by: str | None = None
+) -> dict[str, Any]:
+    """A job row's values: queued, or already claimed by ``claimed_by``."""
+    job: dict[str, Any] = {
+        "kind": kind,
+        "prediction_id": prediction_id,
+        "version_id": version_id,
+        "state": "queued",
+        "created_at": utcnow(),
+    }
+    if claimed_by is not None:
+        job.update(state="claimed", claimed_at=job["created_at"], claimed_by=claimed_by)
+    return job
+
+
+def insert_prediction(
+    conn: sa.Connection,
+    values: dict[str, Any],
+    job: dict[str, Any] | None = None,
+    count_model: int | None = None,
+) -> int | None:
+    """Insert a prediction (``values`` by column name, as :func:`prediction_values`
+    gives them), its job (from :func:`new_job`) unless None, and count a run of model
+    ``count_model`` unless None: Core statements, not the ORM's unit of work, which costs
+    about three times as much for the one write every prediction makes. Returns the
+    job's id."""
+    insert, insert_job, count = _submit_statements()
+    conn.execute(insert, values)
+    job_id = None
+    if job is not None:
+        key = conn.execute(insert_job, job).inserted_primary_key
+        assert key is not None
+        job_id = int(key[0])
+    if count_model is not None:
+        conn.execute(count, {"p_model": count_model})
+    return job_id

@@ -24,20 +24,37 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from vendo.config import Settings
 from vendo.errors import RunnerError
-from vendo.queue import INTERRUPTED_ERROR, EventBus, Job, Queue
+from vendo.queue import (
+    INTERRUPTED_ERROR,
+    EventBus,
+    Job,
+    Queue,
+    insert_prediction,
+    new_job,
+    prediction_values,
+)
 from vendo.runner.protocol import FILE_KEY
 from vendo.scheduler import writes
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec, Slot
 from vendo.scheduler.writes import BatchWriter, Claimed
-from vendo.store import CANCELED, FAILED, STARTING, SUCCEEDED, TERMINAL, Store, utcnow
+from vendo.store import (
+    CANCELED,
+    FAILED,
+    PROCESSING,
+    STARTING,
+    SUCCEEDED,
+    TERMINAL,
+    Store,
+    utcnow,
+)
 from vendo.store.tables import PredictionRow, VersionRow
 
 __all__ = ["Scheduler", "runner_spec"]
@@ -120,6 +137,12 @@ class _Run:
     storing: asyncio.Event | None = None
     slot_released: bool = False
     job_done: bool = False
+    # A deferred run (see Scheduler.submit) keeps its prediction here, unwritten, until
+    # it ends or Scheduler.persist() is called; ``written`` is the insert on its way.
+    unwritten: dict[str, Any] | None = None
+    count_model: int | None = None
+    written: asyncio.Future[Any] | None = None
+    ended: asyncio.Future[None] | None = None  # a deferred run's end, for its waiter
 
     async def unless_canceled(self, awaitable: Any) -> Any:
         """Await ``awaitable`` (a cold start, a free slot) unless a cancel comes first;
@@ -177,6 +200,8 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._runs: dict[str, _Run] = {}
+        # Deferred runs (see submit) until they are written and their waiter told.
+        self._deferred: dict[str, _Run] = {}
         # What recent runs ended with, as written: see outcome().
         self._outcomes: dict[str, dict[str, Any]] = {}
         self._outcome_order: deque[tuple[float, str]] = deque()
@@ -241,8 +266,13 @@ class Scheduler:
         self._kick(version_id)
 
     async def submit(
-        self, prediction: PredictionRow, kind: str = "predict", *, count_run: bool = False
-    ) -> None:
+        self,
+        prediction: PredictionRow,
+        kind: str = "predict",
+        *,
+        count_run: bool = False,
+        defer: bool = False,
+    ) -> asyncio.Future[None] | None:
         """Queue ``prediction`` and its job durably (returns once committed), then run it:
         what ``queue.submit(...)`` + :meth:`notify` do, in fewer round trips.
 
@@ -250,6 +280,14 @@ class Scheduler:
         concurrent submits, finishes and claims). When the version's warm runner has a
         free slot and no job of the version may be waiting, the job is inserted already
         claimed and starts at once: no separate claim transaction, no read.
+
+        ``defer`` is for a caller that waits for the end (``Prefer: wait``): when the
+        prediction can start at once and has no webhook, it starts without being written,
+        and is written once, as it ends, before the returned future resolves. Until
+        then nothing is published on the bus either: no one else knows its id. A caller
+        that stops waiting before that must call :meth:`persist` before it tells anyone
+        the id. Otherwise (and without ``defer``) returns None, once the prediction is
+        durably queued.
         """
         version_id = prediction.version_id
         pool = self._pools.get(version_id)
@@ -262,6 +300,16 @@ class Scheduler:
             and pool.free_slots > 0
             and pool.ready() is not None
         )
+        if pool is not None and direct and defer and not prediction.webhook:
+            pool.reserve()
+            run = self._new_run(pool, prediction, 0, kind)
+            run.unwritten = prediction_values(prediction)
+            run.count_model = prediction.model_id if count_run else None
+            run.ended = asyncio.get_running_loop().create_future()
+            self._runs[prediction.id] = run
+            self._deferred[prediction.id] = run
+            self._spawn(self._run(run))
+            return run.ended
         if pool is not None and direct:
             pool.reserve()
         claimed_by = self.queue.worker_id if direct else None
@@ -281,12 +329,18 @@ class Scheduler:
             raise
         if pool is None or not direct:
             self.notify(version_id)
-            return
+            return None
         if self._stopping:
             # claimed but never started: the next start requeues it (Queue.recover)
             pool.release()
-            return
-        job = Job(job_id, kind, prediction.id, version_id, prediction.created_at)
+            return None
+        run = self._new_run(pool, prediction, job_id, kind)
+        self._runs[prediction.id] = run
+        self._spawn(self._run(run))
+        return None
+
+    def _new_run(self, pool: RunnerPool, prediction: PredictionRow, job_id: int, kind: str) -> _Run:
+        job = Job(job_id, kind, prediction.id, prediction.version_id, prediction.created_at)
         claimed = Claimed(
             job,
             STARTING,
@@ -298,9 +352,61 @@ class Scheduler:
             prediction.metrics,
             prediction.webhook,
         )
-        run = _Run(job, pool, claimed, ordered=bool(prediction.webhook))
-        self._runs[prediction.id] = run
-        self._spawn(self._run(run))
+        return _Run(job, pool, claimed, ordered=bool(prediction.webhook))
+
+    async def persist(self, prediction_id: str) -> None:
+        """Make a deferred prediction (see :meth:`submit`) durable now, as it stands
+        (queued or running, its logs and outputs so far), and return once it is; from
+        then on it is written like any other. Returns at once for one already written."""
+        run = self._deferred.get(prediction_id)
+        if run is None:
+            return
+        if run.unwritten is not None:
+            self._write_unwritten(run)
+            # From now on its id may be known: the bus gets what it missed, then the rest.
+            if run.started_at is not None:
+                self.bus.publish(prediction_id, "start", {})
+            if run.all_logs:
+                self.bus.publish(prediction_id, "logs", "".join(run.all_logs))
+            for item in run.outputs:
+                self.bus.publish(prediction_id, "output", item)
+        if run.written is not None:
+            await asyncio.shield(run.written)
+
+    def _write_unwritten(self, run: _Run, end: dict[str, Any] | None = None) -> None:
+        """Insert a deferred run's prediction: with ``end`` (its terminal columns) as
+        finished, else as it is now, with its job (claimed by us, or queued again when
+        ``run.requeue``)."""
+        values, run.unwritten = run.unwritten, None
+        assert values is not None
+        pid = run.job.prediction_id
+        job: dict[str, Any] | None = None
+        if end is not None:
+            values.update(end, run_input=None)
+        else:
+            values["status"] = PROCESSING if run.started_at is not None else STARTING
+            values["started_at"] = run.started_at
+            values["logs"] = "".join(run.all_logs)
+            if run.outputs:
+                values["output"] = list(run.outputs)
+            # what went into the insert needs no write of its own
+            run.logs, run.outputs_written = [], len(run.outputs)
+            run.start_written = run.started_at is not None
+            claimed_by = None if run.requeue else self.queue.worker_id
+            job = new_job(run.job.kind, pid, run.job.version_id, claimed_by)
+        count_model, run.count_model = run.count_model, None
+        future = self._writer.submit(
+            functools.partial(insert_prediction, values=values, job=job, count_model=count_model)
+        )
+        run.written = future
+
+        def inserted(f: asyncio.Future[Any]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                log.error("prediction %s: could not be recorded: %s", pid, f.exception())
+            elif job is not None:
+                run.job = replace(run.job, id=f.result())
+
+        future.add_done_callback(inserted)
 
     def _kick(self, version_id: str) -> None:
         self._dirty.add(version_id)
@@ -452,6 +558,11 @@ class Scheduler:
 
     async def _enforce_deadlines(self) -> None:
         now = utcnow()
+        # Runs here first: a deferred one is not in the store to be found.
+        for pid, here in list(self._runs.items()):
+            deadline = here.claimed.deadline if here.claimed is not None else None
+            if deadline is not None and deadline <= now and here.cancel_reason is None:
+                await self.cancel(pid, DEADLINE_REASON)
         overdue = await self._blocking(self.store.overdue_predictions, now)
         for row in overdue:
             run = self._runs.get(row.id)
@@ -475,30 +586,41 @@ class Scheduler:
             self._kick(run.job.version_id)
 
     async def _run(self, run: _Run) -> None:
-        job = run.job
+        pid = run.job.prediction_id
         try:
             await self._execute(run)
         except Exception as exc:
-            log.exception("prediction %s: scheduler error", job.prediction_id)
+            log.exception("prediction %s: scheduler error", pid)
             message = f"internal error: {exc}"
             try:
-                row = await self._blocking(self._fail_now, job.prediction_id, message)
+                if run.unwritten is not None:
+                    self._write_unwritten(run)
+                if run.written is not None:
+                    await asyncio.shield(run.written)
+                row = await self._blocking(self._fail_now, pid, message)
             except Exception:
-                log.exception("prediction %s: could not record the failure", job.prediction_id)
+                log.exception("prediction %s: could not record the failure", pid)
                 row = None
             if row is not None:
                 self._publish_terminal(row)
         finally:
             if run.start_timer is not None:
                 run.start_timer.cancel()
-            self._runs.pop(job.prediction_id, None)
+            self._runs.pop(pid, None)
             self._release_slot(run)
             with contextlib.suppress(Exception):
-                if run.requeue:
-                    # never started and the server is stopping: the next start runs it
-                    await self._writer.submit(writes.release(job.id))
-                elif not run.job_done:
-                    await self._writer.submit(writes.complete(job.id))
+                if run.unwritten is not None:
+                    # never started and the server is stopping: queued for the next start
+                    self._write_unwritten(run)
+                if run.written is not None:
+                    await asyncio.shield(run.written)
+                if run.job.id and run.requeue:
+                    await self._writer.submit(writes.release(run.job.id))
+                elif run.job.id and not run.job_done:
+                    await self._writer.submit(writes.complete(run.job.id))
+            self._deferred.pop(pid, None)
+            if run.ended is not None and not run.ended.done():
+                run.ended.set_result(None)
 
     async def _execute(self, run: _Run) -> None:
         job, pool = run.job, run.pool
@@ -601,6 +723,8 @@ class Scheduler:
         kind = message.get("type")
         if kind == "started":
             run.started_at = utcnow()
+            if run.unwritten is not None:
+                return  # no one can listen yet, nothing to write: see persist()
             if run.ordered:
                 self._write_started(run)
             else:
@@ -615,6 +739,8 @@ class Scheduler:
                 return
             run.logs.append(text)
             run.all_logs.append(text)
+            if run.unwritten is not None:
+                return
             if not run.ordered:
                 self.bus.publish(pid, "logs", text)
             if not run.logs_queued:
@@ -670,6 +796,8 @@ class Scheduler:
     def _add_output(self, run: _Run, value: Any) -> None:
         pid = run.job.prediction_id
         run.outputs.append(value)
+        if run.unwritten is not None:
+            return
         if not run.ordered:
             self.bus.publish(pid, "output", value)
         if not run.outputs_queued:
@@ -757,19 +885,40 @@ class Scheduler:
         error_text = str(error) if error else None
         cancel_reason = run.cancel_reason if status == CANCELED else None
         self._release_slot(run)
-        changed = await self._writer.submit(
-            writes.finish(
-                pid,
-                status=status,
-                at=at,
-                error=error_text,
-                metrics=metrics,
-                output=output,
-                cancel_reason=cancel_reason,
-                started_at=run.started_at if not run.start_written else None,
-                job_id=run.job.id,
+        quiet = run.unwritten is not None
+        if quiet:
+            self._write_unwritten(
+                run,
+                {
+                    "status": status,
+                    "completed_at": at,
+                    "started_at": started_at,
+                    "error": error_text,
+                    "metrics": metrics,
+                    "output": output,
+                    "logs": "".join(run.all_logs),
+                    "cancel_reason": cancel_reason,
+                },
             )
-        )
+            assert run.written is not None
+            await asyncio.shield(run.written)
+            changed = True
+        else:
+            if run.written is not None:  # persisted mid-run: its job id comes with it
+                await asyncio.shield(run.written)
+            changed = await self._writer.submit(
+                writes.finish(
+                    pid,
+                    status=status,
+                    at=at,
+                    error=error_text,
+                    metrics=metrics,
+                    output=output,
+                    cancel_reason=cancel_reason,
+                    started_at=run.started_at if not run.start_written else None,
+                    job_id=run.job.id or None,
+                )
+            )
         run.job_done = True
         if not changed:
             return
@@ -786,9 +935,11 @@ class Scheduler:
                 "cancel_reason": cancel_reason,
             },
         )
-        if status == SUCCEEDED and not iterator:
-            self.bus.publish(pid, "output", output)
-        self._publish_end(pid, status, error_text)
+        # A deferred run ended unseen: nothing to publish, a later reader gets the store's.
+        if not quiet:
+            if status == SUCCEEDED and not iterator:
+                self.bus.publish(pid, "output", output)
+            self._publish_end(pid, status, error_text)
         if error == WORKER_EXITED:
             log.warning("prediction %s failed: its runner exited", pid)
 

@@ -7,6 +7,7 @@ See :class:`vendo.store.store.Store` for every operation and
 :mod:`vendo.store.tables` for the rows it returns.
 """
 
+from vendo.store.cache import MISS
 from vendo.store.engine import database_url
 from vendo.store.ids import hash_token, new_id, new_token, new_webhook_secret, utcnow
 from vendo.store.status import (
@@ -18,7 +19,7 @@ from vendo.store.status import (
     SUCCEEDED,
     TERMINAL,
 )
-from vendo.store.store import Page, Store
+from vendo.store.store import Page, Store, WriterBusy
 from vendo.store.tables import (
     FileRow,
     JobRow,
@@ -37,6 +38,7 @@ __all__ = [
     "STATUSES",
     "SUCCEEDED",
     "TERMINAL",
+    "MISS",
     "FileRow",
     "JobRow",
     "ModelRow",
@@ -46,6 +48,7 @@ __all__ = [
     "TokenRow",
     "UserRow",
     "VersionRow",
+    "WriterBusy",
     "database_url",
     "hash_token",
     "new_id",

@@ -6,6 +6,12 @@ whose pool holds a single connection and opens its transactions with
 locked"; reads use their own pool and, thanks to WAL, never wait for the writer.
 ``busy_timeout`` covers the rare writer in another process (a second ``vendo`` command
 on the same data dir). PostgreSQL uses one pooled engine for both.
+
+SQLite has one more engine, ``loop_writer``, for the scheduler's group commits, which
+run on the event loop itself (see :mod:`vendo.scheduler.writes` for why). Its one
+connection never waits: ``busy_timeout`` 0, so a lock held elsewhere fails at once
+(the batch then goes to a thread), and no automatic WAL checkpoint, whose fsync would
+stall the loop (:meth:`vendo.store.Store.checkpoint` runs them off the loop).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Engines:
 
     reader: sa.Engine
     writer: sa.Engine
+    loop_writer: sa.Engine | None = None  # SQLite: writes that must never wait
 
     @property
     def is_sqlite(self) -> bool:
@@ -39,6 +46,8 @@ class Engines:
         self.reader.dispose()
         if self.writer is not self.reader:
             self.writer.dispose()
+        if self.loop_writer is not None:
+            self.loop_writer.dispose()
 
 
 def database_url(data_dir: Path, configured: str | None) -> str:
@@ -52,8 +61,9 @@ def database_url(data_dir: Path, configured: str | None) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'vendo.db'}"
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> sa.Engine:
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+def _sqlite_engine(url: str, *, writer: bool, nowait: bool = False) -> sa.Engine:
+    timeout = 0 if nowait else 30
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": timeout}}
     if writer:
         kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)
     engine = sa.create_engine(url, **kwargs)
@@ -64,7 +74,9 @@ def _sqlite_engine(url: str, *, writer: bool) -> sa.Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={0 if nowait else _BUSY_TIMEOUT_MS}")
+        if nowait:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -85,7 +97,9 @@ def create_engines(url: str) -> Engines:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return Engines(
-            reader=_sqlite_engine(url, writer=False), writer=_sqlite_engine(url, writer=True)
+            reader=_sqlite_engine(url, writer=False),
+            writer=_sqlite_engine(url, writer=True),
+            loop_writer=_sqlite_engine(url, writer=True, nowait=True),
         )
     engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     return Engines(reader=engine, writer=engine)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vendo.errors import BadRequest, Conflict
+from vendo.store.cache import ReadCache
 from vendo.store.engine import Engines, create_engines, database_url, upgrade
 from vendo.store.ids import hash_token, new_token, new_webhook_secret, utcnow
 from vendo.store.status import PROCESSING, STARTING, TERMINAL
@@ -34,7 +35,10 @@ from vendo.store.tables import (
     VersionRow,
 )
 
-__all__ = ["Page", "Store"]
+__all__ = ["CACHED_READS", "Page", "Store", "WriterBusy"]
+
+# The reads the prediction path makes on every request (Store.peek / read_through).
+CACHED_READS = frozenset({"authenticate_hash", "get_model", "get_version", "latest_version"})
 
 T = TypeVar("T")
 
@@ -79,6 +83,10 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
     return data
 
 
+class WriterBusy(Exception):
+    """:meth:`Store.transaction_nowait` found SQLite's write lock taken."""
+
+
 class Store:
     """Records of users, tokens, models, versions, predictions, files and jobs.
 
@@ -87,25 +95,33 @@ class Store:
     :meth:`write` to share a transaction with the prediction it enqueues.
     """
 
-    def __init__(self, engines: Engines) -> None:
+    def __init__(self, engines: Engines, *, cache_ttl: float = 0.0) -> None:
         self.engines = engines
         self._read = sessionmaker(engines.reader, expire_on_commit=False)
         self._write = sessionmaker(engines.writer, expire_on_commit=False)
+        self._loop_conn: sa.Connection | None = None  # see transaction_nowait()
+        # Tokens, models and versions for the prediction path: see peek().
+        self.cache = ReadCache(cache_ttl)
 
     # --- lifecycle -------------------------------------------------------------------
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Store:
+    def open(cls, url: str, *, migrate: bool = True, cache_ttl: float = 0.0) -> Store:
         """Connect to ``url`` (SQLAlchemy form) and upgrade the schema to head."""
         engines = create_engines(url)
         if migrate:
             upgrade(engines.writer)
-        return cls(engines)
+        return cls(engines, cache_ttl=cache_ttl)
 
     @classmethod
-    def from_settings(cls, data_dir: Path, database: str | None) -> Store:
-        return cls.open(database_url(data_dir, database))
+    def from_settings(
+        cls, data_dir: Path, database: str | None, *, cache_ttl: float = 0.0
+    ) -> Store:
+        return cls.open(database_url(data_dir, database), cache_ttl=cache_ttl)
 
     def close(self) -> None:
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
         self.engines.dispose()
 
     @property
@@ -127,6 +143,73 @@ class Store:
         """
         with self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction on a Core connection, committed when the block ends
+        without an error: for writes made of statements (no ORM unit of work)."""
+        with self.engines.writer.begin() as conn:
+            yield conn
+
+    @property
+    def writes_nowait(self) -> bool:
+        """Whether :meth:`transaction_nowait` is available (SQLite)."""
+        return self.engines.loop_writer is not None
+
+    @contextmanager
+    def transaction_nowait(self) -> Iterator[sa.Connection]:
+        """:meth:`transaction` that never waits for a lock: :class:`WriterBusy` at once
+        when another connection holds SQLite's write lock. SQLite only (see
+        :attr:`writes_nowait`), for the short group commits that run on the event loop,
+        one at a time. Its connection stays open between transactions and never
+        checkpoints the WAL: call :meth:`checkpoint` now and then."""
+        if self.engines.loop_writer is None:
+            raise RuntimeError("transaction_nowait() needs SQLite")
+        if self._loop_conn is None:
+            self._loop_conn = self.engines.loop_writer.connect()
+        conn = self._loop_conn
+        try:
+            transaction = conn.begin()  # BEGIN IMMEDIATE: take the lock now, or fail
+        except OperationalError as exc:
+            self._loop_conn = None
+            conn.invalidate()
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise WriterBusy(str(exc.orig)) from exc
+            raise
+        with transaction:
+            yield conn
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds back into the SQLite file, waiting for no reader or
+        writer (``PASSIVE``), so that the WAL stays small. Blocking; no-op elsewhere."""
+        if self.engines.loop_writer is None:
+            return
+        # The DBAPI connection: outside any transaction (the engine's would open one).
+        raw = self.engines.reader.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            raw.close()
+
+    # --- cached reads ------------------------------------------------------------------
+    def peek(self, name: str, *args: Hashable) -> Any:
+        """What ``self.<name>(*args)`` returned lately, from memory (no I/O: safe on the
+        event loop), else :data:`~vendo.store.cache.MISS`. For the reads of
+        :data:`CACHED_READS` only; see :mod:`vendo.store.cache` for how fresh it is."""
+        return self.cache.get((name, *args))
+
+    def read_through(self, name: str, *args: Hashable) -> Any:
+        """``self.<name>(*args)``, kept for :meth:`peek`."""
+        if name not in CACHED_READS:
+            raise ValueError(f"{name} is not a cached read")
+        generation = self.cache.generation
+        value = getattr(self, name)(*args)
+        self.cache.put((name, *args), value, generation)
+        return value
+
+    def _changed_catalog(self) -> None:
+        """Users, tokens, models or versions changed: forget cached reads."""
+        self.cache.clear()
 
     # --- meta --------------------------------------------------------------------------
     def meta_value(self, key: str, default: str) -> str:
@@ -159,9 +242,10 @@ class Store:
                 )
                 s.add(user)
                 s.flush()
-                return user
         except IntegrityError as exc:
             raise Conflict(f"the username {username!r} is taken") from exc
+        self._changed_catalog()
+        return user
 
     def user_count(self) -> int:
         with self.read() as s:
@@ -185,15 +269,21 @@ class Store:
                     user_id=user_id, token_hash=hash_token(token), name=name, created_at=utcnow()
                 )
             )
+        self._changed_catalog()
         return token
 
     def authenticate(self, token: str) -> tuple[UserRow, TokenRow] | None:
         """The user and token row for a presented token, or None."""
+        return self.authenticate_hash(hash_token(token))
+
+    def authenticate_hash(self, token_hash: str) -> tuple[UserRow, TokenRow] | None:
+        """:meth:`authenticate` by the token's hash (the form :meth:`peek` keys by, so
+        that no clear token is kept in memory)."""
         with self.read() as s:
             row = s.execute(
                 sa.select(UserRow, TokenRow)
                 .join(TokenRow, TokenRow.user_id == UserRow.id)
-                .where(TokenRow.token_hash == hash_token(token))
+                .where(TokenRow.token_hash == token_hash)
             ).first()
             if row is None:
                 return None
@@ -217,9 +307,13 @@ class Store:
         """The account's default webhook signing secret, made on first use."""
         with self.write() as s:
             user = s.get_one(UserRow, user_id)
-            if user.webhook_secret is None:
+            created = user.webhook_secret is None
+            if created:
                 user.webhook_secret = new_webhook_secret()
-            return user.webhook_secret
+            secret = str(user.webhook_secret)
+        if created:
+            self._changed_catalog()
+        return secret
 
     # --- models ------------------------------------------------------------------------
     def create_model(self, owner_id: int, name: str, **fields: Any) -> ModelRow:
@@ -236,6 +330,7 @@ class Store:
                 model_id = model.id
         except IntegrityError as exc:
             raise Conflict(f"a model named {name!r} already exists for this owner") from exc
+        self._changed_catalog()
         found = self.get_model_by_id(model_id)
         assert found is not None
         return found
@@ -302,6 +397,7 @@ class Store:
             model = s.get_one(ModelRow, model_id)
             for key, value in fields.items():
                 setattr(model, key, value)
+        self._changed_catalog()
         found = self.get_model_by_id(model_id)
         assert found is not None
         return found
@@ -323,6 +419,7 @@ class Store:
                     "the model has versions; delete them first (DELETE .../versions/{id})"
                 )
             s.delete(model)
+        self._changed_catalog()
 
     def increment_run_count(self, model_id: int, session: Session | None = None) -> None:
         """One more run of the model; inside the caller's :meth:`write` transaction when
@@ -345,6 +442,7 @@ class Store:
                 .where(ModelRow.id == model_id)
                 .values(default_example_id=prediction_id)
             )
+        self._changed_catalog()
 
     # --- versions ----------------------------------------------------------------------
     def create_version(
@@ -378,6 +476,7 @@ class Store:
                 )
         except IntegrityError as exc:
             raise Conflict(f"version {version_id} already exists") from exc
+        self._changed_catalog()
         found = self.get_version(version_id)
         assert found is not None
         return found
@@ -409,6 +508,7 @@ class Store:
     def delete_version(self, version_id: str) -> None:
         with self.write() as s:
             s.execute(sa.delete(VersionRow).where(VersionRow.id == version_id))
+        self._changed_catalog()
 
     # --- predictions -------------------------------------------------------------------
     def insert_prediction(self, session: Session, prediction: PredictionRow) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,13 +17,14 @@ from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
-from vendo.store import ModelRow, PredictionRow, Store, TokenRow, UserRow
+from vendo.store import MISS, ModelRow, PredictionRow, Store, TokenRow, UserRow, hash_token
 
 __all__ = [
     "Caller",
     "Platform",
     "SchedulerLike",
     "base_url",
+    "cached",
     "call",
     "caller",
     "can_see",
@@ -45,8 +47,15 @@ class SchedulerLike(Protocol):
     def notify(self, version_id: str) -> None: ...
 
     async def submit(
-        self, prediction: PredictionRow, kind: str = "predict", *, count_run: bool = False
-    ) -> None: ...
+        self,
+        prediction: PredictionRow,
+        kind: str = "predict",
+        *,
+        count_run: bool = False,
+        defer: bool = False,
+    ) -> asyncio.Future[None] | None: ...
+
+    async def persist(self, prediction_id: str) -> None: ...
 
     def outcome(self, prediction_id: str) -> dict[str, Any] | None: ...
 
@@ -86,6 +95,16 @@ async def call(func: Any, *args: Any, **kwargs: Any) -> Any:
     return await run_in_threadpool(func, *args, **kwargs)
 
 
+async def cached(p: Platform, name: str, *args: Any) -> Any:
+    """``p.store.<name>(*args)`` through the store's read cache: from memory when it
+    has it (no thread hop), else read off the event loop and kept."""
+    store = p.store
+    value = store.peek(name, *args)
+    if value is MISS:
+        value = await call(store.read_through, name, *args)
+    return value
+
+
 async def caller(request: Request) -> Caller:
     """The authenticated caller (``Authorization: Bearer|Token <token>``), else 401."""
     header = request.headers.get("authorization", "")
@@ -95,7 +114,7 @@ async def caller(request: Request) -> Caller:
         raise Unauthenticated("You did not pass an authentication token")
     if scheme.lower() not in ("bearer", "token") or not token:
         raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
-    found = await call(platform(request).store.authenticate, token)
+    found = await cached(platform(request), "authenticate_hash", hash_token(token))
     if found is None:
         raise Unauthenticated("You did not pass a valid authentication token")
     return Caller(*found)
@@ -153,9 +172,17 @@ def page(
     return JSONResponse({"next": link(next_cursor), "previous": link(previous), "results": results})
 
 
-async def visible_model(request: Request, who: Caller, owner: str, name: str) -> ModelRow:
-    """The model if the caller may see it (public, own, or admin), else 404."""
-    model = await call(platform(request).store.get_model, owner, name)
+async def visible_model(
+    request: Request, who: Caller, owner: str, name: str, *, fresh: bool = True
+) -> ModelRow:
+    """The model if the caller may see it (public, own, or admin), else 404. With
+    ``fresh=False`` it may come from the read cache (its ``run_count`` a few seconds
+    old): for requests that only need its identity and visibility."""
+    p = platform(request)
+    if fresh:
+        model = await call(p.store.get_model, owner, name)
+    else:
+        model = await cached(p, "get_model", owner, name)
     if model is None or not can_see(who, model):
         raise NotFound(f"model {owner}/{name} not found")
     return model

@@ -23,6 +23,7 @@ from vendo.api.v1.context import (
     Caller,
     Platform,
     base_url,
+    cached,
     call,
     caller,
     can_see,
@@ -35,7 +36,7 @@ from vendo.api.v1.inputs import prepare_input
 from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
 from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
 from vendo.api.v1.webhooks import RELAY_KEY
-from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound
+from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound, VendoError
 from vendo.queue.events import Event
 from vendo.store import (
     CANCELED,
@@ -106,7 +107,7 @@ def parse_cancel_after(value: str) -> float:
 
 
 async def _latest(request: Request, model: ModelRow) -> VersionRow:
-    version = await call(platform(request).store.latest_version, model.id)
+    version = await cached(platform(request), "latest_version", model.id)
     if version is None:
         raise NotFound(f"model {model.owner.username}/{model.name} has no versions yet")
     assert isinstance(version, VersionRow)
@@ -118,20 +119,20 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidInput([FieldError("version", "missing", "version is required")])
     ref = ref.strip()
-    store = platform(request).store
+    p = platform(request)
     if "/" not in ref:
         if not _HEX64.match(ref):
             raise NotFound(f"version {ref!r} not found")
-        version = await call(store.get_version, ref)
+        version = await cached(p, "get_version", ref)
         if version is None or not can_see(who, version.model):
             raise NotFound(f"version {ref} not found")
         return version
     name, _, version_id = ref.partition(":")
     owner, _, model_name = name.partition("/")
-    model = await visible_model(request, who, owner, model_name)
+    model = await visible_model(request, who, owner, model_name, fresh=False)
     if not version_id:
         return await _latest(request, model)
-    version = await call(store.get_version, version_id)
+    version = await cached(p, "get_version", version_id)
     if version is None or version.model_id != model.id:
         raise NotFound(f"version {version_id} of {name} not found")
     return version
@@ -255,20 +256,32 @@ async def create_prediction(
         data_removed=False,
         base_url=base_url(request),
     )
-    relay = p.extras.get(RELAY_KEY)
-    if webhook is None and relay is not None:
-        relay.no_webhook(prediction_id)
-    if p.scheduler is not None:
-        await p.scheduler.submit(row, count_run=True)
-    else:
-        await call(lambda: p.queue.submit(row, count_run=True))
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
+    remaining = 0.0
     if wait is not None:
         headers["Preference-Applied"] = f"wait={wait}"
         remaining = wait - WAIT_MARGIN - (time.monotonic() - arrived)
-        if remaining > 0:
-            await p.bus.wait_done(prediction_id, remaining)
+    # Told before the prediction's first event: the relay then needs no read to know.
+    relay = p.extras.get(RELAY_KEY) if webhook is None else None
+    ended: asyncio.Future[None] | None = None
+    if p.scheduler is not None:
+        # A wait may let the scheduler start the prediction before writing it: it is
+        # written as it ends, or by persist() below if the wait runs out first. Its
+        # events start only after this returns (or, deferred, after persist()).
+        ended = await p.scheduler.submit(row, count_run=True, defer=remaining > 0)
+        if relay is not None and ended is None:
+            relay.no_webhook(prediction_id)
+    else:
+        if relay is not None:
+            relay.no_webhook(prediction_id)
+        await call(lambda: p.queue.submit(row, count_run=True))
+    if ended is not None:
+        await asyncio.wait((ended,), timeout=remaining)
+        if not ended.done() and p.scheduler is not None:
+            await p.scheduler.persist(prediction_id)
+    elif remaining > 0:
+        await p.bus.wait_done(prediction_id, remaining)
     # A prediction that ended while we waited is answered from the row we inserted plus
     # its outcome as the scheduler wrote it: no read back from the store.
     outcome = p.scheduler.outcome(prediction_id) if p.scheduler is not None else None
@@ -278,7 +291,10 @@ async def create_prediction(
         row.run_input = None
         current = row
     else:
-        current = await call(p.store.get_prediction, prediction_id)
+        found = await call(p.store.get_prediction, prediction_id)
+        if found is None:
+            raise VendoError(f"prediction {prediction_id} could not be recorded")
+        current = found
     base = base_url(request)
     data = prediction_json(
         p,
@@ -307,7 +323,7 @@ async def post_model_predictions(request: Request) -> Response:
     who = await caller(request)
     body = await json_body(request)
     owner, name = request.path_params["owner"], request.path_params["name"]
-    model = await visible_model(request, who, owner, name)
+    model = await visible_model(request, who, owner, name, fresh=False)
     version = await _latest(request, model)
     return await create_prediction(request, who, version, body)
 

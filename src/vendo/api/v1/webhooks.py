@@ -60,8 +60,14 @@ class WebhookRelay:
 
     def _on_event(self, prediction_id: str, event: Event) -> None:
         kind = _EVENTS.get(event.event)
-        if kind is not None:
-            self._queue.put_nowait((prediction_id, kind))
+        if kind is None:
+            return
+        if prediction_id in self._targets and self._targets[prediction_id] is None:
+            # known to have no webhook: not even a wake-up of the relay's task
+            if kind == "completed":
+                del self._targets[prediction_id]
+            return
+        self._queue.put_nowait((prediction_id, kind))
 
     async def _run(self) -> None:
         while True:

@@ -1,0 +1,153 @@
+"""The sync path (``Prefer: wait``) with the real scheduler and a real runner child:
+what a reply promises holds (the prediction can be read back at once, whatever the
+wait ended with), and cached tokens, models and versions never outlive a change made
+through the server. In-process app on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_v1_support import ADMIN_TOKEN, Api
+
+import vendo
+from vendo.api.v1.context import Platform
+from vendo.app import create_app
+from vendo.config import Settings
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+RUNTIME = Path(vendo.__file__).resolve().parent.parent  # src/: the runtime, nothing else
+VERSION = "e1" * 32
+ECHO_SCHEMA: dict[str, Any] = {
+    "openapi": "3.0.2",
+    "info": {"title": "Cog", "version": "0.1.0"},
+    "paths": {},
+    "components": {
+        "schemas": {
+            "Input": {
+                "type": "object",
+                "title": "Input",
+                "properties": {
+                    "text": {"type": "string", "default": "hi", "x-order": 0},
+                    "sleep": {"type": "number", "default": 0, "x-order": 1},
+                },
+            },
+            "Output": {"type": "string", "title": "Output"},
+        }
+    },
+}
+
+
+@pytest.fixture
+async def api(tmp_path: Path, db_url: str) -> AsyncIterator[Api]:
+    database = None if db_url.startswith("sqlite") else db_url
+    settings = Settings(
+        data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, database_url=database, _env_file=None
+    )
+    app = create_app(settings)  # the real scheduler
+    async with app.router.lifespan_context(app):
+        p: Platform = app.state.platform
+        store = p.store
+        alice = store.create_user("alice")
+        bob = store.create_user("bob")
+        model = store.create_model(alice.id, "echo", visibility="public")
+        store.create_version(
+            model.id,
+            VERSION,
+            openapi_schema=ECHO_SCHEMA,
+            package_path=str(FIXTURES / "plt_echo"),
+            environment={"python": sys.executable, "runtime_path": str(RUNTIME)},
+            config={"predict": "predict.py:Predictor"},
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield Api(
+                client=c,
+                platform=p,
+                admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                alice={"Authorization": f"Bearer {store.create_token(alice.id)}"},
+                bob={"Authorization": f"Bearer {store.create_token(bob.id)}"},
+            )
+
+
+async def run(api: Api, who: dict[str, str], wait: str = "wait", **body: Any) -> httpx.Response:
+    body.setdefault("version", VERSION)
+    return await api.client.post(
+        "/v1/predictions", json=body, headers={**who, "Prefer": wait}, timeout=60
+    )
+
+
+async def test_a_finished_wait_is_readable_at_once_and_counted(api: Api) -> None:
+    first = await run(api, api.bob, input={"text": "warm"})  # cold start
+    assert first.status_code == 201 and first.json()["status"] == "succeeded", (
+        first.json()["error"],
+        first.json()["logs"],
+    )
+    replies = [await run(api, api.bob, input={"text": f"t{i}"}) for i in range(5)]
+    for i, reply in enumerate(replies):
+        data = reply.json()
+        assert data["status"] == "succeeded" and data["output"] == f"t{i}"
+        assert f"echoing t{i}" in data["logs"]
+        assert data["started_at"] and data["completed_at"]
+        got = await api.client.get(f"/v1/predictions/{data['id']}", headers=api.bob)
+        assert got.status_code == 200
+        stored = got.json()
+        for key in ("status", "output", "logs", "created_at", "started_at", "completed_at"):
+            assert stored[key] == data[key], key
+    model = await api.client.get("/v1/models/alice/echo", headers=api.alice)
+    assert model.json()["run_count"] == 6
+    listed = await api.client.get("/v1/predictions", headers=api.bob)
+    assert len(listed.json()["results"]) == 6
+
+
+async def test_a_wait_that_runs_out_leaves_a_readable_running_prediction(api: Api) -> None:
+    await run(api, api.bob, input={"text": "warm"})
+    reply = await run(api, api.bob, wait="wait=1", input={"text": "slow", "sleep": 2.5})
+    assert reply.status_code == 201
+    data = reply.json()
+    assert data["status"] == "starting"  # what the clients poll on
+    got = await api.client.get(f"/v1/predictions/{data['id']}", headers=api.bob)
+    assert got.status_code == 200 and got.json()["status"] == "processing"
+    assert "echoing slow" in got.json()["logs"]
+    for _ in range(100):
+        got = await api.client.get(f"/v1/predictions/{data['id']}", headers=api.bob)
+        if got.json()["status"] == "succeeded":
+            break
+        await asyncio.sleep(0.1)
+    assert got.json()["status"] == "succeeded" and got.json()["output"] == "slow"
+
+
+async def test_a_model_made_private_is_gone_for_others_at_once(api: Api) -> None:
+    # Both the model (by name) and its version (by id) were cached by the first run.
+    by_model = {"version": "alice/echo"}
+    assert (await run(api, api.bob, input={"text": "a"}, **by_model)).status_code == 201
+    store = api.platform.store  # no route changes visibility: the store does it here
+    model = await asyncio.to_thread(store.get_model, "alice", "echo")
+    await asyncio.to_thread(store.update_model, model.id, visibility="private")
+    assert (await run(api, api.bob, input={"text": "b"}, **by_model)).status_code == 404
+    assert (await run(api, api.bob, input={"text": "c"})).status_code == 404  # by id
+    assert (await run(api, api.alice, input={"text": "d"})).status_code == 201
+
+
+async def test_a_deleted_version_is_gone_at_once(api: Api) -> None:
+    assert (await run(api, api.alice, input={"text": "a"})).status_code == 201
+    path = f"/v1/models/alice/echo/versions/{VERSION}"
+    deleted = await api.client.delete(path, headers=api.alice)
+    assert deleted.status_code in (200, 202, 204)
+    assert (await run(api, api.alice, input={"text": "b"})).status_code == 404
+
+
+async def test_a_new_token_works_at_once_after_being_refused(api: Api) -> None:
+    token = "fresh-token-for-carol"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await api.client.get("/v1/account", headers=headers)).status_code == 401
+    store = api.platform.store
+    carol = await asyncio.to_thread(store.create_user, "carol")
+    await asyncio.to_thread(store.create_token, carol.id, token)
+    account = await api.client.get("/v1/account", headers=headers)
+    assert account.status_code == 200 and account.json()["username"] == "carol"

@@ -1,0 +1,82 @@
+"""The scheduler's group commit on SQLite: batches run on the event loop, and go to the
+writer's thread when another connection holds the write lock, without stalling the
+loop. A real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from vendo.scheduler.writes import BatchWriter
+from vendo.store import Store
+
+
+def insert(value: int):
+    def write(conn: sa.Connection) -> int:
+        conn.exec_driver_sql(f"INSERT INTO t VALUES ({value})")
+        return value
+
+    return write
+
+
+async def test_batches_commit_on_the_loop_and_wait_on_the_thread_when_locked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "vendo.db"
+    store = Store.open(f"sqlite:///{path}")
+    writer = BatchWriter(store)
+    try:
+        with store.transaction() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        # several submits in one loop turn: one transaction
+        assert await asyncio.gather(*(writer.submit(insert(i)) for i in range(5))) == [
+            0,
+            1,
+            2,
+            3,
+            4,
+        ]
+        assert (writer.batches, writer.writes) == (1, 5)
+
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. another process writing
+        pending = writer.submit(insert(99))
+        ticks = 0
+        for _ in range(10):  # the loop goes on while the batch waits for the lock
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 10 and not pending.done()
+        other.execute("COMMIT")
+        other.close()
+        assert await asyncio.wait_for(pending, 30) == 99
+        with store.engines.reader.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 6
+    finally:
+        await writer.close()
+        store.close()
+
+
+async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'vendo.db'}")
+    writer = BatchWriter(store)
+    try:
+        with store.transaction() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER UNIQUE)")
+
+        def duplicate(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+
+        results = await asyncio.gather(
+            writer.submit(insert(1)), writer.submit(duplicate), writer.submit(insert(2)),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert results[0] == 1 and results[2] == 2
+        assert isinstance(results[1], sa.exc.IntegrityError)
+        with store.engines.reader.connect() as conn:
+            assert sorted(conn.exec_driver_sql("SELECT x FROM t").scalars()) == [1, 2]
+    finally:
+        await writer.close()
+        store.close()

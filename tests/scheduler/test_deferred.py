@@ -1,0 +1,154 @@
+"""Deferred runs (``Scheduler.submit(..., defer=True)``, what ``Prefer: wait`` uses): a
+prediction that can start at once is run first and written once, as it ends; one whose
+waiter gives up is written as it stands and goes on as usual. Real stores (SQLite and
+PostgreSQL) and real runner children."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_pool import Platform, running_platform
+
+from vendo.store import new_id, utcnow
+from vendo.store.tables import PredictionRow
+
+
+@pytest.fixture
+async def platform(tmp_path: Path, db_url: str) -> AsyncIterator[Platform]:
+    async with running_platform(tmp_path, db_url) as p:
+        yield p
+
+
+def prediction(p: Platform, version: str, *, deadline_in: float | None = None, **inputs: Any):
+    now = utcnow()
+    return PredictionRow(
+        id=new_id(),
+        owner_id=p.user.id,
+        model_id=p.model.id,
+        model="admin/m",
+        version_id=version,
+        input=inputs,
+        run_input=inputs,
+        status="starting",
+        created_at=now,
+        deadline=now + timedelta(seconds=deadline_in) if deadline_in is not None else None,
+    )
+
+
+async def warm(p: Platform, fixture: str = "plt_echo") -> str:
+    version = p.version(fixture)
+    await p.wait(p.submit(version, text="warm"))
+    return version
+
+
+def run_count(p: Platform) -> int:
+    model = p.store.get_model_by_id(p.model.id)
+    assert model is not None
+    return model.run_count
+
+
+async def test_a_deferred_run_is_written_once_as_it_ends(platform: Platform) -> None:
+    version = await warm(platform)
+    runs_before = run_count(platform)
+    row = prediction(platform, version, text="quick")
+    writer = platform.scheduler.writer
+    batches, writes = writer.batches, writer.writes
+    ended = await platform.scheduler.submit(row, count_run=True, defer=True)
+    assert ended is not None
+    assert platform.store.get_prediction(row.id) is None  # running, not written
+    await asyncio.wait_for(ended, 30)
+    stored = platform.store.get_prediction(row.id)
+    assert stored is not None and stored.status == "succeeded" and stored.output == "quick"
+    assert "echoing quick" in stored.logs
+    assert stored.started_at is not None and stored.completed_at is not None
+    assert stored.created_at <= stored.started_at <= stored.completed_at
+    assert stored.metrics is not None and stored.metrics["predict_time"] >= 0
+    assert stored.run_input is None and stored.input == {"text": "quick"}
+    assert platform.store.get_job(row.id) is None
+    assert run_count(platform) == runs_before + 1
+    # one insert, with the run counted, in one transaction
+    assert (writer.batches - batches, writer.writes - writes) == (1, 1)
+    outcome = platform.scheduler.outcome(row.id)
+    assert outcome is not None and outcome["status"] == "succeeded"
+
+
+async def test_persist_writes_a_running_deferred_run_which_then_goes_on(
+    platform: Platform,
+) -> None:
+    version = await warm(platform)
+    row = prediction(platform, version, text="slow", sleep=1.5)
+    ended = await platform.scheduler.submit(row, count_run=True, defer=True)
+    assert ended is not None
+    await platform.until(lambda: platform.scheduler.running() == [row.id])
+    await asyncio.sleep(0.3)  # the child has printed its log line and sleeps
+    await platform.scheduler.persist(row.id)
+    stored = platform.store.get_prediction(row.id)
+    assert stored is not None and stored.status == "processing"
+    assert stored.started_at is not None and "echoing slow" in stored.logs
+    job = platform.store.get_job(row.id)
+    assert job is not None and job.state == "claimed"
+    await platform.scheduler.persist(row.id)  # a second call changes nothing
+    await asyncio.wait_for(ended, 30)
+    final = platform.store.get_prediction(row.id)
+    assert final is not None and final.status == "succeeded" and final.output == "slow"
+    assert final.logs.count("echoing slow") == 1
+    assert platform.store.get_job(row.id) is None
+
+
+async def test_persist_after_the_end_returns_once_the_row_is_there(platform: Platform) -> None:
+    version = await warm(platform)
+    row = prediction(platform, version, text="x")
+    ended = await platform.scheduler.submit(row, defer=True)
+    assert ended is not None
+    await asyncio.wait_for(ended, 30)
+    await platform.scheduler.persist(row.id)
+    stored = platform.store.get_prediction(row.id)
+    assert stored is not None and stored.status == "succeeded"
+
+
+async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> None:
+    cold = platform.version("plt_echo")  # no runner yet
+    row = prediction(platform, cold, text="cold")
+    assert await platform.scheduler.submit(row, defer=True) is None
+    queued = platform.store.get_prediction(row.id)
+    assert queued is not None  # written before submit returned
+    assert (await platform.wait(row.id)).status == "succeeded"
+
+    version = await warm(platform)
+    hooked = prediction(platform, version, text="hooked")
+    hooked.webhook = "http://127.0.0.1:9/hook"  # the relay reads the row: written first
+    assert await platform.scheduler.submit(hooked, defer=True) is None
+    assert platform.store.get_prediction(hooked.id) is not None
+    await platform.wait(hooked.id)
+
+
+async def test_a_deferred_run_past_its_deadline_is_canceled(platform: Platform) -> None:
+    version = await warm(platform)
+    row = prediction(platform, version, deadline_in=1.0, text="slow", sleep=30)
+    ended = await platform.scheduler.submit(row, defer=True)
+    assert ended is not None
+    await asyncio.wait_for(ended, 20)
+    stored = platform.store.get_prediction(row.id)
+    assert stored is not None and stored.status == "canceled"
+    assert stored.cancel_reason == "deadline"
+
+
+async def test_a_deferred_run_stopped_with_the_server_is_recorded(tmp_path: Path) -> None:
+    async with running_platform(tmp_path) as p:
+        version = await warm(p)
+        row = prediction(p, version, text="slow", sleep=30)
+        ended = await p.scheduler.submit(row, defer=True)
+        assert ended is not None
+        await p.until(lambda: p.scheduler.running() == [row.id])
+        await asyncio.sleep(0.3)
+        await p.scheduler.stop()
+        assert ended.done()
+        stored = p.store.get_prediction(row.id)
+        assert stored is not None and stored.status == "failed"
+        assert stored.error is not None and "interrupted" in stored.error
+        assert p.store.get_job(row.id) is None
