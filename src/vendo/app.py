@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -166,6 +167,10 @@ def create_app(
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
         background = await push_examples(p) if examples else None
+        # What start-up made (modules, tables, settings) lives as long as the server:
+        # out of the cyclic collector's sight, each full collection stays short.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

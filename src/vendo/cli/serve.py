@@ -69,7 +69,9 @@ def serve(
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
-        proxy_headers=True,
+        # vendo.api reads X-Forwarded-Proto/Host itself (base_url); uvicorn's layer only
+        # rewrites the client address, which only the access log shows
+        proxy_headers=settings.access_log,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         log_level="info",

@@ -582,8 +582,10 @@ class Scheduler:
             return
         run.slot_released = True
         run.pool.release()
-        if not self._stopping:
-            self._kick(run.job.version_id)
+        version_id = run.job.version_id
+        # Only a version with jobs that may be waiting needs a claim (a wake of the loop).
+        if not self._stopping and version_id in self._maybe_queued:
+            self._kick(version_id)
 
     async def _run(self, run: _Run) -> None:
         pid = run.job.prediction_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -170,11 +171,12 @@ class Store:
         conn = self._loop_conn
         try:
             transaction = conn.begin()  # BEGIN IMMEDIATE: take the lock now, or fail
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             self._loop_conn = None
             conn.invalidate()
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                raise WriterBusy(str(exc.orig)) from exc
+            reason = str(getattr(exc, "orig", exc))
+            if "locked" in reason or "busy" in reason:
+                raise WriterBusy(reason) from exc
             raise
         with transaction:
             yield conn

@@ -29,6 +29,7 @@ _OWN_FILE = re.compile(r"^/v1/files/([a-z0-9]{8,32})(/download)?/?$")
 class PreparedInput:
     shown: dict[str, Any]  # what the API shows (caller's values, secrets masked)
     run: dict[str, Any]  # what the runner gets (local paths, real secrets)
+    files: bool = False  # some input is a file: ``folder`` may hold it
 
 
 def _components(schema: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +79,11 @@ async def prepare_input(
         ) from None
     properties: dict[str, Any] = input_schema.get("properties") or {}
 
+    files = False
+
     async def local(value: str) -> str:
+        nonlocal files
+        files = True
         return await _local(value, folder, hosts, lookup_file, storage, may_use, fetch_options)
 
     shown: dict[str, Any] = {}
@@ -99,7 +104,7 @@ async def prepare_input(
             if exc.status == 413:
                 raise
             raise InvalidInput([FieldError(name, "file", exc.detail)]) from None
-    return PreparedInput(shown=shown, run=run)
+    return PreparedInput(shown=shown, run=run, files=files)
 
 
 async def _local(

@@ -243,7 +243,7 @@ async def create_prediction(
         deployment=deployment,
         input=prepared.shown,
         run_input=prepared.run,
-        input_dir=str(folder) if folder.exists() else None,
+        input_dir=str(folder) if prepared.files and folder.exists() else None,
         output=None,
         logs="",
         status=STARTING,
