@@ -263,12 +263,9 @@ def _prediction_columns() -> dict[str, str]:
 def prediction_values(prediction: PredictionRow) -> dict[str, Any]:
     """The column values set on a new (not yet added) row, by column name; the others
     get the table's defaults, as an ORM insert would give them."""
-    state = sa.inspect(prediction)
-    return {
-        column: state.dict[attr]
-        for attr, column in _prediction_columns().items()
-        if attr in state.dict
-    }
+    values = sa.inspect(prediction).dict
+    columns = _prediction_columns().items()
+    return {column: values[attr] for attr, column in columns if attr in values}
 
 
 def new_job(

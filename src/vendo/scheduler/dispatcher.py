@@ -308,7 +308,16 @@ class Scheduler:
             run.ended = asyncio.get_running_loop().create_future()
             self._runs[prediction.id] = run
             self._deferred[prediction.id] = run
-            self._spawn(self._run(run))
+            # The child starts now, not a loop turn later: it works while we go on.
+            runner = pool.ready()
+            slot = runner.acquire_slot() if runner is not None else None
+            sent = None
+            if runner is not None and slot is not None:
+                if self._should_not_start(run, prediction.deadline):
+                    slot.release()
+                else:
+                    sent = self._send_predict(run, runner, slot)
+            self._spawn(self._run(run, sent))
             return run.ended
         if pool is not None and direct:
             pool.reserve()
@@ -587,10 +596,15 @@ class Scheduler:
         if not self._stopping and version_id in self._maybe_queued:
             self._kick(version_id)
 
-    async def _run(self, run: _Run) -> None:
+    async def _run(self, run: _Run, sent: asyncio.Future[dict[str, Any]] | None = None) -> None:
+        """Run a claimed job to its end; ``sent``: its prediction was already handed to a
+        runner (:meth:`_send_predict`), and this is what it will answer."""
         pid = run.job.prediction_id
         try:
-            await self._execute(run)
+            if sent is not None:
+                await self._predict(run, sent)
+            else:
+                await self._execute(run)
         except Exception as exc:
             log.exception("prediction %s: scheduler error", pid)
             message = f"internal error: {exc}"
@@ -643,7 +657,7 @@ class Scheduler:
         runner = pool.ready()
         slot = runner.acquire_slot() if runner is not None else None
         if runner is not None and slot is not None:
-            await self._predict(run, runner, slot)
+            await self._predict(run, self._send_predict(run, runner, slot))
             return
         try:
             runner = await run.unless_canceled(pool.runner())
@@ -671,9 +685,12 @@ class Scheduler:
                 slot.release()
             await self._end_unstarted(run)
             return
-        await self._predict(run, runner, slot)
+        await self._predict(run, self._send_predict(run, runner, slot))
 
-    async def _predict(self, run: _Run, runner: RunnerProcess, slot: Slot) -> None:
+    def _send_predict(
+        self, run: _Run, runner: RunnerProcess, slot: Slot
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Hand the run's prediction to ``runner`` in ``slot``; the future is its answer."""
         pid = run.job.prediction_id
         claimed = run.claimed
         assert claimed is not None
@@ -686,8 +703,15 @@ class Scheduler:
                 context={},
                 on_event=functools.partial(self._on_event, run),
             )
-            if run.cancel_reason is not None:
-                runner.cancel(pid)
+        except BaseException:
+            run.pool.slot_done()
+            raise
+        if run.cancel_reason is not None:
+            runner.cancel(pid)
+        return done
+
+    async def _predict(self, run: _Run, done: asyncio.Future[dict[str, Any]]) -> None:
+        try:
             result = await done
         finally:
             run.pool.slot_done()

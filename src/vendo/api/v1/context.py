@@ -131,7 +131,10 @@ def base_url(request: Request) -> str:
         found = configured.rstrip("/")
     else:
         headers = request.headers
-        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or request.url.scheme
+        # the scope's scheme, not request.url's: building the URL costs more than this
+        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or str(
+            request.scope.get("scheme", "http")
+        )
         host = (
             headers.get("x-forwarded-host", "").split(",")[0].strip()
             or headers.get("host")
