@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
 from vendo.store.prepared import Prepared, insert_all_columns
-from vendo.store.tables import JobRow, ModelRow, PredictionRow
+from vendo.store.tables import JobRow, ModelRow, PredictionRow, unfinished
 
 __all__ = [
     "INTERRUPTED_ERROR",
@@ -230,7 +230,7 @@ class Queue:
                 # run and recording it) would otherwise stay unfinished forever.
                 orphans = s.scalars(
                     sa.select(PredictionRow.id).where(
-                        PredictionRow.status.in_((STARTING, PROCESSING)),
+                        unfinished(),
                         ~sa.exists().where(JobRow.prediction_id == PredictionRow.id),
                     )
                 )

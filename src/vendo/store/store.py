@@ -34,6 +34,7 @@ from vendo.store.tables import (
     TokenRow,
     UserRow,
     VersionRow,
+    unfinished,
 )
 
 __all__ = ["CACHED_READS", "Page", "Store", "WriterBusy"]
@@ -661,10 +662,7 @@ class Store:
         with self.read() as s:
             return list(
                 s.scalars(
-                    sa.select(PredictionRow).where(
-                        PredictionRow.deadline <= now,
-                        PredictionRow.status.in_((STARTING, PROCESSING)),
-                    )
+                    sa.select(PredictionRow).where(PredictionRow.deadline <= now, unfinished())
                 )
             )
 
