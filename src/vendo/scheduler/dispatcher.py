@@ -119,7 +119,7 @@ class _Run:
     claimed: Claimed | None = None
     runner: RunnerProcess | None = None
     cancel_reason: str | None = None
-    canceled: asyncio.Event = field(default_factory=asyncio.Event)
+    canceled: asyncio.Event | None = None  # made when first needed (most runs never)
     requeue: bool = False  # give the job back instead of completing it
     # With a webhook the relay reads the row on each event: publish after the write.
     ordered: bool = False
@@ -147,6 +147,8 @@ class _Run:
     async def unless_canceled(self, awaitable: Any) -> Any:
         """Await ``awaitable`` (a cold start, a free slot) unless a cancel comes first;
         then return None and let the awaited work go on for the next job."""
+        if self.canceled is None:
+            self.canceled = asyncio.Event()
         task = asyncio.ensure_future(awaitable)
         waiter = asyncio.ensure_future(self.canceled.wait())
         try:
@@ -303,12 +305,8 @@ class Scheduler:
         if pool is not None and direct and defer and not prediction.webhook:
             pool.reserve()
             run = self._new_run(pool, prediction, 0, kind)
-            run.unwritten = prediction_values(prediction)
-            run.count_model = prediction.model_id if count_run else None
-            run.ended = asyncio.get_running_loop().create_future()
-            self._runs[prediction.id] = run
-            self._deferred[prediction.id] = run
-            # The child starts now, not a loop turn later: it works while we go on.
+            # The child starts now, not a loop turn later, and works while we go on (its
+            # events cannot arrive before this returns to the loop).
             runner = pool.ready()
             slot = runner.acquire_slot() if runner is not None else None
             sent = None
@@ -317,6 +315,11 @@ class Scheduler:
                     slot.release()
                 else:
                     sent = self._send_predict(run, runner, slot)
+            run.unwritten = prediction_values(prediction)
+            run.count_model = prediction.model_id if count_run else None
+            run.ended = asyncio.get_running_loop().create_future()
+            self._runs[prediction.id] = run
+            self._deferred[prediction.id] = run
             self._spawn(self._run(run, sent))
             return run.ended
         if pool is not None and direct:
@@ -428,6 +431,8 @@ class Scheduler:
         run = self._runs.get(prediction_id)
         if run is not None:
             run.cancel_reason = run.cancel_reason or reason
+            if run.canceled is None:
+                run.canceled = asyncio.Event()
             run.canceled.set()
             if run.runner is not None:
                 run.runner.cancel(prediction_id)

@@ -29,17 +29,20 @@ class _Compiled:
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
         names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        # (bind name, bind processor or None, default for an absent name)
-        self.binds: list[tuple[str, Processor | None, Any]] = []
+        # (bind name, bind processor or None, what it makes of None, default for an
+        # absent name)
+        self.binds: list[tuple[str, Processor | None, Any, Any]] = []
         for name in names or []:
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            # JSON makes 'null' of None: worked out once, not per row
+            none = processor(None) if processor is not None else None
             # a literal in the statement (``run_count + 1``) is a bind with its value
-            self.binds.append((name, processor, defaults.get(name, bind.value)))
+            self.binds.append((name, processor, none, defaults.get(name, bind.value)))
 
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         values: list[Any] = []
-        for name, processor, default in self.binds:
+        for name, processor, none, default in self.binds:
             value = row.get(name, _ABSENT)
             if value is _ABSENT:
                 # as Core does: the column's default, else SQL NULL (no processing)
@@ -47,10 +50,13 @@ class _Compiled:
                 if value is None:
                     values.append(None)
                     continue
-            values.append(processor(value) if processor is not None else value)
+            if value is None:
+                values.append(none)
+            else:
+                values.append(processor(value) if processor is not None else value)
         if self.positional:
             return tuple(values)
-        return {name: v for (name, _, _), v in zip(self.binds, values, strict=True)}
+        return {bind[0]: v for bind, v in zip(self.binds, values, strict=True)}
 
 
 class Prepared:

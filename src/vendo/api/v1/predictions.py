@@ -50,6 +50,7 @@ from vendo.store import (
     new_id,
     utcnow,
 )
+from vendo.store.tables import set_transient, transient_row
 
 __all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
 
@@ -182,6 +183,14 @@ def _webhook_fields(
     return webhook, events
 
 
+def _inputs_root(p: Platform) -> Path:
+    """``<data_dir>/inputs``, where each prediction's input files go (made once)."""
+    root: Path | None = p.extras.get("inputs_root")
+    if root is None:
+        root = p.extras["inputs_root"] = Path(p.settings.data_dir) / "inputs"
+    return root
+
+
 def _own_hosts(request: Request) -> set[str]:
     hosts = {urlsplit(base_url(request)).netloc}
     if request.headers.get("host"):
@@ -208,7 +217,7 @@ async def create_prediction(
         seconds = parse_cancel_after(request.headers["cancel-after"])
         deadline = utcnow() + timedelta(seconds=seconds)
     prediction_id = new_id()
-    folder = Path(p.settings.data_dir) / "inputs" / prediction_id
+    folder = _inputs_root(p) / prediction_id
 
     async def lookup(file_id: str) -> FileRow | None:
         return await call(p.store.get_file, file_id)
@@ -232,29 +241,32 @@ async def create_prediction(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     model = version.model
-    row = PredictionRow(
-        id=prediction_id,
-        kind="prediction",
-        owner_id=who.user.id,
-        token_id=who.token.id,
-        model_id=model.id,
-        model=f"{model.owner.username}/{model.name}",
-        version_id=version.id,
-        deployment=deployment,
-        input=prepared.shown,
-        run_input=prepared.run,
-        input_dir=str(folder) if prepared.files and folder.exists() else None,
-        output=None,
-        logs="",
-        status=STARTING,
-        created_at=utcnow(),
-        source="api",
-        stream=bool(body.get("stream")),
-        webhook=webhook,
-        webhook_events_filter=events,
-        deadline=deadline,
-        data_removed=False,
-        base_url=base_url(request),
+    row = transient_row(
+        PredictionRow,
+        dict(
+            id=prediction_id,
+            kind="prediction",
+            owner_id=who.user.id,
+            token_id=who.token.id,
+            model_id=model.id,
+            model=f"{model.owner.username}/{model.name}",
+            version_id=version.id,
+            deployment=deployment,
+            input=prepared.shown,
+            run_input=prepared.run,
+            input_dir=str(folder) if prepared.files and folder.exists() else None,
+            output=None,
+            logs="",
+            status=STARTING,
+            created_at=utcnow(),
+            source="api",
+            stream=bool(body.get("stream")),
+            webhook=webhook,
+            webhook_events_filter=events,
+            deadline=deadline,
+            data_removed=False,
+            base_url=base_url(request),
+        ),
     )
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
@@ -286,9 +298,8 @@ async def create_prediction(
     # its outcome as the scheduler wrote it: no read back from the store.
     outcome = p.scheduler.outcome(prediction_id) if p.scheduler is not None else None
     if outcome is not None:
-        for key, value in outcome.items():
-            setattr(row, key, value)
-        row.run_input = None
+        set_transient(row, outcome)
+        set_transient(row, {"run_input": None})
         current = row
     else:
         found = await call(p.store.get_prediction, prediction_id)
