@@ -408,7 +408,10 @@ class Scheduler:
             job = new_job(run.job.kind, pid, run.job.version_id, claimed_by)
         count_model, run.count_model = run.count_model, None
         future = self._writer.submit(
-            functools.partial(insert_prediction, values=values, job=job, count_model=count_model)
+            functools.partial(insert_prediction, values=values, job=job, count_model=count_model),
+            # Alone, its waiter answers as soon as it is written; with other runs about,
+            # it had better share their next batch (one commit for many).
+            eager=end is not None and len(self._runs) <= 1,
         )
         run.written = future
 

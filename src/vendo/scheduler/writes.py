@@ -82,10 +82,29 @@ class BatchWriter:
         self.writes = 0
         self._since_checkpoint = 0
 
-    def submit(self, write: Write) -> asyncio.Future[Any]:
+    def submit(self, write: Write, *, eager: bool = False) -> asyncio.Future[Any]:
         """Queue ``write``; the future resolves to its result once committed (or to its
-        error). Writes run in submission order."""
+        error). Writes run in submission order.
+
+        ``eager``: when nothing is queued or being written and the database allows it
+        (SQLite, lock free), commit it right here, alone, and return a future already
+        resolved: a waiter then goes on without the loop turns a batch takes. For a
+        write someone waits on (the end of a ``Prefer: wait`` prediction); under load
+        the writer is busy and it joins the next batch like any other."""
+        if eager and self.store.writes_nowait and not self._pending and self._idle():
+            results = self._apply_nowait([write])
+            if results is not None:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                ok, value = results[0]
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+                return future
         return self.submit_lazy(lambda: write)
+
+    def _idle(self) -> bool:
+        return self._flusher is None or self._flusher.done()
 
     def submit_lazy(self, prepare: Callable[[], Write | None]) -> asyncio.Future[Any]:
         """Like :meth:`submit`, with the write made by ``prepare()`` when its batch starts,
@@ -93,7 +112,7 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append(_Pending(prepare, future))
-        if self._flusher is None or self._flusher.done():
+        if self._idle():
             self._flusher = loop.create_task(self._flush(), name="vendo-scheduler-writes")
         return future
 

@@ -183,6 +183,11 @@ def _webhook_fields(
     return webhook, events
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _inputs_root(p: Platform) -> Path:
     """``<data_dir>/inputs``, where each prediction's input files go (made once)."""
     root: Path | None = p.extras.get("inputs_root")
@@ -289,8 +294,14 @@ async def create_prediction(
             relay.no_webhook(prediction_id)
         await call(lambda: p.queue.submit(row, count_run=True))
     if ended is not None:
-        await asyncio.wait((ended,), timeout=remaining)
-        if not ended.done() and p.scheduler is not None:
+        # ``ended`` is this request's own: the timer may resolve it early, which spares
+        # the loop turns of a wait with a timeout; outcome() tells which came first.
+        timer = asyncio.get_running_loop().call_later(remaining, _resolve, ended)
+        try:
+            await ended
+        finally:
+            timer.cancel()
+        if p.scheduler is not None and p.scheduler.outcome(prediction_id) is None:
             await p.scheduler.persist(prediction_id)
     elif remaining > 0:
         await p.bus.wait_done(prediction_id, remaining)
