@@ -63,3 +63,44 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path) -> None:
             assert done["status"] == "succeeded" and done["output"] == "next"
     finally:
         server.stop()
+
+
+def test_a_wait_that_ran_out_is_kept_through_a_kill(tmp_path: Path) -> None:
+    # A Prefer: wait prediction starts before it is written (it is written once, at its
+    # end); one whose wait runs out is written first, so it is accepted like any other.
+    data_dir = tmp_path / "data"
+    versions = publish_models(data_dir, tmp_path / "packages", {"echo": "api_echo"}, TOKEN)
+    server = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
+    server.start()
+    orphans: list[int] = []
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as c:
+            warm = c.post(
+                "/v1/predictions",
+                json={"version": versions["echo"], "input": {"text": "warm"}},
+                headers={"Prefer": "wait"},
+            ).json()
+            assert warm["status"] == "succeeded"
+            waited = c.post(
+                "/v1/predictions",
+                json={"version": versions["echo"], "input": {"text": "long", "sleep": 120}},
+                headers={"Prefer": "wait=1"},
+            ).json()
+            assert waited["status"] == "starting"
+            assert c.get(waited["urls"]["get"]).json()["status"] == "processing"
+            orphans = server.children()
+            server.stop(signal.SIGKILL)
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        server.start()
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as c:
+            failed = c.get(waited["urls"]["get"]).json()
+            assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
+            assert c.get(warm["urls"]["get"]).json()["output"] == "warm"
+    finally:
+        server.stop()
