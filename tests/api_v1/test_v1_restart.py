@@ -28,12 +28,21 @@ def _wait_for(client: httpx.Client, url: str, statuses: set[str], timeout: float
         time.sleep(0.1)
 
 
+def _kill(server: LiveServer) -> None:
+    """SIGKILL the server, then the runners it started (by their PIDs), as a crash
+    of the whole machine would leave nothing running."""
+    orphans = server.children()
+    server.stop(signal.SIGKILL)
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     versions = publish_models(data_dir, tmp_path / "packages", {"echo": "api_echo"}, TOKEN)
     server = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
     server.start()
-    orphans: list[int] = []
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
@@ -48,11 +57,7 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path) -> None:
                 "/v1/predictions", json={"version": versions["echo"], "input": {"text": "next"}}
             ).json()
             assert c.get(queued["urls"]["get"]).json()["status"] == "starting"
-            orphans = server.children()
-            server.stop(signal.SIGKILL)
-            for pid in orphans:  # the runners of the killed server, by the PIDs it started
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            _kill(server)
         server.start()
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
@@ -72,7 +77,6 @@ def test_a_wait_that_ran_out_is_kept_through_a_kill(tmp_path: Path) -> None:
     versions = publish_models(data_dir, tmp_path / "packages", {"echo": "api_echo"}, TOKEN)
     server = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
     server.start()
-    orphans: list[int] = []
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
@@ -90,11 +94,7 @@ def test_a_wait_that_ran_out_is_kept_through_a_kill(tmp_path: Path) -> None:
             ).json()
             assert waited["status"] == "starting"
             assert c.get(waited["urls"]["get"]).json()["status"] == "processing"
-            orphans = server.children()
-            server.stop(signal.SIGKILL)
-            for pid in orphans:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            _kill(server)
         server.start()
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30

@@ -7,37 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from test_pool import Platform, running_platform
-
-from vendo.store import new_id, utcnow
-from vendo.store.tables import PredictionRow
 
 
 @pytest.fixture
 async def platform(tmp_path: Path, db_url: str) -> AsyncIterator[Platform]:
     async with running_platform(tmp_path, db_url) as p:
         yield p
-
-
-def prediction(p: Platform, version: str, *, deadline_in: float | None = None, **inputs: Any):
-    now = utcnow()
-    return PredictionRow(
-        id=new_id(),
-        owner_id=p.user.id,
-        model_id=p.model.id,
-        model="admin/m",
-        version_id=version,
-        input=inputs,
-        run_input=inputs,
-        status="starting",
-        created_at=now,
-        deadline=now + timedelta(seconds=deadline_in) if deadline_in is not None else None,
-    )
 
 
 async def warm(p: Platform, fixture: str = "plt_echo") -> str:
@@ -55,7 +34,7 @@ def run_count(p: Platform) -> int:
 async def test_a_deferred_run_is_written_once_as_it_ends(platform: Platform) -> None:
     version = await warm(platform)
     runs_before = run_count(platform)
-    row = prediction(platform, version, text="quick")
+    row = platform.row(version, text="quick")
     writer = platform.scheduler.writer
     batches, writes = writer.batches, writer.writes
     ended = await platform.scheduler.submit(row, count_run=True, defer=True)
@@ -81,7 +60,7 @@ async def test_persist_writes_a_running_deferred_run_which_then_goes_on(
     platform: Platform,
 ) -> None:
     version = await warm(platform)
-    row = prediction(platform, version, text="slow", sleep=1.5)
+    row = platform.row(version, text="slow", sleep=1.5)
     ended = await platform.scheduler.submit(row, count_run=True, defer=True)
     assert ended is not None
     await platform.until(lambda: platform.scheduler.running() == [row.id])
@@ -102,7 +81,7 @@ async def test_persist_writes_a_running_deferred_run_which_then_goes_on(
 
 async def test_persist_after_the_end_returns_once_the_row_is_there(platform: Platform) -> None:
     version = await warm(platform)
-    row = prediction(platform, version, text="x")
+    row = platform.row(version, text="x")
     ended = await platform.scheduler.submit(row, defer=True)
     assert ended is not None
     await asyncio.wait_for(ended, 30)
@@ -113,14 +92,14 @@ async def test_persist_after_the_end_returns_once_the_row_is_there(platform: Pla
 
 async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> None:
     cold = platform.version("plt_echo")  # no runner yet
-    row = prediction(platform, cold, text="cold")
+    row = platform.row(cold, text="cold")
     assert await platform.scheduler.submit(row, defer=True) is None
     queued = platform.store.get_prediction(row.id)
     assert queued is not None  # written before submit returned
     assert (await platform.wait(row.id)).status == "succeeded"
 
     version = await warm(platform)
-    hooked = prediction(platform, version, text="hooked")
+    hooked = platform.row(version, text="hooked")
     hooked.webhook = "http://127.0.0.1:9/hook"  # the relay reads the row: written first
     assert await platform.scheduler.submit(hooked, defer=True) is None
     assert platform.store.get_prediction(hooked.id) is not None
@@ -129,7 +108,7 @@ async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> N
 
 async def test_a_deferred_run_past_its_deadline_is_canceled(platform: Platform) -> None:
     version = await warm(platform)
-    row = prediction(platform, version, deadline_in=1.0, text="slow", sleep=30)
+    row = platform.row(version, deadline_in=1.0, text="slow", sleep=30)
     ended = await platform.scheduler.submit(row, defer=True)
     assert ended is not None
     await asyncio.wait_for(ended, 20)
@@ -141,7 +120,7 @@ async def test_a_deferred_run_past_its_deadline_is_canceled(platform: Platform) 
 async def test_a_deferred_run_stopped_with_the_server_is_recorded(tmp_path: Path) -> None:
     async with running_platform(tmp_path) as p:
         version = await warm(p)
-        row = prediction(p, version, text="slow", sleep=30)
+        row = p.row(version, text="slow", sleep=30)
         ended = await p.scheduler.submit(row, defer=True)
         assert ended is not None
         await p.until(lambda: p.scheduler.running() == [row.id])

@@ -57,19 +57,26 @@ class Platform:
         )
         return version_id
 
-    def submit(self, version_id: str, deadline_in: float | None = None, **inputs: Any) -> str:
+    def row(
+        self, version_id: str, deadline_in: float | None = None, **inputs: Any
+    ) -> PredictionRow:
+        """A new prediction of model ``m`` (not written)."""
         now = utcnow()
-        row = PredictionRow(
+        return PredictionRow(
             id=new_id(),
             owner_id=self.user.id,
+            model_id=self.model.id,
             model="admin/m",
             version_id=version_id,
-            input=inputs,
-            run_input=inputs,
+            input=dict(inputs),
+            run_input=dict(inputs),
             status="starting",
             created_at=now,
             deadline=now + timedelta(seconds=deadline_in) if deadline_in is not None else None,
         )
+
+    def submit(self, version_id: str, deadline_in: float | None = None, **inputs: Any) -> str:
+        row = self.row(version_id, deadline_in, **inputs)
         self.queue.submit(row)
         self.scheduler.notify(version_id)
         return row.id

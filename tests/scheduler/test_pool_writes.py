@@ -157,26 +157,12 @@ async def test_jobs_queued_without_a_notify_are_found(tmp_path: Path) -> None:
         assert done.status == "succeeded" and done.output == "unnotified"
 
 
-def _row(p: Platform, version: str, **inputs: object) -> PredictionRow:
-    return PredictionRow(
-        id=new_id(),
-        owner_id=p.user.id,
-        model_id=p.model.id,
-        model="admin/m",
-        version_id=version,
-        input=dict(inputs),
-        run_input=dict(inputs),
-        status="starting",
-        created_at=utcnow(),
-    )
-
-
 async def test_submit_through_the_scheduler_is_durable_and_runs(platform: Platform) -> None:
     version = platform.version("plt_echo")
     await platform.wait(platform.submit(version, text="warm"))  # a warm runner: direct
     before = platform.store.get_model_by_id(platform.model.id)
     assert before is not None
-    rows = [_row(platform, version, text=f"t{i}") for i in range(3)]
+    rows = [platform.row(version, text=f"t{i}") for i in range(3)]
     done = []
     for row in rows:
         await platform.scheduler.submit(row, count_run=True)
@@ -196,7 +182,7 @@ async def test_submit_through_the_scheduler_is_durable_and_runs(platform: Platfo
 async def test_submits_beyond_the_slots_wait_their_turn(platform: Platform) -> None:
     version = platform.version("plt_slots", concurrency=2)
     await platform.wait(platform.submit(version, n=-1, sleep=0))
-    rows = [_row(platform, version, n=i, sleep=0.3) for i in range(6)]
+    rows = [platform.row(version, n=i, sleep=0.3) for i in range(6)]
     for row in rows:
         await platform.scheduler.submit(row)
     done = [await platform.wait(row.id) for row in rows]
