@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_pool import Platform, running_platform
+from test_pool import ITERATOR_SCHEMA, Platform, running_platform
 
 
 @pytest.fixture
@@ -131,3 +131,26 @@ async def test_a_deferred_run_stopped_with_the_server_is_recorded(tmp_path: Path
         assert stored is not None and stored.status == "failed"
         assert stored.error is not None and "interrupted" in stored.error
         assert p.store.get_job(row.id) is None
+
+
+async def test_the_bus_gets_what_a_persisted_run_did_before(platform: Platform) -> None:
+    # an SSE reader that comes once the wait ran out sees the whole story, in order
+    version = platform.version("plt_stream", schema=ITERATOR_SCHEMA)
+    await platform.wait(platform.submit(version, count=1))  # warm
+    row = platform.row(version, count=6, pause=0.3)
+    ended = await platform.scheduler.submit(row, defer=True)
+    assert ended is not None
+    await asyncio.sleep(0.8)  # a few items are out, unseen
+    assert platform.bus.history(row.id) is None
+    await platform.scheduler.persist(row.id)
+    events = [(e.event, e.data) async for e in platform.bus.subscribe(row.id)]
+    names = [name for name, _ in events]
+    assert names[0] == "start" and names[-1] == "done"
+    assert [d for n, d in events if n == "output"] == [f"item {i}" for i in range(6)]
+    logs = "".join(d for n, d in events if n == "logs")
+    assert all(f"step {i}" in logs for i in range(6))
+    await asyncio.wait_for(ended, 30)
+    stored = platform.store.get_prediction(row.id)
+    assert stored is not None and stored.status == "succeeded"
+    assert stored.output == [f"item {i}" for i in range(6)]
+    assert all(stored.logs.count(f"step {i}") == 1 for i in range(6))
