@@ -164,6 +164,8 @@ def create_app(
         await relay.start()
         if scheduler is not None:
             await scheduler.start()
+        # after the scheduler's recovery, which may have finished interrupted predictions
+        await relay.resume_owed()
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
         background = await push_examples(p) if examples else None

@@ -1,5 +1,6 @@
 """The restart policy, against a real ``vendo serve`` killed with SIGKILL: a queued
-prediction runs after the restart, a running one ends ``failed`` as interrupted."""
+prediction runs after the restart, a running one ends ``failed`` as interrupted (and
+its ``completed`` webhook is sent)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +40,7 @@ def _kill(server: LiveServer) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path) -> None:
+def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path, receiver: Any) -> None:
     data_dir = tmp_path / "data"
     versions = publish_models(data_dir, tmp_path / "packages", {"echo": "api_echo"}, TOKEN)
     server = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
@@ -49,7 +51,12 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path) -> None:
         ) as c:
             running = c.post(
                 "/v1/predictions",
-                json={"version": versions["echo"], "input": {"text": "long", "sleep": 120}},
+                json={
+                    "version": versions["echo"],
+                    "input": {"text": "long", "sleep": 120},
+                    "webhook": receiver.url,
+                    "webhook_events_filter": ["completed"],
+                },
             ).json()
             body = _wait_for(c, running["urls"]["get"], {"processing"})
             assert body["status"] == "processing"
@@ -64,6 +71,12 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path) -> None:
         ) as c:
             failed = c.get(running["urls"]["get"]).json()
             assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
+            # its completed webhook was owed: the restart sends it
+            receiver.wait_for(
+                lambda bodies: any(
+                    b["id"] == running["id"] and b["status"] == "failed" for b in bodies
+                )
+            )
             done = _wait_for(c, queued["urls"]["get"], {"succeeded", "failed", "canceled"})
             assert done["status"] == "succeeded" and done["output"] == "next"
     finally:

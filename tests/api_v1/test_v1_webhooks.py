@@ -100,3 +100,76 @@ async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
         await asyncio.sleep(0.02)
     assert pid not in relay._targets
     assert received == []
+
+
+async def test_a_delivered_completed_marks_the_prediction(api: Api, receiver: Any) -> None:
+    url, received = receiver
+    r = await api.client.post(
+        "/v1/predictions",
+        headers={**api.alice, "Prefer": "wait"},
+        json={"version": VERSION, "input": {"text": "hi"}, "webhook": url},
+    )
+    store = api.platform.store
+    for _ in range(100):
+        row = await asyncio.to_thread(store.get_prediction, r.json()["id"])
+        if row is not None and row.webhook_done:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None and row.webhook_done
+    assert await asyncio.to_thread(store.owed_webhooks) == []
+
+
+async def test_a_completed_never_handed_over_is_sent_at_start_up(
+    tmp_path: Any, receiver: Any
+) -> None:
+    # As if the server died between a prediction's terminal write and the outbox storing
+    # its completed webhook: the row is finished, the webhook still owed.
+    from api_v1_support import ADMIN_TOKEN, SCHEMA
+
+    from vendo.api.v1.webhooks import RELAY_KEY
+    from vendo.app import create_app
+    from vendo.config import Settings
+    from vendo.store import new_id, utcnow
+    from vendo.store.tables import PredictionRow
+
+    url, received = receiver
+    settings = Settings(data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, _env_file=None)
+    app = create_app(settings, run_scheduler=False)
+    async with app.router.lifespan_context(app):
+        store = app.state.platform.store
+        admin = store.get_user_by_name("admin")
+        model = store.create_model(admin.id, "m")
+        store.create_version(model.id, VERSION, openapi_schema=SCHEMA)
+        now = utcnow()
+        row = PredictionRow(
+            id=new_id(), owner_id=admin.id, model_id=model.id, model="admin/m",
+            version_id=VERSION, input={"text": "hi"}, output="hi", status="succeeded",
+            created_at=now, started_at=now, completed_at=now, webhook=url,
+            base_url="http://testserver",
+        )  # fmt: skip
+        with store.write() as s:
+            store.insert_prediction(s, row)
+        assert store.owed_webhooks() == [row.id]
+    assert received == []
+
+    app = create_app(settings, run_scheduler=False)
+    async with app.router.lifespan_context(app):
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        store = app.state.platform.store
+        for _ in range(100):
+            if not store.owed_webhooks():
+                break
+            await asyncio.sleep(0.05)
+        assert store.owed_webhooks() == []
+        await app.state.platform.extras[RELAY_KEY].outbox.drain()  # delivered and forgotten
+    assert len(received) == 1
+    sent = json.loads(received[0][1])
+    assert sent["id"] == row.id and sent["status"] == "succeeded" and sent["output"] == "hi"
+
+    app = create_app(settings, run_scheduler=False)  # a third start owes nothing
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(0.2)
+    assert len(received) == 1

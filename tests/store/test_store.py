@@ -185,3 +185,21 @@ def test_retention_clears_data(store: Store) -> None:
     assert got is not None
     assert (got.input, got.output, got.logs, got.data_removed) == ({}, None, "", True)
     assert store.remove_prediction_data(utcnow() + timedelta(seconds=1)) == []
+
+
+def test_finished_predictions_with_a_webhook_are_owed_until_marked(store: Store) -> None:
+    user = store.create_user("dora")
+    hooked = _prediction(user.id, webhook="http://127.0.0.1:9/hook")
+    running = _prediction(user.id, webhook="http://127.0.0.1:9/hook")
+    plain = _prediction(user.id)
+    with store.write() as s:
+        for row in (hooked, running, plain):
+            store.insert_prediction(s, row)
+    assert store.owed_webhooks() == []  # nothing finished yet
+    for row in (hooked, plain):
+        store.finish(row.id, SUCCEEDED, output="x")
+    assert store.owed_webhooks() == [hooked.id]
+    store.mark_webhook_done(hooked.id)
+    assert store.owed_webhooks() == []
+    stored = store.get_prediction(hooked.id)
+    assert stored is not None and stored.webhook_done

@@ -35,6 +35,7 @@ from vendo.store.tables import (
     UserRow,
     VersionRow,
     unfinished,
+    webhook_owed,
 )
 
 __all__ = ["CACHED_READS", "Page", "Store", "WriterBusy"]
@@ -664,6 +665,31 @@ class Store:
                 s.scalars(
                     sa.select(PredictionRow).where(PredictionRow.deadline <= now, unfinished())
                 )
+            )
+
+    def owed_webhooks(self, limit: int = 1000) -> list[str]:
+        """Ids of finished predictions whose ``completed`` webhook was never handed to
+        the outbox (the server stopped first, or a restart finished them), oldest first."""
+        with self.read() as s:
+            return list(
+                s.scalars(
+                    sa.select(PredictionRow.id)
+                    .where(
+                        webhook_owed(),
+                        PredictionRow.status.in_(tuple(TERMINAL)),
+                    )
+                    .order_by(PredictionRow.completed_at, PredictionRow.id)
+                    .limit(limit)
+                )
+            )
+
+    def mark_webhook_done(self, prediction_id: str) -> None:
+        """The prediction's ``completed`` webhook is in the outbox's hands."""
+        with self.write() as s:
+            s.execute(
+                sa.update(PredictionRow)
+                .where(PredictionRow.id == prediction_id)
+                .values(webhook_done=True)
             )
 
     def remove_prediction_data(self, completed_before: datetime) -> list[PredictionRow]:

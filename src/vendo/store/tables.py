@@ -21,6 +21,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "JSON",
     "UNFINISHED_SQL",
+    "WEBHOOK_OWED_SQL",
     "Base",
     "FileRow",
     "JobRow",
@@ -35,6 +36,7 @@ __all__ = [
     "set_transient",
     "transient_row",
     "unfinished",
+    "webhook_owed",
 ]
 
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -162,11 +164,18 @@ def set_transient(row: Base, values: Mapping[str, Any]) -> None:
 # the index must say exactly this (``unfinished()``): SQLite proves a partial index
 # usable from the query's text, which bound parameters would hide.
 UNFINISHED_SQL = "status IN ('starting', 'processing')"
+WEBHOOK_OWED_SQL = "webhook IS NOT NULL AND webhook_done = false"
 
 
 def unfinished() -> sa.TextClause:
     """``WHERE`` clause: the prediction is starting or processing."""
     return sa.text("predictions." + UNFINISHED_SQL)
+
+
+def webhook_owed() -> sa.TextClause:
+    """``WHERE`` clause: the prediction has a webhook whose ``completed`` is not yet in
+    the outbox's hands."""
+    return sa.text("predictions.webhook IS NOT NULL AND predictions.webhook_done = false")
 
 
 class PredictionRow(Base):
@@ -182,6 +191,14 @@ class PredictionRow(Base):
             "status",
             sqlite_where=sa.text(UNFINISHED_SQL),
             postgresql_where=sa.text(UNFINISHED_SQL),
+        ),
+        # Predictions owed a ``completed`` webhook (see Store.owed_webhooks): few, and
+        # only those with a webhook are ever in it.
+        sa.Index(
+            "ix_predictions_webhook_owed",
+            "id",
+            sqlite_where=sa.text(WEBHOOK_OWED_SQL),
+            postgresql_where=sa.text(WEBHOOK_OWED_SQL),
         ),
     )
 
@@ -214,6 +231,8 @@ class PredictionRow(Base):
     stream: Mapped[bool] = mapped_column(default=False)
     webhook: Mapped[str | None] = mapped_column(sa.Text)
     webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSON)
+    # The ``completed`` webhook is in the outbox's hands (or filtered out).
+    webhook_done: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(32))
     # The API root the prediction was created through: absolute URLs in webhooks and

@@ -278,6 +278,7 @@ class Outbox:
         self._finals: dict[tuple[str, str], tuple[Delivery, asyncio.Task[None]]] = {}
         # resumed deliveries, and waits on predictions whose completed is on its way
         self._tasks: set[asyncio.Task[None]] = set()
+        self.resumed: set[str] = set()  # predictions whose completed start() resumed
 
     @classmethod
     def from_settings(cls, settings: Any, engine: sa.Engine | None, **overrides: Any) -> Outbox:
@@ -304,6 +305,7 @@ class Outbox:
         )
         for delivery in await self._load_pending():
             log.info("resuming webhook %s for prediction %s", delivery.id, delivery.prediction_id)
+            self.resumed.add(delivery.prediction_id)
             self._track(self._deliver_durably(delivery))
 
     async def stop(self) -> None:
@@ -392,6 +394,13 @@ class Outbox:
         webhook.notify(event)
         if event == "completed":
             self._track(self._close(key, webhook))
+
+    async def recorded(self, prediction_id: str, url: str) -> None:
+        """Return once the ``completed`` published for ``prediction_id`` to ``url`` is in
+        the table (at once when none is waiting to be written)."""
+        final = self._finals.get((prediction_id, url))
+        if final is not None:
+            await asyncio.shield(final[1])
 
     def _track(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -5,6 +5,12 @@ Each bus event of a prediction that has a ``webhook`` becomes one outbox event
 shows it at that moment. One task handles the events in order, so a prediction's
 deliveries are handed over in the order they happened; filtering, throttling, signing
 and retries are the outbox's (``vendo.webhooks.outbox``).
+
+Once the outbox has ``completed`` in its table, the prediction is marked
+``webhook_done``. A finished prediction with a webhook and no mark is owed its
+``completed``: the server stopped between the two, or a restart finished a prediction
+that was running (``interrupted``). :meth:`WebhookRelay.resume_owed`, run at start-up
+once the scheduler has recovered its jobs, sends those.
 """
 
 from __future__ import annotations
@@ -45,6 +51,23 @@ class WebhookRelay:
         self.platform.bus.add_listener(self._on_event)
         self.platform.extras[RELAY_KEY] = self
         self._task = asyncio.create_task(self._run(), name="vendo-webhook-relay")
+
+    async def resume_owed(self) -> int:
+        """Send the ``completed`` webhooks owed by an earlier run of the server (see the
+        module's doc); returns how many. Those the outbox resumed from its own table
+        are only marked."""
+        p = self.platform
+        owed = await to_thread.run_sync(p.store.owed_webhooks)
+        for prediction_id in owed:
+            if prediction_id in self.outbox.resumed:
+                await to_thread.run_sync(p.store.mark_webhook_done, prediction_id)
+                continue
+            log.info("sending the completed webhook prediction %s is owed", prediction_id)
+            try:
+                await self._relay(prediction_id, "completed")
+            except Exception:
+                log.exception("owed webhook of prediction %s not relayed", prediction_id)
+        return len(owed)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -113,3 +136,6 @@ class WebhookRelay:
             streamable=is_iterator(version.openapi_schema if version else None),
         )
         self.outbox.publish(prediction_id, webhook_target, kind, payload)
+        if kind == "completed":
+            await self.outbox.recorded(prediction_id, webhook_target.url)
+            await to_thread.run_sync(p.store.mark_webhook_done, prediction_id)
