@@ -110,3 +110,70 @@ async def test_private_refused_when_not_allowed(origin: str, tmp_path: Path) -> 
 async def test_unsupported_scheme(tmp_path: Path) -> None:
     with pytest.raises(FetchError):
         await fetch_input("file:///etc/passwd", tmp_path)
+
+
+def _resolver(answers: list[str]) -> Any:
+    """A stand-in for DNS (the edge of the machine): each lookup of a name ending in
+    ``.rebind.test`` answers the next address of ``answers``; other names resolve as
+    usual."""
+    import asyncio
+    import socket
+
+    real = asyncio.get_running_loop().getaddrinfo
+
+    async def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if not str(host).endswith(".rebind.test"):
+            return await real(host, port, *args, **kwargs)
+        address = answers.pop(0) if len(answers) > 1 else answers[0]
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, int(port)))]
+
+    return getaddrinfo
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(
+    origin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    port = origin.rsplit(":", 1)[1]
+    loop = asyncio.get_running_loop()
+    # no resolver but ours knows this name: a download proves we connected to our answer
+    monkeypatch.setattr(loop, "getaddrinfo", _resolver(["127.0.0.1"]))
+    path = await fetch_input(f"http://files.rebind.test:{port}/a.txt", tmp_path)
+    assert path.read_bytes() == b"hello"
+
+
+async def test_a_name_that_rebinds_after_the_check_is_refused(
+    origin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    port = origin.rsplit(":", 1)[1]
+    loop = asyncio.get_running_loop()
+    # the first lookup (the check) says loopback, the next (the connection) metadata
+    monkeypatch.setattr(loop, "getaddrinfo", _resolver(["127.0.0.1", "169.254.169.254"]))
+    with pytest.raises(FetchError, match="link-local or metadata"):
+        await fetch_input(f"http://files.rebind.test:{port}/a.txt", tmp_path)
+
+
+async def test_webhooks_connect_only_to_checked_addresses(
+    origin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from vendo.files.fetch import guarded_transport
+
+    def refuse_loopback(address: str) -> None:
+        if address.startswith("127."):
+            raise ValueError(f"refusing {address}")
+
+    port = origin.rsplit(":", 1)[1]
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", _resolver(["127.0.0.1"]))
+    async with httpx.AsyncClient(transport=guarded_transport(refuse_loopback)) as client:
+        with pytest.raises(httpx.ConnectError, match="refusing 127.0.0.1"):
+            await client.get(f"http://hook.rebind.test:{port}/x")
+    async with httpx.AsyncClient(transport=guarded_transport(lambda a: None)) as client:
+        assert (await client.get(f"{origin}/ok")).text == "hello"

@@ -5,6 +5,10 @@ Files land in a per-prediction folder and the child gets local paths, never byte
 reach the machine's own cloud metadata service or any link-local address are refused
 always, whatever the settings; private and loopback addresses only when
 ``allow_private`` is off. Redirects are followed by hand so every hop is checked.
+
+The check holds at connect time: :func:`guarded_transport` resolves each host itself,
+checks every address, and connects to a checked address, so a name that resolves to
+something else a moment later (DNS rebinding) gets nowhere. Webhooks use it too.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import mimetypes
 import posixpath
 import re
 import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from vendo.errors import PayloadTooLarge, RequestError
@@ -29,6 +36,7 @@ __all__ = [
     "check_address",
     "decode_data_uri",
     "fetch_input",
+    "guarded_transport",
     "is_fetchable",
 ]
 
@@ -71,6 +79,74 @@ async def _check_host(host: str, port: int, *, allow_private: bool) -> None:
         raise FetchError(f"cannot resolve {host}: {exc.strerror}") from exc
     for info in infos:
         check_address(str(info[4][0]), allow_private=allow_private)
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """TCP connections only to addresses ``check`` lets through (it raises otherwise):
+    the host is resolved here and the connection made to the checked address itself.
+    TLS still verifies the certificate against the URL's host name."""
+
+    def __init__(self, check: Callable[[str], None]) -> None:
+        self._check = check
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:
+            try:
+                self._check(address)
+            except Exception as exc:
+                raise httpcore.ConnectError(str(exc)) from exc
+        error: Exception = httpcore.ConnectError(f"cannot connect to {host}")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not reachable through this client")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_transport(check: Callable[[str], None]) -> httpx.AsyncHTTPTransport:
+    """An httpx transport that connects only where ``check(address)`` does not raise
+    (see :class:`_GuardedBackend`); no proxies from the environment."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx takes no network backend; the connection pool it wraps (httpcore's) does.
+    pool = transport._pool
+    assert isinstance(pool, httpcore.AsyncConnectionPool)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=pool._ssl_context,
+        max_connections=pool._max_connections,
+        max_keepalive_connections=pool._max_keepalive_connections,
+        keepalive_expiry=pool._keepalive_expiry,
+        network_backend=_GuardedBackend(check),
+    )
+    return transport
 
 
 def _unique(folder: Path, name: str) -> Path:
@@ -140,7 +216,11 @@ async def fetch_input(
         raise FetchError(f"unsupported URL scheme in {url[:40]!r}: use http(s):// or data:")
     own_client = client is None
     if client is None:
-        client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,  # an environment proxy would be a way around the transport
+            transport=guarded_transport(lambda a: check_address(a, allow_private=allow_private)),
+        )
     try:
         return await asyncio.wait_for(
             _download(client, url, folder, max_bytes, allow_private), timeout

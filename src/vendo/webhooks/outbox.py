@@ -21,8 +21,9 @@ prediction's JSON each time something happens: ``start``, ``output``, ``logs``,
 
 Webhook URLs that reach link-local or cloud-metadata addresses are always refused, private
 and loopback ones unless ``allow_private`` (Settings.allow_private_urls) is off.
-:func:`check_webhook_url` runs at create time (the API answers 422), and host names are
-resolved and checked again before each attempt.
+:func:`check_webhook_url` runs at create time (the API answers 422), host names are
+resolved and checked again before each attempt, and the client connects only to the
+addresses it checked (``vendo.files.fetch.guarded_transport``).
 
 Time comes from an injectable :class:`Clock` so that tests can run a minute-long retry
 schedule in milliseconds. In scaled mode (several API processes on one database) only one
@@ -46,6 +47,7 @@ from urllib.parse import urlsplit
 import httpx
 import sqlalchemy as sa
 
+from vendo.files.fetch import guarded_transport
 from vendo.webhooks.sender import (
     EVENTS,
     PredictionWebhook,
@@ -297,11 +299,17 @@ class Outbox:
 
     async def start(self) -> None:
         """Open the HTTP client and resume the deliveries a previous run left pending."""
+        allow_private = self._allow_private
+
+        def check(address: str) -> None:
+            _check_ip(ipaddress.ip_address(address.split("%", 1)[0]), allow_private=allow_private)
+
         self._client = httpx.AsyncClient(
             timeout=self._timeout,
             follow_redirects=False,
             trust_env=False,
-            transport=self._transport,
+            # checked where it connects, not only before (see vendo.files.fetch)
+            transport=self._transport or guarded_transport(check),
         )
         for delivery in await self._load_pending():
             log.info("resuming webhook %s for prediction %s", delivery.id, delivery.prediction_id)
