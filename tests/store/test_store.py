@@ -187,6 +187,28 @@ def test_retention_clears_data(store: Store) -> None:
     assert store.remove_prediction_data(utcnow() + timedelta(seconds=1)) == []
 
 
+def test_retention_keeps_up_with_more_than_a_batch_and_spares_the_recent(
+    store: Store,
+) -> None:
+    user = store.create_user("gina")
+    rows = [_prediction(user.id) for _ in range(7)]
+    recent = _prediction(user.id)
+    running = _prediction(user.id)
+    with store.write() as s:
+        for row in (*rows, recent, running):
+            store.insert_prediction(s, row)
+    for row in rows:
+        store.finish(row.id, SUCCEEDED, output="out")
+    cutoff = utcnow() + timedelta(seconds=1)
+    store.finish(recent.id, SUCCEEDED, output="kept", at=cutoff + timedelta(seconds=60))
+    removed = store.remove_prediction_data(cutoff, batch=3)
+    assert sorted(r.id for r in removed) == sorted(r.id for r in rows)
+    kept = store.get_prediction(recent.id)
+    assert kept is not None and kept.output == "kept" and not kept.data_removed
+    still = store.get_prediction(running.id)
+    assert still is not None and still.input == {"x": 1}  # unfinished: never swept
+
+
 def test_finished_predictions_with_a_webhook_are_owed_until_marked(store: Store) -> None:
     user = store.create_user("dora")
     hooked = _prediction(user.id, webhook="http://127.0.0.1:9/hook")

@@ -34,6 +34,7 @@ from vendo.store.tables import (
     TokenRow,
     UserRow,
     VersionRow,
+    data_kept,
     unfinished,
     webhook_owed,
 )
@@ -692,32 +693,43 @@ class Store:
                 .values(webhook_done=True)
             )
 
-    def remove_prediction_data(self, completed_before: datetime) -> list[PredictionRow]:
+    def remove_prediction_data(
+        self, completed_before: datetime, batch: int = 1000
+    ) -> list[PredictionRow]:
         """Retention: clear input, output and logs of predictions completed before the
-        given time (``data_removed``). Returns the rows as they were, so the caller can
-        delete their input folders and files."""
-        with self.write() as s:
-            rows = list(
-                s.scalars(
-                    sa.select(PredictionRow)
+        given time (``data_removed``). Returns the rows as they were (id, owner,
+        input folder), so the caller can delete their input folders and files.
+
+        Candidates are found by an index read, then changed ``batch`` at a time in short
+        write transactions: a sweep never holds SQLite's one writer for long, and keeps
+        up however many predictions a period brings."""
+        removed: list[PredictionRow] = []
+        while True:
+            with self.read() as s:
+                found = s.execute(
+                    sa.select(PredictionRow.id, PredictionRow.input_dir, PredictionRow.owner_id)
                     .where(
+                        data_kept(),
                         PredictionRow.completed_at < completed_before,
-                        PredictionRow.data_removed.is_(False),
                         PredictionRow.source == "api",
                     )
-                    .limit(500)
+                    .order_by(PredictionRow.completed_at)
+                    .limit(batch)
+                ).all()
+            if not found:
+                return removed
+            with self.write() as s:
+                s.execute(
+                    sa.update(PredictionRow)
+                    .where(PredictionRow.id.in_([r.id for r in found]), data_kept())
+                    .values(input={}, output=None, logs="", run_input=None, data_removed=True)
+                    .execution_options(synchronize_session=False)
                 )
+            removed.extend(
+                PredictionRow(id=r.id, input_dir=r.input_dir, owner_id=r.owner_id) for r in found
             )
-            snapshot = [
-                PredictionRow(id=r.id, input_dir=r.input_dir, owner_id=r.owner_id) for r in rows
-            ]
-            for r in rows:
-                r.input = {}
-                r.output = None
-                r.logs = ""
-                r.run_input = None
-                r.data_removed = True
-            return snapshot
+            if len(found) < batch:
+                return removed
 
     # --- files -------------------------------------------------------------------------
     def add_file(self, row: FileRow) -> FileRow:

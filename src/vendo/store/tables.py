@@ -20,6 +20,7 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "JSON",
+    "DATA_KEPT_SQL",
     "UNFINISHED_SQL",
     "WEBHOOK_OWED_SQL",
     "Base",
@@ -33,6 +34,7 @@ __all__ = [
     "UserRow",
     "VersionRow",
     "WebhookDeliveryRow",
+    "data_kept",
     "set_transient",
     "transient_row",
     "unfinished",
@@ -165,11 +167,17 @@ def set_transient(row: Base, values: Mapping[str, Any]) -> None:
 # usable from the query's text, which bound parameters would hide.
 UNFINISHED_SQL = "status IN ('starting', 'processing')"
 WEBHOOK_OWED_SQL = "webhook IS NOT NULL AND webhook_done = false"
+DATA_KEPT_SQL = "data_removed = false"
 
 
 def unfinished() -> sa.TextClause:
     """``WHERE`` clause: the prediction is starting or processing."""
     return sa.text("predictions." + UNFINISHED_SQL)
+
+
+def data_kept() -> sa.TextClause:
+    """``WHERE`` clause: retention has not removed the prediction's data yet."""
+    return sa.text("predictions." + DATA_KEPT_SQL)
 
 
 def webhook_owed() -> sa.TextClause:
@@ -191,6 +199,13 @@ class PredictionRow(Base):
             "status",
             sqlite_where=sa.text(UNFINISHED_SQL),
             postgresql_where=sa.text(UNFINISHED_SQL),
+        ),
+        # What the retention sweep looks for: data still kept, by completion time.
+        sa.Index(
+            "ix_predictions_retention",
+            "completed_at",
+            sqlite_where=sa.text(DATA_KEPT_SQL),
+            postgresql_where=sa.text(DATA_KEPT_SQL),
         ),
         # Predictions owed a ``completed`` webhook (see Store.owed_webhooks): few, and
         # only those with a webhook are ever in it.
