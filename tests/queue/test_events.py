@@ -59,3 +59,13 @@ async def test_a_channel_opened_again_outlives_its_old_done() -> None:
     bus.publish("a", "done", {})
     bus.publish("x", "logs", "prune")
     assert [e.event for e in bus.history("a") or []] == ["logs", "done"]
+
+
+async def test_at_most_keep_max_finished_channels_are_kept() -> None:
+    bus = EventBus(keep=300, keep_max=3)
+    for n in range(5):
+        bus.publish(f"p{n}", "done", {})
+    bus.publish("running", "start", {})  # publishing prunes
+    kept = [f"p{n}" for n in range(5) if bus.history(f"p{n}") is not None]
+    assert kept == ["p2", "p3", "p4"]  # the oldest went first
+    assert bus.history("running") is not None  # unfinished ones are never dropped

@@ -3,8 +3,8 @@
 Each prediction has a channel holding every event published on it, numbered from 1.
 A subscriber first gets the history after the id it already has (SSE's
 ``Last-Event-ID``), then live events, and stops after the ``done`` event. Channels are
-dropped ``keep`` seconds after their ``done``; a later reader rebuilds the story from
-the store instead.
+dropped ``keep`` seconds after their ``done`` (sooner, oldest first, when more than
+``keep_max`` are kept); a later reader rebuilds the story from the store instead.
 
 Event names: ``start`` (now processing), ``output`` (one iterator item, or the whole
 output of a non-iterator model), ``logs`` (new log text), ``error`` (``{"detail": ...}``)
@@ -49,8 +49,12 @@ Listener = Callable[[str, Event], None]
 class EventBus:
     """Per-prediction channels with a replay history."""
 
-    def __init__(self, keep: float = 300.0) -> None:
+    def __init__(self, keep: float = 300.0, keep_max: int = 10_000) -> None:
         self.keep = keep
+        # At thousands of predictions a second, five minutes of finished channels would
+        # be hundreds of thousands of them: the oldest go first past this many. A later
+        # reader of a dropped one gets the story from the store instead.
+        self.keep_max = keep_max
         self._channels: dict[str, _Channel] = {}
         # Closed channels in closing order: pruning looks only at the oldest ones, so a
         # publish costs the same with ten thousand finished predictions kept as with none.
@@ -136,7 +140,7 @@ class EventBus:
     def _prune(self) -> None:
         now = time.monotonic()
         closed = self._closed
-        while closed and now - closed[0][0] > self.keep:
+        while closed and (now - closed[0][0] > self.keep or len(closed) > self.keep_max):
             closed_at, key = closed.popleft()
             channel = self._channels.get(key)
             # the channel may have been dropped and opened again since (a late reader)
