@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from vendo.scheduler.writes import BatchWriter
@@ -79,4 +80,32 @@ async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
             assert sorted(conn.exec_driver_sql("SELECT x FROM t").scalars()) == [1, 2]
     finally:
         await writer.close()
+        store.close()
+
+
+async def test_writes_made_on_the_loop_reach_the_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop's connection never checkpoints the WAL itself: the writer does, on its
+    # thread, every CHECKPOINT_EVERY batches, even when every write was eager.
+    from vendo.scheduler import writes
+
+    monkeypatch.setattr(writes, "CHECKPOINT_EVERY", 3)
+    path = tmp_path / "vendo.db"
+    store = Store.open(f"sqlite:///{path}")
+    writer = BatchWriter(store)
+    try:
+        with store.transaction() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        for i in range(3):
+            future = writer.submit(insert(i), eager=True)
+            assert future.done()  # committed on the spot: nothing else was pending
+        await writer.close()  # waits for the checkpoint on the writer's thread
+        # the file alone (no WAL) has the rows once a checkpoint copied them back
+        direct = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            assert direct.execute("SELECT count(*) FROM t").fetchone() == (3,)
+        finally:
+            direct.close()
+    finally:
         store.close()

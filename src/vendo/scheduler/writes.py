@@ -103,6 +103,13 @@ class BatchWriter:
                 return future
         return self.submit_lazy(lambda: write)
 
+    def _thread(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            # One thread: the writes of one prediction must stay in order, and SQLite has
+            # one writer anyway.
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="vendo-scheduler-writer")
+        return self._executor
+
     def _idle(self) -> bool:
         return self._flusher is None or self._flusher.done()
 
@@ -129,10 +136,6 @@ class BatchWriter:
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._executor is None:
-            # One thread: the writes of one prediction must stay in order, and SQLite has
-            # one writer anyway.
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="vendo-scheduler-writer")
         while self._pending:
             batch, self._pending = self._pending, []
             writes: list[Write | None] = []
@@ -146,7 +149,7 @@ class BatchWriter:
             try:
                 results = self._apply_nowait(writes) if self.store.writes_nowait else None
                 if results is None:
-                    results = await loop.run_in_executor(self._executor, self._apply, writes)
+                    results = await loop.run_in_executor(self._thread(), self._apply, writes)
             except BaseException as exc:
                 for item in batch:
                     if not item.future.done():
@@ -179,10 +182,10 @@ class BatchWriter:
         self.batches += 1
         self.writes += sum(w is not None for w in writes)
         self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_EVERY and self._executor is not None:
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
             self._since_checkpoint = 0
             future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self.store.checkpoint
+                self._thread(), self.store.checkpoint
             )
             future.add_done_callback(_log_checkpoint)
         return results
