@@ -101,6 +101,8 @@ async def test_writes_made_on_the_loop_reach_the_database_file(
             future = writer.submit(insert(i), eager=True)
             assert future.done()  # committed on the spot: nothing else was pending
         await writer.close()  # waits for the checkpoint on the writer's thread
+        # and the WAL was emptied: a writer that never stops must not grow it for ever
+        assert (tmp_path / "vendo.db-wal").stat().st_size == 0
         # the file alone (no WAL) has the rows once a checkpoint copied them back
         direct = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
         try:

@@ -185,14 +185,17 @@ class Store:
             yield conn
 
     def checkpoint(self) -> None:
-        """Copy what the WAL holds back into the SQLite file, waiting for no reader or
-        writer (``PASSIVE``), so that the WAL stays small. Blocking; no-op elsewhere."""
+        """Copy what the WAL holds back into the SQLite file and empty the WAL
+        (``TRUNCATE``). Blocking, and it holds writers back while it runs (they wait, or
+        on the loop go to the writer's thread): a passive checkpoint would never catch
+        up with a writer that never stops, and the WAL would grow without end. No-op on
+        PostgreSQL."""
         if self.engines.loop_writer is None:
             return
         # The DBAPI connection: outside any transaction (the engine's would open one).
         raw = self.engines.reader.raw_connection()
         try:
-            raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
             raw.close()
 
