@@ -87,10 +87,12 @@ async def test_writes_made_on_the_loop_reach_the_database_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The loop's connection never checkpoints the WAL itself: the writer does, on its
-    # thread, every CHECKPOINT_EVERY batches, even when every write was eager.
+    # thread, every CHECKPOINT_EVERY batches (truncating every TRUNCATE_EVERY), even
+    # when every write was eager.
     from vendo.scheduler import writes
 
     monkeypatch.setattr(writes, "CHECKPOINT_EVERY", 3)
+    monkeypatch.setattr(writes, "TRUNCATE_EVERY", 3)
     path = tmp_path / "vendo.db"
     store = Store.open(f"sqlite:///{path}")
     writer = BatchWriter(store)

@@ -17,7 +17,8 @@ GIL, and handing it over and back costs more than the batch itself (measured: ab
 1.5 ms of CPU per prediction on a 2-vCPU VM). So on SQLite the batch runs on the loop,
 through :meth:`~vendo.store.Store.transaction_nowait`, which never waits for a lock: when
 another connection (an API route's write, another process) holds it, the batch goes to
-the thread instead. WAL checkpoints, which do fsync, run on the thread now and then.
+the thread instead. WAL checkpoints, which do fsync, run on the thread now and then
+(see :data:`CHECKPOINT_EVERY`).
 
 The writes themselves (:func:`claim`, :func:`mark_started`, :func:`finish`, ...) are
 plain SQL on the store's tables. They keep the store's rules: a terminal prediction is
@@ -27,6 +28,7 @@ never changed again, and a job is claimed by one scheduler only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +58,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 UNFINISHED = (STARTING, PROCESSING)
-CHECKPOINT_EVERY = 100  # batches committed on the loop between two WAL checkpoints
+# Batches committed on the loop between two WAL checkpoints: a passive one (copies,
+# blocks no one) every CHECKPOINT_EVERY, and every TRUNCATE_EVERY a truncating one,
+# which empties the WAL and, the copying mostly done already, holds writers back briefly.
+CHECKPOINT_EVERY = 25
+TRUNCATE_EVERY = 250
 
 # A write: a function of the batch's Core connection (no ORM session: it costs more
 # than the statements). ``prepare`` (on the event loop, when the batch is taken) may
@@ -81,6 +87,10 @@ class BatchWriter:
         self.batches = 0  # introspection: transactions committed
         self.writes = 0
         self._since_checkpoint = 0
+        self._since_truncate = 0
+        # While a truncating checkpoint runs, batches go to the thread (behind it) instead
+        # of failing to take the lock on the loop.
+        self._truncating: asyncio.Future[None] | None = None
 
     def submit(self, write: Write, *, eager: bool = False) -> asyncio.Future[Any]:
         """Queue ``write``; the future resolves to its result once committed (or to its
@@ -91,7 +101,7 @@ class BatchWriter:
         resolved: a waiter then goes on without the loop turns a batch takes. For a
         write someone waits on (the end of a ``Prefer: wait`` prediction); under load
         the writer is busy and it joins the next batch like any other."""
-        if eager and self.store.writes_nowait and not self._pending and self._idle():
+        if eager and self._nowait() and not self._pending and self._idle():
             results = self._apply_nowait([write])
             if results is not None:
                 future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -109,6 +119,9 @@ class BatchWriter:
             # one writer anyway.
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="vendo-scheduler-writer")
         return self._executor
+
+    def _nowait(self) -> bool:
+        return self.store.writes_nowait and (self._truncating is None or self._truncating.done())
 
     def _idle(self) -> bool:
         return self._flusher is None or self._flusher.done()
@@ -147,7 +160,7 @@ class BatchWriter:
                     if not item.future.done():
                         item.future.set_exception(exc)
             try:
-                results = self._apply_nowait(writes) if self.store.writes_nowait else None
+                results = self._apply_nowait(writes) if self._nowait() else None
                 if results is None:
                     results = await loop.run_in_executor(self._thread(), self._apply, writes)
             except BaseException as exc:
@@ -182,12 +195,18 @@ class BatchWriter:
         self.batches += 1
         self.writes += sum(w is not None for w in writes)
         self._since_checkpoint += 1
+        self._since_truncate += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY:
             self._since_checkpoint = 0
+            truncate = self._since_truncate >= TRUNCATE_EVERY
+            if truncate:
+                self._since_truncate = 0
             future = asyncio.get_running_loop().run_in_executor(
-                self._thread(), self.store.checkpoint
+                self._thread(), functools.partial(self.store.checkpoint, truncate=truncate)
             )
             future.add_done_callback(_log_checkpoint)
+            if truncate:
+                self._truncating = future
         return results
 
     def _apply(self, writes: list[Write | None]) -> list[tuple[bool, Any]]:

@@ -184,18 +184,19 @@ class Store:
         with transaction:
             yield conn
 
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds back into the SQLite file and empty the WAL
-        (``TRUNCATE``). Blocking, and it holds writers back while it runs (they wait, or
-        on the loop go to the writer's thread): a passive checkpoint would never catch
-        up with a writer that never stops, and the WAL would grow without end. No-op on
-        PostgreSQL."""
+    def checkpoint(self, *, truncate: bool = False) -> None:
+        """Copy what the WAL holds back into the SQLite file. ``PASSIVE`` waits for no
+        one but cannot restart a WAL that a writer keeps appending to; ``truncate``
+        (``TRUNCATE``) holds writers back for the moment it takes to finish the copy and
+        empties the WAL. Without the latter now and then the WAL would grow without
+        end. Blocking; no-op on PostgreSQL."""
         if self.engines.loop_writer is None:
             return
+        mode = "TRUNCATE" if truncate else "PASSIVE"
         # The DBAPI connection: outside any transaction (the engine's would open one).
         raw = self.engines.reader.raw_connection()
         try:
-            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            raw.cursor().execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         finally:
             raw.close()
 
