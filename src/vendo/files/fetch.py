@@ -21,7 +21,7 @@ import mimetypes
 import posixpath
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -38,6 +38,7 @@ __all__ = [
     "fetch_input",
     "guarded_transport",
     "is_fetchable",
+    "write_capped",
 ]
 
 MAX_REDIRECTS = 5
@@ -149,6 +150,23 @@ def guarded_transport(check: Callable[[str], None]) -> httpx.AsyncHTTPTransport:
     return transport
 
 
+async def write_capped(chunks: AsyncIterable[bytes], path: Path, limit: int, too_large: str) -> int:
+    """Write a stream of bytes to ``path`` and return its size; over ``limit`` bytes,
+    :class:`PayloadTooLarge` (``too_large``). On any failure the file is removed."""
+    size = 0
+    try:
+        with path.open("wb") as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(too_large)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return size
+
+
 def _unique(folder: Path, name: str) -> Path:
     """``folder/name``, or ``folder/<n>/name`` when that name is taken: keeping the
     name intact matters, predictors look at the extension."""
@@ -253,16 +271,7 @@ async def _download(
             if length is not None and length.isdigit() and int(length) > max_bytes:
                 raise PayloadTooLarge(f"{url} is larger than {max_bytes} bytes")
             path = _unique(folder, _name_from_url(url))
-            size = 0
-            try:
-                with path.open("wb") as out:
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise PayloadTooLarge(f"{url} is larger than {max_bytes} bytes")
-                        out.write(chunk)
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
+            too_large = f"{url} is larger than {max_bytes} bytes"
+            await write_capped(response.aiter_bytes(), path, max_bytes, too_large)
             return path
     raise FetchError(f"too many redirects fetching {url}")

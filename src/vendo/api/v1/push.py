@@ -50,6 +50,7 @@ from vendo.errors import (
     PayloadTooLarge,
     VendoError,
 )
+from vendo.files.fetch import write_capped
 from vendo.packages import archive_bytes, content_hash, safe_extract
 from vendo.store import ModelRow, UserRow, VersionRow
 
@@ -237,18 +238,10 @@ async def _receive(request: Request, p: Platform) -> Path:
     root = _packages_dir(p)
     await to_thread.run_sync(lambda: root.mkdir(parents=True, exist_ok=True))
     fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".tar", dir=root)
+    os.close(fd)  # only the unique name is wanted
     path = Path(name)
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"the package is larger than {limit} bytes")
-                out.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    too_large = f"the package is larger than {limit} bytes"
+    size = await write_capped(request.stream(), path, limit, too_large)
     if size == 0:
         path.unlink(missing_ok=True)
         raise InvalidInput([FieldError("package", "missing", "the request body is empty")])
