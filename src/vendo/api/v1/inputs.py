@@ -50,15 +50,16 @@ async def prepare_input(
     openapi_schema: dict[str, Any],
     *,
     folder: Path,
-    hosts: set[str],
+    hosts: Callable[[], set[str]],
     lookup_file: Callable[[str], Awaitable[FileRow | None]],
     storage: LocalStorage,
     may_use: Callable[[FileRow], bool],
     fetch_options: dict[str, Any],
 ) -> PreparedInput:
     """Validate ``payload`` (422 naming each bad field) and resolve its file inputs into
-    ``folder``. ``hosts`` are this server's own host names: ``/v1/files/{id}`` URLs on
-    them resolve in-process, and only to files ``may_use`` allows."""
+    ``folder``. ``hosts()`` gives this server's own host names, asked only when an
+    input is a URL: ``/v1/files/{id}`` URLs on them resolve in-process, and only to
+    files ``may_use`` allows."""
     if payload is None:
         raise InvalidInput([FieldError("input", "missing", "input is required")])
     if not isinstance(payload, dict):
@@ -110,14 +111,14 @@ async def prepare_input(
 async def _local(
     value: str,
     folder: Path,
-    hosts: set[str],
+    hosts: Callable[[], set[str]],
     lookup_file: Callable[[str], Awaitable[FileRow | None]],
     storage: LocalStorage,
     may_use: Callable[[FileRow], bool],
     fetch_options: dict[str, Any],
 ) -> str:
     parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.netloc in hosts:
+    if parts.scheme in ("http", "https") and parts.netloc in hosts():
         match = _OWN_FILE.match(parts.path)
         if match:
             return await _own_file(

@@ -232,7 +232,7 @@ async def create_prediction(
             body.get("input"),
             version.openapi_schema or {},
             folder=folder,
-            hosts=_own_hosts(request),
+            hosts=lambda: _own_hosts(request),
             lookup_file=lookup,
             storage=p.storage,
             may_use=lambda row: row.owner_id == who.user.id,
