@@ -30,6 +30,12 @@ def _wait_for(client: httpx.Client, url: str, statuses: set[str], timeout: float
         time.sleep(0.1)
 
 
+def _client(server: LiveServer) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    )
+
+
 def _kill(server: LiveServer) -> None:
     """SIGKILL the server, then the runners it started (by their PIDs), as a crash
     of the whole machine would leave nothing running."""
@@ -46,9 +52,7 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path, receiver: Any
     server = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
     server.start()
     try:
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as c:
+        with _client(server) as c:
             running = c.post(
                 "/v1/predictions",
                 json={
@@ -66,9 +70,7 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path, receiver: Any
             assert c.get(queued["urls"]["get"]).json()["status"] == "starting"
             _kill(server)
         server.start()
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as c:
+        with _client(server) as c:
             failed = c.get(running["urls"]["get"]).json()
             assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
             # its completed webhook was owed: the restart sends it
@@ -91,9 +93,7 @@ def test_a_wait_that_ran_out_is_kept_through_a_kill(tmp_path: Path) -> None:
     server = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
     server.start()
     try:
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as c:
+        with _client(server) as c:
             warm = c.post(
                 "/v1/predictions",
                 json={"version": versions["echo"], "input": {"text": "warm"}},
@@ -109,9 +109,7 @@ def test_a_wait_that_ran_out_is_kept_through_a_kill(tmp_path: Path) -> None:
             assert c.get(waited["urls"]["get"]).json()["status"] == "processing"
             _kill(server)
         server.start()
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as c:
+        with _client(server) as c:
             failed = c.get(waited["urls"]["get"]).json()
             assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
             assert c.get(warm["urls"]["get"]).json()["output"] == "warm"
