@@ -8,6 +8,7 @@ The table of what happens to each key is in docs/build.md (and spec/cog.md secti
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,12 +178,20 @@ class _Parser:
     def warn(self, message: str) -> None:
         self.warnings.append(f"{CONFIG_FILE}: {message}")
 
+    def unknown(self, prefix: str, key: Any, known: set[str]) -> None:
+        """Warn about ``key`` under ``prefix``, naming the known key it most looks like."""
+        message = f"{prefix}{key}: unknown key, ignored"
+        close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+        if close:
+            message += f" — did you mean {close[0]}?"
+        self.warn(message)
+
     def parse(self, data: dict[Any, Any]) -> CogConfig:
         for key in data:
             if key in _TOP_IGNORED:
                 continue
             if key not in _TOP_KEYS:
-                self.warn(f"{key}: unknown key, ignored")
+                self.unknown("", key, _TOP_KEYS | _TOP_IGNORED)
         if "weights" in data:
             _fail(
                 "weights", "not supported (the experimental weights key); load weights in setup()"
@@ -229,7 +238,7 @@ class _Parser:
             _fail("concurrency", f"expected a mapping with max, got {_kind(value)}")
         for key in value:
             if key != "max":
-                self.warn(f"concurrency.{key}: unknown key, ignored")
+                self.unknown("concurrency.", key, {"max"})
         cmax = value.get("max")
         if cmax is None:
             return None
@@ -270,7 +279,7 @@ class _Parser:
             if key in _BUILD_IGNORED:
                 continue
             if key not in _BUILD_KEYS:
-                self.warn(f"build.{key}: unknown key, ignored")
+                self.unknown("build.", key, _BUILD_KEYS | _BUILD_IGNORED)
         if value.get("cudnn") is not None:
             self.warn("build.cudnn: ignored; the PyTorch wheels bring their own cuDNN")
         requirements = self.requirements(value.get("python_requirements"))
@@ -350,7 +359,7 @@ class _Parser:
             if isinstance(item, dict):
                 for key in item:
                     if key not in ("command", "mounts"):
-                        self.warn(f"{where}.{key}: unknown key, ignored")
+                        self.unknown(f"{where}.", key, {"command", "mounts"})
                 if item.get("mounts"):
                     _fail(
                         f"{where}.mounts",
