@@ -104,7 +104,9 @@ class Settings(BaseSettings):
         description="Install missing cog.yaml system_packages with apt-get (needs root).",
     )
     strict_system_packages: bool = Field(
-        False, description="Fail a build when a system package is missing, instead of warning."
+        True,
+        description="Fail a build when a cog.yaml system package is not installed (the error "
+        "gives the apt-get command). Off: build anyway, with a warning.",
     )
 
     # --- files, retention --------------------------------------------------------

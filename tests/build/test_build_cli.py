@@ -190,3 +190,18 @@ def test_build_fails_when_the_predictor_cannot_load(runner: CliRunner, tmp_path:
     assert result.exit_code == 1
     assert "predict.py:Nope could not be loaded" in result.output
     assert "Nope" in result.output
+
+
+def test_build_fails_on_a_missing_system_package(runner: CliRunner, tmp_path: Path) -> None:
+    from vendo.build.system import check_system_packages
+
+    if check_system_packages(("ffmpeg",), strict=False).missing != ("ffmpeg",):
+        pytest.skip("ffmpeg is installed here, or apt does not know it")
+    project = FIXTURES / "bld_system_package"
+    data = tmp_path / "d"
+    result = runner.invoke(cli, ["build", str(project), "--data-dir", str(data)])
+    assert result.exit_code == 1, result.output
+    assert "build.system_packages: ffmpeg not installed" in result.output
+    assert "apt-get install -y ffmpeg" in result.output
+    assert "Traceback" not in result.output
+    assert not (data / "envs").exists() or not any((data / "envs").iterdir())
