@@ -73,7 +73,7 @@ def _is_union(tp: Any) -> bool:
 
 def _type_hints(obj: Any) -> Dict[str, Any]:
     # include_extras (keep Annotated[...]) arrived in 3.9; 3.8 never strips it.
-    if sys.version_info >= (3, 9):
+    if sys.version_info >= (3, 9):  # noqa: UP036 - the runtime runs on 3.8 too
         return typing.get_type_hints(obj, include_extras=True)
     return typing.get_type_hints(obj)
 
@@ -100,9 +100,7 @@ def _is_record(tp: Any) -> bool:
     return hasattr(tp, "model_fields") or hasattr(tp, "__fields__")
 
 
-def _record_fields(
-    tp: Any, where: str, output: bool
-) -> Tuple[Tuple[str, FieldType, bool], ...]:
+def _record_fields(tp: Any, where: str, output: bool) -> Tuple[Tuple[str, FieldType, bool], ...]:
     try:
         hints = _type_hints(tp)
     except Exception as exc:

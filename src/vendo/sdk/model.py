@@ -25,7 +25,7 @@ class BaseModel:
         except TypeError as exc:
             if "follows default argument" not in str(exc):
                 raise
-            if sys.version_info >= (3, 10):
+            if sys.version_info >= (3, 10):  # noqa: UP036 - the runtime runs on 3.8 too
                 dataclasses.dataclass(kw_only=True)(cls)
                 return
             # kw_only dataclasses are 3.10+: give the reason, not dataclasses' error.
