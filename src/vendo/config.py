@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         description="If the Python version asked for in cog.yaml is missing and cannot be "
         "downloaded, use the nearest installed one (with a warning) instead of failing.",
     )
+    cog_dependencies: bool = Field(
+        True,
+        description="Install what Cog's own Python package depends on (requests, PyYAML, "
+        "pydantic, fastapi, structlog, ...) into every model environment, as a Cog image has "
+        "them: models import them without declaring them. A model's own requirement for one "
+        "of them wins.",
+    )
     install_system_packages: bool = Field(
         False,
         description="Install missing cog.yaml system_packages with apt-get (needs root).",

@@ -48,7 +48,9 @@ DENIED_ENV_NAMES = frozenset(
 )
 DENIED_ENV_PREFIXES = ("R8_", "REPLICATE_", "CUDA_", "NVIDIA_", "NV_", "PGET_", "KUBERNETES_")
 
-MIN_PYTHON = (3, 10)
+# Cog builds 3.8 and 3.9 images too, and public models still ask for them; the runtime
+# (sdk, schema, runner) is kept 3.8-compatible for them (tests/runner/test_py38_compat.py).
+MIN_PYTHON = (3, 8)
 MAX_TESTED_PYTHON = (3, 13)
 
 _TOP_KEYS = {"build", "run", "predict", "train", "concurrency", "environment", "weights"}
@@ -320,7 +322,7 @@ class _Parser:
     def python_version(self, value: Any) -> str | None:
         if value is None:
             self.warn(
-                "build.python_version: missing; using the newest installed Python 3.10 or "
+                "build.python_version: missing; using the newest installed Python 3.8 or "
                 'later (Cog requires this key: set it, e.g. "3.12")'
             )
             return None
@@ -332,10 +334,10 @@ class _Parser:
         if version < MIN_PYTHON:
             _fail(
                 "build.python_version",
-                f"{text} is not supported; models run on Python 3.10 or later",
+                f"{text} is not supported; models run on Python 3.8 or later",
             )
         if version > MAX_TESTED_PYTHON:
-            self.warn(f"build.python_version: {text} is newer than the tested 3.10 to 3.13")
+            self.warn(f"build.python_version: {text} is newer than the tested 3.8 to 3.13")
         return text
 
     def requirements(self, value: Any) -> str | None:
