@@ -99,12 +99,21 @@ class Settings(BaseSettings):
         description="If the Python version asked for in cog.yaml is missing and cannot be "
         "downloaded, use the nearest installed one (with a warning) instead of failing.",
     )
+    cog_dependencies: bool = Field(
+        True,
+        description="Install what Cog's own Python package depends on (requests, PyYAML, "
+        "pydantic, fastapi, structlog, ...) into every model environment, as a Cog image has "
+        "them: models import them without declaring them. A model's own requirement for one "
+        "of them wins.",
+    )
     install_system_packages: bool = Field(
         False,
         description="Install missing cog.yaml system_packages with apt-get (needs root).",
     )
     strict_system_packages: bool = Field(
-        False, description="Fail a build when a system package is missing, instead of warning."
+        True,
+        description="Fail a build when a cog.yaml system package is not installed (the error "
+        "gives the apt-get command). Off: build anyway, with a warning.",
     )
 
     # --- files, retention --------------------------------------------------------
