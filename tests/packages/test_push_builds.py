@@ -81,6 +81,13 @@ def test_one_package_pushed_to_two_models(server: LiveServer, alice: str) -> Non
     assert _last_line(again.stdout) == alice_id  # idempotent: the existing version
     assert "unchanged" in again.stderr
 
+    # the issue's own words: an example pushed again under a second name, by the admin
+    you = server.vendo("push", str(HELLO), "you/hello-world", "-q")
+    assert you.returncode == 0, you.stderr
+    assert _last_line(you.stdout) not in (admin_id, alice_id)
+    ran = server.vendo("run", "you/hello-world", "-i", "text=you")
+    assert ran.returncode == 0 and ran.stdout.strip() == "hello you", ran.stderr
+
     ran = server.vendo("run", "alice/hello-world", "-i", "text=twice", token=alice)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "hello twice"

@@ -13,6 +13,7 @@ build log's URL), or nothing was ever pushed (404).
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from datetime import datetime
 
@@ -47,17 +48,21 @@ __all__ = [
 ]
 
 # Who builds: a build row names its process, so that one left ``building`` by a process
-# that is gone (kill -9, power loss) can be told from one still running.
-BUILDER = f"{socket.gethostname()}:{os.getpid()}"
+# that is gone (kill -9, power loss) can be told from one still running. The random
+# part tells a restarted server from its predecessor when both got the same pid (PID 1
+# in a container).
+BUILDER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 INTERRUPTED = "interrupted: the server stopped during this build; push again"
 
 
 def _process_gone(builder: str) -> bool:
-    """Whether ``host:pid`` names a process of this host that no longer exists. Builds
-    of other hosts are never judged from here."""
-    host, _, pid = builder.rpartition(":")
+    """Whether ``host:pid:nonce`` names a process of this host that no longer exists.
+    Builds of other hosts are never judged from here."""
+    host, pid, _ = (builder.rsplit(":", 2) + ["", ""])[:3]
     if host != socket.gethostname() or not pid.isdigit() or builder == BUILDER:
         return False
+    if int(pid) == os.getpid():
+        return True  # this pid, another process: the one before a restart
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
