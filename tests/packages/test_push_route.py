@@ -132,3 +132,27 @@ async def test_a_package_without_cog_yaml_is_refused(api: Api, tmp_path: Path) -
     )
     assert r.status_code == 422
     assert "cog.yaml" in r.json()["detail"]
+
+
+async def test_concurrent_pushes_of_one_package_make_one_version_per_model(api: Api) -> None:
+    import asyncio
+
+    for round_ in range(3):
+        names = [f"race{round_}a", f"race{round_}a", f"race{round_}a", f"race{round_}b"]
+        replies = await asyncio.gather(
+            *(
+                api.client.post(
+                    f"/v1/models/alice/{n}/versions", content=PACKAGE, headers=api.alice
+                )
+                for n in names
+            )
+        )
+        assert all(r.status_code in (200, 201) for r in replies), [r.text for r in replies]
+        same = {r.json()["id"] for r in replies[:3]}
+        assert len(same) == 1  # one model, one package: one version
+        assert sorted(r.status_code for r in replies[:3]) == [200, 200, 201]
+        assert replies[3].status_code == 201 and replies[3].json()["id"] not in same
+        listed = await api.client.get(f"/v1/models/alice/{names[0]}/versions", headers=api.alice)
+        assert [v["id"] for v in listed.json()["results"]] == list(same)
+        model = await api.client.get(f"/v1/models/alice/{names[0]}", headers=api.alice)
+        assert model.json()["latest_build"]["status"] == "succeeded"
