@@ -263,10 +263,17 @@ def test_a_failed_build_is_shown_everywhere(server: LiveServer, alice: str) -> N
         assert build["urls"]["log"] in problem["detail"]
         assert problem["build"]["status"] == "failed"
 
-    ran = server.vendo("run", "alice/broken", "-i", "text=x", token=alice)
-    assert ran.returncode == 1
-    assert "failed to build" in ran.stderr and build["urls"]["log"] in ran.stderr
-    assert "Traceback" not in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
+    # the version the push would have made is not there (404), and says why
+    r = httpx.get(
+        f"{server.url}/v1/models/alice/broken/versions/{build['version']}", headers=auth(alice)
+    )
+    assert r.status_code == 404 and "failed to build" in r.json()["detail"], r.text
+
+    for ref in ("alice/broken", f"alice/broken:{build['version']}"):
+        ran = server.vendo("run", ref, "-i", "text=x", token=alice)
+        assert ran.returncode == 1
+        assert "failed to build" in ran.stderr and build["urls"]["log"] in ran.stderr
+        assert "Traceback" not in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
 
     # the official client reads the model (Replicate's fields intact) and gets the reason
     client = replicate.Client(api_token=alice, base_url=server.url)
