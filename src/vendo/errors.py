@@ -65,9 +65,11 @@ class VendoError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Extension members of the problem (RFC 9457 section 3.2), e.g. ``build``.
+        self.extra: dict[str, Any] = {}
 
     def to_problem(self) -> dict[str, Any]:
-        return problem(self.status, self.title, self.detail)
+        return problem(self.status, self.title, self.detail, **self.extra)
 
 
 class BuildError(VendoError):

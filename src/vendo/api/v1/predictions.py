@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from vendo.api.v1.builds import missing_version, no_ready_version
 from vendo.api.v1.context import (
     Caller,
     Platform,
@@ -110,7 +111,8 @@ def parse_cancel_after(value: str) -> float:
 async def _latest(request: Request, model: ModelRow) -> VersionRow:
     version = await cached(platform(request), "latest_version", model.id)
     if version is None:
-        raise NotFound(f"model {model.owner.username}/{model.name} has no versions yet")
+        # still building, failed to build, or never pushed: say which
+        raise await no_ready_version(request, model)
     assert isinstance(version, VersionRow)
     return version
 
@@ -125,7 +127,9 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
         if not _HEX64.match(ref):
             raise NotFound(f"version {ref!r} not found")
         version = await cached(p, "get_version", ref)
-        if version is None or not can_see(who, version.model):
+        if version is None:
+            raise await missing_version(request, who, ref)
+        if not can_see(who, version.model):
             raise NotFound(f"version {ref} not found")
         return version
     name, _, version_id = ref.partition(":")
@@ -135,7 +139,7 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
         return await _latest(request, model)
     version = await cached(p, "get_version", version_id)
     if version is None or version.model_id != model.id:
-        raise NotFound(f"version {version_id} of {name} not found")
+        raise await missing_version(request, who, version_id, model)
     return version
 
 
