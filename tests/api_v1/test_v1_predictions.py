@@ -59,7 +59,10 @@ async def test_create_queues_with_201_starting(api: Api, version: str) -> None:
     assert r.headers["location"] == body["urls"]["get"]
     assert "preference-applied" not in r.headers
     row = api.platform.store.get_prediction(body["id"])
-    assert row is not None and row.run_input == {"text": "hi", "api_key": "s3cret"}
+    # the secret is stored sealed (vendo.store.sealing), and opens back to the value
+    assert row is not None and "s3cret" not in repr(row.run_input)
+    assert api.platform.secrets is not None
+    assert api.platform.secrets.open(row.run_input) == {"text": "hi", "api_key": "s3cret"}
     got = await api.client.get(f"/v1/predictions/{body['id']}", headers=api.alice)
     assert got.status_code == 200 and got.json()["id"] == body["id"]
     # other users cannot see it
