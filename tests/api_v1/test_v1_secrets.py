@@ -139,3 +139,26 @@ def test_secret_inputs_are_never_at_rest_in_clear_text(tmp_path: Path) -> None:
     # the key is not in the database either
     assert _found_in(data_dir / "vendo.db", key_file.read_text().strip()) == []
     Fernet(key_file.read_bytes().strip())  # a valid key
+
+
+@pytest.mark.parametrize("problem", ["exposed file", "bad setting"])
+def test_an_unusable_key_stops_serve_with_one_clear_line(tmp_path: Path, problem: str) -> None:
+    import sys
+
+    env = {**os.environ, "VENDO_SECRETS_KEY": "not-a-key"}
+    if problem == "exposed file":
+        env.pop("VENDO_SECRETS_KEY")
+        tmp_path.joinpath("secrets.key").write_bytes(Fernet.generate_key())
+        os.chmod(tmp_path / "secrets.key", 0o644)
+    result = subprocess.run(
+        [sys.executable, "-m", "vendo", "serve", "--data-dir", str(tmp_path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    expected = "chmod 600" if problem == "exposed file" else "VENDO_SECRETS_KEY is not a valid"
+    assert line.startswith("Error: ") and expected in line
