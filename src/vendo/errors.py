@@ -43,6 +43,7 @@ __all__ = [
     "RateLimited",
     "RequestError",
     "RunnerError",
+    "SecretsKeyError",
     "Unauthenticated",
     "VendoError",
     "problem",
@@ -101,6 +102,14 @@ class RunnerError(VendoError):
 
     status = 500
     title = "Runner failed"
+
+
+class SecretsKeyError(VendoError):
+    """The key that seals secret inputs is missing, malformed, exposed, or not the one a
+    prediction's secrets were sealed with."""
+
+    status = 500
+    title = "Secrets key unusable"
 
 
 class RequestError(VendoError):

@@ -31,6 +31,7 @@ from vendo.api.v1.context import (
     json_body,
     page,
     platform,
+    secret_box,
     visible_model,
 )
 from vendo.api.v1.inputs import prepare_input
@@ -262,7 +263,8 @@ async def create_prediction(
             version_id=version.id,
             deployment=deployment,
             input=prepared.shown,
-            run_input=prepared.run,
+            # sealed here, before anything (row, job, deferred write) can store it
+            run_input=secret_box(p).seal(prepared.run, prepared.secrets),
             input_dir=str(folder) if prepared.files and folder.exists() else None,
             output=None,
             logs="",
