@@ -33,18 +33,18 @@ from vendo.config import Settings
 from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import (
     INTERRUPTED_ERROR,
+    Claimed,
     EventBus,
     Job,
     Queue,
+    claims,
     insert_prediction,
     new_job,
     prediction_values,
 )
 from vendo.runner.protocol import FILE_KEY
-from vendo.scheduler import writes
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec, Slot
-from vendo.scheduler.writes import BatchWriter, Claimed
 from vendo.store import (
     CANCELED,
     FAILED,
@@ -55,6 +55,8 @@ from vendo.store import (
     Store,
     utcnow,
 )
+from vendo.store import prediction_writes as writes
+from vendo.store.batch import BatchWriter, Write
 from vendo.store.sealing import SecretBox, is_sealed
 from vendo.store.tables import PredictionRow, VersionRow
 
@@ -531,7 +533,7 @@ class Scheduler:
             pool.reserve()
         try:
             claimed, more = await self._writer.submit(
-                writes.claim(version_id, free, self.queue.worker_id)
+                claims.claim(version_id, free, self.queue.worker_id)
             )
         except BaseException:
             for _ in range(free):
@@ -641,9 +643,9 @@ class Scheduler:
                 if run.written is not None:
                     await asyncio.shield(run.written)
                 if run.job.id and run.requeue:
-                    await self._writer.submit(writes.release(run.job.id))
+                    await self._writer.submit(claims.release(run.job.id))
                 elif run.job.id and not run.job_done:
-                    await self._writer.submit(writes.complete(run.job.id))
+                    await self._writer.submit(claims.complete(run.job.id))
             self._deferred.pop(pid, None)
             if run.ended is not None and not run.ended.done():
                 run.ended.set_result(None)
@@ -826,7 +828,7 @@ class Scheduler:
 
         future.add_done_callback(written)
 
-    def _logs_write(self, run: _Run, sent: list[str]) -> writes.Write | None:
+    def _logs_write(self, run: _Run, sent: list[str]) -> Write | None:
         run.logs_queued = False
         text, run.logs = "".join(run.logs), []
         if not text:
@@ -857,7 +859,7 @@ class Scheduler:
             future = self._writer.submit_lazy(functools.partial(self._outputs_write, run, sent))
             future.add_done_callback(functools.partial(self._written, run, "output", sent))
 
-    def _outputs_write(self, run: _Run, sent: list[Any]) -> writes.Write | None:
+    def _outputs_write(self, run: _Run, sent: list[Any]) -> Write | None:
         run.outputs_queued = False
         new = run.outputs[run.outputs_written :]
         if not new:
@@ -926,13 +928,14 @@ class Scheduler:
             run.cancel_reason = "canceled"
         claimed = run.claimed
         at = utcnow()
-        metrics = dict((claimed.metrics if claimed else None) or {})
-        metrics.update(result.get("metrics") or {})
-        if claimed is not None and claimed.created_at is not None:
-            metrics["total_time"] = max(0.0, (at - claimed.created_at).total_seconds())
         started_at = run.started_at or (claimed.started_at if claimed else None)
-        if "predict_time" not in metrics and started_at is not None:
-            metrics["predict_time"] = max(0.0, (at - started_at).total_seconds())
+        metrics = writes.final_metrics(
+            claimed.metrics if claimed else None,
+            result.get("metrics"),
+            created_at=claimed.created_at if claimed else None,
+            started_at=started_at,
+            at=at,
+        )
         error_text = str(error) if error else None
         cancel_reason = run.cancel_reason if status == CANCELED else None
         self._release_slot(run)
@@ -958,7 +961,7 @@ class Scheduler:
             if run.written is not None:  # persisted mid-run: its job id comes with it
                 await asyncio.shield(run.written)
             changed = await self._writer.submit(
-                writes.finish(
+                claims.finish(
                     pid,
                     status=status,
                     at=at,

@@ -1,6 +1,6 @@
-"""The scheduler's group commit on SQLite: batches run on the event loop, and go to the
-writer's thread when another connection holds the write lock, without stalling the
-loop. A real SQLite file."""
+"""The store's group commit (what the scheduler writes through) on SQLite: batches run
+on the event loop, and go to the writer's thread when another connection holds the write
+lock, without stalling the loop. A real SQLite file."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from vendo.scheduler.writes import BatchWriter
 from vendo.store import Store
+from vendo.store.batch import BatchWriter
 
 
 def insert(value: int):
@@ -89,7 +89,7 @@ async def test_writes_made_on_the_loop_reach_the_database_file(
     # The loop's connection never checkpoints the WAL itself: the writer does, on its
     # thread, every CHECKPOINT_EVERY batches (truncating every TRUNCATE_EVERY), even
     # when every write was eager.
-    from vendo.scheduler import writes
+    from vendo.store import batch as writes
 
     monkeypatch.setattr(writes, "CHECKPOINT_EVERY", 3)
     monkeypatch.setattr(writes, "TRUNCATE_EVERY", 3)
