@@ -33,7 +33,7 @@ async def test_batches_commit_on_the_loop_and_wait_on_the_thread_when_locked(
         with store.transaction() as conn:
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         # several submits in one loop turn: one transaction
-        assert await asyncio.gather(*(writer.submit(insert(i)) for i in range(5))) == [
+        assert await asyncio.gather(*(writer.add(insert(i)) for i in range(5))) == [
             0,
             1,
             2,
@@ -44,7 +44,7 @@ async def test_batches_commit_on_the_loop_and_wait_on_the_thread_when_locked(
 
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # e.g. another process writing
-        pending = writer.submit(insert(99))
+        pending = writer.add(insert(99))
         ticks = 0
         for _ in range(10):  # the loop goes on while the batch waits for the lock
             await asyncio.sleep(0.02)
@@ -71,7 +71,7 @@ async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
             conn.exec_driver_sql("INSERT INTO t VALUES (1)")
 
         results = await asyncio.gather(
-            writer.submit(insert(1)), writer.submit(duplicate), writer.submit(insert(2)),
+            writer.add(insert(1)), writer.add(duplicate), writer.add(insert(2)),
             return_exceptions=True,
         )  # fmt: skip
         assert results[0] == 1 and results[2] == 2
@@ -100,7 +100,7 @@ async def test_writes_made_on_the_loop_reach_the_database_file(
         with store.transaction() as conn:
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         for i in range(3):
-            future = writer.submit(insert(i), eager=True)
+            future = writer.add(insert(i), eager=True)
             assert future.done()  # committed on the spot: nothing else was pending
         await writer.close()  # waits for the checkpoint on the writer's thread
         # and the WAL was emptied: a writer that never stops must not grow it for ever

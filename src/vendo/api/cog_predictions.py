@@ -36,6 +36,7 @@ from vendo.errors import VendoError
 from vendo.files.fetch import fetch_input, is_fetchable
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot
 from vendo.schema import InputValidationError, validate_input
+from vendo.status import TERMINAL
 from vendo.webhooks.sender import PredictionWebhook, WebhookSender
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SECRET_MASK = "**********"
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 

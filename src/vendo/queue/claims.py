@@ -1,4 +1,4 @@
-"""The job writes of a run: claim queued jobs, and complete, release or finish them.
+"""The job writes of a run: claim queued jobs; complete, requeue or end them.
 
 Like :mod:`vendo.store.prediction_writes`, each function returns a
 :data:`~vendo.store.batch.Write` for the scheduler's group commit (or any Core
@@ -19,7 +19,7 @@ from vendo.store.batch import Write
 from vendo.store.prediction_writes import FINISH, finish_params
 from vendo.store.tables import JobRow, PredictionRow, UTCDateTime
 
-__all__ = ["Claimed", "Job", "claim", "claim_jobs", "complete", "finish", "release"]
+__all__ = ["Claimed", "Job", "claim", "claim_jobs", "complete", "record_end", "requeue"]
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _with_predictions(conn: sa.Connection, jobs: list[Job]) -> list[Claimed]:
     return claimed
 
 
-def finish(prediction_id: str, *, job_id: int | None = None, **values: Any) -> Write:
+def record_end(prediction_id: str, *, job_id: int | None = None, **values: Any) -> Write:
     """Record the terminal state unless the prediction is terminal already, and delete
     its job, in one transaction (``values``: see
     :func:`vendo.store.prediction_writes.finish_params`). The result: whether the
@@ -201,7 +201,7 @@ def complete(job_id: int) -> Write:
     return write
 
 
-def release(job_id: int) -> Write:
+def requeue(job_id: int) -> Write:
     """Put a claimed job back at its place in the queue."""
 
     def write(conn: sa.Connection) -> None:

@@ -122,7 +122,7 @@ class Queue:
     def release(self, job_id: int) -> None:
         """Put a claimed job back at its place in the queue (a runner could not take it)."""
         with self.store.transaction() as conn:
-            claims.release(job_id)(conn)
+            claims.requeue(job_id)(conn)
 
     def cancel_queued(self, prediction_id: str, reason: str = "canceled") -> PredictionRow | None:
         """Cancel a prediction that no scheduler has claimed yet, atomically: its job is

@@ -64,7 +64,7 @@ class _Pending:
 
 
 class BatchWriter:
-    """Applies submitted writes in order, all that are pending in one transaction."""
+    """Applies added writes in order, all that are pending in one transaction."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -79,7 +79,7 @@ class BatchWriter:
         # of failing to take the lock on the loop.
         self._truncating: asyncio.Future[None] | None = None
 
-    def submit(self, write: Write, *, eager: bool = False) -> asyncio.Future[Any]:
+    def add(self, write: Write, *, eager: bool = False) -> asyncio.Future[Any]:
         """Queue ``write``; the future resolves to its result once committed (or to its
         error). Writes run in submission order.
 
@@ -98,7 +98,7 @@ class BatchWriter:
                 else:
                     future.set_exception(value)
                 return future
-        return self.submit_lazy(lambda: write)
+        return self.add_lazy(lambda: write)
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -113,8 +113,8 @@ class BatchWriter:
     def _idle(self) -> bool:
         return self._flusher is None or self._flusher.done()
 
-    def submit_lazy(self, prepare: Callable[[], Write | None]) -> asyncio.Future[Any]:
-        """Like :meth:`submit`, with the write made by ``prepare()`` when its batch starts,
+    def add_lazy(self, prepare: Callable[[], Write | None]) -> asyncio.Future[Any]:
+        """Like :meth:`add`, with the write made by ``prepare()`` when its batch starts,
         so that data arriving until then (log text, outputs) goes out with it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -124,7 +124,7 @@ class BatchWriter:
         return future
 
     async def drain(self) -> None:
-        """Wait until every write submitted so far is committed."""
+        """Wait until every write added so far is committed."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
 

@@ -4,12 +4,13 @@ the SSE stream. Semantics follow spec/replicate-api.md section 4."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,9 @@ from vendo.api.v1.context import (
 from vendo.api.v1.inputs import prepare_input
 from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
 from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
-from vendo.api.v1.webhooks import RELAY_KEY
 from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound, VendoError
-from vendo.queue.events import Event
+from vendo.queue.events import Event, terminal_events
 from vendo.store import (
-    CANCELED,
     FAILED,
     STARTING,
     TERMINAL,
@@ -188,19 +187,6 @@ def _webhook_fields(
     return webhook, events
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _inputs_root(p: Platform) -> Path:
-    """``<data_dir>/inputs``, where each prediction's input files go (made once)."""
-    root: Path | None = p.extras.get("inputs_root")
-    if root is None:
-        root = p.extras["inputs_root"] = Path(p.settings.data_dir) / "inputs"
-    return root
-
-
 def _own_hosts(request: Request) -> set[str]:
     hosts = {urlsplit(base_url(request)).netloc}
     if request.headers.get("host"):
@@ -211,29 +197,17 @@ def _own_hosts(request: Request) -> set[str]:
     return hosts
 
 
-async def create_prediction(
-    request: Request,
-    who: Caller,
-    version: VersionRow,
-    body: dict[str, Any],
-    *,
-    deployment: str | None = None,
-) -> Response:
-    arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
+async def _prepared_input(
+    request: Request, who: Caller, version: VersionRow, body: dict[str, Any], folder: Path
+) -> Any:
+    """The request's input, validated, its files fetched into ``folder``."""
     p = platform(request)
-    webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
-    deadline: datetime | None = None
-    if request.headers.get("cancel-after"):
-        seconds = parse_cancel_after(request.headers["cancel-after"])
-        deadline = utcnow() + timedelta(seconds=seconds)
-    prediction_id = new_id()
-    folder = _inputs_root(p) / prediction_id
 
     async def lookup(file_id: str) -> FileRow | None:
         return await call(p.store.get_file, file_id)
 
     try:
-        prepared = await prepare_input(
+        return await prepare_input(
             body.get("input"),
             version.openapi_schema or {},
             folder=folder,
@@ -250,8 +224,27 @@ async def create_prediction(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+async def _new_prediction(
+    request: Request,
+    who: Caller,
+    version: VersionRow,
+    body: dict[str, Any],
+    deployment: str | None,
+) -> PredictionRow:
+    """The prediction a create request asks for, not yet stored."""
+    p = platform(request)
+    webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
+    deadline: datetime | None = None
+    if request.headers.get("cancel-after"):
+        seconds = parse_cancel_after(request.headers["cancel-after"])
+        deadline = utcnow() + timedelta(seconds=seconds)
+    prediction_id = new_id()
+    folder = p.inputs_root / prediction_id
+    prepared = await _prepared_input(request, who, version, body, folder)
     model = version.model
-    row = transient_row(
+    return transient_row(
         PredictionRow,
         dict(
             id=prediction_id,
@@ -279,54 +272,56 @@ async def create_prediction(
             base_url=base_url(request),
         ),
     )
+
+
+async def _run(p: Platform, row: PredictionRow, wait: float) -> PredictionRow:
+    """Queue ``row`` (and run it), waiting up to ``wait`` seconds for its end; the
+    prediction as it then stands."""
+    # Told before the prediction's first event: the relay then needs no read to know.
+    relay = p.webhook_relay if row.webhook is None else None
+    hint = functools.partial(relay.no_webhook, row.id) if relay is not None else None
+    outcome: dict[str, Any] | None = None
+    if p.scheduler is not None:
+        outcome = await p.scheduler.run_and_wait(row, wait, count_run=True, before_queue=hint)
+    else:
+        if hint is not None:
+            hint()
+        await call(lambda: p.queue.submit(row, count_run=True))
+        if wait > 0:
+            await p.bus.wait_done(row.id, wait)
+    if outcome is not None:
+        # ended while we waited: the row we inserted plus its outcome as the scheduler
+        # wrote it, with no read back from the store
+        set_transient(row, outcome)
+        set_transient(row, {"run_input": None})
+        return row
+    found: PredictionRow | None = await call(p.store.get_prediction, row.id)
+    if found is None:
+        raise VendoError(f"prediction {row.id} could not be recorded")
+    return found
+
+
+async def create_prediction(
+    request: Request,
+    who: Caller,
+    version: VersionRow,
+    body: dict[str, Any],
+    *,
+    deployment: str | None = None,
+) -> Response:
+    arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
+    p = platform(request)
+    row = await _new_prediction(request, who, version, body, deployment)
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
     remaining = 0.0
     if wait is not None:
         headers["Preference-Applied"] = f"wait={wait}"
         remaining = wait - WAIT_MARGIN - (time.monotonic() - arrived)
-    # Told before the prediction's first event: the relay then needs no read to know.
-    relay = p.extras.get(RELAY_KEY) if webhook is None else None
-    ended: asyncio.Future[None] | None = None
-    if p.scheduler is not None:
-        # A wait may let the scheduler start the prediction before writing it: it is
-        # written as it ends, or by persist() below if the wait runs out first. Its
-        # events start only after this returns (or, deferred, after persist()).
-        ended = await p.scheduler.submit(row, count_run=True, defer=remaining > 0)
-        if relay is not None and ended is None:
-            relay.no_webhook(prediction_id)
-    else:
-        if relay is not None:
-            relay.no_webhook(prediction_id)
-        await call(lambda: p.queue.submit(row, count_run=True))
-    if ended is not None:
-        # ``ended`` is this request's own: the timer may resolve it early, which spares
-        # the loop turns of a wait with a timeout; outcome() tells which came first.
-        timer = asyncio.get_running_loop().call_later(remaining, _resolve, ended)
-        try:
-            await ended
-        finally:
-            timer.cancel()
-        if p.scheduler is not None and p.scheduler.outcome(prediction_id) is None:
-            await p.scheduler.persist(prediction_id)
-    elif remaining > 0:
-        await p.bus.wait_done(prediction_id, remaining)
-    # A prediction that ended while we waited is answered from the row we inserted plus
-    # its outcome as the scheduler wrote it: no read back from the store.
-    outcome = p.scheduler.outcome(prediction_id) if p.scheduler is not None else None
-    if outcome is not None:
-        set_transient(row, outcome)
-        set_transient(row, {"run_input": None})
-        current = row
-    else:
-        found = await call(p.store.get_prediction, prediction_id)
-        if found is None:
-            raise VendoError(f"prediction {prediction_id} could not be recorded")
-        current = found
-    base = base_url(request)
+    current = await _run(p, row, remaining)
     data = prediction_json(
         p,
-        base,
+        base_url(request),
         current,
         owner=who.user.username,
         streamable=is_iterator(version.openapi_schema),
@@ -378,7 +373,7 @@ async def _owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
 
 
 async def _iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
-    cache: dict[str, bool] = p.extras.setdefault("iterator_versions", {})
+    cache = p.iterator_versions
     for version_id in version_ids - set(cache):
         version = await call(p.store.get_version, version_id)
         cache[version_id] = is_iterator(version.openapi_schema if version else None)
@@ -451,7 +446,8 @@ async def cancel_prediction(request: Request) -> Response:
         else:
             finished = await call(p.queue.cancel_queued, row.id)
             if finished is not None:
-                p.bus.publish(row.id, "done", {"reason": "canceled"})
+                for name, data in terminal_events(finished.status, finished.error):
+                    p.bus.publish(row.id, name, data)
         row = await call(p.store.get_prediction, row.id)
     return await _one(request, p, who, row)
 
@@ -461,19 +457,54 @@ async def cancel_prediction(request: Request) -> Response:
 
 def _replay(row: PredictionRow, iterator: bool) -> list[Event]:
     """The story of a finished prediction whose live events are gone."""
-    events: list[Event] = []
+    story: list[tuple[str, Any]] = []
     outputs = row.output if iterator and isinstance(row.output, list) else [row.output]
     if row.status != FAILED and row.output is not None:
-        for item in outputs:
-            events.append(Event(len(events) + 1, "output", item))
-    if row.status == FAILED:
-        events.append(Event(len(events) + 1, "error", {"detail": row.error or "failed"}))
-        events.append(Event(len(events) + 1, "done", {"reason": "error"}))
-    elif row.status == CANCELED:
-        events.append(Event(len(events) + 1, "done", {"reason": "canceled"}))
-    else:
-        events.append(Event(len(events) + 1, "done", {}))
-    return events
+        story.extend(("output", item) for item in outputs)
+    story.extend(terminal_events(row.status, row.error))
+    return [Event(n, name, data) for n, (name, data) in enumerate(story, 1)]
+
+
+def _renderer(p: Platform, base: str, owner: str) -> Callable[[Event], str | None]:
+    """Bus events as SSE text (None: not part of the SSE protocol)."""
+
+    def render(event: Event) -> str | None:
+        if event.event == "output":
+            value = p.storage.render(event.data, base, owner)
+            return format_event(event.id, "output", output_text(value))
+        if event.event == "logs":
+            return format_event(event.id, "logs", str(event.data))
+        if event.event in ("error", "done"):
+            return format_event(event.id, event.event, json.dumps(event.data or {}))
+        return None  # "start" and internal events are not part of the SSE protocol
+
+    return render
+
+
+async def _live(p: Platform, prediction_id: str, after: int) -> AsyncIterator[Event | None]:
+    """The prediction's bus events after ``after``; None now and then (keep-alive)."""
+    queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for event in p.bus.subscribe(prediction_id, after):
+                await queue.put(event)
+        finally:
+            await queue.put(None)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_INTERVAL)
+            except asyncio.TimeoutError:
+                yield None
+                continue
+            if item is None:
+                return
+            yield item
+    finally:
+        task.cancel()
 
 
 async def stream_prediction(request: Request) -> Response:
@@ -496,16 +527,7 @@ async def stream_prediction(request: Request) -> Response:
     replay: list[Event] | None = None
     if history is None and row.status in TERMINAL:
         replay = [e for e in _replay(row, iterator) if e.id > after]
-
-    def render(event: Event) -> str | None:
-        if event.event == "output":
-            value = p.storage.render(event.data, base, owner)
-            return format_event(event.id, "output", output_text(value))
-        if event.event == "logs":
-            return format_event(event.id, "logs", str(event.data))
-        if event.event in ("error", "done"):
-            return format_event(event.id, event.event, json.dumps(event.data or {}))
-        return None  # "start" and internal events are not part of the SSE protocol
+    render = _renderer(p, base, owner)
 
     async def body() -> AsyncIterator[str]:
         if replay is not None:
@@ -514,30 +536,10 @@ async def stream_prediction(request: Request) -> Response:
                 if text:
                     yield text
             return
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in p.bus.subscribe(prediction_id, after):
-                    await queue.put(event)
-            finally:
-                await queue.put(None)
-
-        task = asyncio.create_task(pump())
-        try:
-            while True:
-                try:
-                    item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_INTERVAL)
-                except asyncio.TimeoutError:
-                    yield format_comment()
-                    continue
-                if item is None:
-                    return
-                text = render(item)
-                if text:
-                    yield text
-        finally:
-            task.cancel()
+        async for item in _live(p, prediction_id, after):
+            text = format_comment() if item is None else render(item)
+            if text:
+                yield text
 
     return StreamingResponse(
         body(),
