@@ -119,7 +119,7 @@ class Queue:
         with self.store.transaction() as conn:
             claims.complete(job_id)(conn)
 
-    def release(self, job_id: int) -> None:
+    def requeue(self, job_id: int) -> None:
         """Put a claimed job back at its place in the queue (a runner could not take it)."""
         with self.store.transaction() as conn:
             claims.requeue(job_id)(conn)

@@ -161,14 +161,14 @@ class Claimer:
             )
         except BaseException:
             if pool is not None:
-                pool.release()
+                pool.unreserve()
             raise
         if pool is None:
             self.notify(prediction.version_id)
             return
         if ctx.stopping:
             # claimed but never started: the next start requeues it (Queue.recover)
-            pool.release()
+            pool.unreserve()
             return
         run = new_run(pool, prediction, job_id, kind)
         ctx.runs[prediction.id] = run
@@ -239,11 +239,11 @@ class Claimer:
             )
         except BaseException:
             for _ in range(free):
-                pool.release()
+                pool.unreserve()
             self._maybe_queued.add(version_id)
             raise
         for _ in range(free - len(claimed)):
-            pool.release()
+            pool.unreserve()
         if more:
             self._maybe_queued.add(version_id)
         for item in claimed:

@@ -71,7 +71,7 @@ class SchedulerContext:
         its terminal write is still on its way (it joins the same batch). The caller
         then moves the run past the phases that hold a slot."""
         if run.phase.holds_slot:
-            run.pool.release()
+            run.pool.unreserve()
             self.on_slot_freed(run.job.version_id)
 
     def open_secrets(self, run_input: dict[str, Any] | None) -> dict[str, Any]:

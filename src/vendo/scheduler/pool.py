@@ -81,13 +81,14 @@ class RunnerPool:
         return self._runner is not None
 
     def reserve(self) -> None:
-        """One claimed job holds one slot until :meth:`release`."""
+        """One claimed job holds one slot until :meth:`unreserve`."""
         self._reserved += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
 
-    def release(self) -> None:
+    def unreserve(self) -> None:
+        """The claimed job no longer needs its slot (it ended, or was never claimed)."""
         self._reserved = max(0, self._reserved - 1)
         self._slot_freed.set()
         self._slot_freed = asyncio.Event()

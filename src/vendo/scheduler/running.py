@@ -139,7 +139,7 @@ class RunLifecycle:
             run.pool.slot_done()
         while run.storing is not None:  # an output file is still being stored
             await run.storing.wait()
-        return dict(result)
+        return result
 
     def past_deadline(self, run: Run) -> bool:
         """Whether the run must not start: canceled, or its deadline passed."""
@@ -193,7 +193,9 @@ class RunLifecycle:
             error = None
         if self.ctx.stopping and error == WORKER_EXITED:
             error = INTERRUPTED_ERROR  # the server stopped it, the model did not crash
-        iterator = await self.ctx.is_iterator(run.job.version_id)
+        iterator = self.ctx.iterators.get(run.job.version_id)
+        if iterator is None:  # known for every version with a pool: no await here
+            iterator = await self.ctx.is_iterator(run.job.version_id)
         output = result.get("output")
         if output is not None and status == PredictionStatus.SUCCEEDED:
             output = await self.recorder.store_files(run, output)
