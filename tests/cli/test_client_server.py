@@ -224,6 +224,18 @@ def test_a_taken_port_changes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / ".vendo").exists()
 
 
+def test_a_bad_tls_certificate_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    data = tmp_path / "data"
+    done = vendo(
+        "serve", "--port", "0", "--data-dir", str(data), "--ssl-certfile", "cert.pem",
+        "--ssl-keyfile", "cert.pem", cwd=tmp_path, env=clean_env(), timeout=60,
+    )  # fmt: skip
+    line = _one_line_error(done)
+    assert line.startswith("Error: cannot load the TLS certificate or key:"), line
+    assert not data.exists()
+
+
 def test_a_failed_start_up_creates_no_admin(tmp_path: Path) -> None:
     data = tmp_path / "data"
     database = f"postgresql://nobody@127.0.0.1:{_closed_port()}/nothing"

@@ -44,8 +44,6 @@ def serve(
     ssl_keyfile: str | None,
 ) -> None:
     """Run the platform: Replicate's HTTP API over an embedded store."""
-    import uvicorn
-
     from vendo.app import create_app
     from vendo.cli.remote import forget_server, record_server
     from vendo.config import Settings
@@ -82,18 +80,24 @@ def serve(
         log_level="info",
         access_log=settings.access_log,
     )
-    logging.getLogger("uvicorn.error").addFilter(_OneLineStartupError())
+    startup_errors = _OneLineStartupError()
+    logging.getLogger("uvicorn.error").addFilter(startup_errors)
     try:
         config.load()  # the TLS files are read here: a bad one is one line, not a traceback
     except (OSError, ValueError) as exc:
         sock.close()
-        raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
-    click.echo(
-        f"Vendo serving Replicate's API at {url}/v1 (data in {Path(settings.data_dir).resolve()})",
-        err=True,
-    )
+        what = "load the TLS certificate or key" if ssl_certfile else "start"
+        raise click.ClickException(f"cannot {what}: {exc}") from None
     data = Path(settings.data_dir)
-    server = _Server(config, lambda: record_server(data, url), lambda: forget_server(data))
+
+    def started() -> None:
+        startup_errors.active = False  # later failures keep their traceback
+        record_server(data, url)
+        click.echo(
+            f"Vendo serving Replicate's API at {url}/v1 (data in {data.resolve()})", err=True
+        )
+
+    server = _Server(config, started, lambda: forget_server(data))
     try:
         server.run(sockets=[sock])
     finally:
@@ -166,7 +170,11 @@ class _OneLineStartupError(logging.Filter):
     Starlette hands uvicorn the formatted traceback as the failure message; this keeps
     its exception line and drops uvicorn's own "Application startup failed" after it."""
 
+    active = True
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if not self.active:
+            return True
         message = record.getMessage()
         if message.startswith("Application startup failed"):
             return False
