@@ -34,7 +34,10 @@ no_build_option = click.option(
     "(for developing a model whose packages are installed there already).",
 )
 
-# the client commands (push, run, ...): how they reach the server (vendo.cli.remote)
+# The client commands (push, run, ...): how they reach the server (vendo.cli.remote).
+# A new client command takes both and vendo.cli.remote.api_client, so that it finds
+# `vendo serve` and fails in one line like the others; tests/cli/test_client_server.py
+# lists every command with --url and runs it against a stopped server.
 url_option = click.option(
     "--url",
     envvar="VENDO_URL",
