@@ -64,11 +64,6 @@ def serve(
     bound = int(sock.getsockname()[1])  # --port 0 picks a free one
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        # an unusable secrets key is one clear line here, not a traceback from the lifespan
-        SecretBox.from_settings(settings)
-    except VendoError as exc:
-        raise click.ClickException(exc.detail) from exc
     app = create_app(settings, examples=examples)
     scheme = "https" if ssl_certfile else "http"
     url = f"{scheme}://{_client_host(settings.host)}:{bound}"
@@ -95,6 +90,13 @@ def serve(
         sock.close()
         what = "load the TLS certificate or key" if ssl_certfile else "start"
         raise click.ClickException(f"cannot {what}: {exc}") from None
+    try:
+        # after the port and TLS checks, since a missing key file is created here; an
+        # unusable key is one clear line, not a traceback from the lifespan
+        SecretBox.from_settings(settings)
+    except VendoError as exc:
+        sock.close()
+        raise click.ClickException(exc.detail) from exc
     data = Path(settings.data_dir)
 
     def started() -> None:
