@@ -139,3 +139,23 @@ async def test_dropped_sync_connection_cancels(serve: Any) -> None:
         request.cancel()  # the client hangs up
     body = await _wait_terminal(served, "dropped")
     assert body["status"] == "canceled"
+
+
+async def test_ready_means_the_trainer_is_set_up_too(serve: Any) -> None:
+    # The trainer's setup (1.5 s) is slower than the predictor's (none): READY must wait
+    # for both, so a training sent the moment health says READY is never answered 503.
+    served = await serve("srv_train_slow_setup", wait=False)
+    seen = []
+    while True:
+        body = (await served.client.get("/health-check")).json()
+        seen.append(body["status"])
+        if body["status"] != "STARTING":
+            break
+        await asyncio.sleep(0.01)
+    assert body["status"] == "READY", seen
+    assert body["setup"]["status"] == "succeeded"
+    r = await served.client.post("/trainings", json={"input": {"steps": 2}})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"] == "trained 2"
+    r = await served.client.post("/predictions", json={"input": {"text": "a"}})
+    assert r.json()["output"] == "predicted a"

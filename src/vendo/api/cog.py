@@ -267,8 +267,19 @@ class CogServer:
                 body[f"{noun}_cancel_url"] = f"/{noun}/{{{singular}_id}}/cancel"
         return _json(body)
 
+    def _health_runner(self) -> RunnerProcess | None:
+        """The runner whose state health reports: the first one not yet ready (a failed
+        one first), else the main one. With ``train:`` set there are two children, and
+        READY must mean both are set up, or a training sent right after READY would find
+        the trainer still starting."""
+        by_concern = {RunnerState.SETUP_FAILED: 0, RunnerState.DEFUNCT: 1, RunnerState.STARTING: 2}
+        pending = [r for r in self.runners if r.state in by_concern]
+        if pending:
+            return min(pending, key=lambda r: by_concern[r.state])
+        return self.main_runner
+
     async def health(self, request: Request) -> Response:
-        runner = self.main_runner
+        runner = self._health_runner()
         if runner is None:
             return _json({"status": RunnerState.SETUP_FAILED.value})
         state = runner.state
