@@ -90,3 +90,11 @@ async def test_loopback_forms_allowed_by_default(api: Api, port: int) -> None:
             "/v1/predictions", headers=api.alice, json=_body("webhook", host, port)
         )
         assert r.status_code == 201, r.text
+
+
+async def test_the_legacy_webhook_completed_field_follows_the_policy(api: Api, port: int) -> None:
+    body = {"version": VERSION, "input": {"text": "x"}}
+    body["webhook_completed"] = f"http://0.0.0.0:{port}/hook"
+    r = await api.client.post("/v1/predictions", headers=api.alice, json=body)
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["invalid_fields"]] == ["webhook_completed"]
