@@ -77,7 +77,7 @@ _METADATA = {
 _RANGES: list[tuple[str, Kind, str]] = [
     ("0.0.0.0/8", Kind.UNSPECIFIED, "this network"),
     ("10.0.0.0/8", Kind.PRIVATE, "private use"),
-    ("100.64.0.0/10", Kind.PRIVATE, "shared address space (carrier-grade NAT)"),
+    ("100.64.0.0/10", Kind.PRIVATE, "shared address space for carrier-grade NAT"),
     ("127.0.0.0/8", Kind.LOOPBACK, "loopback"),
     ("169.254.0.0/16", Kind.LINK_LOCAL, "link local"),
     ("172.16.0.0/12", Kind.PRIVATE, "private use"),
@@ -134,10 +134,13 @@ class Verdict:
     ipv4: ipaddress.IPv4Address | None = None  # for IPv6 forms that embed one
 
     def describe(self) -> str:
-        what = f"{self.kind.value} address ({self.range})"
+        """``"0.0.0.0, an unspecified address (this network, 0.0.0.0/8)"``."""
+        kind = self.kind.value
+        article = "an" if kind[0] in "aeiou" else "a"
+        what = f"{article} {kind} address ({self.range})"
         if self.ipv4 is not None:
-            return f"{self.address}, which carries {self.ipv4}, a {what}"
-        return f"{self.address}, a {what}"
+            return f"{self.address}, which carries {self.ipv4}, {what}"
+        return f"{self.address}, {what}"
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
@@ -157,7 +160,8 @@ def _lookup(ip: Address) -> tuple[Kind, str]:
         return Kind.METADATA, _METADATA[ip]
     for network, kind, name in _NETWORKS:
         if ip.version == network.version and ip in network:
-            return kind, name
+            label = name.replace("-", " ") == kind.value.replace("-", " ")
+            return kind, str(network) if label else f"{name}, {network}"
     if isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST:
         return Kind.RESERVED, "not allocated"
     return Kind.PUBLIC, "public"
