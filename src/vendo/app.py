@@ -38,6 +38,7 @@ from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
 from vendo.scheduler.dispatcher import Scheduler
 from vendo.store import Store, utcnow
+from vendo.store.sealing import SecretBox
 from vendo.webhooks.outbox import Outbox
 
 __all__ = ["TOKEN_FILE", "SchedulerFactory", "bootstrap_admin", "create_app", "sweep_once"]
@@ -158,7 +159,9 @@ def create_app(
         factory = scheduler_factory or (Scheduler if run_scheduler else None)
         if factory is not None:
             scheduler = factory(settings, store, bus, storage)
-        p = Platform(settings, store, Queue(store), bus, storage, scheduler)
+        # The secrets key is made (or read) now: a bad one stops the start with its error.
+        box = await to_thread.run_sync(SecretBox.from_settings, settings)
+        p = Platform(settings, store, Queue(store), bus, storage, scheduler, secrets=box)
         app.state.platform = p
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
         await relay.start()

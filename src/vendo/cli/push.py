@@ -4,7 +4,8 @@ Packs the project (skipping ``.git``, virtual environments, caches and whatever
 ``.dockerignore``/``.cogignore`` exclude), uploads it to
 ``POST /v1/models/{owner}/{name}/versions``, shows the server's build as it happens
 and prints the new version id on stdout (progress goes to stderr). The version id is
-the content hash of the package: pushing unchanged files gives the same id.
+a hash of the model and the package's content: pushing unchanged files to the same
+model gives the same id; a failed build prints its reason and the build log's URL.
 """
 
 from __future__ import annotations
@@ -112,5 +113,9 @@ def _follow(lines: Iterator[str], quiet: bool) -> str:
             if tail and quiet:
                 click.echo(tail, err=True)
             click.secho(f"Push failed: {event.get('detail')}", err=True, fg="red")
+            build = event.get("build")
+            if isinstance(build, dict) and build.get("urls", {}).get("log"):
+                # the push was accepted: the model records this failed build
+                click.echo(f"Build log: {build['urls']['log']}", err=True)
             sys.exit(1)
     raise click.ClickException("the server closed the connection before the build ended")

@@ -47,9 +47,29 @@ def _version(client: httpx.Client, owner: str, name: str, version: str | None) -
         return found
     response = client.get(f"/v1/models/{owner}/{name}")
     fail(response)
-    latest = response.json().get("latest_version")
+    model = response.json()
+    latest = model.get("latest_version")
+    build = model.get("latest_build") or {}
+    status = build.get("status")
     if not latest:
+        if status == "building":
+            raise click.ClickException(
+                f"{owner}/{name} is still building its first version: "
+                "run again once vendo push has finished"
+            )
+        if status == "failed":
+            raise click.ClickException(
+                f"{owner}/{name} has no version that runs: its latest push failed to build: "
+                f"{build.get('error')} (build log: {build.get('urls', {}).get('log')})"
+            )
         raise click.ClickException(f"{owner}/{name} has no versions yet: vendo push one first")
+    if status in ("building", "failed"):
+        # the model still runs its latest good version: say that a newer push is not it
+        what = "is still building" if status == "building" else "failed to build"
+        click.echo(
+            f"note: the latest push of {owner}/{name} {what}; running version {latest['id']}",
+            err=True,
+        )
     return dict(latest)
 
 

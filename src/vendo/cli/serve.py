@@ -44,6 +44,8 @@ def serve(
 
     from vendo.app import create_app
     from vendo.config import Settings
+    from vendo.errors import VendoError
+    from vendo.store.sealing import SecretBox
 
     overrides: dict[str, object] = {}
     if data_dir is not None:
@@ -55,6 +57,11 @@ def serve(
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        # an unusable secrets key is one clear line here, not a traceback from the lifespan
+        SecretBox.from_settings(settings)
+    except VendoError as exc:
+        raise click.ClickException(exc.detail) from exc
     app = create_app(settings, examples=examples)
     scheme = "https" if ssl_certfile else "http"
     click.echo(

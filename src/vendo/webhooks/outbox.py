@@ -17,7 +17,9 @@ prediction's JSON each time something happens: ``start``, ``output``, ``logs``,
   or given up. A restarted server picks up what is left in the table, so delivery is at
   least once (receivers drop repeats by ``webhook-id``);
 - every attempt is signed (:mod:`vendo.webhooks.signing`): the ``webhook-id`` is fixed
-  per event, the timestamp is taken per attempt.
+  per event, the timestamp is taken per attempt. The ``completed`` message's id is
+  derived from (prediction, URL, event) (:func:`delivery_id`) and keys its row: one
+  terminal message per prediction and URL, whatever repeats or restarts happen.
 
 Which addresses a webhook may reach is decided by :func:`vendo.files.addresses.refusal`,
 the one policy shared with input downloads (private and loopback addresses only while
@@ -34,6 +36,7 @@ process should run an outbox: rows are not leased.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -56,7 +59,6 @@ from vendo.webhooks.sender import (
     WebhookMessage,
     WebhookSender,
 )
-from vendo.webhooks.signing import new_message_id
 
 __all__ = [
     "ALL_EVENTS",
@@ -67,6 +69,7 @@ __all__ = [
     "WebhookTarget",
     "WebhookURLError",
     "check_webhook_url",
+    "delivery_id",
     "deliveries_table",
     "retry_delays",
 ]
@@ -171,6 +174,16 @@ async def _check_resolved(url: str, *, allow_private: bool) -> None:
         return  # the attempt itself fails with a clear network error, and is retried
     for info in infos:
         _check_address(str(info[4][0]), allow_private=allow_private)
+
+
+def delivery_id(prediction_id: str, url: str, event: str) -> str:
+    """The ``webhook-id`` of a prediction's ``completed`` message to ``url``: derived, not
+    drawn, so that it is the same however often (or by whichever server run) that message
+    is made, and it is the table's primary key, so that the table can never hold it twice.
+    A receiver that drops repeats by ``webhook-id`` then never sees two terminal messages
+    for one prediction."""
+    digest = hashlib.sha256(f"{prediction_id}\n{url}\n{event}".encode()).hexdigest()
+    return "msg_" + digest[:32]
 
 
 @dataclass(frozen=True)
@@ -339,7 +352,7 @@ class Outbox:
                 # Into the table now, not when its turn comes: a stop while an earlier
                 # delivery is still in flight must not lose it.
                 delivery = Delivery(
-                    id=new_message_id(),
+                    id=delivery_id(prediction_id, target.url, event),
                     prediction_id=prediction_id,
                     url=target.url,
                     secret=target.secret,
