@@ -43,7 +43,13 @@ from vendo.queue import (
 from vendo.runner.protocol import FILE_KEY
 from vendo.scheduler import writes
 from vendo.scheduler.pool import PoolOptions, RunnerPool
-from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec, Slot
+from vendo.scheduler.process import (
+    WORKER_EXITED,
+    RunnerProcess,
+    RunnerSpec,
+    Slot,
+    handoff_error,
+)
 from vendo.scheduler.writes import BatchWriter, Claimed
 from vendo.store import (
     CANCELED,
@@ -711,9 +717,14 @@ class Scheduler:
                 context={},
                 on_event=functools.partial(self._on_event, run),
             )
-        except BaseException:
-            run.pool.slot_done()
-            raise
+        except Exception as exc:
+            # Nothing may stay held by a prediction the runner never took: its runner slot
+            # goes back (a no-op once predict() used it), and it ends failed like any run.
+            log.warning("prediction %s could not be handed to its runner: %s", pid, exc)
+            slot.release()
+            failed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            failed.set_result({"status": FAILED, "error": handoff_error(exc), "output": None})
+            return failed
         if run.cancel_reason is not None:
             runner.cancel(pid)
         return done
