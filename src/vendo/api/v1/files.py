@@ -44,7 +44,8 @@ async def upload(request: Request) -> Response:
     who = await caller(request)
     p = platform(request)
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > p.settings.max_upload_bytes + 64 * 1024:
+    declared = int(length) if length.isascii() and length.isdigit() and len(length) < 20 else 0
+    if declared > p.settings.max_upload_bytes + 64 * 1024:
         raise PayloadTooLarge(f"uploads are limited to {p.settings.max_upload_bytes} bytes")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise BadRequest("send the file as multipart/form-data with a 'content' part")

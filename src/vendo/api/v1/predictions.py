@@ -57,6 +57,8 @@ __all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
 WAIT_MAX = 60
 WAIT_MARGIN = 0.3  # answer this much before the client's read timeout (N + 0.5 s)
 MIN_CANCEL_AFTER = 5.0
+# A deadline past this is a mistake (and one past year 9999 cannot be stored at all).
+MAX_CANCEL_AFTER = 7 * 24 * 3600.0
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
@@ -73,24 +75,28 @@ def parse_prefer_wait(header: str | None) -> int | None:
         if token.startswith("wait="):
             try:
                 seconds = int(float(token[5:].strip().strip('"')))
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, or inf/1e999
                 continue
             return max(1, min(WAIT_MAX, seconds))
     return None
 
 
 def parse_cancel_after(value: str) -> float:
-    """``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (minimum 5 s)."""
+    """``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (minimum 5 s, at most
+    :data:`MAX_CANCEL_AFTER`)."""
     text = value.strip().lower()
     invalid = InvalidInput(
         [
             FieldError(
                 "Cancel-After",
                 "header",
-                f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m or seconds",
+                f"invalid duration {value[:40]!r}: use e.g. 30s, 5m, 1h30m or seconds, "
+                f"at most {MAX_CANCEL_AFTER:g} seconds (7 days)",
             )
         ]
     )
+    if len(text) > 64:  # no real duration is that long; float() of it would be slow
+        raise invalid
     try:
         seconds = float(text)
     except ValueError:
@@ -99,7 +105,7 @@ def parse_cancel_after(value: str) -> float:
             raise invalid from None
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = h * 3600 + m * 60 + s
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_CANCEL_AFTER:
         raise invalid
     return max(MIN_CANCEL_AFTER, seconds)
 
@@ -485,7 +491,9 @@ async def stream_prediction(request: Request) -> Response:
     base = base_url(request)
     iterator = bool(await _iterator_versions(p, {row.version_id}))
     last = request.headers.get("last-event-id", "0")
-    after = int(last) if last.isdigit() else 0
+    # an event id is a small counter: anything else (non-ASCII digits, 5000 digits)
+    # means "from the start" rather than an error
+    after = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else 0
     history = p.bus.history(prediction_id)
     replay: list[Event] | None = None
     if history is None and row.status in TERMINAL:

@@ -1,0 +1,151 @@
+"""Request bodies: read with a size cap, parsed as strict JSON with a depth cap.
+
+Every route that takes a JSON or text body reads it here, so that no body can make the
+server fail (a 5xx) or hold more memory than ``Settings.max_request_bytes``:
+
+- a body over the size cap answers 413, checked on ``Content-Length`` and again while
+  reading (a chunked body has no length);
+- only RFC 8259 JSON: ``NaN``/``Infinity`` literals and numbers that overflow a double
+  (``1e400``) are refused (400): they are not JSON and no client sends them on purpose;
+- nesting deeper than ``Settings.max_json_depth`` answers 422 before the parser sees it
+  (Python's parser recurses: thousands of ``[`` would end in a RecursionError);
+- a string holding a lone UTF-16 surrogate (``"\\ud800"``, valid JSON escape, invalid
+  Unicode) answers 422 naming the field: it cannot be stored (PostgreSQL) or sent on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+
+from vendo.errors import BadRequest, FieldError, InvalidInput, PayloadTooLarge
+
+__all__ = ["parse_json", "read_body", "surrogate_paths"]
+
+# A surrogate can only come from a \uXXXX escape once the body was decoded as strict
+# UTF-8: look for one before walking the whole document.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A string token always matches (its closing quote is optional): an unterminated string
+# is skipped once, not rescanned from each quote inside it.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKET_TABLE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is larger than {limit} bytes (the server's VENDO_MAX_REQUEST_BYTES)"
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, at most ``limit`` bytes, else 413 (read no further than that)."""
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and len(length) < 20 and int(length) > limit:
+        raise _too_large(limit)
+    stream: AsyncIterator[bytes] = request.stream()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _depth_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether ``raw`` nests deeper than ``limit``, at C speed (no Python loop over the
+    bytes): strings out, brackets only, then innermost pairs removed once per level."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # most bodies end here
+        return False
+    brackets = _STRING.sub(b"", raw).translate(_BRACKET_TABLE, _NOT_BRACKETS)
+    for level in range(limit):
+        if b"[" * (limit - level + 1) in brackets:
+            return True
+        shorter = brackets.replace(b"[]", b"")
+        if not shorter or len(shorter) == len(brackets):
+            return False  # balanced within the limit, or not JSON: the parser tells
+        brackets = shorter
+    return b"[" in brackets
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON (send a number or null)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def surrogate_paths(value: Any, path: str = "") -> list[str]:
+    """Dotted paths (``input.text``, ``input.items.2``) of the strings, or object keys,
+    in ``value`` that hold a lone UTF-16 surrogate."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                found.append(where or "body")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{where}.{key}" if where else str(key)
+                if _SURROGATE.search(key):
+                    found.append(where or "body")
+                    continue
+                stack.append((name, child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}.{i}" if where else str(i), c) for i, c in enumerate(item))
+    return sorted(found)
+
+
+def parse_json(raw: bytes, *, max_depth: int) -> Any:
+    """``raw`` as strict JSON. Raises :class:`BadRequest` (not JSON, not UTF-8, NaN,
+    Infinity, overflowing numbers) or :class:`InvalidInput` (too deep, or a lone
+    surrogate, naming the field); never anything else."""
+    if _depth_exceeds(raw, max_depth):
+        raise InvalidInput(
+            [
+                FieldError(
+                    "body",
+                    "depth",
+                    f"the JSON nests deeper than {max_depth} levels "
+                    "(the server's VENDO_MAX_JSON_DEPTH)",
+                )
+            ]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the request body is not UTF-8: {exc}") from None
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, the hooks' refusals and integers past
+        # Python's digit limit; RecursionError cannot happen below the depth cap
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        bad = surrogate_paths(value)
+        if bad:
+            raise InvalidInput(
+                [
+                    FieldError(
+                        name,
+                        "unicode",
+                        "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape that is "
+                        "not part of a pair), which is not valid Unicode text",
+                    )
+                    for name in bad
+                ]
+            )
+    return value
