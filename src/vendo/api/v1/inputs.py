@@ -105,6 +105,10 @@ async def prepare_input(
             if exc.status == 413:
                 raise
             raise InvalidInput([FieldError(name, "file", exc.detail)]) from None
+    # Ignored as on Cog, but by name only (valued null) the runner gets them: it starts
+    # the prediction's logs with a warning naming each and the closest known input.
+    for name in valid.unknown:
+        run[name] = None
     return PreparedInput(shown=shown, run=run, files=files)
 
 
