@@ -107,7 +107,9 @@ async def _normal_prediction_cold(client: httpx.AsyncClient, who: dict[str, str]
     assert r.status_code == 201 and r.json()["status"] == "succeeded", r.text
 
 
-async def test_numeric_headers_out_of_range_are_never_a_server_error(api: Api) -> None:
+async def test_numbers_out_of_range_in_headers_and_parameters_are_never_a_server_error(
+    api: Api,
+) -> None:
     c, who = api.client, api.alice
     await _normal_prediction_cold(c, who)
     # Prefer: wait=N out of range is ignored like any unknown preference (RFC 7240)
@@ -126,6 +128,15 @@ async def test_numeric_headers_out_of_range_are_never_a_server_error(api: Api) -
     for limit in ("²", "9" * 5000, "-1", "0x10"):
         r = await c.get("/v1/search", params={"query": "echo", "limit": limit}, headers=who)
         assert r.status_code == 422, (limit, r.text)
+    for when in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2024-13-01"):
+        r = await c.get("/v1/predictions", params={"created_after": when}, headers=who)
+        assert r.status_code == 400 and "ISO 8601" in r.text, (when, r.text)
+    for expiry in ("²", "9" * 5000):
+        r = await c.get(
+            "/v1/files/abcdefgh12/download",
+            params={"owner": "alice", "expiry": expiry, "signature": "x"},
+        )
+        assert r.status_code == 403, (expiry, r.text)
 
 
 def test_oversized_bodies_over_real_http_answer_413(tmp_path: Path) -> None:

@@ -411,11 +411,14 @@ def _parse_time(name: str, value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 date-time, got {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        # in UTC here: 0001-01-01T00:00:00+14:00 has no UTC date-time (OverflowError)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date-time from year 1 to 9999, got {value[:60]!r}"
+        ) from None
 
 
 async def list_predictions(request: Request) -> Response:
