@@ -26,7 +26,7 @@ async def test_serve_model_logs_the_ignored_inputs(serve: Any) -> None:
     body = r.json()
     assert body["status"] == "succeeded" and body["output"] == "ab"
     lines = body["logs"].splitlines()
-    assert lines[:3] == [warning("txt", "text"), warning("cont", "count"), warning("qqqqqq")]
+    assert lines[:3] == [warning("cont", "count"), warning("qqqqqq"), warning("txt", "text")]
     assert "echo call" in lines[3]
     assert body["input"] == {"text": "ab"}  # echoed as validated: known inputs only
 

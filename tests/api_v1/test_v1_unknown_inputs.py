@@ -35,11 +35,11 @@ async def test_the_logs_start_with_a_warning_per_ignored_input(api: Api) -> None
     done = r.json()
     assert done["status"] == "succeeded" and done["output"] == "hi"  # defaults, as on Cog
     lines = done["logs"].splitlines()
-    assert lines[0] == TXT, done["logs"]
-    assert lines[1] == (
+    assert lines[0] == (
         'warning: input "Sleep" is not an input of this model and was ignored '
         '(did you mean "sleep"?)'
-    )
+    ), done["logs"]
+    assert lines[1] == TXT
     assert lines[2] == 'warning: input "zzzz" is not an input of this model and was ignored'
     assert lines[3] == "echoing hi"
     assert done["input"] == {}  # what the caller sees is unchanged: known inputs only

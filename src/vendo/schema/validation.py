@@ -235,7 +235,9 @@ def ignored_inputs_warning(unknown: Iterable[str], known: Iterable[str]) -> str:
     so spares a run with the defaults and no word."""
     names = list(known)
     lines = []
-    for name in unknown:
+    # sorted: the same lines whatever order the input arrived in (PostgreSQL's JSONB
+    # does not keep the caller's key order)
+    for name in sorted(unknown, key=lambda n: (n.lower(), n)):
         # quoted as JSON: a name holding quotes or newlines cannot forge a log line
         shown = json.dumps(name[:100], ensure_ascii=False)
         line = f"warning: input {shown} is not an input of this model and was ignored"
