@@ -40,7 +40,7 @@ HOSTILE: list[tuple[str, str, str, dict[str, str], bytes, int, str]] = [
     ("digits", "POST", "/v1/predictions", {}, _body('{"sleep": ' + "9" * 5000 + "}"), 400,
      "digits"),
     ("deep", "POST", "/v1/predictions", {},
-     _body('{"text": ' + "[" * 5000 + "]" * 5000 + "}"), 422, "VENDO_MAX_JSON_DEPTH"),
+     _body('{"text": ' + "[" * 5000 + "]" * 5000 + "}"), 422, "deeper than 64 levels"),
     ("deep-unclosed", "POST", "/v1/predictions", {}, b"[" * 100_000, 422, "deeper"),
     ("cancel-after-huge", "POST", "/v1/predictions", {"Cancel-After": "1e300"},
      _body('{"text": "a"}'), 422, "Cancel-After"),

@@ -119,8 +119,7 @@ def parse_json(raw: bytes, *, max_depth: int) -> Any:
                 FieldError(
                     "body",
                     "depth",
-                    f"the JSON nests deeper than {max_depth} levels "
-                    "(the server's VENDO_MAX_JSON_DEPTH)",
+                    f"the JSON nests arrays and objects deeper than {max_depth} levels",
                 )
             ]
         )

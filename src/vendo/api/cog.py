@@ -345,7 +345,8 @@ class CogServer:
             payload = parse_json(body, max_depth=_MAX_JSON_DEPTH) if body else {}
         except InvalidInput as exc:
             first = exc.errors[0]
-            return _detail(["body", *first.field.split(".")], first.description)
+            where = [] if first.field == "body" else first.field.split(".")
+            return _detail(["body", *where], first.description)
         except RequestError as exc:
             return _detail(["body"], f"Invalid JSON: {exc.detail}", 400)
         if not isinstance(payload, dict):
