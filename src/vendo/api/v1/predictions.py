@@ -32,11 +32,19 @@ from vendo.api.v1.context import (
     platform,
     visible_model,
 )
-from vendo.api.v1.inputs import prepare_input
+from vendo.api.v1.inputs import prepare_input, split_url
 from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
 from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
 from vendo.api.v1.webhooks import RELAY_KEY
-from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound, VendoError
+from vendo.errors import (
+    BadRequest,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RequestError,
+    VendoError,
+)
 from vendo.queue.events import Event
 from vendo.store import (
     CANCELED,
@@ -148,6 +156,37 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
 # --- create ---------------------------------------------------------------------------
 
 
+def _url_part(url: str, part: str) -> str:
+    """``urlsplit(url).<part>``, or "" for what urlsplit refuses (``http://[::1``, an
+    unclosed IPv6 bracket, raises ValueError): a bad URL is the caller's 422, not a 500."""
+    try:
+        return str(getattr(urlsplit(url), part))
+    except ValueError:
+        return ""
+
+
+def _webhook_url_error(field: str, url: Any, allow_private: bool) -> str | None:
+    """Why ``url`` cannot be a webhook URL, or None. The legacy ``webhook_completed``
+    gets the same checks as ``webhook``: it is delivered the same way."""
+    if not isinstance(url, str):
+        return f"{field} must be an http(s) URL"
+    try:
+        parts = split_url(url)
+    except RequestError as exc:
+        return exc.detail
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{field} must be an http(s) URL"
+    try:
+        from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
+    except ImportError:  # webhooks not part of this build
+        return None
+    try:
+        check_webhook_url(url, allow_private=allow_private)
+    except WebhookURLError as exc:
+        return str(exc)
+    return None
+
+
 def _webhook_fields(
     body: dict[str, Any], allow_private: bool
 ) -> tuple[str | None, list[str] | None]:
@@ -155,10 +194,10 @@ def _webhook_fields(
     events = body.get("webhook_events_filter")
     completed = body.get("webhook_completed")
     errors: list[FieldError] = []
-    if webhook is not None and (
-        not isinstance(webhook, str) or urlsplit(webhook).scheme not in ("http", "https")
-    ):
-        errors.append(FieldError("webhook", "url", "webhook must be an http(s) URL"))
+    if webhook is not None:
+        problem = _webhook_url_error("webhook", webhook, allow_private)
+        if problem:
+            errors.append(FieldError("webhook", "url", problem))
     if events is not None and (
         not isinstance(events, list) or any(e not in WEBHOOK_EVENTS for e in events)
     ):
@@ -169,20 +208,11 @@ def _webhook_fields(
                 f"webhook_events_filter must be a list of {', '.join(WEBHOOK_EVENTS)}",
             )
         )
-    if isinstance(webhook, str) and not errors:
-        try:
-            from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
-        except ImportError:  # webhooks not part of this build
-            pass
-        else:
-            try:
-                check_webhook_url(webhook, allow_private=allow_private)
-            except WebhookURLError as exc:
-                errors.append(FieldError("webhook", "url", str(exc)))
     if webhook is None and isinstance(completed, str):
         # legacy field, still sent by replicate 1.0.7: notify on completion only
-        if urlsplit(completed).scheme not in ("http", "https"):
-            errors.append(FieldError("webhook_completed", "url", "must be an http(s) URL"))
+        problem = _webhook_url_error("webhook_completed", completed, allow_private)
+        if problem:
+            errors.append(FieldError("webhook_completed", "url", problem))
         webhook, events = completed, ["completed"]
     if errors:
         raise InvalidInput(errors)
@@ -203,12 +233,13 @@ def _inputs_root(p: Platform) -> Path:
 
 
 def _own_hosts(request: Request) -> set[str]:
-    hosts = {urlsplit(base_url(request)).netloc}
+    hosts = {_url_part(base_url(request), "netloc")}
     if request.headers.get("host"):
         hosts.add(request.headers["host"])
     configured = platform(request).settings.public_url
     if configured:
-        hosts.add(urlsplit(configured).netloc)
+        hosts.add(_url_part(configured, "netloc"))
+    hosts.discard("")
     return hosts
 
 
