@@ -80,6 +80,8 @@ def test_the_parser_only_ever_raises_the_projects_request_errors(raw: bytes) -> 
         (b"[" * 100_000, InvalidInput),
         (b'{"input": {"text": "\\ud800"}}', InvalidInput),
         (b'{"input": {"\\udc00": 1}}', InvalidInput),
+        (b'{"input": {"text": "a\\u0000"}}', InvalidInput),
+        (b'{"input": {"a\\u0000": 1}}', InvalidInput),
         (b'{"input": {"text": "\xed\xa0\x80"}}', BadRequest),  # a surrogate as UTF-8 bytes
     ],
 )

@@ -53,6 +53,11 @@ HOSTILE: list[tuple[str, str, str, dict[str, str], bytes, int, str]] = [
     ("big-query", "QUERY", "/v1/models", {}, b"q" * (20 * MB), 413, "VENDO_MAX_REQUEST_BYTES"),
     ("big-model", "POST", "/v1/models", {}, b'{"owner": "' + b"a" * (20 * MB) + b'"}', 413,
      "VENDO_MAX_REQUEST_BYTES"),
+    ("nul", "POST", "/v1/predictions", {}, _body('{"text": "a\\u0000b"}'), 422, "input.text"),
+    ("nul-key", "POST", "/v1/predictions", {}, _body('{"t\\u0000": 1}'), 422, "NUL"),
+    ("nul-query", "QUERY", "/v1/models", {}, b"a\x00b", 422, "NUL"),
+    ("nul-path", "GET", "/v1/models/a%00b/x", {}, b"", 400, "NUL"),
+    ("nul-param", "GET", "/v1/search?query=a%00b", {}, b"", 400, "NUL"),
     ("not-utf8", "POST", "/v1/predictions", {}, b'{"input": {"text": "\xed\xa0\x80"}}', 400,
      "UTF-8"),
 ]  # fmt: skip

@@ -9,8 +9,9 @@ server fail (a 5xx) or hold more memory than ``Settings.max_request_bytes``:
   (``1e400``) are refused (400): they are not JSON and no client sends them on purpose;
 - nesting deeper than ``Settings.max_json_depth`` answers 422 before the parser sees it
   (Python's parser recurses: thousands of ``[`` would end in a RecursionError);
-- a string holding a lone UTF-16 surrogate (``"\\ud800"``, valid JSON escape, invalid
-  Unicode) answers 422 naming the field: it cannot be stored (PostgreSQL) or sent on.
+- a string holding a lone UTF-16 surrogate (``"\\ud800"``, a valid JSON escape but
+  not Unicode) or a NUL (``"\\u0000"``) answers 422 naming the field: PostgreSQL can
+  store neither, and a surrogate cannot be sent on as UTF-8.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from starlette.requests import Request
 
 from vendo.errors import BadRequest, FieldError, InvalidInput, PayloadTooLarge
 
-__all__ = ["parse_json", "read_body", "surrogate_paths"]
+__all__ = ["parse_json", "read_body", "text_errors"]
 
-# A surrogate can only come from a \uXXXX escape once the body was decoded as strict
-# UTF-8: look for one before walking the whole document.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A surrogate or a NUL can only come from a \uXXXX escape once the body was decoded as
+# strict UTF-8 (the parser refuses raw control characters in strings): look for one
+# before walking the whole document.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A string token always matches (its closing quote is optional): an unterminated string
 # is skipped once, not rescanned from each quote inside it.
@@ -87,32 +89,50 @@ def _finite(text: str) -> float:
     return value
 
 
-def surrogate_paths(value: Any, path: str = "") -> list[str]:
-    """Dotted paths (``input.text``, ``input.items.2``) of the strings, or object keys,
-    in ``value`` that hold a lone UTF-16 surrogate."""
-    found: list[str] = []
+_SURROGATE_PROBLEM = (
+    "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape that is not part of a pair), "
+    "which is not valid Unicode text"
+)
+_NUL_PROBLEM = "holds a NUL character (\\u0000), which cannot be stored"
+
+
+def _text_problem(text: str) -> str | None:
+    if _SURROGATE.search(text):
+        return _SURROGATE_PROBLEM
+    if "\x00" in text:
+        return _NUL_PROBLEM
+    return None
+
+
+def text_errors(value: Any, path: str = "") -> list[FieldError]:
+    """One error per string, or object key, of ``value`` that holds a lone UTF-16
+    surrogate or a NUL character, named by its dotted path (``input.text``,
+    ``input.items.2``; a bad key is named by its object's path). PostgreSQL can store
+    neither, and a surrogate cannot be sent on as UTF-8: both are refused at the door."""
+    found: list[FieldError] = []
     stack: list[tuple[str, Any]] = [(path, value)]
     while stack:
         where, item = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
-                found.append(where or "body")
+            problem = _text_problem(item)
+            if problem:
+                found.append(FieldError(where or "body", "unicode", problem))
         elif isinstance(item, dict):
             for key, child in item.items():
-                name = f"{where}.{key}" if where else str(key)
-                if _SURROGATE.search(key):
-                    found.append(where or "body")
+                problem = _text_problem(key)
+                if problem:
+                    found.append(FieldError(where or "body", "unicode", f"a key {problem}"))
                     continue
-                stack.append((name, child))
+                stack.append((f"{where}.{key}" if where else str(key), child))
         elif isinstance(item, list):
             stack.extend((f"{where}.{i}" if where else str(i), c) for i, c in enumerate(item))
-    return sorted(found)
+    return sorted(found, key=lambda e: e.field)
 
 
 def parse_json(raw: bytes, *, max_depth: int) -> Any:
     """``raw`` as strict JSON. Raises :class:`BadRequest` (not JSON, not UTF-8, NaN,
-    Infinity, overflowing numbers) or :class:`InvalidInput` (too deep, or a lone
-    surrogate, naming the field); never anything else."""
+    Infinity, overflowing numbers) or :class:`InvalidInput` (too deep; a lone surrogate
+    or a NUL in a string, naming the field); never anything else."""
     if _depth_exceeds(raw, max_depth):
         raise InvalidInput(
             [
@@ -133,18 +153,8 @@ def parse_json(raw: bytes, *, max_depth: int) -> Any:
         # ValueError covers JSONDecodeError, the hooks' refusals and integers past
         # Python's digit limit; RecursionError cannot happen below the depth cap
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(text):
-        bad = surrogate_paths(value)
-        if bad:
-            raise InvalidInput(
-                [
-                    FieldError(
-                        name,
-                        "unicode",
-                        "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape that is "
-                        "not part of a pair), which is not valid Unicode text",
-                    )
-                    for name in bad
-                ]
-            )
+    if _SUSPECT_ESCAPE.search(text):
+        errors = text_errors(value)
+        if errors:
+            raise InvalidInput(errors)
     return value

@@ -147,6 +147,8 @@ async def search_models(request: Request) -> Response:
             query = decoded
     if not query:
         raise InvalidInput([FieldError("query", "missing", "send the search text as the body")])
+    if "\x00" in query:  # PostgreSQL cannot compare text holding one
+        raise InvalidInput([FieldError("query", "unicode", "the search text holds a NUL")])
     return await _list(request, who, query=query)
 
 
