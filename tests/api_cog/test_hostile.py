@@ -26,3 +26,27 @@ async def test_hostile_bodies_are_refused_and_the_model_goes_on(serve: Any) -> N
         assert r.json()["detail"][0]["loc"] == loc, (body[:60], r.json())
         ok = await served.client.post("/predictions", json={"input": {"text": "ok"}})
         assert ok.status_code == 200 and ok.json()["output"] == "ok", ok.text
+
+
+async def test_a_failed_handoff_fails_one_prediction_and_frees_its_slot(
+    serve: Any, monkeypatch: Any
+) -> None:
+    # what the platform's scheduler test drives, here on Cog's API (same RunnerProcess)
+    from vendo.scheduler import process
+
+    real = process.encode
+
+    def encode(message: dict[str, Any]) -> bytes:
+        if message.get("type") == "predict" and message["input"].get("text") == "boom":
+            raise RuntimeError("injected encode failure")
+        return real(message)
+
+    served = await serve("srv_echo")  # one slot: a leak would refuse the next one (409)
+    monkeypatch.setattr(process, "encode", encode)
+    for _ in range(3):
+        r = await served.client.post("/predictions", json={"input": {"text": "boom"}})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "failed"
+        assert "could not be handed to the model" in r.json()["error"]
+        ok = await served.client.post("/predictions", json={"input": {"text": "ok"}})
+        assert ok.status_code == 200 and ok.json()["output"] == "ok", ok.text
