@@ -80,7 +80,9 @@ def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
 
 
 class _Arrival:
-    """Stamps each request with its arrival time: ``Prefer: wait`` counts from it."""
+    """Stamps each request with its arrival time: ``Prefer: wait`` counts from it. Refuses
+    a URL holding a NUL (``%00``): no name or parameter may hold one, and PostgreSQL
+    fails on any query that carries one (a 500 on every route with a path parameter)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,6 +90,10 @@ class _Arrival:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope["vendo.arrived"] = time.monotonic()
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                detail = "the URL holds a NUL character (%00), which no name or parameter may"
+                await _problem_response(problem(400, "Bad Request", detail))(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 
@@ -142,14 +148,6 @@ def create_app(
                 Path(settings.data_dir), settings.database_url, cache_ttl=settings.cache_ttl
             )
         )
-        token = await to_thread.run_sync(bootstrap_admin, settings, store)
-        if token is not None:
-            path = Path(settings.data_dir) / TOKEN_FILE
-            print(
-                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
-                file=sys.stderr,
-                flush=True,
-            )
         bus = EventBus()
         bus.bind(asyncio.get_running_loop())
         storage = LocalStorage.from_settings(settings, store)
@@ -169,6 +167,16 @@ def create_app(
             await scheduler.start()
         # after the scheduler's recovery, which may have finished interrupted predictions
         await relay.resume_owed()
+        # Last of the start-up steps that can fail: a start that fails creates no admin
+        # and prints no token (the examples below are pushed as the admin).
+        token = await to_thread.run_sync(bootstrap_admin, settings, store)
+        if token is not None:
+            path = Path(settings.data_dir) / TOKEN_FILE
+            print(
+                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
+                file=sys.stderr,
+                flush=True,
+            )
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
         background = await push_examples(p) if examples else None

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_FRAME",
     "CancelMessage",
     "DoneMessage",
+    "PARENT_ENV",
     "FrameDecoder",
     "HealthcheckMessage",
     "LogMessage",
@@ -35,6 +36,8 @@ __all__ = [
 
 MAX_FRAME = 1 << 30
 FILE_KEY = "__vendo_file__"
+#: The child's environment names the PID it must not outlive (vendo.runner.lifeline).
+PARENT_ENV = "VENDO_RUNNER_PARENT"
 _HEADER = struct.Struct(">I")
 
 

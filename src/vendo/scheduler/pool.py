@@ -1,7 +1,7 @@
 """A runner pool: the warm runners of one model version.
 
 The pool owns the version's runner (today one per version; the shape leaves room for
-several under an autoscaler) and the version's concurrency slots. The dispatcher asks
+several under an autoscaler) and the version's concurrency slots. The scheduler asks
 it how many jobs it may claim (:attr:`RunnerPool.free_slots`), reserves one slot per
 claimed job, and gets a ready runner from :meth:`RunnerPool.runner`, which cold-starts
 one when there is none. When the last job finishes, a timer stops the runner after the

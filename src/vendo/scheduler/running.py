@@ -21,7 +21,7 @@ from typing import Any
 from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import INTERRUPTED_ERROR, claims
 from vendo.scheduler.context import SchedulerContext
-from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot
+from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot, handoff_error
 from vendo.scheduler.recording import Recorder
 from vendo.scheduler.run import Run, RunPhase
 from vendo.status import TERMINAL, PredictionStatus
@@ -38,6 +38,15 @@ Answer = asyncio.Future[dict[str, Any]]
 
 def _result(status: str, error: str | None = None) -> dict[str, Any]:
     return {"status": status, "error": error, "output": None}
+
+
+def _failed_handoff(slot: Slot, error: str) -> Answer:
+    """The answer of a prediction its runner never took: its slot goes back (a no-op once
+    predict() used it) and it ends failed like any run."""
+    slot.release()
+    failed: Answer = asyncio.get_running_loop().create_future()
+    failed.set_result(_result(PredictionStatus.FAILED, error))
+    return failed
 
 
 class RunLifecycle:
@@ -109,24 +118,19 @@ class RunLifecycle:
         """Hand the run's prediction to ``runner`` in ``slot``; the future is its answer."""
         pid = run.prediction_id
         try:
+            # Secret inputs are opened only now, for the child: never stored in clear.
             inputs = self.ctx.open_secrets(run.claimed.run_input)
         except SecretsKeyError as exc:
-            slot.release()
-            failed: Answer = asyncio.get_running_loop().create_future()
-            failed.set_result(_result(PredictionStatus.FAILED, exc.detail))
-            return failed
+            return _failed_handoff(slot, exc.detail)
         run.runner = runner
         try:
-            done = runner.predict(
-                slot,
-                pid,
-                inputs,
-                context={},
-                on_event=functools.partial(self.recorder.on_event, run),
-            )
-        except BaseException:
-            run.pool.slot_done()
-            raise
+            on_event = functools.partial(self.recorder.on_event, run)
+            done = runner.predict(slot, pid, inputs, context={}, on_event=on_event)
+        except Exception as exc:
+            # Nothing may stay held by a prediction the runner never took: its runner slot
+            # goes back (a no-op once predict() used it), and it ends failed like any run.
+            log.warning("prediction %s could not be handed to its runner: %s", pid, exc)
+            return _failed_handoff(slot, handoff_error(exc))
         run.advance(RunPhase.SENT)
         if run.cancel_reason is not None:
             runner.cancel(pid)
