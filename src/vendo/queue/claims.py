@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 
+from vendo.status import JobState
 from vendo.store import utcnow
 from vendo.store.batch import Write
 from vendo.store.prediction_writes import FINISH, finish_params
@@ -55,13 +56,13 @@ _TIME = UTCDateTime()
 
 _QUEUED_IDS = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == "queued")
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == JobState.QUEUED)
     .order_by(_jobs.c.id)
     .limit(sa.bindparam("p_limit", type_=sa.Integer))
 )
 _ANY_QUEUED = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == "queued")
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == JobState.QUEUED)
     .limit(1)
 )
 _CLAIM_COLUMNS = (
@@ -77,19 +78,19 @@ _CLAIM_COLUMNS = (
 # claims, so one statement does.
 _CLAIM_LOCK = _QUEUED_IDS.with_for_update(skip_locked=True)
 _CLAIMED_VALUES = {
-    "state": "claimed",
+    "state": JobState.CLAIMED,
     "claimed_at": sa.bindparam("p_at", type_=_TIME),
     "claimed_by": sa.bindparam("p_worker"),
 }
 _CLAIM_IDS = (
     _jobs.update()
-    .where(_jobs.c.id.in_(sa.bindparam("p_ids", expanding=True)), _jobs.c.state == "queued")
+    .where(_jobs.c.id.in_(sa.bindparam("p_ids", expanding=True)), _jobs.c.state == JobState.QUEUED)
     .values(**_CLAIMED_VALUES)
     .returning(*_CLAIM_COLUMNS)
 )
 _CLAIM_OLDEST = (
     _jobs.update()
-    .where(_jobs.c.id.in_(_QUEUED_IDS.scalar_subquery()), _jobs.c.state == "queued")
+    .where(_jobs.c.id.in_(_QUEUED_IDS.scalar_subquery()), _jobs.c.state == JobState.QUEUED)
     .values(**_CLAIMED_VALUES)
     .returning(*_CLAIM_COLUMNS)
 )
@@ -108,7 +109,7 @@ _DELETE_JOB = _jobs.delete().where(_jobs.c.id == sa.bindparam("p_job"))
 _RELEASE_JOB = (
     _jobs.update()
     .where(_jobs.c.id == sa.bindparam("p_job"))
-    .values(state="queued", claimed_at=sa.null(), claimed_by=sa.null())
+    .values(state=JobState.QUEUED, claimed_at=sa.null(), claimed_by=sa.null())
 )
 
 

@@ -254,12 +254,11 @@ class Claimer:
     async def _fail_unrunnable(self, version_id: str, error: str) -> None:
         # Claim and fail everything queued for a version that cannot run at all.
         ctx, recorder = self.ctx, self.lifecycle.recorder
-        while jobs := await ctx.blocking(ctx.queue.claim, version_id, 100):
-            for job in jobs:
-                row = await ctx.blocking(recorder.fail_now, job.prediction_id, error)
-                await ctx.blocking(ctx.queue.complete, job.id)
-                if row is not None:
-                    recorder.publish_row_end(row)
+        more = True
+        while more:
+            claimed, more = await ctx.writer.add(claims.claim(version_id, 100, ctx.queue.worker_id))
+            for item in claimed:
+                await recorder.record_failure(item, error, job_id=item.job.id)
 
     async def _look_for_unnotified_jobs(self) -> None:
         """Jobs queued without a notify here (another process's API, a lost wake-up)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vendo.queue import claims, insert_prediction, new_job
+from vendo.queue import Claimed, claims, insert_prediction, new_job
 from vendo.queue.events import terminal_events
 from vendo.runner.protocol import FILE_KEY, RunnerEvent
 from vendo.scheduler.context import SchedulerContext
@@ -31,6 +31,7 @@ from vendo.status import PredictionStatus
 from vendo.store import prediction_writes as writes
 from vendo.store import utcnow
 from vendo.store.batch import Write
+from vendo.store.metrics import final_metrics
 from vendo.store.tables import PredictionRow
 
 __all__ = ["START_DELAY", "Recorder", "has_file"]
@@ -232,10 +233,28 @@ class Recorder:
     def publish_row_end(self, row: PredictionRow) -> None:
         self.publish_end(row.id, row.status, row.error)
 
-    def fail_now(self, prediction_id: str, error: str) -> PredictionRow | None:
-        """Blocking: end a prediction ``failed`` outside any batch (the scheduler's own
-        error, a version that cannot run); the finished row, or None if it had ended."""
-        return self.ctx.store.finish(prediction_id, PredictionStatus.FAILED, error=error)
+    async def record_failure(self, claimed: Claimed, error: str, *, job_id: int | None) -> None:
+        """End a prediction ``failed`` through the same write as any run's end (the
+        scheduler's own error, a version that cannot run), deleting ``job_id`` with it,
+        and publish that end unless something else had ended it first."""
+        pid, at = claimed.job.prediction_id, utcnow()
+        metrics = final_metrics(
+            claimed.metrics, None, created_at=claimed.created_at, started_at=None, at=at
+        )
+        changed = await self.ctx.writer.add(
+            claims.record_end(
+                pid,
+                status=PredictionStatus.FAILED,
+                at=at,
+                error=error,
+                metrics=metrics,
+                output=None,
+                started_at=claimed.started_at,
+                job_id=job_id,
+            )
+        )
+        if changed:
+            self.publish_end(pid, PredictionStatus.FAILED, error)
 
     # --- a deferred run ---------------------------------------------------------------
 

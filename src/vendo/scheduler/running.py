@@ -79,7 +79,10 @@ class RunLifecycle:
             return None
         if run.job.kind != "predict":
             # trainings need a runner in train mode (train.py): not scheduled here yet
-            return _result(PredictionStatus.FAILED, f"{run.job.kind} jobs are not supported yet")
+            return _result(
+                PredictionStatus.FAILED,
+                f"{run.job.kind} jobs are not supported by this scheduler yet",
+            )
         if self.past_deadline(run):
             return _result(PredictionStatus.CANCELED)
         # A warm runner with a free slot (the common case) is taken without a wait, and
@@ -228,19 +231,17 @@ class RunLifecycle:
         return end, iterator
 
     async def _fail(self, run: Run, message: str) -> None:
-        """The scheduler itself failed the run: record it failed, as best it can."""
-        pid = run.prediction_id
+        """The scheduler itself failed the run: record it failed, as best it can (its
+        job is completed by :meth:`_settle`)."""
         try:
             if run.unwritten is not None:
                 self.recorder.insert_unwritten(run)
             if run.written is not None:
                 await asyncio.shield(run.written)
-            row = await self.ctx.blocking(self.recorder.fail_now, pid, message)
+            claimed = run.claimed._replace(started_at=run.started_at or run.claimed.started_at)
+            await self.recorder.record_failure(claimed, message, job_id=None)
         except Exception:
-            log.exception("prediction %s: could not record the failure", pid)
-            row = None
-        if row is not None:
-            self.recorder.publish_row_end(row)
+            log.exception("prediction %s: could not record the failure", run.prediction_id)
 
     async def _settle(self, run: Run) -> None:
         """After the end: forget the run, free its slot, complete (or requeue) its job."""

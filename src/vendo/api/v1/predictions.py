@@ -3,21 +3,18 @@ the SSE stream. Semantics follow spec/replicate-api.md section 4."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import json
 import math
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vendo.api.v1.builds import missing_version, no_ready_version
@@ -36,20 +33,18 @@ from vendo.api.v1.context import (
     visible_model,
 )
 from vendo.api.v1.inputs import prepare_input, split_url
-from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
-from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
+from vendo.api.v1.prediction_stream import stream_prediction
+from vendo.api.v1.render import is_iterator, iterator_versions, prediction_json
 from vendo.errors import (
     BadRequest,
     FieldError,
-    Forbidden,
     InvalidInput,
     NotFound,
     RequestError,
     VendoError,
 )
-from vendo.queue.events import Event, terminal_events
+from vendo.queue.events import terminal_events
 from vendo.store import (
-    FAILED,
     STARTING,
     TERMINAL,
     FileRow,
@@ -409,17 +404,9 @@ async def _owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
     return user.username if user is not None else ""
 
 
-async def _iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
-    cache = p.iterator_versions
-    for version_id in version_ids - set(cache):
-        version = await call(p.store.get_version, version_id)
-        cache[version_id] = is_iterator(version.openapi_schema if version else None)
-    return {v for v in version_ids if cache.get(v)}
-
-
 async def _one(request: Request, p: Platform, who: Caller, row: PredictionRow) -> Response:
     """One prediction as the caller sees it (get and cancel answer with it)."""
-    iterators = await _iterator_versions(p, {row.version_id})
+    iterators = await iterator_versions(p, {row.version_id})
     data = prediction_json(
         p,
         base_url(request),
@@ -467,7 +454,7 @@ async def list_predictions(request: Request) -> Response:
         )
     )
     base = base_url(request)
-    iterators = await _iterator_versions(p, {r.version_id for r in rows})
+    iterators = await iterator_versions(p, {r.version_id for r in rows})
     results = [
         prediction_json(p, base, r, owner=who.user.username, streamable=r.version_id in iterators)
         for r in rows
@@ -490,104 +477,6 @@ async def cancel_prediction(request: Request) -> Response:
                     p.bus.publish(row.id, name, data)
         row = await call(p.store.get_prediction, row.id)
     return await _one(request, p, who, row)
-
-
-# --- SSE ------------------------------------------------------------------------------
-
-
-def _replay(row: PredictionRow, iterator: bool) -> list[Event]:
-    """The story of a finished prediction whose live events are gone."""
-    story: list[tuple[str, Any]] = []
-    outputs = row.output if iterator and isinstance(row.output, list) else [row.output]
-    if row.status != FAILED and row.output is not None:
-        story.extend(("output", item) for item in outputs)
-    story.extend(terminal_events(row.status, row.error))
-    return [Event(n, name, data) for n, (name, data) in enumerate(story, 1)]
-
-
-def _renderer(p: Platform, base: str, owner: str) -> Callable[[Event], str | None]:
-    """Bus events as SSE text (None: not part of the SSE protocol)."""
-
-    def render(event: Event) -> str | None:
-        if event.event == "output":
-            value = p.storage.render(event.data, base, owner)
-            return format_event(event.id, "output", output_text(value))
-        if event.event == "logs":
-            return format_event(event.id, "logs", str(event.data))
-        if event.event in ("error", "done"):
-            return format_event(event.id, event.event, json.dumps(event.data or {}))
-        return None  # "start" and internal events are not part of the SSE protocol
-
-    return render
-
-
-async def _live(p: Platform, prediction_id: str, after: int) -> AsyncIterator[Event | None]:
-    """The prediction's bus events after ``after``; None now and then (keep-alive)."""
-    queue: asyncio.Queue[Event | None] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for event in p.bus.subscribe(prediction_id, after):
-                await queue.put(event)
-        finally:
-            await queue.put(None)
-
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            try:
-                item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_INTERVAL)
-            except asyncio.TimeoutError:
-                yield None
-                continue
-            if item is None:
-                return
-            yield item
-    finally:
-        task.cancel()
-
-
-async def stream_prediction(request: Request) -> Response:
-    """Server-sent events of a prediction (urls.stream; token-signed)."""
-    p = platform(request)
-    prediction_id = request.path_params["id"]
-    token = request.query_params.get("token", "")
-    if not token or not verify_stream_token(p, prediction_id, token):
-        raise Forbidden("invalid stream token")
-    row = await call(p.store.get_prediction, prediction_id)
-    if row is None:
-        raise NotFound(f"prediction {prediction_id} not found")
-    owner_user = await call(p.store.get_user, row.owner_id)
-    owner = owner_user.username if owner_user else ""
-    base = base_url(request)
-    iterator = bool(await _iterator_versions(p, {row.version_id}))
-    last = request.headers.get("last-event-id", "0")
-    # an event id is a small counter: anything else (non-ASCII digits, 5000 digits)
-    # means "from the start" rather than an error
-    after = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else 0
-    history = p.bus.history(prediction_id)
-    replay: list[Event] | None = None
-    if history is None and row.status in TERMINAL:
-        replay = [e for e in _replay(row, iterator) if e.id > after]
-    render = _renderer(p, base, owner)
-
-    async def body() -> AsyncIterator[str]:
-        if replay is not None:
-            for event in replay:
-                text = render(event)
-                if text:
-                    yield text
-            return
-        async for item in _live(p, prediction_id, after):
-            text = format_comment() if item is None else render(item)
-            if text:
-                yield text
-
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
-    )
 
 
 routes = [
