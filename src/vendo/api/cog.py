@@ -40,6 +40,7 @@ from vendo.api.cog_predictions import (
     PredictionService,
     new_prediction_id,
 )
+from vendo.api.routing import by_path
 from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
 from vendo.schema import InputValidationError
 from vendo.webhooks.sender import RetryPolicy, WebhookSender, parse_events_filter
@@ -501,6 +502,6 @@ def create_app(options: CogServerOptions) -> Starlette:
             Route(f"/{noun}/{{prediction_id}}", server.get, methods=["GET"]),
             Route(f"/{noun}/{{prediction_id}}/cancel", server.cancel, methods=["POST"]),
         ]
-    app = Starlette(routes=routes, lifespan=server.lifespan)
+    app = Starlette(routes=by_path(routes), lifespan=server.lifespan)
     app.state.cog = server
     return app
