@@ -34,7 +34,7 @@ async def search(request: Request) -> Response:
     if not query:
         raise InvalidInput([FieldError("query", "missing", "query is required")])
     raw_limit = request.query_params.get("limit", "20")
-    if not raw_limit.isdigit():
+    if not (raw_limit.isascii() and raw_limit.isdigit()):
         raise InvalidInput([FieldError("limit", "type", "limit must be a whole number")])
     limit = max(1, min(50, int(raw_limit)))
     viewer = None if who.is_admin else who.user.id

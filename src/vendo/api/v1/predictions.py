@@ -485,7 +485,7 @@ async def stream_prediction(request: Request) -> Response:
     base = base_url(request)
     iterator = bool(await _iterator_versions(p, {row.version_id}))
     last = request.headers.get("last-event-id", "0")
-    after = int(last) if last.isdigit() else 0
+    after = int(last) if last.isascii() and last.isdigit() else 0
     history = p.bus.history(prediction_id)
     replay: list[Event] | None = None
     if history is None and row.status in TERMINAL:
