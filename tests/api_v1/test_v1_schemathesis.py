@@ -20,7 +20,7 @@ import httpx
 import pytest
 from api_v1_support import LiveServer, publish_models
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TOKEN = "fuzz-admin-token"
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
