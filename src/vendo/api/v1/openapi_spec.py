@@ -381,6 +381,8 @@ def _query(name: str, schema: Schema, description: str, required: bool = False) 
     }
 
 
+# empty: no filter
+_TIME_FILTER: Schema = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
 _CURSOR = _query("cursor", {"type": "string"}, "opaque; from a page's next/previous URL")
 _PREFER = {
     "name": "Prefer",
@@ -395,7 +397,8 @@ _CANCEL_AFTER = {
     "required": False,
     "schema": {
         "type": "string",
-        "pattern": r"^\s*(\d+(\.\d+)?|(\d+(\.\d+)?h)?(\d+(\.\d+)?m)?(\d+(\.\d+)?s)?)\s*$",
+        # case-insensitive, as parse_cancel_after reads it
+        "pattern": r"^\s*(\d+(\.\d+)?|(\d+(\.\d+)?[hH])?(\d+(\.\d+)?[mM])?(\d+(\.\d+)?[sS])?)\s*$",
     },
     "description": "a deadline from creation: 30s, 5m, 1h30m45s or seconds (minimum 5 s)",
 }
@@ -426,8 +429,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     },
     ("GET", "/v1/predictions"): {
         "parameters": [
-            _query("created_after", _TIME, "ISO 8601; only predictions created after"),
-            _query("created_before", _TIME, "ISO 8601; only predictions created before"),
+            _query("created_after", _TIME_FILTER, "ISO 8601; only predictions created after"),
+            _query("created_before", _TIME_FILTER, "ISO 8601; only predictions created before"),
             _CURSOR,
         ],
         "responses": _ok("a page of your predictions, newest first", _ref("PredictionPage")),
