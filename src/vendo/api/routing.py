@@ -73,7 +73,8 @@ def by_path(routes: Iterable[BaseRoute]) -> list[BaseRoute]:
     groups: dict[str, list[Route]] = {}
     merged: list[BaseRoute] = []
     for route in routes:
-        if type(route) is not Route:
+        if type(route) is not Route or route.methods is None:
+            # a route that serves every method answers OPTIONS itself
             merged.append(route)
             continue
         if route.path not in groups:
@@ -81,6 +82,8 @@ def by_path(routes: Iterable[BaseRoute]) -> list[BaseRoute]:
             merged.append(route)  # a placeholder, replaced below
         groups[route.path].append(route)
     return [
-        PathRoute(r.path, groups[r.path]) if type(r) is Route and r.path in groups else r
+        PathRoute(r.path, groups[r.path])
+        if type(r) is Route and r.methods is not None and r.path in groups
+        else r
         for r in merged
     ]
