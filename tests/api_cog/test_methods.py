@@ -31,7 +31,10 @@ async def test_options_and_405_list_every_method_of_the_path(serve: Any) -> None
                 continue
             r = await served.client.request(method, path)
             assert r.status_code == 405, (method, path)
+            assert r.json() == {"detail": "Method Not Allowed"}  # as Cog's server says it
             assert set(r.headers["allow"].split(", ")) == methods | {"OPTIONS"}, (method, path)
+    r = await served.client.get("/no-such-route")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
     # the served methods still work
     assert (await served.client.get("/predictions/p1")).status_code == 404
     r = await served.client.put("/predictions/p1", json={"input": {"text": "a"}})
