@@ -39,6 +39,7 @@ from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
 from vendo.scheduler.dispatcher import Scheduler
 from vendo.store import Store, utcnow
+from vendo.store.sealing import SecretBox
 from vendo.webhooks.outbox import Outbox
 
 __all__ = ["TOKEN_FILE", "SchedulerFactory", "bootstrap_admin", "create_app", "sweep_once"]
@@ -145,14 +146,6 @@ def create_app(
                 Path(settings.data_dir), settings.database_url, cache_ttl=settings.cache_ttl
             )
         )
-        token = await to_thread.run_sync(bootstrap_admin, settings, store)
-        if token is not None:
-            path = Path(settings.data_dir) / TOKEN_FILE
-            print(
-                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
-                file=sys.stderr,
-                flush=True,
-            )
         bus = EventBus()
         bus.bind(asyncio.get_running_loop())
         storage = LocalStorage.from_settings(settings, store)
@@ -162,7 +155,9 @@ def create_app(
         factory = scheduler_factory or (Scheduler if run_scheduler else None)
         if factory is not None:
             scheduler = factory(settings, store, bus, storage)
-        p = Platform(settings, store, Queue(store), bus, storage, scheduler)
+        # The secrets key is made (or read) now: a bad one stops the start with its error.
+        box = await to_thread.run_sync(SecretBox.from_settings, settings)
+        p = Platform(settings, store, Queue(store), bus, storage, scheduler, secrets=box)
         app.state.platform = p
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
         await relay.start()
@@ -170,6 +165,16 @@ def create_app(
             await scheduler.start()
         # after the scheduler's recovery, which may have finished interrupted predictions
         await relay.resume_owed()
+        # Last of the start-up steps that can fail: a start that fails creates no admin
+        # and prints no token (the examples below are pushed as the admin).
+        token = await to_thread.run_sync(bootstrap_admin, settings, store)
+        if token is not None:
+            path = Path(settings.data_dir) / TOKEN_FILE
+            print(
+                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
+                file=sys.stderr,
+                flush=True,
+            )
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
         background = await push_examples(p) if examples else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "settings_markdown"]
@@ -36,6 +36,14 @@ class Settings(BaseSettings):
         None,
         description="PostgreSQL URL for scaled mode (postgresql://...). Unset: SQLite in the "
         "data dir.",
+    )
+    # SecretStr: never shown in a repr or a log line of the settings
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts `cog.Secret` inputs at rest (a Fernet key: 32 url-safe "
+        "base64 bytes). Several, comma-separated: the first encrypts, all decrypt (rotation). "
+        "Unset: `secrets.key` in the data dir, created with mode 0600 on first start. Every "
+        "process sharing a PostgreSQL database needs the same key.",
     )
     cache_ttl: float = Field(
         5.0,
@@ -70,8 +78,11 @@ class Settings(BaseSettings):
     )
 
     # --- clients (vendo push / run) ---------------------------------------------
-    url: str = Field(
-        "http://127.0.0.1:5000", description="Server URL for client commands (push, run)."
+    url: str | None = Field(
+        None,
+        description="Server URL for client commands (push, run). Unset: the address a "
+        "`vendo serve` on this machine recorded in its data dir (`server.json`), else "
+        "http://127.0.0.1:5000.",
     )
 
     # --- runners -----------------------------------------------------------------
@@ -99,12 +110,21 @@ class Settings(BaseSettings):
         description="If the Python version asked for in cog.yaml is missing and cannot be "
         "downloaded, use the nearest installed one (with a warning) instead of failing.",
     )
+    cog_dependencies: bool = Field(
+        True,
+        description="Install what Cog's own Python package depends on (requests, PyYAML, "
+        "pydantic, fastapi, structlog, ...) into every model environment, as a Cog image has "
+        "them: models import them without declaring them. A model's own requirement for one "
+        "of them wins.",
+    )
     install_system_packages: bool = Field(
         False,
         description="Install missing cog.yaml system_packages with apt-get (needs root).",
     )
     strict_system_packages: bool = Field(
-        False, description="Fail a build when a system package is missing, instead of warning."
+        True,
+        description="Fail a build when a cog.yaml system package is not installed (the error "
+        "gives the apt-get command). Off: build anyway, with a warning.",
     )
 
     # --- files, retention --------------------------------------------------------
@@ -129,8 +149,10 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = Field(
         True,
-        description="Allow input URLs and webhooks that point at private or loopback "
-        "addresses (link-local and cloud metadata addresses are always refused).",
+        description="Allow input URLs and webhooks that point at loopback (127.0.0.0/8, ::1) "
+        "or private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). "
+        "Link-local, cloud metadata, unspecified (0.0.0.0, ::) and the other special-purpose "
+        "addresses are always refused (docs/api.md, Address policy).",
     )
 
     # --- webhooks ----------------------------------------------------------------

@@ -43,6 +43,7 @@ __all__ = [
     "RateLimited",
     "RequestError",
     "RunnerError",
+    "SecretsKeyError",
     "Unauthenticated",
     "VendoError",
     "problem",
@@ -65,9 +66,11 @@ class VendoError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Extension members of the problem (RFC 9457 section 3.2), e.g. ``build``.
+        self.extra: dict[str, Any] = {}
 
     def to_problem(self) -> dict[str, Any]:
-        return problem(self.status, self.title, self.detail)
+        return problem(self.status, self.title, self.detail, **self.extra)
 
 
 class BuildError(VendoError):
@@ -99,6 +102,14 @@ class RunnerError(VendoError):
 
     status = 500
     title = "Runner failed"
+
+
+class SecretsKeyError(VendoError):
+    """The key that seals secret inputs is missing, malformed, exposed, or not the one a
+    prediction's secrets were sealed with."""
+
+    status = 500
+    title = "Secrets key unusable"
 
 
 class RequestError(VendoError):

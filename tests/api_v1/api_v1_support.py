@@ -50,6 +50,11 @@ SCHEMA: dict[str, Any] = {
                         "x-cog-secret": True,
                         "x-order": 3,
                     },
+                    "keys": {  # list[Secret]
+                        "type": "array",
+                        "items": {"type": "string", "format": "password", "x-cog-secret": True},
+                        "x-order": 4,
+                    },
                 },
             },
             "Output": {"type": "string", "title": "Output"},

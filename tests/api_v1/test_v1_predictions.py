@@ -59,12 +59,29 @@ async def test_create_queues_with_201_starting(api: Api, version: str) -> None:
     assert r.headers["location"] == body["urls"]["get"]
     assert "preference-applied" not in r.headers
     row = api.platform.store.get_prediction(body["id"])
-    assert row is not None and row.run_input == {"text": "hi", "api_key": "s3cret"}
+    # the secret is stored sealed (vendo.store.sealing), and opens back to the value
+    assert row is not None and "s3cret" not in repr(row.run_input)
+    assert api.platform.secrets is not None
+    assert api.platform.secrets.open(row.run_input) == {"text": "hi", "api_key": "s3cret"}
     got = await api.client.get(f"/v1/predictions/{body['id']}", headers=api.alice)
     assert got.status_code == 200 and got.json()["id"] == body["id"]
     # other users cannot see it
     other = await api.client.get(f"/v1/predictions/{body['id']}", headers=api.bob)
     assert other.status_code == 404
+
+
+async def test_a_list_of_secrets_is_masked_and_sealed(api: Api) -> None:
+    r = await api.client.post(
+        "/v1/predictions",
+        headers=api.alice,
+        json={"version": VERSION, "input": {"text": "hi", "keys": ["k-one", "k-two"]}},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["input"] == {"text": "hi", "keys": ["**********", "**********"]}
+    row = api.platform.store.get_prediction(r.json()["id"])
+    assert row is not None and "k-one" not in repr(row.input) + repr(row.run_input)
+    assert api.platform.secrets is not None
+    assert api.platform.secrets.open(row.run_input)["keys"] == ["k-one", "k-two"]
 
 
 async def test_model_route_and_run_count(api: Api) -> None:

@@ -173,3 +173,28 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     async with app.router.lifespan_context(app):
         await asyncio.sleep(0.2)
     assert len(received) == 1
+
+
+async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiver: Any) -> None:
+    # Whatever publishes a prediction's end twice (a cancel racing the end, a restart),
+    # the receiver gets one terminal message.
+    url, received = receiver
+    r = await api.client.post(
+        "/v1/predictions",
+        headers={**api.alice, "Prefer": "wait"},
+        json={"version": VERSION, "input": {"text": "hi"}, "webhook": url},
+    )
+    pid = r.json()["id"]
+    store = api.platform.store
+    for _ in range(100):
+        row = await asyncio.to_thread(store.get_prediction, pid)
+        if row is not None and row.webhook_done and received:
+            break
+        await asyncio.sleep(0.05)
+    api.platform.bus.publish(pid, "done", {})
+    api.platform.bus.publish(pid, "start", {})
+    await asyncio.sleep(0.5)
+    terminal = [h["webhook-id"] for h, b in received if json.loads(b)["status"] == "succeeded"]
+    assert len(terminal) == 1
+    # and nothing after it: the late start is not sent either
+    assert json.loads(received[-1][1])["status"] == "succeeded"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -92,7 +96,9 @@ def test_dockerfile_is_generated(runner: CliRunner, tmp_path: Path) -> None:
     assert "FROM python:3.12-slim-bookworm" in lines
     assert " && apt-get install -y --no-install-recommends ffmpeg libsndfile1 \\" in lines
     assert "RUN uv python install 3.10" in lines
-    assert "ARG VENDO_SPEC=vendo==" in text
+    # Vendo comes from a wheel of this installation, not a release pin PyPI may lack
+    assert "vendo==" not in text and "VENDO_SPEC" not in text
+    assert "COPY .vendo-docker/vendo-" in text
     assert "RUN --mount=type=cache,target=/root/.cache/uv vendo build /src" in lines
     assert lines[-1] == (
         'CMD ["vendo", "serve-model", "/src", "--host", "0.0.0.0", "--port", "5000"]'
@@ -190,3 +196,118 @@ def test_build_fails_when_the_predictor_cannot_load(runner: CliRunner, tmp_path:
     assert result.exit_code == 1
     assert "predict.py:Nope could not be loaded" in result.output
     assert "Nope" in result.output
+
+
+def test_build_fails_on_a_missing_system_package(runner: CliRunner, tmp_path: Path) -> None:
+    from vendo.build.system import check_system_packages
+
+    if check_system_packages(("ffmpeg",), strict=False).missing != ("ffmpeg",):
+        pytest.skip("ffmpeg is installed here, or apt does not know it")
+    project = FIXTURES / "bld_system_package"
+    data = tmp_path / "d"
+    result = runner.invoke(cli, ["build", str(project), "--data-dir", str(data)])
+    assert result.exit_code == 1, result.output
+    assert "build.system_packages: ffmpeg not installed" in result.output
+    assert "apt-get install -y ffmpeg" in result.output
+    assert "Traceback" not in result.output
+    assert not (data / "envs").exists() or not any((data / "envs").iterdir())
+
+
+def _copy_sources(dockerfile: Path) -> list[tuple[bool, str]]:
+    """``(from_model_context, source)`` of each COPY line."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("COPY "):
+            words = line.split()[1:]
+            from_model = words[0] == "--from=model"
+            sources.append((from_model, words[1] if from_model else words[0]))
+    return sources
+
+
+def _install_wheel(wheel: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """pip-install ``wheel`` (no dependencies) into a fresh venv; import the runtime."""
+    venv = tmp_path / "fresh-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert (venv / "bin" / "vendo").is_file()  # the console script from entry_points
+    # vendo.runner is stdlib-only: it imports without the dependencies left out here
+    code = "import vendo, vendo.runner, vendo.runner.worker; print(vendo.__file__)"
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+
+
+def test_dockerfile_context_holds_every_copy_source_and_the_wheel_installs(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "m", 'build:\n  python_version: "3.12"\nrun: predict.py\n')
+    result = runner.invoke(cli, ["build", str(project), "--dockerfile"])
+    assert result.exit_code == 0, result.output
+    dockerfile = project / "Dockerfile"
+    ignored = set((project / ".dockerignore").read_text().splitlines())
+    sources = _copy_sources(dockerfile)
+    assert (False, ".") in sources
+    for _, source in sources:
+        assert (project / source).exists(), source
+        assert source.split("/")[0] not in ignored, source
+    wheel = next(project / s for _, s in sources if s.endswith(".whl"))
+    imported = _install_wheel(wheel, tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith(str(tmp_path / "fresh-venv"))
+    # data files (the database migrations, py.typed) are in the wheel too
+    installed = Path(imported.stdout.strip()).parent
+    source = Path(__import__("vendo").__file__).parent
+    for relative in ("py.typed", "store/migrations/env.py"):
+        assert (installed / relative).read_bytes() == (source / relative).read_bytes()
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
+    assert any(n.endswith(".dist-info/RECORD") for n in names)
+
+
+def test_dockerfile_elsewhere_writes_nothing_into_the_model_folder(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    project = tmp_path / "model"
+    shutil.copytree(FIXTURES / "rt_hello", project)
+
+    def snapshot() -> dict[str, str]:
+        return {
+            str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(project.rglob("*"))
+            if p.is_file()
+        } | {str(p.relative_to(project)) + "/": "" for p in project.rglob("*") if p.is_dir()}
+
+    before = snapshot()
+    out = tmp_path / "deploy" / "Dockerfile"
+    result = runner.invoke(cli, ["build", str(project), "--dockerfile", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert snapshot() == before
+    text = out.read_text()
+    assert "--build-context model=../model ." in text
+    for from_model, source in _copy_sources(out):
+        assert ((project if from_model else out.parent) / source).exists(), source
+    assert (True, ".") in _copy_sources(out)
+    # --vendo-spec: no wheel at all
+    spec_out = tmp_path / "spec" / "Dockerfile"
+    spec = "vendo @ https://example.invalid/vendo.whl"
+    result = runner.invoke(
+        cli, ["build", str(project), "--dockerfile", "-o", str(spec_out), "--vendo-spec", spec]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in spec_out.parent.iterdir()) == ["Dockerfile"]
+    assert snapshot() == before

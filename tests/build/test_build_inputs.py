@@ -72,9 +72,32 @@ def test_system_packages_installed_missing_and_unknown() -> None:
     assert any("does not exist in this distribution" in w for w in result.warnings)
 
 
-def test_strict_system_packages_fail() -> None:
-    with pytest.raises(BuildError, match=NO_SUCH_PACKAGE):
-        check_system_packages((NO_SUCH_PACKAGE,), strict=True)
+def _known_but_not_installed() -> str:
+    """A Debian package apt can install here that is not installed (skips if none)."""
+    for name in ("ffmpeg", "cowsay", "sl"):
+        result = check_system_packages((name,), strict=False)
+        if result.missing == (name,):
+            return name
+    pytest.skip("no apt package lists, or every candidate package is installed")
+
+
+def test_missing_system_package_fails_with_the_install_command() -> None:
+    name = _known_but_not_installed()
+    with pytest.raises(BuildError) as failed:
+        check_system_packages(("bash", name))  # strict by default
+    detail = failed.value.detail
+    assert f"apt-get install -y {name}" in detail
+    assert "VENDO_STRICT_SYSTEM_PACKAGES=0" in detail and "\n" not in detail
+    # the setting turns it into a warning
+    result = check_system_packages(("bash", name), strict=False)
+    assert result.missing == (name,)
+    assert f"apt-get install -y {name}" in result.warnings[0]
+
+
+def test_unknown_system_package_is_only_a_warning() -> None:
+    # Nothing installs it here (an old Debian name, say): the model may not need it.
+    result = check_system_packages((NO_SUCH_PACKAGE,), strict=True)
+    assert result.unknown == (NO_SUCH_PACKAGE,)
 
 
 def write(path: Path, text: str) -> Path:
@@ -105,7 +128,7 @@ def test_requirements_inline_local_files_and_drop_cog(tmp_path: Path) -> None:
         'build:\n  python_version: "3.12"\n  python_requirements: requirements.txt\n'
         "predict: predict.py:Predictor\n",
     )
-    reqs = collect_requirements(load_config(tmp_path))
+    reqs = collect_requirements(load_config(tmp_path), cog_dependencies=False)
     wheel = (tmp_path / "wheels" / "tiny-1.0-py3-none-any.whl").resolve()
     assert reqs.lines == [
         'numpy>=1.26 ; python_version >= "3.10"',
@@ -117,6 +140,38 @@ def test_requirements_inline_local_files_and_drop_cog(tmp_path: Path) -> None:
     assert reqs.names == {"numpy", "pyyaml", "requests"}
     assert any("cog dropped" in w and "line 2" in w for w in reqs.warnings)
     assert any(d.startswith("wheels/tiny-1.0-py3-none-any.whl=") for d in reqs.digests)
+
+
+def test_cog_dependencies_are_added_unless_the_model_names_them(tmp_path: Path) -> None:
+    write(tmp_path / "predict.py", "")
+    write(tmp_path / "requirements.txt", "requests==2.31.0\nPyYAML<6\nnumpy\n")
+    write(
+        tmp_path / "cog.yaml",
+        'build:\n  python_version: "3.12"\n  python_requirements: requirements.txt\n'
+        "predict: predict.py:Predictor\n",
+    )
+    reqs = collect_requirements(load_config(tmp_path))
+    # the model's own lines first and unchanged; Cog's others after them
+    assert reqs.lines == [
+        "requests==2.31.0",
+        "PyYAML<6",
+        "numpy",
+        "attrs>=20.1",
+        "fastapi>=0.100",
+        "pydantic>=1.9",
+        "structlog>=20",
+        "typing_extensions>=4.4.0",
+        "uvicorn[standard]>=0.12",
+    ]
+    # a model with no requirements at all still gets them, as in a Cog image
+    write(tmp_path / "cog.yaml", 'build:\n  python_version: "3.12"\npredict: predict.py\n')
+    bare = collect_requirements(load_config(tmp_path))
+    assert {line.split(">")[0].split("[")[0] for line in bare.lines} >= {
+        "requests",
+        "PyYAML",
+        "structlog",
+        "typing_extensions",
+    }
 
 
 def test_local_file_outside_project_is_rejected(tmp_path: Path) -> None:
@@ -177,3 +232,46 @@ def test_local_cpu_torch_wheels_are_preferred_over_the_pytorch_index(tmp_path: P
     )
     backend, warnings = choose_torch_backend(config, reqs, driver_cuda=None, cpu_wheels=found)  # type: ignore[arg-type]
     assert backend is None and "pin torch to one of these versions" in warnings[0]
+
+
+@pytest.fixture
+def only_python_3_11(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host whose only interpreter is the system's 3.11: no pyenv, no uv-managed ones."""
+    system = Path("/usr/bin/python3.11")
+    if not system.is_file():
+        pytest.skip("needs /usr/bin/python3.11")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3.11").symlink_to(system)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "uv-pythons"))
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")  # as offline: fail at once
+
+
+@pytest.mark.parametrize("requested", ["3.8", "3.9"])
+def test_old_python_unavailable_names_the_nearest_and_the_setting(
+    only_python_3_11: None, requested: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        find_python(requested, uv=uv.find_uv_bin())
+    message = info.value.detail
+    assert "\n" not in message
+    assert message.startswith(
+        f"cog.yaml: build.python_version: Python {requested} is not installed"
+    )
+    assert "the nearest available is 3.11." in message
+    assert "VENDO_ALLOW_NEAREST_PYTHON=1" in message
+    found, warnings = find_python(requested, uv=uv.find_uv_bin(), allow_nearest=True)
+    assert found.minor == (3, 11)
+    assert "nearest installed" in warnings[0]
+
+
+def test_old_pythons_are_found_when_installed() -> None:
+    for requested in ("3.8", "3.9"):
+        try:
+            found, _ = find_python(requested, uv=uv.find_uv_bin(), download=False)
+        except ConfigError:
+            continue  # not on this host
+        assert found.minor == (3, int(requested[2:]))

@@ -110,8 +110,9 @@ def test_deprecated_keys_warn(tmp_path: Path) -> None:
             "cog.yaml: build.python_version: expected a version",
         ),
         (
-            "build:\n  python_version: '3.8'\npredict: predict.py:P\n",
-            "cog.yaml: build.python_version: 3.8 is not supported",
+            "build:\n  python_version: '3.7'\npredict: predict.py:P\n",
+            "cog.yaml: build.python_version: 3.7 is not supported; models run on Python 3.8 "
+            "or later",
         ),
         (
             "build:\n  python_version: '3.12'\n  gpu: 'yes'\npredict: predict.py:P\n",
@@ -177,3 +178,31 @@ def test_python_packages_with_requirements_rejected(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cog.yaml: not found"):
         load_config(tmp_path)
+
+
+def test_typos_suggest_the_key_at_every_level(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "biuld: {}\n"
+        "build:\n  python_version: '3.12'\n  python_pakages: [numpy]\n  sytem_packages: [git]\n"
+        "  run:\n    - comand: echo hi\n      command: echo hi\n"
+        "concurrency:\n  maxx: 2\n"
+        "predict: predict.py:Predictor\n",
+    )
+    assert config.warnings == [
+        "cog.yaml: biuld: unknown key, ignored — did you mean build?",
+        "cog.yaml: build.python_pakages: unknown key, ignored — did you mean python_packages?",
+        "cog.yaml: build.sytem_packages: unknown key, ignored — did you mean system_packages?",
+        "cog.yaml: build.run[0].comand: unknown key, ignored — did you mean command?",
+        "cog.yaml: concurrency.maxx: unknown key, ignored — did you mean max?",
+    ]
+    # nothing close: no guess
+    far = load(tmp_path, "build:\n  python_version: '3.12'\n  zzz: 1\npredict: predict.py\n")
+    assert far.warnings == ["cog.yaml: build.zzz: unknown key, ignored"]
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.9", "3.9.18"])
+def test_python_3_8_and_3_9_are_accepted(tmp_path: Path, version: str) -> None:
+    config = load(tmp_path, f"build:\n  python_version: '{version}'\npredict: predict.py\n")
+    assert config.build.python_version == version
+    assert config.warnings == []

@@ -12,6 +12,7 @@ import pytest
 
 from vendo.build import BuildResult, build_project, child_environment
 from vendo.config import Settings
+from vendo.errors import ConfigError
 from vendo.runner.protocol import encode, read_message
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -26,6 +27,21 @@ def numpy_model(shared_settings: Settings, uv_cache: Path) -> BuildResult:
 @pytest.fixture(scope="module")
 def pydantic1_model(shared_settings: Settings, uv_cache: Path) -> BuildResult:
     return build_project(FIXTURES / "bld_pydantic1", shared_settings, uv_cache_dir=uv_cache)
+
+
+@pytest.fixture(scope="module")
+def cog_deps_model(shared_settings: Settings, uv_cache: Path) -> BuildResult:
+    return build_project(FIXTURES / "bld_cog_deps", shared_settings, uv_cache_dir=uv_cache)
+
+
+@pytest.fixture(scope="module")
+def python38_model(shared_settings: Settings, uv_cache: Path) -> BuildResult:
+    try:
+        return build_project(FIXTURES / "bld_python38", shared_settings, uv_cache_dir=uv_cache)
+    except ConfigError as exc:
+        if "is not installed and could not be downloaded" not in exc.detail:
+            raise
+        pytest.skip(exc.detail)  # no 3.8 here, and uv cannot download one
 
 
 def run_python(result: BuildResult, code: str) -> subprocess.CompletedProcess[str]:
@@ -61,10 +77,40 @@ def test_cog_yaml_environment_reaches_the_model(pydantic1_model: BuildResult) ->
 
 
 def test_vendo_dependencies_are_not_visible(numpy_model: BuildResult) -> None:
-    for module in ("pydantic", "starlette", "yaml", "click"):
+    # Vendo's own packages that no Cog image has: none of them leaks in.
+    for module in ("sqlalchemy", "alembic", "rich", "httpx", "prometheus_client"):
         out = run_python(numpy_model, f"import {module}")
         assert out.returncode != 0, f"{module} leaked into the model environment"
         assert "ModuleNotFoundError" in out.stderr
+    # What a Cog image has comes from the model's own environment, not from Vendo's.
+    out = run_python(numpy_model, "import yaml, pydantic; print(yaml.__file__, pydantic.__file__)")
+    assert out.returncode == 0, out.stderr
+    assert all(p.startswith(str(numpy_model.env_dir)) for p in out.stdout.split()), out.stdout
+
+
+def test_cog_dependencies_import_undeclared_and_the_model_pin_wins(
+    cog_deps_model: BuildResult,
+) -> None:
+    done = predict_in(cog_deps_model, {})
+    assert done["status"] == "succeeded", done
+    assert done["output"] == {
+        "requests": "2.31.0",  # the model's pin, not Cog's range
+        "yaml": "a: 1",
+        "pydantic": "2",
+        "others": ["attrs", "fastapi", "structlog", "typing_extensions"],
+    }
+
+
+def test_python_3_8_model_builds_and_predicts(python38_model: BuildResult) -> None:
+    schema = python38_model.openapi["components"]["schemas"]
+    assert schema["Input"]["required"] == ["text"]
+    assert schema["Output"]["additionalProperties"] == {
+        "type": "array",
+        "items": {"type": "string"},
+    }
+    done = predict_in(python38_model, {"text": "a b", "repeat": 2})
+    assert done["status"] == "succeeded", done
+    assert done["output"] == {"python": ["3.8"], "words": ["a", "b", "a", "b"]}
 
 
 def test_runtime_imports_without_pythonpath(numpy_model: BuildResult) -> None:

@@ -24,6 +24,8 @@ async def _predict(
 ) -> dict[str, Any]:
     settings = Settings(data_dir=tmp_path / "data", allow_nearest_python=True, _env_file=None)
     result = build_project(EXAMPLES / example, settings)
+    # The shipped examples build cleanly (a host without their Python may substitute).
+    assert [w for w in result.warnings if "is not available; using" not in w] == []
     runner = RunnerProcess(
         RunnerSpec(
             project=result.project_dir,
@@ -61,6 +63,16 @@ def test_every_example_has_cog_yaml_predict_and_readme() -> None:
     for folder in examples:
         for name in ("cog.yaml", "predict.py", "README.md"):
             assert (folder / name).is_file(), f"{folder.name} lacks {name}"
+
+
+def test_examples_configs_have_no_warnings() -> None:
+    from vendo.build.config import load_config
+    from vendo.build.requirements import collect_requirements
+
+    for folder in sorted(d for d in EXAMPLES.iterdir() if d.is_dir()):
+        config = load_config(folder)
+        assert config.warnings == [], folder.name
+        assert collect_requirements(config).warnings == [], folder.name
 
 
 async def test_hello_world(tmp_path: Path) -> None:

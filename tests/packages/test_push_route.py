@@ -66,10 +66,20 @@ async def test_owner_pushes_creates_the_model_and_same_content_same_id(api: Api)
     assert model.json()["latest_version"]["id"] == version["id"]
 
 
-async def test_pushing_under_another_name_is_forbidden(api: Api) -> None:
+async def test_pushing_under_another_name_is_refused(api: Api) -> None:
+    # a model that does not exist reads like another owner's private one: 404 both
     r = await api.client.post("/v1/models/admin/x/versions", content=PACKAGE, headers=api.alice)
-    assert r.status_code == 403
+    assert r.status_code == 404
     r = await api.client.post("/v1/models/nobody/x/versions", content=PACKAGE, headers=api.alice)
+    assert r.status_code == 404
+    # another owner's public model: visible, not writable
+    created = await api.client.post(
+        "/v1/models",
+        json={"owner": "admin", "name": "pub", "visibility": "public", "hardware": "cpu"},
+        headers=api.admin,
+    )
+    assert created.status_code == 201
+    r = await api.client.post("/v1/models/admin/pub/versions", content=PACKAGE, headers=api.alice)
     assert r.status_code == 403
 
 
@@ -78,11 +88,12 @@ async def test_admin_may_push_under_any_name(api: Api) -> None:
     assert r.status_code == 201, r.text
 
 
-async def test_same_package_on_another_model_conflicts(api: Api) -> None:
-    r = await api.client.post("/v1/models/alice/one/versions", content=PACKAGE, headers=api.alice)
-    assert r.status_code == 201
-    r = await api.client.post("/v1/models/alice/two/versions", content=PACKAGE, headers=api.alice)
-    assert r.status_code == 409
+async def test_same_package_on_another_model_is_a_version_of_that_model(api: Api) -> None:
+    one = await api.client.post("/v1/models/alice/one/versions", content=PACKAGE, headers=api.alice)
+    assert one.status_code == 201, one.text
+    two = await api.client.post("/v1/models/alice/two/versions", content=PACKAGE, headers=api.alice)
+    assert two.status_code == 201, two.text
+    assert one.json()["id"] != two.json()["id"]
 
 
 async def test_ndjson_stream_ends_with_the_version_or_the_error(api: Api, tmp_path: Path) -> None:
@@ -121,3 +132,27 @@ async def test_a_package_without_cog_yaml_is_refused(api: Api, tmp_path: Path) -
     )
     assert r.status_code == 422
     assert "cog.yaml" in r.json()["detail"]
+
+
+async def test_concurrent_pushes_of_one_package_make_one_version_per_model(api: Api) -> None:
+    import asyncio
+
+    for round_ in range(3):
+        names = [f"race{round_}a", f"race{round_}a", f"race{round_}a", f"race{round_}b"]
+        replies = await asyncio.gather(
+            *(
+                api.client.post(
+                    f"/v1/models/alice/{n}/versions", content=PACKAGE, headers=api.alice
+                )
+                for n in names
+            )
+        )
+        assert all(r.status_code in (200, 201) for r in replies), [r.text for r in replies]
+        same = {r.json()["id"] for r in replies[:3]}
+        assert len(same) == 1  # one model, one package: one version
+        assert sorted(r.status_code for r in replies[:3]) == [200, 200, 201]
+        assert replies[3].status_code == 201 and replies[3].json()["id"] not in same
+        listed = await api.client.get(f"/v1/models/alice/{names[0]}/versions", headers=api.alice)
+        assert [v["id"] for v in listed.json()["results"]] == list(same)
+        model = await api.client.get(f"/v1/models/alice/{names[0]}", headers=api.alice)
+        assert model.json()["latest_build"]["status"] == "succeeded"

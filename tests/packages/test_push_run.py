@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from vendo.api.v1.push import version_id_for
 from vendo.packages import archive_bytes, content_hash, safe_extract
 
 pytestmark = pytest.mark.slow
@@ -109,7 +110,8 @@ def test_push_prints_the_content_hash_and_run_predicts(server: Server, tmp_path:
     pushed = server.vendo("push", str(EXAMPLES / "hello-world"), "admin/hello-world")
     assert pushed.returncode == 0, pushed.stderr
     version_id = pushed.stdout.strip().splitlines()[-1]
-    assert version_id == _expected_id(EXAMPLES / "hello-world", tmp_path / "x")
+    digest = _expected_id(EXAMPLES / "hello-world", tmp_path / "x")
+    assert version_id == version_id_for("admin", "hello-world", digest)
     assert "==> " in pushed.stderr  # build progress was shown
 
     again = server.vendo("push", str(EXAMPLES / "hello-world"), "admin/hello-world")

@@ -1,4 +1,4 @@
-"""The runtime runs on Python 3.10 to 3.13 with only the standard library.
+"""The runtime runs on Python 3.8 to 3.13 with only the standard library.
 
 Each interpreter found starts the child with ``PYTHONPATH`` set to a folder made by
 ``install_runtime``, so none of Vendo's third-party dependencies are importable there.
@@ -21,7 +21,7 @@ from vendo.runner.dist import install_runtime, runtime_files, runtime_hash
 from .driver import Child
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+VERSIONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 
 
 def _works(python: str, version: str) -> bool:

@@ -14,8 +14,8 @@ def test_required_and_optional_inputs(child: Callable[..., Child], tmp_path) -> 
     c = child("rt_optional_inputs")
     ready = c.ready()
     schema = ready["openapi"]["components"]["schemas"]["Input"]
-    # int with a None default is required; Secret with None and bare Optional are not
-    assert schema["required"] == ["count"]
+    # int with a None default, Secret with None and bare Optional are all optional
+    assert "required" not in schema
 
     done = c.run("a", {"count": 1})
     assert done["status"] == "succeeded", done
@@ -38,9 +38,32 @@ def test_required_and_optional_inputs(child: Callable[..., Child], tmp_path) -> 
     assert out["token"] == "Secret"
     assert out["image"] == "Path:pixels"
 
-    missing = c.run("c", {})
+    omitted = c.run("c", {})
+    assert omitted["status"] == "succeeded", omitted
+    assert omitted["output"]["count"] is None
+
+
+def test_none_default_on_a_plain_type_is_optional(child: Callable[..., Child], tmp_path) -> None:
+    c = child("rt_none_defaults")
+    ready = c.ready()
+    schema = ready["openapi"]["components"]["schemas"]["Input"]
+    # Cog: Input() without a default is required; an explicit None default is not, and
+    # the schema (like earlier Cog releases) gives no default for it.
+    assert schema["required"] == ["prompt", "steps"]
+    for name in ("image", "seed"):
+        assert "default" not in schema["properties"][name]
+        assert "nullable" not in schema["properties"][name]
+    assert schema["properties"]["image"]["format"] == "uri"
+
+    done = c.run("a", {"prompt": "p", "steps": 2})
+    assert (done["status"], done["output"]) == ("succeeded", "p|none|None|2"), done
+    image = tmp_path / "in.txt"
+    image.write_text("pixels")
+    done = c.run("b", {"prompt": "p", "steps": 3, "seed": 7, "image": str(image)})
+    assert (done["status"], done["output"]) == ("succeeded", "p|pixels|7|3"), done
+    missing = c.run("c", {"prompt": "p"})
     assert missing["status"] == "failed"
-    assert "count: Field required" in missing["error"]
+    assert "steps: Field required" in missing["error"]
 
 
 def test_secret_is_masked_in_logs(child: Callable[..., Child]) -> None:

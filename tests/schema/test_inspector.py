@@ -182,5 +182,6 @@ def test_required_rules() -> None:
     ) -> str: ...
 
     info = inspect(run)
-    assert [i.name for i in info.inputs if i.required] == ["a", "f"]
-    assert info.defaults() == {"b": None, "c": None, "d": None, "e": "x"}
+    # a None default makes even a plain int optional (spec/cog.md §3)
+    assert [i.name for i in info.inputs if i.required] == ["f"]
+    assert info.defaults() == {"a": None, "b": None, "c": None, "d": None, "e": "x"}

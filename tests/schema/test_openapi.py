@@ -83,3 +83,59 @@ def test_pydantic_output_record() -> None:
         },
         "required": ["text"],
     }
+
+
+def _output_schema(annotation: object) -> dict:
+    def run() -> None: ...
+
+    run.__annotations__["return"] = annotation
+    document = openapi_document(inspect_predictor(run, "run", is_method=False))
+    return document["components"]["schemas"]["Output"]  # type: ignore[no-any-return]
+
+
+def test_nested_output_types_are_described_in_full() -> None:
+    from typing import Any, Dict, List
+
+    number_lists = {"type": "array", "items": {"type": "number"}}
+    cases: list[tuple[object, dict[str, Any]]] = [
+        (dict[str, list[float]], {"type": "object", "additionalProperties": number_lists}),
+        (
+            list[dict[str, int]],
+            {
+                "type": "array",
+                "items": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        ),
+        (List[Path], {"type": "array", "items": {"type": "string", "format": "uri"}}),
+        (list[list[float]], {"type": "array", "items": number_lists}),
+        (
+            Dict[str, Dict[str, float]],
+            {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+        ),
+        (
+            list[Optional[str]],
+            {"type": "array", "items": {"type": "string", "nullable": True}},
+        ),
+        # no value type to describe: any object
+        (dict[str, Any], {"type": "object"}),
+        (Dict[str, dict], {"type": "object"}),
+    ]
+    for annotation, expected in cases:
+        assert _output_schema(annotation) == {"title": "Output", **expected}, annotation
+
+
+def test_nested_generics_stay_rejected_for_inputs() -> None:
+    import pytest
+
+    from vendo.schema import LoadError
+
+    def run(x: list[list[float]]) -> str: ...
+
+    with pytest.raises(LoadError, match="nested generic"):
+        inspect_predictor(run, "run", is_method=False)

@@ -457,3 +457,32 @@ async def test_timestamp_is_taken_per_attempt(receiver: Receiver) -> None:
     assert stamps[-1] > stamps[0]  # 1.2 s apart: a new timestamp, the same webhook-id
     assert len({a["webhook-id"] for a in receiver.attempts}) == 1
     assert receiver.events() == ["completed"]  # the last one verified with its own stamp
+
+
+async def test_a_repeated_completed_keeps_its_id(tmp_path: Path, receiver: Receiver) -> None:
+    # A prediction's terminal message has one webhook-id, however often it is made: by a
+    # repeated publish once the first is delivered, or by another outbox (a restart) on
+    # the same table. The id keys the row, so the table cannot hold it twice either.
+    engine = _engine(tmp_path / "vendo.db")
+    target = WebhookTarget(receiver.url, SECRET)
+    first = Outbox(engine)
+    await first.start()
+    first.publish("p1", target, "completed", payload("completed", n=1))
+    await first.drain()
+    first.publish("p1", target, "completed", payload("completed", n=2))
+    await first.drain()
+    await first.stop()
+    down = Receiver(port=free_port())  # never up: the row stays pending
+    for n in (3, 4):
+        second = Outbox(engine, delays=[60.0])
+        await second.start()
+        second.publish("p1", WebhookTarget(down.url, SECRET), "completed", payload("completed"))
+        second.publish("p1", target, "completed", payload("completed", n=n))
+        await asyncio.sleep(0.2)
+        await second.stop()
+    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert len(receiver.received) >= 2 and len(ids) == 1
+    # one pending row per (prediction, url), never a second for the same message
+    rows = _pending(engine)
+    assert len(rows) == 1 and rows[0].url == down.url
+    engine.dispose()

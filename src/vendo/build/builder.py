@@ -454,7 +454,7 @@ def _build(
     )
     warnings += found
     log(f"Python {interpreter.version_text} at {interpreter.path}")
-    requirements = collect_requirements(config)
+    requirements = collect_requirements(config, cog_dependencies=settings.cog_dependencies)
     warnings += requirements.warnings
     index_options = host_index_options()
     torch_backend, found = choose_torch_backend(

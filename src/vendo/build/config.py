@@ -8,6 +8,7 @@ The table of what happens to each key is in docs/build.md (and spec/cog.md secti
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,9 @@ DENIED_ENV_NAMES = frozenset(
 )
 DENIED_ENV_PREFIXES = ("R8_", "REPLICATE_", "CUDA_", "NVIDIA_", "NV_", "PGET_", "KUBERNETES_")
 
-MIN_PYTHON = (3, 10)
+# Cog builds 3.8 and 3.9 images too, and public models still ask for them; the runtime
+# (sdk, schema, runner) is kept 3.8-compatible for them (tests/runner/test_py38_compat.py).
+MIN_PYTHON = (3, 8)
 MAX_TESTED_PYTHON = (3, 13)
 
 _TOP_KEYS = {"build", "run", "predict", "train", "concurrency", "environment", "weights"}
@@ -177,12 +180,20 @@ class _Parser:
     def warn(self, message: str) -> None:
         self.warnings.append(f"{CONFIG_FILE}: {message}")
 
+    def unknown(self, prefix: str, key: Any, known: set[str]) -> None:
+        """Warn about ``key`` under ``prefix``, naming the known key it most looks like."""
+        message = f"{prefix}{key}: unknown key, ignored"
+        close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+        if close:
+            message += f" — did you mean {close[0]}?"
+        self.warn(message)
+
     def parse(self, data: dict[Any, Any]) -> CogConfig:
         for key in data:
             if key in _TOP_IGNORED:
                 continue
             if key not in _TOP_KEYS:
-                self.warn(f"{key}: unknown key, ignored")
+                self.unknown("", key, _TOP_KEYS | _TOP_IGNORED)
         if "weights" in data:
             _fail(
                 "weights", "not supported (the experimental weights key); load weights in setup()"
@@ -229,7 +240,7 @@ class _Parser:
             _fail("concurrency", f"expected a mapping with max, got {_kind(value)}")
         for key in value:
             if key != "max":
-                self.warn(f"concurrency.{key}: unknown key, ignored")
+                self.unknown("concurrency.", key, {"max"})
         cmax = value.get("max")
         if cmax is None:
             return None
@@ -270,7 +281,7 @@ class _Parser:
             if key in _BUILD_IGNORED:
                 continue
             if key not in _BUILD_KEYS:
-                self.warn(f"build.{key}: unknown key, ignored")
+                self.unknown("build.", key, _BUILD_KEYS | _BUILD_IGNORED)
         if value.get("cudnn") is not None:
             self.warn("build.cudnn: ignored; the PyTorch wheels bring their own cuDNN")
         requirements = self.requirements(value.get("python_requirements"))
@@ -311,7 +322,7 @@ class _Parser:
     def python_version(self, value: Any) -> str | None:
         if value is None:
             self.warn(
-                "build.python_version: missing; using the newest installed Python 3.10 or "
+                "build.python_version: missing; using the newest installed Python 3.8 or "
                 'later (Cog requires this key: set it, e.g. "3.12")'
             )
             return None
@@ -323,10 +334,10 @@ class _Parser:
         if version < MIN_PYTHON:
             _fail(
                 "build.python_version",
-                f"{text} is not supported; models run on Python 3.10 or later",
+                f"{text} is not supported; models run on Python 3.8 or later",
             )
         if version > MAX_TESTED_PYTHON:
-            self.warn(f"build.python_version: {text} is newer than the tested 3.10 to 3.13")
+            self.warn(f"build.python_version: {text} is newer than the tested 3.8 to 3.13")
         return text
 
     def requirements(self, value: Any) -> str | None:
@@ -350,7 +361,7 @@ class _Parser:
             if isinstance(item, dict):
                 for key in item:
                     if key not in ("command", "mounts"):
-                        self.warn(f"{where}.{key}: unknown key, ignored")
+                        self.unknown(f"{where}.", key, {"command", "mounts"})
                 if item.get("mounts"):
                     _fail(
                         f"{where}.mounts",

@@ -21,7 +21,7 @@ from vendo.errors import ConfigError
 
 __all__ = ["Interpreter", "find_python", "installed_pythons"]
 
-MIN_MINOR = 10
+MIN_MINOR = 8  # build.config.MIN_PYTHON
 MAX_MINOR = 14
 _PROBE = "import json,sys;print(json.dumps([list(sys.version_info[:3]),sys.implementation.name]))"
 _NAME = re.compile(r"^python3\.(\d+)$")
@@ -148,7 +148,7 @@ def _minors() -> range:
 
 
 def installed_pythons(uv: str | None = None) -> list[Interpreter]:
-    """One interpreter per installed minor version (3.10 and later), newest first."""
+    """One interpreter per installed minor version (3.8 and later), newest first."""
     found = []
     for minor in _minors():
         interpreter = _find_minor(minor, uv)
@@ -178,7 +178,7 @@ def find_python(
         pythons = pythons or installed_pythons(uv)[:1]
         if not pythons:
             raise ConfigError(
-                "cog.yaml: build.python_version: missing, and no Python 3.10 or later is installed"
+                "cog.yaml: build.python_version: missing, and no Python 3.8 or later is installed"
             )
         # cog.yaml's loader already warned that the key is missing.
         log(
@@ -199,15 +199,24 @@ def find_python(
         return found, warnings
     pythons = installed_pythons(uv)
     available = ", ".join(p.version_text for p in pythons) or "none"
-    if allow_nearest and pythons:
-        nearest = min(pythons, key=lambda p: (abs(p.minor[1] - minor), -p.minor[1]))
+    # Ties go to the newer one: a model written for 3.9 more likely runs on 3.10 than 3.8.
+    nearest = min(pythons, key=lambda p: (abs(p.minor[1] - minor), -p.minor[1]), default=None)
+    if allow_nearest and nearest is not None:
         warnings.append(
             f"Python {requested} is not available; using the nearest installed, "
             f"{nearest.version_text} (VENDO_ALLOW_NEAREST_PYTHON is set)"
         )
         return nearest, warnings
+    # uv downloads interpreters only with internet access, hence "could not be".
+    advice = (
+        f"the nearest available is {nearest.version_text}: set VENDO_ALLOW_NEAREST_PYTHON=1 "
+        "to build with it, "
+        if nearest is not None
+        else ""
+    )
     raise ConfigError(
         f"cog.yaml: build.python_version: Python {requested} is not installed and could "
-        f"not be downloaded. Installed: {available}. Install Python {requested}, change "
-        "build.python_version, or set VENDO_ALLOW_NEAREST_PYTHON=1 to use the nearest one."
+        f"not be downloaded; {advice}install Python {requested} (pyenv, or `uv python "
+        f"install {requested}` with internet access), or change build.python_version. "
+        f"Installed: {available}."
     )

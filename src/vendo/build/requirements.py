@@ -21,6 +21,7 @@ from vendo.build.config import CONFIG_FILE, CogConfig
 from vendo.errors import ConfigError
 
 __all__ = [
+    "COG_DEPENDENCIES",
     "Requirements",
     "choose_torch_backend",
     "collect_requirements",
@@ -30,6 +31,21 @@ __all__ = [
 ]
 
 PROVIDED = frozenset({"cog", "coglet"})
+# What Cog's own Python package depends on (its install_requires): a Cog image has these
+# installed, so public predict.py files import requests, yaml or pydantic without
+# declaring them. Lower bounds only, no upper caps: whatever the model's own packages
+# need resolves together with them, and a model that names one of them itself (a pin,
+# a range) gets only its own line for it.
+COG_DEPENDENCIES = (
+    "attrs>=20.1",
+    "fastapi>=0.100",
+    "pydantic>=1.9",
+    "PyYAML",
+    "requests>=2",
+    "structlog>=20",
+    "typing_extensions>=4.4.0",
+    "uvicorn[standard]>=0.12",
+)
 TORCH_PACKAGES = frozenset({"torch", "torchvision", "torchaudio"})
 # CUDA versions that have a PyTorch wheel index (uv's --torch-backend values).
 TORCH_CUDA = frozenset({"11.8", "12.1", "12.2", "12.4", "12.5", "12.6", "12.8", "12.9", "13.0"})
@@ -181,15 +197,24 @@ class _Collector:
         self.out.lines.append(line)
 
 
-def collect_requirements(config: CogConfig) -> Requirements:
-    """The packages to install, with local files hashed and ``cog`` lines dropped."""
+def collect_requirements(config: CogConfig, *, cog_dependencies: bool = True) -> Requirements:
+    """The packages to install, with local files hashed and ``cog`` lines dropped.
+
+    ``cog_dependencies``: add :data:`COG_DEPENDENCIES` the model does not name itself.
+    """
     collector = _Collector(config)
     path = config.requirements_path
     if path is not None:
         collector.file(path.resolve(), f"{CONFIG_FILE}: build.python_requirements")
     for package in config.build.python_packages:
         collector.line(package, config.project_dir, collector.where(None, 0), None)
-    return collector.out
+    out = collector.out
+    if cog_dependencies:
+        for line in COG_DEPENDENCIES:
+            name = normalise(_NAME.match(line).group(1))  # type: ignore[union-attr]
+            if name not in out.names:
+                out.lines.append(line)
+    return out
 
 
 # pip's settings from the environment, passed on to uv (which reads only its own) when

@@ -2,14 +2,17 @@
 
 Without Docker the model shares the host's system libraries, so Vendo checks them
 (dpkg) instead of installing them into an image. Missing packages are installed with
-apt-get only when ``install_system_packages`` allows it; otherwise the build warns with
-the command to run (or fails, with ``strict_system_packages``). Packages that this
-distribution does not have at all (``libgl1-mesa-glx`` on Debian 12, say) are named
-as such, because no install command will help there.
+apt-get only when ``install_system_packages`` allows it; otherwise the build fails with
+the command to run (``strict_system_packages``, on by default: a model that loads
+without its ffmpeg fails later, at its first prediction), or only warns when that
+setting is off. Packages that this distribution does not have at all
+(``libgl1-mesa-glx`` on Debian 12, say) are a warning either way: no install command
+helps there, and public models often list a package their code no longer needs.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -79,7 +82,7 @@ def check_system_packages(
     names: tuple[str, ...],
     *,
     install: bool = False,
-    strict: bool = False,
+    strict: bool = True,
     log: Callable[[str], None] = lambda line: None,
 ) -> SystemPackages:
     if not names:
@@ -89,8 +92,6 @@ def check_system_packages(
             "build.system_packages: this host has no dpkg, so "
             f"{' '.join(names)} could not be checked; make sure they are installed"
         )
-        if strict:
-            raise BuildError(note)
         return SystemPackages((), (), (), (note,))
     present = _dpkg_installed(names)
     installed = [n for n in names if n in present]
@@ -109,11 +110,15 @@ def check_system_packages(
             "the package that replaces it here, or the model may fail to load"
         )
     if missing:
-        warnings.append(
-            f"build.system_packages: {', '.join(missing)} not installed; install with: "
-            f"sudo apt-get install -y {' '.join(missing)} (or set "
-            "VENDO_INSTALL_SYSTEM_PACKAGES=1 to let builds do it)"
+        sudo = "sudo " if hasattr(os, "geteuid") and os.geteuid() != 0 else ""
+        problem = (
+            f"build.system_packages: {', '.join(missing)} not installed on this host; "
+            f"install with: {sudo}apt-get install -y {' '.join(missing)}"
         )
-    if strict and warnings:
-        raise BuildError("; ".join(warnings))
+        if strict:
+            raise BuildError(
+                f"{problem} (or set VENDO_INSTALL_SYSTEM_PACKAGES=1 to let builds install "
+                "them, or VENDO_STRICT_SYSTEM_PACKAGES=0 to build with a warning instead)"
+            )
+        warnings.append(f"{problem} (or set VENDO_INSTALL_SYSTEM_PACKAGES=1 to let builds do it)")
     return SystemPackages(tuple(installed), tuple(missing), tuple(unknown), tuple(warnings))

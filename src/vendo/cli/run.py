@@ -15,6 +15,7 @@ import json
 import mimetypes
 import sys
 import time
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,6 +24,7 @@ import click
 import httpx
 
 from vendo.cli.inputs import parse_inputs
+from vendo.cli.options import token_option, url_option
 
 __all__ = ["run"]
 
@@ -47,9 +49,29 @@ def _version(client: httpx.Client, owner: str, name: str, version: str | None) -
         return found
     response = client.get(f"/v1/models/{owner}/{name}")
     fail(response)
-    latest = response.json().get("latest_version")
+    model = response.json()
+    latest = model.get("latest_version")
+    build = model.get("latest_build") or {}
+    status = build.get("status")
     if not latest:
+        if status == "building":
+            raise click.ClickException(
+                f"{owner}/{name} is still building its first version: "
+                "run again once vendo push has finished"
+            )
+        if status == "failed":
+            raise click.ClickException(
+                f"{owner}/{name} has no version that runs: its latest push failed to build: "
+                f"{build.get('error')} (build log: {build.get('urls', {}).get('log')})"
+            )
         raise click.ClickException(f"{owner}/{name} has no versions yet: vendo push one first")
+    if status in ("building", "failed"):
+        # the model still runs its latest good version: say that a newer push is not it
+        what = "is still building" if status == "building" else "failed to build"
+        click.echo(
+            f"note: the latest push of {owner}/{name} {what}; running version {latest['id']}",
+            err=True,
+        )
     return dict(latest)
 
 
@@ -92,13 +114,9 @@ class _Downloads:
         return parts.scheme in ("http", "https") and parts.path.startswith("/v1/files/")
 
     def _target(self, name: str) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = Path(name).name or "output"
-        target = self.folder / name
-        n = 1
-        while target.exists():
-            target = self.folder / f"{Path(name).stem}.{n}{Path(name).suffix}"
-            n += 1
+        from vendo.cli.outputs import output_target
+
+        target = output_target(self.folder, name)
         return target
 
     def _download(self, url: str) -> Path:
@@ -108,10 +126,8 @@ class _Downloads:
             if response.status_code >= 400:
                 response.read()
                 fail(response)
-            disposition = response.headers.get("content-disposition", "")
-            name = ""
-            if "filename=" in disposition:
-                name = disposition.split("filename=", 1)[1].strip().strip('"')
+            # the model's own file name, as the server sends it
+            name = _filename(response.headers.get("content-disposition", ""))
             if not name:
                 mime = response.headers.get("content-type", "").split(";")[0].strip()
                 name = "output" + (mimetypes.guess_extension(mime) or "")
@@ -128,6 +144,15 @@ class _Downloads:
         target = self._target("output" + (mimetypes.guess_extension(mime) or ""))
         target.write_bytes(raw)
         return target
+
+
+def _filename(disposition: str) -> str:
+    """The file name of a Content-Disposition header (``filename*=`` included)."""
+    if not disposition:
+        return ""
+    message = Message()
+    message["content-disposition"] = disposition
+    return message.get_filename() or ""
 
 
 def _show(value: Any) -> str:
@@ -188,8 +213,8 @@ def _wait(
     "-o", "--output-dir", type=click.Path(path_type=Path), default=Path("."),
     help="Where output files are saved (default: the working directory).",
 )  # fmt: skip
-@click.option("--url", envvar="VENDO_URL", help="Server URL (VENDO_URL).")
-@click.option("--token", help="API token (default: VENDO_API_TOKEN, REPLICATE_API_TOKEN).")
+@url_option
+@token_option
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the model's logs.")
 def run(
     ref: str,

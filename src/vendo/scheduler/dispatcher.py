@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vendo.config import Settings
-from vendo.errors import RunnerError
+from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import (
     INTERRUPTED_ERROR,
     EventBus,
@@ -55,6 +55,7 @@ from vendo.store import (
     Store,
     utcnow,
 )
+from vendo.store.sealing import SecretBox, is_sealed
 from vendo.store.tables import PredictionRow, VersionRow
 
 __all__ = ["Scheduler", "runner_spec"]
@@ -215,6 +216,7 @@ class Scheduler:
         # The per-prediction writes (claims, start, logs, outputs, the end) share
         # transactions: see vendo.scheduler.writes.
         self._writer = BatchWriter(store)
+        self._secrets: SecretBox | None = None  # opens sealed secret inputs, made when needed
 
     async def _blocking(self, func: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -702,12 +704,20 @@ class Scheduler:
         pid = run.job.prediction_id
         claimed = run.claimed
         assert claimed is not None
+        try:
+            # Secret inputs are opened only now, for the child: never stored in clear.
+            inputs = self._open_secrets(claimed.run_input)
+        except SecretsKeyError as exc:
+            slot.release()
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_result({"status": FAILED, "error": exc.detail, "output": None})
+            return failed
         run.runner = runner
         try:
             done = runner.predict(
                 slot,
                 pid,
-                claimed.run_input or {},
+                inputs,
                 context={},
                 on_event=functools.partial(self._on_event, run),
             )
@@ -717,6 +727,13 @@ class Scheduler:
         if run.cancel_reason is not None:
             runner.cancel(pid)
         return done
+
+    def _open_secrets(self, run_input: dict[str, Any] | None) -> dict[str, Any]:
+        if not is_sealed(run_input):
+            return run_input or {}
+        if self._secrets is None:
+            self._secrets = SecretBox.from_settings(self.settings)
+        return self._secrets.open(run_input)
 
     async def _predict(self, run: _Run, done: asyncio.Future[dict[str, Any]]) -> None:
         try:

@@ -13,9 +13,10 @@ import inspect
 import io
 import os
 import re
+import sys
 import types
 import typing
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from vendo.sdk.coder import Coder
 from vendo.sdk.input import FieldInfo
@@ -65,7 +66,29 @@ def _type_name(tp: Any) -> str:
 
 def _is_union(tp: Any) -> bool:
     origin = typing.get_origin(tp)
-    return origin is typing.Union or origin is getattr(types, "UnionType", None)
+    # types.UnionType (``X | Y``) is 3.10+; before that the getattr gives None, and
+    # every plain type's origin is None too.
+    return origin is not None and origin in (typing.Union, getattr(types, "UnionType", None))
+
+
+def _type_hints(obj: Any) -> Dict[str, Any]:
+    # include_extras (keep Annotated[...]) arrived in 3.9; 3.8 never strips it.
+    if sys.version_info >= (3, 9):  # noqa: UP036 - the runtime runs on 3.8 too
+        return typing.get_type_hints(obj, include_extras=True)
+    return typing.get_type_hints(obj)
+
+
+def _annotated(tp: Any) -> Optional[Tuple[Any, Tuple[Any, ...]]]:
+    """``(T, metadata)`` for ``Annotated[T, ...]``: typing's (3.9+) or typing_extensions'."""
+    meta = getattr(tp, "__metadata__", None)
+    if not isinstance(meta, tuple) or not hasattr(tp, "__origin__"):
+        return None
+    return tp.__origin__, meta
+
+
+def _is_typeddict(tp: type) -> bool:
+    # typing.is_typeddict is 3.10+; a TypedDict class is a dict subclass with __total__.
+    return issubclass(tp, dict) and hasattr(tp, "__total__") and hasattr(tp, "__annotations__")
 
 
 def _is_record(tp: Any) -> bool:
@@ -77,9 +100,9 @@ def _is_record(tp: Any) -> bool:
     return hasattr(tp, "model_fields") or hasattr(tp, "__fields__")
 
 
-def _record_fields(tp: Any, where: str) -> Tuple[Tuple[str, FieldType, bool], ...]:
+def _record_fields(tp: Any, where: str, output: bool) -> Tuple[Tuple[str, FieldType, bool], ...]:
     try:
-        hints = typing.get_type_hints(tp, include_extras=True)
+        hints = _type_hints(tp)
     except Exception as exc:
         name = _type_name(tp)
         raise LoadError(f"{where}: cannot resolve the annotations of {name}: {exc}") from exc
@@ -101,7 +124,7 @@ def _record_fields(tp: Any, where: str) -> Tuple[Tuple[str, FieldType, bool], ..
     for name in names:
         if name not in hints or typing.get_origin(hints[name]) is typing.ClassVar:
             continue
-        field_type = resolve_type(hints[name], f"{where}: field {name!r}")
+        field_type = resolve_type(hints[name], f"{where}: field {name!r}", output=output)
         if field_type.kind == MODEL:
             raise LoadError(
                 f"{where}: field {name!r} of {_type_name(tp)} is itself a model; "
@@ -111,13 +134,18 @@ def _record_fields(tp: Any, where: str) -> Tuple[Tuple[str, FieldType, bool], ..
     return tuple(fields)
 
 
-def resolve_type(tp: Any, where: str) -> FieldType:
-    """Normalise one annotation (input or output element) into a :class:`FieldType`."""
-    if typing.get_origin(tp) is typing.Annotated:
-        inner, *meta = typing.get_args(tp)
+def resolve_type(tp: Any, where: str, *, output: bool = False) -> FieldType:
+    """Normalise one annotation (input or output element) into a :class:`FieldType`.
+
+    ``output``: nested generics (``list[list[float]]``, ``dict[str, dict[str, int]]``)
+    are allowed and described in full, as Cog's output schemas do; inputs reject them.
+    """
+    annotated = _annotated(tp)
+    if annotated is not None:
+        inner, meta = annotated
         if any(m is Opaque or isinstance(m, Opaque) for m in meta):
             return FieldType(OBJECT, python=inner, opaque=True)
-        return resolve_type(inner, where)
+        return resolve_type(inner, where, output=output)
     if tp is typing.Any or tp is object:
         return FieldType(OBJECT)
     if _is_union(tp):
@@ -125,7 +153,7 @@ def resolve_type(tp: Any, where: str) -> FieldType:
         members = [a for a in args if a is not type(None)]
         nullable = len(members) < len(args)
         if len(members) == 1:
-            inner = resolve_type(members[0], where)
+            inner = resolve_type(members[0], where, output=output)
             return dataclasses.replace(inner, nullable=nullable)
         resolved = tuple(resolve_type(m, where) for m in members)
         for member in resolved:
@@ -153,17 +181,22 @@ def resolve_type(tp: Any, where: str) -> FieldType:
         args = typing.get_args(tp)
         if not args:
             return FieldType(LIST, items=FieldType(OBJECT))
-        item = resolve_type(args[0], where)
-        if item.kind in (LIST, UNION) or item.nullable:
+        item = resolve_type(args[0], where, output=output)
+        if item.kind == UNION or (not output and (item.kind == LIST or item.nullable)):
             raise LoadError(
                 f"{where}: nested generic {tp!r} is not supported; list items must be a plain type"
             )
         return FieldType(LIST, items=item)
     if tp is dict or origin in (dict, typing.Dict):
         args = typing.get_args(tp)
-        value = resolve_type(args[1], where) if len(args) == 2 else None
-        if value is not None and value.kind == OBJECT and value.python is None:
-            value = None
+        value = resolve_type(args[1], where, output=output) if len(args) == 2 else None
+        if (
+            value is not None
+            and value.kind == OBJECT
+            and value.python is None
+            and value.value is None
+        ):
+            value = None  # dict[str, Any] and dict[str, dict]: any object
         return FieldType(OBJECT, value=value)
     if tp in _SCALARS:
         return FieldType(_SCALARS[tp], python=tp)
@@ -174,10 +207,10 @@ def resolve_type(tp: Any, where: str) -> FieldType:
             return FieldType(FILE, python=tp)
         if issubclass(tp, os.PathLike):
             return FieldType(PATH, python=tp)
-        if typing.is_typeddict(tp):
+        if _is_typeddict(tp):
             return FieldType(OBJECT)
         if _is_record(tp):
-            return FieldType(MODEL, python=tp, fields=_record_fields(tp, where))
+            return FieldType(MODEL, python=tp, fields=_record_fields(tp, where, output))
         if Coder.lookup(tp) is not None:
             return FieldType(OBJECT, python=tp)
     raise LoadError(f"{where}: unsupported type {tp!r}")
@@ -248,9 +281,12 @@ def _input_field(fn_name: str, order: int, param: inspect.Parameter, tp: Any) ->
     info = param.default if isinstance(param.default, FieldInfo) else None
     if info is None:
         has_default = param.default is not inspect.Parameter.empty
-        info = FieldInfo(default=param.default if has_default else None)
-    default = info.default
-    required = False if field_type.nullable or field_type.kind == SECRET else default is None
+        info = FieldInfo(default=param.default if has_default else ...)
+    # An explicit None default makes even a non-Optional input optional: the model
+    # gets None when it is omitted (Cog's runtime; earlier Cog schemas said so too).
+    given = info.default is not ...
+    default = info.default if given else None
+    required = not (given or field_type.nullable or field_type.kind == SECRET)
     field = InputField(
         name=param.name,
         order=order,
@@ -275,7 +311,7 @@ def _input_field(fn_name: str, order: int, param: inspect.Parameter, tp: Any) ->
 
 def _hints(fn: Callable[..., Any], fn_name: str) -> Dict[str, Any]:
     try:
-        return typing.get_type_hints(fn, include_extras=True)
+        return _type_hints(fn)
     except Exception as exc:
         raise LoadError(f"{fn_name}(): cannot resolve type annotations: {exc}") from exc
 
@@ -310,7 +346,7 @@ def _output(fn_name: str, tp: Any) -> Tuple[OutputType, List[str]]:
     elif origin in _ITERATORS or origin in _ASYNC_ITERATORS:
         element = (typing.get_args(tp) or (typing.Any,))[0]
     if element is not None:
-        item = resolve_type(element, where)
+        item = resolve_type(element, where, output=True)
         if concatenate and item.kind != STR:
             raise LoadError(f"{where}: ConcatenateIterator items must be str, not {element!r}")
         if item.nullable:
@@ -320,7 +356,7 @@ def _output(fn_name: str, tp: Any) -> Tuple[OutputType, List[str]]:
         return OutputType(item, iterator=True, concatenate=concatenate), warnings
     if tp is typing.Any:
         warnings.append(f"{where}: Any gives clients no output schema; annotate a concrete type")
-    output = resolve_type(tp, where)
+    output = resolve_type(tp, where, output=True)
     if output.nullable:
         raise LoadError(f"{where}: the output type must not be Optional")
     if output.kind == UNION:

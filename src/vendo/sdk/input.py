@@ -10,9 +10,13 @@ __all__ = ["FieldInfo", "Input"]
 
 @dataclass(frozen=True)
 class FieldInfo:
-    """What ``Input(...)`` returns; the inspector reads it from the parameter default."""
+    """What ``Input(...)`` returns; the inspector reads it from the parameter default.
 
-    default: Any = None
+    ``default`` is ``...`` (Ellipsis) when ``Input()`` was given none, as in Cog: the
+    input is then required, while an explicit ``default=None`` makes it optional.
+    """
+
+    default: Any = ...
     description: Optional[str] = None
     ge: Optional[Union[int, float]] = None
     le: Optional[Union[int, float]] = None
@@ -25,7 +29,7 @@ class FieldInfo:
 
 
 def Input(  # noqa: N802 - Cog's public name
-    default: Any = None,
+    default: Any = ...,
     *,
     description: Optional[str] = None,
     ge: Optional[Union[int, float]] = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 __all__ = ["BaseModel"]
@@ -24,4 +25,11 @@ class BaseModel:
         except TypeError as exc:
             if "follows default argument" not in str(exc):
                 raise
-            dataclasses.dataclass(kw_only=True)(cls)
+            if sys.version_info >= (3, 10):  # noqa: UP036 - the runtime runs on 3.8 too
+                dataclasses.dataclass(kw_only=True)(cls)
+                return
+            # kw_only dataclasses are 3.10+: give the reason, not dataclasses' error.
+            raise TypeError(
+                f"{cls.__name__}: a field without a default follows one with a default; "
+                "on Python < 3.10 give it a default or move it up"
+            ) from exc

@@ -21,6 +21,7 @@ from vendo.store.status import (
 )
 from vendo.store.store import Page, Store, WriterBusy
 from vendo.store.tables import (
+    BuildRow,
     FileRow,
     JobRow,
     ModelRow,
@@ -39,6 +40,7 @@ __all__ = [
     "SUCCEEDED",
     "TERMINAL",
     "MISS",
+    "BuildRow",
     "FileRow",
     "JobRow",
     "ModelRow",

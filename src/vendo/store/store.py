@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from vendo.errors import BadRequest, Conflict
 from vendo.store.cache import ReadCache
 from vendo.store.engine import Engines, create_engines, database_url, upgrade
-from vendo.store.ids import hash_token, new_token, new_webhook_secret, utcnow
+from vendo.store.ids import hash_token, new_id, new_token, new_webhook_secret, utcnow
 from vendo.store.status import PROCESSING, STARTING, TERMINAL
 from vendo.store.tables import (
+    BuildRow,
     FileRow,
     JobRow,
     MetaRow,
@@ -45,6 +46,9 @@ __all__ = ["CACHED_READS", "Page", "Store", "WriterBusy"]
 CACHED_READS = frozenset({"authenticate_hash", "get_model", "get_version", "latest_version"})
 
 T = TypeVar("T")
+
+# Builds kept per model: the newest is the one that matters; a few more for the history.
+BUILDS_KEPT = 20
 
 # Fields of a model that PATCH and create may set.
 MODEL_FIELDS = (
@@ -466,14 +470,17 @@ class Store:
         config: dict[str, Any] | None = None,
         build_log: str = "",
         created_at: datetime | None = None,
+        digest: str | None = None,
     ) -> VersionRow:
-        """Record a built version. :class:`Conflict` if the id exists already."""
+        """Record a built version. :class:`Conflict` if the id exists already, or the
+        model has a version of that package ``digest``."""
         try:
             with self.write() as s:
                 s.add(
                     VersionRow(
                         id=version_id,
                         model_id=model_id,
+                        digest=digest,
                         created_at=created_at or utcnow(),
                         cog_version=cog_version,
                         openapi_schema=openapi_schema,
@@ -494,6 +501,15 @@ class Store:
         """The version with its ``model`` and ``model.owner`` loaded."""
         with self.read() as s:
             return s.get(VersionRow, version_id)
+
+    def find_version(self, model_id: int, digest: str) -> VersionRow | None:
+        """The model's version made of the package with this content ``digest``."""
+        with self.read() as s:
+            return s.scalar(
+                sa.select(VersionRow).where(
+                    VersionRow.model_id == model_id, VersionRow.digest == digest
+                )
+            )
 
     def latest_version(self, model_id: int) -> VersionRow | None:
         with self.read() as s:
@@ -518,6 +534,79 @@ class Store:
         with self.write() as s:
             s.execute(sa.delete(VersionRow).where(VersionRow.id == version_id))
         self._changed_catalog()
+
+    # --- builds (accepted pushes) --------------------------------------------------------
+    def create_build(self, model_id: int, version_id: str, *, builder: str = "") -> BuildRow:
+        """A push of ``model_id`` was accepted: its build starts (status ``building``).
+        Keeps the model's newest :data:`BUILDS_KEPT` builds."""
+        build = BuildRow(
+            id=new_id(),
+            model_id=model_id,
+            version_id=version_id,
+            status="building",
+            error=None,
+            log="",
+            builder=builder,
+            created_at=utcnow(),
+            completed_at=None,
+        )
+        with self.write() as s:
+            s.add(build)
+            s.flush()
+            kept = (
+                sa.select(BuildRow.id)
+                .where(BuildRow.model_id == model_id)
+                .order_by(BuildRow.created_at.desc(), BuildRow.id.desc())
+                .limit(BUILDS_KEPT)
+            )
+            s.execute(
+                sa.delete(BuildRow)
+                .where(BuildRow.model_id == model_id, BuildRow.id.not_in(kept.scalar_subquery()))
+                .execution_options(synchronize_session=False)
+            )
+        return build
+
+    def finish_build(
+        self, build_id: str, status: str, *, error: str | None = None, log: str = ""
+    ) -> BuildRow | None:
+        """End a build still ``building``: ``failed`` (with the reason and the log) or
+        ``succeeded``. None when there is no such build or it ended already."""
+        if status not in ("failed", "succeeded"):
+            raise ValueError(f"{status!r} is not a final build status")
+        with self.write() as s:
+            build = s.get(BuildRow, build_id)
+            if build is None or build.status != "building":
+                return None
+            build.status = status
+            build.error = error
+            build.log = log
+            build.completed_at = utcnow()
+            s.flush()
+            return build
+
+    def get_build(self, build_id: str) -> BuildRow | None:
+        with self.read() as s:
+            return s.get(BuildRow, build_id)
+
+    def latest_build(self, model_id: int) -> BuildRow | None:
+        """The model's newest accepted push, whatever became of it."""
+        with self.read() as s:
+            return s.scalar(
+                sa.select(BuildRow)
+                .where(BuildRow.model_id == model_id)
+                .order_by(BuildRow.created_at.desc(), BuildRow.id.desc())
+                .limit(1)
+            )
+
+    def build_of_version(self, version_id: str) -> BuildRow | None:
+        """The newest build that makes (or made) the version ``version_id``."""
+        with self.read() as s:
+            return s.scalar(
+                sa.select(BuildRow)
+                .where(BuildRow.version_id == version_id)
+                .order_by(BuildRow.created_at.desc(), BuildRow.id.desc())
+                .limit(1)
+            )
 
     # --- predictions -------------------------------------------------------------------
     def insert_prediction(self, session: Session, prediction: PredictionRow) -> None:

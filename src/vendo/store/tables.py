@@ -24,6 +24,7 @@ __all__ = [
     "UNFINISHED_SQL",
     "WEBHOOK_OWED_SQL",
     "Base",
+    "BuildRow",
     "FileRow",
     "JobRow",
     "MetaRow",
@@ -121,14 +122,21 @@ class ModelRow(Base):
 
 
 class VersionRow(Base):
-    """One pushed, built version of a model. ``id`` is 64 lowercase hex, globally unique."""
+    """One pushed, built version of a model. ``id`` is 64 lowercase hex, globally unique:
+    a hash of the model's identity and the package's content digest (versions pushed
+    before 0006 kept their id, the bare digest)."""
 
     __tablename__ = "versions"
+    # One version per package content and model: pushing it again finds this one.
+    __table_args__ = (sa.Index("ux_versions_model_digest", "model_id", "digest", unique=True),)
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     model_id: Mapped[int] = mapped_column(
         sa.ForeignKey("models.id", ondelete="CASCADE"), index=True
     )
+    # The package's content digest (vendo.packages.content_hash); None for versions
+    # recorded without a package.
+    digest: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cog_version: Mapped[str] = mapped_column(sa.String(32), default="")
     openapi_schema: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -141,6 +149,29 @@ class VersionRow(Base):
     build_log: Mapped[str] = mapped_column(sa.Text, default="")
 
     model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class BuildRow(Base):
+    """One accepted push of a model: ``building``, then ``failed`` (``error``, ``log``)
+    or ``succeeded``. The newest one per model is what the model shows as its latest
+    build; a refused push (bad package, no access) records none."""
+
+    __tablename__ = "builds"
+    __table_args__ = (sa.Index("ix_builds_model_created", "model_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    # The id the version has, or will have once built.
+    version_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="building")
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    # The log of a failed build (a version keeps its own in ``versions.build_log``).
+    log: Mapped[str] = mapped_column(sa.Text, default="")
+    # ``host:pid`` of the process building it: a build whose process is gone (the
+    # server was killed) is reported as interrupted instead of building forever.
+    builder: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 R = TypeVar("R", bound="Base")

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from vendo.api.v1.builds import latest_build
 from vendo.api.v1.context import base_url, call, caller, page, platform
 from vendo.api.v1.render import model_json
 from vendo.errors import FieldError, InvalidInput, NotFound
@@ -43,9 +44,10 @@ async def search(request: Request) -> Response:
     models = []
     for model in rows:
         latest = await call(p.store.latest_version, model.id)
+        build = await call(latest_build, p, model.id)
         models.append(
             {
-                "model": model_json(base, model, latest),
+                "model": model_json(base, model, latest, build=build),
                 "metadata": {"tags": [], "score": None, "generated_description": None},
             }
         )

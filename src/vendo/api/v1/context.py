@@ -18,6 +18,7 @@ from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
 from vendo.store import MISS, ModelRow, PredictionRow, Store, TokenRow, UserRow, hash_token
+from vendo.store.sealing import SecretBox
 
 __all__ = [
     "Caller",
@@ -33,6 +34,7 @@ __all__ = [
     "json_body",
     "page",
     "platform",
+    "secret_box",
     "visible_model",
 ]
 
@@ -73,6 +75,16 @@ class Platform:
     storage: LocalStorage
     scheduler: SchedulerLike | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # seals secret inputs before anything is stored; loaded at start-up (see secret_box)
+    secrets: SecretBox | None = None
+
+
+def secret_box(p: Platform) -> SecretBox:
+    """The platform's :class:`SecretBox` (made from the settings on first use when
+    start-up did not)."""
+    if p.secrets is None:
+        p.secrets = SecretBox.from_settings(p.settings)
+    return p.secrets
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +30,8 @@ class PreparedInput:
     shown: dict[str, Any]  # what the API shows (caller's values, secrets masked)
     run: dict[str, Any]  # what the runner gets (local paths, real secrets)
     files: bool = False  # some input is a file: ``folder`` may hold it
+    # the secret inputs: sealed before ``run`` is stored (vendo.store.sealing)
+    secrets: list[str] = field(default_factory=list)
 
 
 def _components(schema: dict[str, Any]) -> dict[str, Any]:
@@ -89,11 +91,18 @@ async def prepare_input(
 
     shown: dict[str, Any] = {}
     run: dict[str, Any] = {}
+    secrets: list[str] = []
     for name, value in valid.items():
         prop = properties.get(name) or {}
-        shown[name] = SECRET_MASK if _is_secret(prop) and value is not None else payload[name]
-        run[name] = value
         items = prop.get("items") if prop.get("type") == "array" else None
+        shown[name] = payload[name]
+        if _is_secret(prop) or (isinstance(items, dict) and _is_secret(items)):
+            secrets.append(name)
+            if isinstance(value, list):
+                shown[name] = [SECRET_MASK] * len(value)
+            elif value is not None:
+                shown[name] = SECRET_MASK
+        run[name] = value
         try:
             if _is_file(prop) and isinstance(value, str):
                 run[name] = await local(value)
@@ -105,7 +114,7 @@ async def prepare_input(
             if exc.status == 413:
                 raise
             raise InvalidInput([FieldError(name, "file", exc.detail)]) from None
-    return PreparedInput(shown=shown, run=run, files=files)
+    return PreparedInput(shown=shown, run=run, files=files, secrets=secrets)
 
 
 async def _local(

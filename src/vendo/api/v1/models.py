@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from vendo.api.v1.builds import latest_build, missing_version
 from vendo.api.v1.context import (
     Caller,
     base_url,
@@ -37,12 +38,13 @@ _PATCHABLE = ("description", "readme", *_URL_FIELDS)
 async def _model_body(request: Request, model: ModelRow) -> dict[str, Any]:
     p = platform(request)
     latest = await call(p.store.latest_version, model.id)
+    build = await call(latest_build, p, model.id)
     example = None
     if model.default_example_id:
         row = await call(p.store.get_prediction, model.default_example_id)
         if row is not None:
             example = prediction_json(p, base_url(request), row, owner=model.owner.username)
-    return model_json(base_url(request), model, latest, example)
+    return model_json(base_url(request), model, latest, example, build)
 
 
 def _text_fields(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -241,7 +243,16 @@ async def get_version(request: Request) -> Response:
     who = await caller(request)
     owner, name = request.path_params["owner"], request.path_params["name"]
     model = await visible_model(request, who, owner, name)
-    return JSONResponse(version_json(await _version(request, model)))
+    version_id = request.path_params["id"]
+    version = await call(platform(request).store.get_version, version_id)
+    if version is None or version.model_id != model.id:
+        # a version still building or whose build failed is not there yet: a 404 that
+        # says so (GET of a missing resource stays a 404 for the clients)
+        problem = await missing_version(request, who, version_id, model)
+        missing = NotFound(problem.detail)
+        missing.extra.update(problem.extra)
+        raise missing
+    return JSONResponse(version_json(version))
 
 
 async def delete_version(request: Request) -> Response:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from vendo.api.v1.builds import missing_version, no_ready_version
 from vendo.api.v1.context import (
     Caller,
     Platform,
@@ -30,6 +31,7 @@ from vendo.api.v1.context import (
     json_body,
     page,
     platform,
+    secret_box,
     visible_model,
 )
 from vendo.api.v1.inputs import prepare_input
@@ -110,7 +112,8 @@ def parse_cancel_after(value: str) -> float:
 async def _latest(request: Request, model: ModelRow) -> VersionRow:
     version = await cached(platform(request), "latest_version", model.id)
     if version is None:
-        raise NotFound(f"model {model.owner.username}/{model.name} has no versions yet")
+        # still building, failed to build, or never pushed: say which
+        raise await no_ready_version(request, model)
     assert isinstance(version, VersionRow)
     return version
 
@@ -125,7 +128,9 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
         if not _HEX64.match(ref):
             raise NotFound(f"version {ref!r} not found")
         version = await cached(p, "get_version", ref)
-        if version is None or not can_see(who, version.model):
+        if version is None:
+            raise await missing_version(request, who, ref)
+        if not can_see(who, version.model):
             raise NotFound(f"version {ref} not found")
         return version
     name, _, version_id = ref.partition(":")
@@ -135,11 +140,25 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
         return await _latest(request, model)
     version = await cached(p, "get_version", version_id)
     if version is None or version.model_id != model.id:
-        raise NotFound(f"version {version_id} of {name} not found")
+        raise await missing_version(request, who, version_id, model)
     return version
 
 
 # --- create ---------------------------------------------------------------------------
+
+
+def _check_webhook_address(
+    field: str, url: str, allow_private: bool, errors: list[FieldError]
+) -> None:
+    """The address policy (docs/api.md), at create time: a 422 naming ``field``."""
+    try:
+        from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
+    except ImportError:  # webhooks not part of this build
+        return
+    try:
+        check_webhook_url(url, allow_private=allow_private)
+    except WebhookURLError as exc:
+        errors.append(FieldError(field, "url", str(exc)))
 
 
 def _webhook_fields(
@@ -164,19 +183,13 @@ def _webhook_fields(
             )
         )
     if isinstance(webhook, str) and not errors:
-        try:
-            from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
-        except ImportError:  # webhooks not part of this build
-            pass
-        else:
-            try:
-                check_webhook_url(webhook, allow_private=allow_private)
-            except WebhookURLError as exc:
-                errors.append(FieldError("webhook", "url", str(exc)))
+        _check_webhook_address("webhook", webhook, allow_private, errors)
     if webhook is None and isinstance(completed, str):
         # legacy field, still sent by replicate 1.0.7: notify on completion only
         if urlsplit(completed).scheme not in ("http", "https"):
             errors.append(FieldError("webhook_completed", "url", "must be an http(s) URL"))
+        else:
+            _check_webhook_address("webhook_completed", completed, allow_private, errors)
         webhook, events = completed, ["completed"]
     if errors:
         raise InvalidInput(errors)
@@ -258,7 +271,8 @@ async def create_prediction(
             version_id=version.id,
             deployment=deployment,
             input=prepared.shown,
-            run_input=prepared.run,
+            # sealed here, before anything (row, job, deferred write) can store it
+            run_input=secret_box(p).seal(prepared.run, prepared.secrets),
             input_dir=str(folder) if prepared.files and folder.exists() else None,
             output=None,
             logs="",

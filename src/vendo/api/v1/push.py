@@ -2,16 +2,28 @@
 
 ``POST /v1/models/{owner}/{name}/versions`` takes the project as a (gzipped) tar in the
 request body (what ``vendo push`` sends). The server extracts it safely
-(:func:`vendo.packages.safe_extract`), names the version by the content hash of the
-extracted files (the same content always gets the same id), builds the environment
+(:func:`vendo.packages.safe_extract`), checks its ``cog.yaml``, builds the environment
 with :func:`vendo.build.build_project`, extracts the schema there and records an
 immutable version. The model is created when missing and the caller may own it (its
 own name, or any name for the admin).
 
+A version id is unique to its model: a hash of the model's ``owner/name`` and the
+package's content digest (:func:`version_id_for`), 64 hex characters like Replicate's.
+The same package pushed to the same model again answers the version it made; pushed to
+another model it makes a version of that model.
+
+A request that is refused (no access, bad name, too large, unsafe package, no or bad
+``cog.yaml``) records nothing: the model is created only once the package is accepted.
+An accepted push is recorded as a build of the model (:mod:`vendo.api.v1.builds`),
+``building`` then ``succeeded`` or ``failed`` with the reason and the log. Errors name
+no other owner's private model or version: a model the caller may not see answers the
+same 404 whether it exists or not.
+
 With ``Accept: application/x-ndjson`` the answer streams the build as it happens, one
 JSON object per line: ``{"type": "step"|"log", "text": ...}`` then either
 ``{"type": "version", "version": {...}, "model": "o/n", "created": bool}`` or
-``{"type": "error", "status": int, "title": str, "detail": str, "log_tail": str}``.
+``{"type": "error", "status": int, "title": str, "detail": str, "log_tail": str,
+"build": {...}}`` (``build`` when the push was accepted and its build failed).
 Otherwise the request blocks until the build ends and answers 201 with the version
 (200 when that exact version existed already) or a problem+json error.
 
@@ -22,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -38,8 +51,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from vendo.api.v1.context import Platform, call, caller, can_write, platform, visible_model
-from vendo.api.v1.render import version_json
+from vendo.api.v1.builds import BUILDER
+from vendo.api.v1.context import (
+    Platform,
+    base_url,
+    call,
+    caller,
+    can_write,
+    platform,
+    visible_model,
+)
+from vendo.api.v1.render import build_json, version_json
 from vendo.errors import (
     BuildError,
     Conflict,
@@ -54,11 +76,12 @@ from vendo.files.fetch import write_capped
 from vendo.packages import archive_bytes, content_hash, safe_extract
 from vendo.store import ModelRow, UserRow, VersionRow
 
-__all__ = ["PushResult", "push_examples", "push_package", "routes"]
+__all__ = ["PushResult", "push_examples", "push_package", "routes", "version_id_for"]
 
 log = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
+LOG_KEPT = 200_000  # characters of a build log kept with a version or a failed build
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 Emit = Callable[[dict[str, Any]], None]
 
@@ -94,40 +117,73 @@ def _check_name(owner: str, name: str) -> None:
         raise InvalidInput(errors)
 
 
-def _ensure_model(p: Platform, user: UserRow, owner: str, name: str, visibility: str) -> ModelRow:
-    """The model to push to, created when missing and the caller may own it."""
+def version_id_for(owner: str, name: str, digest: str) -> str:
+    """The id of the version of ``owner/name`` made of the package with content
+    ``digest``: 64 lowercase hex, unique to the model, the same for every push of it."""
+    seed = f"vendo-version-v1\n{owner}/{name}\n{digest}".encode()
+    return hashlib.sha256(seed).hexdigest()
+
+
+def _target(p: Platform, user: UserRow, owner: str, name: str) -> ModelRow | None:
+    """The model to push to, or None when it is to be created; refuses a caller who
+    may not push there. Creates nothing."""
     model = p.store.get_model(owner, name)
-    if model is not None:
-        if model.owner_id != user.id and not user.is_admin:
-            if model.visibility != "public":
-                raise NotFound(f"model {owner}/{name} not found")
-            raise Forbidden(f"you do not have write access to {owner}/{name}")
+    if user.is_admin or (model is not None and model.owner_id == user.id):
         return model
-    if owner != user.username and not user.is_admin:
-        raise Forbidden(f"you cannot create models under {owner!r}")
+    if model is None and owner == user.username:
+        return None
+    if model is not None and model.visibility == "public":
+        raise Forbidden(f"you do not have write access to {owner}/{name}")
+    # Another owner's private model and a model that does not exist read the same:
+    # the answer must not tell which.
+    raise NotFound(
+        f"model {owner}/{name} not found; you can push to models under your own name "
+        f"({user.username}/...)"
+    )
+
+
+def _create_model(p: Platform, owner: str, name: str, visibility: str) -> ModelRow:
+    """The model of an accepted push, created now (a concurrent push may have won)."""
     owner_row = p.store.get_user_by_name(owner)
     if owner_row is None:
-        owner_row = p.store.create_user(owner, type="organization")
+        try:
+            # The admin may publish under any name: the owner becomes an organization.
+            owner_row = p.store.create_user(owner, type="organization")
+        except Conflict:
+            owner_row = p.store.get_user_by_name(owner)
+            assert owner_row is not None
     try:
         return p.store.create_model(owner_row.id, name, visibility=visibility, hardware="cpu")
     except Conflict:
-        # created by a concurrent push of the same name
         found = p.store.get_model(owner, name)
         assert found is not None
         return found
 
 
+def _check_package(folder: Path) -> None:
+    """Refuse, before anything is recorded, a package that cannot become a version."""
+    from vendo.build import load_config
+
+    if not (folder / "cog.yaml").is_file():
+        raise InvalidInput([FieldError("package", "missing", "the package has no cog.yaml")])
+    config = load_config(folder)  # ConfigError (400) names the field
+    if not config.predict:
+        raise InvalidInput(
+            [FieldError("predict", "missing", "cog.yaml has no 'predict' (or 'run')")]
+        )
+
+
 def _unpack(p: Platform, archive: Path) -> tuple[str, Path]:
-    """Extract into a fresh folder, hash it, and move it to ``packages/<version id>``."""
+    """Extract into a fresh folder, check it, hash it and move it to
+    ``packages/<content digest>`` (shared by every model that has these files)."""
     root = _packages_dir(p)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
     try:
         safe_extract(archive, staging, max_bytes=p.settings.max_package_bytes)
-        if not (staging / "cog.yaml").is_file():
-            raise InvalidInput([FieldError("package", "missing", "the package has no cog.yaml")])
-        version_id = content_hash(staging)
-        final = root / version_id
+        _check_package(staging)
+        digest = content_hash(staging)
+        final = root / digest
         if final.exists():
             shutil.rmtree(staging)  # identical content is already here
         else:
@@ -137,7 +193,7 @@ def _unpack(p: Platform, archive: Path) -> tuple[str, Path]:
                 shutil.rmtree(staging, ignore_errors=True)
                 if not final.exists():
                     raise
-        return version_id, final
+        return digest, final
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -177,33 +233,77 @@ def push_package(
     *,
     emit: Emit | None = None,
     visibility: str = "public",
+    base: str | None = None,
 ) -> PushResult:
-    """Blocking: unpack ``archive``, build it and record the version (see module doc)."""
-    from vendo.build import build_project
-
+    """Blocking: unpack ``archive``, build it and record the version (see module doc).
+    ``base`` is the server's root URL for the build's links in errors."""
     say: Emit = emit or (lambda event: None)
     _check_name(owner, name)
-    model = _ensure_model(p, user, owner, name, visibility)
+    model = _target(p, user, owner, name)
     say({"type": "step", "text": "Unpacking the package"})
-    version_id, package_dir = _unpack(p, archive)
-    existing = p.store.get_version(version_id)
+    digest, package_dir = _unpack(p, archive)
+    # Accepted from here on: what follows is recorded, failures included.
+    if model is None:
+        model = _create_model(p, owner, name, visibility)
+    existing = p.store.find_version(model.id, digest)
     if existing is not None:
-        if existing.model_id != model.id:
-            raise Conflict(
-                f"this exact package is already version {version_id} of another model; "
-                "change a file to push it here"
-            )
-        say({"type": "step", "text": f"Version {version_id} exists already"})
+        build = p.store.create_build(model.id, existing.id, builder=BUILDER)
+        p.store.finish_build(build.id, "succeeded")
+        say({"type": "step", "text": f"Version {existing.id} exists already"})
         return PushResult(existing, model, False)
-    say({"type": "step", "text": f"Version {version_id[:12]}: building the environment"})
+    version_id = version_id_for(owner, name, digest)
+    build = p.store.create_build(model.id, version_id, builder=BUILDER)
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        say({"type": "log", "text": line})
+
+    try:
+        say({"type": "step", "text": f"Version {version_id[:12]}: building the environment"})
+        version, created = _build_version(p, model, version_id, digest, package_dir, log, say)
+    except BaseException as exc:
+        reason = exc.detail if isinstance(exc, VendoError) else f"internal error: {exc}"
+        lines.append(f"build failed: {reason}")
+        p.store.finish_build(build.id, "failed", error=reason, log=_tail(lines))
+        if isinstance(exc, VendoError):
+            failed = p.store.get_build(build.id) or build
+            exc.extra["build"] = build_json(_base(p, base), model, failed)
+        raise
+    p.store.finish_build(build.id, "succeeded")
+    say({"type": "step", "text": f"Pushed {owner}/{name}:{version.id}"})
+    return PushResult(version, model, created)
+
+
+def _tail(lines: list[str]) -> str:
+    return "\n".join(lines)[-LOG_KEPT:] + "\n"
+
+
+def _base(p: Platform, base: str | None) -> str:
+    if base is not None:
+        return base
+    configured = p.settings.public_url
+    return configured.rstrip("/") if configured else f"http://{p.settings.host}:{p.settings.port}"
+
+
+def _build_version(
+    p: Platform,
+    model: ModelRow,
+    version_id: str,
+    digest: str,
+    package_dir: Path,
+    log: Callable[[str], None],
+    say: Emit,
+) -> tuple[VersionRow, bool]:
+    """Build the environment and record the version; (version, created)."""
+    from vendo.build import build_project
+
     result = build_project(
         package_dir,
         p.settings,
-        on_log=lambda line: say({"type": "log", "text": line}),
+        on_log=log,
         on_step=lambda text: say({"type": "step", "text": text}),
     )
-    if not result.config.predict:
-        raise InvalidInput([FieldError("predict", "missing", "cog.yaml has no 'predict'")])
     build_log = ""
     with contextlib.suppress(OSError):
         build_log = Path(result.log_path).read_text(encoding="utf-8", errors="replace")
@@ -216,17 +316,16 @@ def push_package(
             package_path=str(package_dir),
             environment=_environment_record(result),
             config=_config_record(result.config),
-            build_log=build_log[-200_000:],
+            build_log=build_log[-LOG_KEPT:],
+            digest=digest,
         )
-        created = True
+        return version, True
     except Conflict:
-        # the same package pushed twice at once: the other push recorded it
-        found = p.store.get_version(version_id)
-        if found is None or found.model_id != model.id:
+        # the same package pushed to this model twice at once: the other push recorded it
+        found = p.store.find_version(model.id, digest)
+        if found is None:
             raise
-        version, created = found, False
-    say({"type": "step", "text": f"Pushed {owner}/{name}:{version_id}"})
-    return PushResult(version, model, created)
+        return found, False
 
 
 async def _receive(request: Request, p: Platform) -> Path:
@@ -267,13 +366,16 @@ async def push_version(request: Request) -> Response:
     if visibility not in ("public", "private"):
         raise InvalidInput([FieldError("visibility", "enum", "public or private")])
     _check_name(owner, name)
-    # refuse before reading a large body
-    await call(_ensure_model, p, who.user, owner, name, visibility)
+    # refuse before reading a large body (and before recording anything)
+    await call(_target, p, who.user, owner, name)
     archive = await _receive(request, p)
+    base = base_url(request)
 
     def run(emit: Emit | None) -> PushResult:
         try:
-            return push_package(p, who.user, owner, name, archive, emit=emit, visibility=visibility)
+            return push_package(
+                p, who.user, owner, name, archive, emit=emit, visibility=visibility, base=base
+            )
         finally:
             archive.unlink(missing_ok=True)
 

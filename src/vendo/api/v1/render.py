@@ -10,10 +10,19 @@ import hmac
 from typing import Any
 
 from vendo.api.v1.context import Platform, iso
-from vendo.store import TERMINAL, FileRow, ModelRow, PredictionRow, UserRow, VersionRow
+from vendo.store import (
+    TERMINAL,
+    BuildRow,
+    FileRow,
+    ModelRow,
+    PredictionRow,
+    UserRow,
+    VersionRow,
+)
 
 __all__ = [
     "account_json",
+    "build_json",
     "file_json",
     "is_iterator",
     "model_json",
@@ -93,12 +102,31 @@ def version_json(version: VersionRow) -> dict[str, Any]:
     }
 
 
+def build_json(base: str, model: ModelRow, build: BuildRow) -> dict[str, Any]:
+    """A model's accepted push (a Vendo addition): ``status`` building, failed or
+    succeeded; ``version`` the id the version has or will have; ``error`` why it
+    failed; ``urls.log`` its build log."""
+    path = f"{base}/v1/models/{model.owner.username}/{model.name}/builds/{build.id}"
+    return {
+        "id": build.id,
+        "status": build.status,
+        "version": build.version_id,
+        "error": build.error,
+        "created_at": iso(build.created_at),
+        "completed_at": iso(build.completed_at),
+        "urls": {"get": path, "log": f"{path}/log"},
+    }
+
+
 def model_json(
     base: str,
     model: ModelRow,
     latest: VersionRow | None,
     default_example: dict[str, Any] | None = None,
+    build: BuildRow | None = None,
 ) -> dict[str, Any]:
+    """The Model object, plus Vendo's ``latest_build`` (the latest accepted push, or
+    None), which Replicate's clients ignore."""
     owner = model.owner.username
     return {
         "url": f"{base}/{owner}/{model.name}",
@@ -116,6 +144,7 @@ def model_json(
         "hardware": model.hardware,
         "default_example": default_example,
         "latest_version": version_json(latest) if latest is not None else None,
+        "latest_build": build_json(base, model, build) if build is not None else None,
     }
 
 

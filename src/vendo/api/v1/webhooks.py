@@ -6,11 +6,14 @@ shows it at that moment. One task handles the events in order, so a prediction's
 deliveries are handed over in the order they happened; filtering, throttling, signing
 and retries are the outbox's (``vendo.webhooks.outbox``).
 
-Once the outbox has ``completed`` in its table, the prediction is marked
-``webhook_done``. A finished prediction with a webhook and no mark is owed its
-``completed``: the server stopped between the two, or a restart finished a prediction
-that was running (``interrupted``). :meth:`WebhookRelay.resume_owed`, run at start-up
-once the scheduler has recovered its jobs, sends those.
+Exactly one terminal message per prediction: a message other than ``completed`` never
+shows a terminal status (the row may have ended by the time the relay reads it), and
+nothing is relayed for a prediction marked ``webhook_done``. Once the outbox has
+``completed`` in its table, the prediction is marked ``webhook_done``. A finished
+prediction with a webhook and no mark is owed its ``completed``: the server stopped
+between the two, or a restart finished a prediction that was running (``interrupted``).
+:meth:`WebhookRelay.resume_owed`, run at start-up once the scheduler has recovered its
+jobs, sends those (with the same ``webhook-id``, see ``vendo.webhooks.outbox``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from anyio import to_thread
 from vendo.api.v1.context import Platform
 from vendo.api.v1.render import is_iterator, prediction_json
 from vendo.queue.events import Event
+from vendo.store import PROCESSING, TERMINAL
 
 __all__ = ["RELAY_KEY", "WebhookRelay"]
 
@@ -112,6 +116,11 @@ class WebhookRelay:
         row = await to_thread.run_sync(p.store.get_prediction, prediction_id)
         if row is None:
             return
+        if row.webhook_done:
+            # its ``completed`` is in the outbox already: a repeated ``done`` (or an event
+            # that arrives after it) must not make a second terminal message
+            self._targets.pop(prediction_id, None)
+            return
         if target is _UNSET:
             target = None
             if row.webhook:
@@ -135,6 +144,11 @@ class WebhookRelay:
             owner=owner_name,
             streamable=is_iterator(version.openapi_schema if version else None),
         )
+        if kind != "completed" and payload["status"] in TERMINAL:
+            # The row is read when the relay gets to the event, and a quick prediction
+            # may have ended by then. A receiver tells a message's event only by its body:
+            # a ``start`` showing the end would be a second terminal message.
+            payload.update(status=PROCESSING, completed_at=None, error=None, metrics=None)
         self.outbox.publish(prediction_id, webhook_target, kind, payload)
         if kind == "completed":
             await self.outbox.recorded(prediction_id, webhook_target.url)
