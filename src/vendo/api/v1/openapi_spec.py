@@ -223,6 +223,28 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
                 "hardware": _TEXT_OR_NULL,
                 "default_example": _nullable(_ref("Prediction")),
                 "latest_version": _nullable(_ref("Version")),
+                "latest_build": {
+                    "anyOf": [_ref("Build"), {"type": "null"}],
+                    "description": "Vendo: the latest accepted push",
+                },
+            },
+        },
+        "Build": {
+            "type": "object",
+            "description": "Vendo: one accepted push of a model",
+            "required": ["id", "status", "version", "error", "created_at", "completed_at", "urls"],
+            "properties": {
+                "id": {"type": "string"},
+                "status": {"type": "string", "enum": ["building", "failed", "succeeded"]},
+                "version": {"type": "string", "description": "the id it has or will have"},
+                "error": _TEXT_OR_NULL,
+                "created_at": _TIME,
+                "completed_at": _nullable(_TIME),
+                "urls": {
+                    "type": "object",
+                    "required": ["get", "log"],
+                    "properties": {"get": {"type": "string"}, "log": {"type": "string"}},
+                },
             },
         },
         "ModelCreate": {
@@ -540,6 +562,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 },
             },
         },
+    },
+    ("GET", "/v1/models/{owner}/{name}/builds/{id}"): {
+        "responses": _ok("the build", _ref("Build")),
+    },
+    ("GET", "/v1/models/{owner}/{name}/builds/{id}/log"): {
+        "responses": _text("the build's log"),
     },
     ("GET", "/v1/models/{owner}/{name}/versions/{id}/build-log"): {
         "responses": _text("the build log"),
