@@ -61,3 +61,18 @@ async def test_allow_order_is_fixed(api: Api) -> None:
     assert r.headers["allow"] == "GET, HEAD, POST, OPTIONS"
     r = await api.client.request("GET", "/v1/predictions/x1/cancel")
     assert r.headers["allow"] == "POST, OPTIONS"
+
+
+def test_a_method_declared_twice_for_one_path_is_refused() -> None:
+    # Starlette would silently never reach the second declaration
+    import pytest
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from vendo.api.routing import by_path
+
+    def endpoint(request: object) -> Response:
+        return Response()
+
+    with pytest.raises(ValueError, match="GET /x is declared twice"):
+        by_path([Route("/x", endpoint, methods=["GET"]), Route("/x", endpoint, methods=["GET"])])

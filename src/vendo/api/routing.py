@@ -39,7 +39,7 @@ class PathRoute(Route):
     def __init__(self, path: str, declarations: Sequence[Route]) -> None:
         handlers: dict[str, ASGIApp] = {}
         for declared in declarations:
-            for method in declared.methods or ():
+            for method in sorted(declared.methods or ()):
                 if method in handlers:
                     raise ValueError(f"{method} {path} is declared twice")
                 handlers[method] = declared.app
