@@ -652,6 +652,11 @@ class Scheduler:
         claimed = run.claimed
         if claimed is None or claimed.status is None or claimed.status in TERMINAL:
             return
+        if claimed.status == PROCESSING:
+            # Started under an earlier claim whose server stopped: never run twice (the
+            # restart policy), whether or not that server's recovery got to it.
+            await self._finish(run, {"status": FAILED, "error": INTERRUPTED_ERROR, "output": None})
+            return
         if job.kind != "predict":
             # trainings need a runner in train mode (train.py): not scheduled here yet
             error = f"{job.kind} jobs are not supported by this scheduler yet"

@@ -19,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "CLAIMED_SQL",
+    "DEADLINE_PENDING_SQL",
     "JSON",
     "DATA_KEPT_SQL",
     "UNFINISHED_SQL",
@@ -34,7 +36,9 @@ __all__ = [
     "UserRow",
     "VersionRow",
     "WebhookDeliveryRow",
+    "claimed",
     "data_kept",
+    "deadline_pending",
     "set_transient",
     "transient_row",
     "unfinished",
@@ -166,8 +170,18 @@ def set_transient(row: Base, values: Mapping[str, Any]) -> None:
 # the index must say exactly this (``unfinished()``): SQLite proves a partial index
 # usable from the query's text, which bound parameters would hide.
 UNFINISHED_SQL = "status IN ('starting', 'processing')"
-WEBHOOK_OWED_SQL = "webhook IS NOT NULL AND webhook_done = false"
+# Owed only once finished: a queued prediction with a webhook is not in the index, so
+# the start-up read of owed webhooks costs nothing per queued prediction.
+WEBHOOK_OWED_SQL = (
+    "webhook IS NOT NULL AND webhook_done = false AND status IN ('succeeded', 'failed', 'canceled')"
+)
 DATA_KEPT_SQL = "data_removed = false"
+# Unfinished predictions with a deadline, by deadline: the deadline sweep reads only
+# those past it, however many are queued.
+DEADLINE_PENDING_SQL = "deadline IS NOT NULL AND status IN ('starting', 'processing')"
+# Jobs a scheduler holds: what start-up recovers. Few (a server's concurrency), so a
+# restart reads none of the queued ones.
+CLAIMED_SQL = "state = 'claimed'"
 
 
 def unfinished() -> sa.TextClause:
@@ -181,9 +195,19 @@ def data_kept() -> sa.TextClause:
 
 
 def webhook_owed() -> sa.TextClause:
-    """``WHERE`` clause: the prediction has a webhook whose ``completed`` is not yet in
-    the outbox's hands."""
-    return sa.text("predictions.webhook IS NOT NULL AND predictions.webhook_done = false")
+    """``WHERE`` clause: the prediction is finished and has a webhook whose
+    ``completed`` is not yet in the outbox's hands."""
+    return sa.text("predictions." + WEBHOOK_OWED_SQL.replace(" AND ", " AND predictions."))
+
+
+def deadline_pending() -> sa.TextClause:
+    """``WHERE`` clause: the prediction is unfinished and has a deadline."""
+    return sa.text("predictions." + DEADLINE_PENDING_SQL.replace(" AND ", " AND predictions."))
+
+
+def claimed() -> sa.TextClause:
+    """``WHERE`` clause: the job is claimed by a scheduler."""
+    return sa.text("jobs." + CLAIMED_SQL)
 
 
 class PredictionRow(Base):
@@ -208,12 +232,19 @@ class PredictionRow(Base):
             postgresql_where=sa.text(DATA_KEPT_SQL),
         ),
         # Predictions owed a ``completed`` webhook (see Store.owed_webhooks): few, and
-        # only those with a webhook are ever in it.
+        # only finished ones with a webhook are ever in it.
         sa.Index(
             "ix_predictions_webhook_owed",
             "id",
             sqlite_where=sa.text(WEBHOOK_OWED_SQL),
             postgresql_where=sa.text(WEBHOOK_OWED_SQL),
+        ),
+        # The deadline sweep (Store.overdue_predictions).
+        sa.Index(
+            "ix_predictions_deadline",
+            "deadline",
+            sqlite_where=sa.text(DEADLINE_PENDING_SQL),
+            postgresql_where=sa.text(DEADLINE_PENDING_SQL),
         ),
     )
 
@@ -284,7 +315,16 @@ class JobRow(Base):
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (sa.Index("ix_jobs_claim", "version_id", "state", "id"),)
+    __table_args__ = (
+        sa.Index("ix_jobs_claim", "version_id", "state", "id"),
+        # Start-up recovery reads the claimed jobs (of one worker on PostgreSQL) only.
+        sa.Index(
+            "ix_jobs_claimed",
+            "claimed_by",
+            sqlite_where=sa.text(CLAIMED_SQL),
+            postgresql_where=sa.text(CLAIMED_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="predict")  # predict | train
