@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
 from vendo.store.prepared import Prepared, insert_all_columns
-from vendo.store.tables import JobRow, ModelRow, PredictionRow, claimed, unfinished
+from vendo.store.tables import (
+    JobRow,
+    ModelRow,
+    PredictionRow,
+    claimed,
+    job_queued,
+    unfinished,
+)
 
 __all__ = [
     "INTERRUPTED_ERROR",
@@ -113,21 +120,14 @@ class Queue:
         # read answers that without a write transaction, which on SQLite would wait for
         # and hold the one writer. A job committed after this read has its own notify,
         # which makes the scheduler claim again.
+        queued = sa.select(JobRow.id).where(JobRow.version_id == version_id, job_queued())
+        # in ix_jobs_claim's order: see job_queued
+        queued = queued.order_by(JobRow.state, JobRow.id)
         with self.store.read() as s:
-            waiting = s.scalar(
-                sa.select(JobRow.id)
-                .where(JobRow.version_id == version_id, JobRow.state == "queued")
-                .limit(1)
-            )
+            waiting = s.scalar(queued.limit(1))
         if waiting is None:
             return []
-        oldest = (
-            sa.select(JobRow.id)
-            .where(JobRow.version_id == version_id, JobRow.state == "queued")
-            .order_by(JobRow.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        oldest = queued.limit(limit).with_for_update(skip_locked=True)
         with self.store.write() as s:
             # Two statements in one transaction: PostgreSQL may run a LIMITed sub-select
             # of an UPDATE more than once and so claim more rows than asked for; the
@@ -250,7 +250,8 @@ class Queue:
 
 # Distinct versions of the jobs table by a recursive skip scan of ix_jobs_claim (each
 # step seeks the next version id), with the oldest queued job of each: cost per version
-# with jobs, not per job. The literal 'queued' keeps the probe on the index's prefix.
+# with jobs, not per job. The range on state is job_queued's (keeps PostgreSQL on the
+# index).
 _PENDING_VERSIONS = sa.text(
     """
     WITH RECURSIVE v(version_id) AS (
@@ -265,8 +266,8 @@ _PENDING_VERSIONS = sa.text(
     SELECT version_id, first_id FROM (
         SELECT v.version_id AS version_id, (
             SELECT j.id FROM jobs j
-            WHERE j.version_id = v.version_id AND j.state = 'queued'
-            ORDER BY j.id LIMIT 1
+            WHERE j.version_id = v.version_id AND j.state BETWEEN 'queued' AND 'queued'
+            ORDER BY j.state, j.id LIMIT 1
         ) AS first_id
         FROM v WHERE v.version_id IS NOT NULL
     ) AS pending

@@ -673,7 +673,11 @@ class Store:
             return list(
                 s.scalars(
                     sa.select(PredictionRow)
-                    .where(deadline_pending(), PredictionRow.deadline <= now)
+                    .where(
+                        deadline_pending(),
+                        PredictionRow.deadline <= now,
+                        PredictionRow.status.in_((STARTING, PROCESSING)),
+                    )
                     .order_by(PredictionRow.deadline)
                     .limit(limit)
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -39,6 +39,7 @@ __all__ = [
     "claimed",
     "data_kept",
     "deadline_pending",
+    "job_queued",
     "set_transient",
     "transient_row",
     "unfinished",
@@ -176,9 +177,11 @@ WEBHOOK_OWED_SQL = (
     "webhook IS NOT NULL AND webhook_done = false AND status IN ('succeeded', 'failed', 'canceled')"
 )
 DATA_KEPT_SQL = "data_removed = false"
-# Unfinished predictions with a deadline, by deadline: the deadline sweep reads only
-# those past it, however many are queued.
-DEADLINE_PENDING_SQL = "deadline IS NOT NULL AND status IN ('starting', 'processing')"
+# Predictions with a deadline not yet completed (every terminal state sets
+# completed_at), by deadline: the deadline sweep reads only those past it, however many
+# are queued. Not said with ``status``: SQLite would then take ix_predictions_unfinished,
+# which holds every queued prediction, for the sweep.
+DEADLINE_PENDING_SQL = "deadline IS NOT NULL AND completed_at IS NULL"
 # Jobs a scheduler holds: what start-up recovers. Few (a server's concurrency), so a
 # restart reads none of the queued ones.
 CLAIMED_SQL = "state = 'claimed'"
@@ -201,7 +204,7 @@ def webhook_owed() -> sa.TextClause:
 
 
 def deadline_pending() -> sa.TextClause:
-    """``WHERE`` clause: the prediction is unfinished and has a deadline."""
+    """``WHERE`` clause: the prediction has a deadline and has not completed."""
     return sa.text("predictions." + DEADLINE_PENDING_SQL.replace(" AND ", " AND predictions."))
 
 
@@ -334,6 +337,16 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+def job_queued() -> sa.ColumnElement[bool]:
+    """``WHERE`` clause: the job is queued, for a read ordered by ``state, id`` within
+    one version (the order of ix_jobs_claim). Said as a range, ``state BETWEEN 'queued'
+    AND 'queued'``: the same rows as ``=``, but PostgreSQL then cannot drop ``state``
+    from the order, so it reads the version's queued jobs from ix_jobs_claim instead of
+    walking the primary key past every other version's job (it thinks that cheap)."""
+    state = cast(sa.Table, JobRow.__table__).c.state
+    return state.between(sa.literal_column("'queued'"), sa.literal_column("'queued'"))
 
 
 class MetaRow(Base):

@@ -1,6 +1,6 @@
 """Periodic queries and start-up recovery that cost nothing per queued prediction.
 
-- ix_predictions_deadline: unfinished predictions that have a deadline, by deadline.
+- ix_predictions_deadline: predictions with a deadline not yet completed, by deadline.
   The deadline sweep (twice a second) reads those past it instead of every unfinished
   prediction.
 - ix_jobs_claimed: the claimed jobs, by worker. Start-up recovery reads those instead
@@ -23,7 +23,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-DEADLINE_PENDING = sa.text("deadline IS NOT NULL AND status IN ('starting', 'processing')")
+DEADLINE_PENDING = sa.text("deadline IS NOT NULL AND completed_at IS NULL")
 CLAIMED = sa.text("state = 'claimed'")
 OWED_BEFORE = sa.text("webhook IS NOT NULL AND webhook_done = false")
 OWED = sa.text(
