@@ -233,8 +233,8 @@ class Queue:
             if worker_id is None:
                 # A processing prediction without a job: a restart stopped between the
                 # two steps of an earlier recovery (the job deleted, the failure not yet
-                # written). Every other path ends a prediction and removes its job in
-                # one transaction, so a *starting* one always has its job.
+                # written). Every other path ends a prediction before or as it removes
+                # its job, so a *starting* one always has its job.
                 orphans = s.scalars(
                     sa.select(PredictionRow.id).where(
                         unfinished(),
