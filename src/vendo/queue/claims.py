@@ -18,7 +18,7 @@ from vendo.status import JobState
 from vendo.store import utcnow
 from vendo.store.batch import Write
 from vendo.store.prediction_writes import FINISH, finish_params
-from vendo.store.tables import JobRow, PredictionRow, UTCDateTime
+from vendo.store.tables import JobRow, PredictionRow, UTCDateTime, job_queued
 
 __all__ = ["Claimed", "Job", "claim", "claim_jobs", "complete", "record_end", "requeue"]
 
@@ -54,15 +54,18 @@ _jobs = cast(sa.Table, JobRow.__table__)
 _preds = cast(sa.Table, PredictionRow.__table__)
 _TIME = UTCDateTime()
 
+# A version's queued jobs in ix_jobs_claim's order (the same order as by id, given
+# the version): see job_queued for why so.
 _QUEUED_IDS = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == JobState.QUEUED)
-    .order_by(_jobs.c.id)
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), job_queued())
+    .order_by(_jobs.c.state, _jobs.c.id)
     .limit(sa.bindparam("p_limit", type_=sa.Integer))
 )
 _ANY_QUEUED = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == JobState.QUEUED)
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), job_queued())
+    .order_by(_jobs.c.state, _jobs.c.id)
     .limit(1)
 )
 _CLAIM_COLUMNS = (

@@ -59,6 +59,7 @@ class RunLifecycle:
     async def perform(self, run: Run, sent: Answer | None = None) -> None:
         """Run a claimed job to its end; ``sent``: its prediction was already handed to
         a runner (:meth:`send`), and this is what it will answer."""
+        keep_job = False
         try:
             started = sent if sent is not None else await self._start(run)
             if started is None:
@@ -67,9 +68,11 @@ class RunLifecycle:
             await self.end(run, result)
         except Exception as exc:
             log.exception("prediction %s: scheduler error", run.prediction_id)
-            await self._fail(run, f"internal error: {exc}")
+            # Unrecorded, the job stays claimed: the next start's recovery ends the
+            # prediction (recovery looks for claimed jobs, not for predictions without one).
+            keep_job = not await self._fail(run, f"internal error: {exc}")
         finally:
-            await self._settle(run)
+            await self._settle(run, keep_job=keep_job)
 
     async def _start(self, run: Run) -> Answer | dict[str, Any] | None:
         """Hand the run to a runner: its answer to come, or at once the result of a run
@@ -77,6 +80,10 @@ class RunLifecycle:
         claimed = run.claimed
         if claimed.status is None or claimed.status in TERMINAL:
             return None
+        if claimed.status == PredictionStatus.PROCESSING:
+            # Started under an earlier claim whose server stopped: never run twice (the
+            # restart policy), whether or not that server's recovery got to it.
+            return _result(PredictionStatus.FAILED, INTERRUPTED_ERROR)
         if run.job.kind != "predict":
             # trainings need a runner in train mode (train.py): not scheduled here yet
             return _result(
@@ -230,9 +237,9 @@ class RunLifecycle:
         }
         return end, iterator
 
-    async def _fail(self, run: Run, message: str) -> None:
+    async def _fail(self, run: Run, message: str) -> bool:
         """The scheduler itself failed the run: record it failed, as best it can (its
-        job is completed by :meth:`_settle`)."""
+        job is completed by :meth:`_settle`). Whether that was recorded."""
         try:
             if run.unwritten is not None:
                 self.recorder.insert_unwritten(run)
@@ -242,8 +249,10 @@ class RunLifecycle:
             await self.recorder.record_failure(claimed, message, job_id=None)
         except Exception:
             log.exception("prediction %s: could not record the failure", run.prediction_id)
+            return False
+        return True
 
-    async def _settle(self, run: Run) -> None:
+    async def _settle(self, run: Run, *, keep_job: bool = False) -> None:
         """After the end: forget the run, free its slot, complete (or requeue) its job."""
         pid = run.prediction_id
         if run.start_timer is not None:
@@ -260,7 +269,7 @@ class RunLifecycle:
                 await asyncio.shield(run.written)
             if run.job.id and run.phase is RunPhase.REQUEUED:
                 await self.ctx.writer.add(claims.requeue(run.job.id))
-            elif run.job.id and run.phase is not RunPhase.RECORDED:
+            elif run.job.id and run.phase is not RunPhase.RECORDED and not keep_job:
                 await self.ctx.writer.add(claims.complete(run.job.id))
         self.ctx.deferred.pop(pid, None)
         if run.ended is not None and not run.ended.done():
