@@ -105,10 +105,10 @@ class Scheduler:
         *,
         count_run: bool = False,
         before_queue: Callable[[], None] | None = None,
-    ) -> dict[str, Any] | None:
-        """Run ``prediction`` and wait up to ``wait`` seconds for its end: its
-        :meth:`outcome` if it ended in time, else None (it is recorded and goes on).
-        See :meth:`vendo.scheduler.sync.SyncRuns.run_and_wait`."""
+    ) -> PredictionRow | None:
+        """Run ``prediction`` and wait up to ``wait`` seconds for its end: the
+        prediction as it ended, or None when it did not end in time (it is recorded and
+        goes on). See :meth:`vendo.scheduler.sync.SyncRuns.run_and_wait`."""
         return await self.sync.run_and_wait(
             prediction, wait, count_run=count_run, before_queue=before_queue
         )

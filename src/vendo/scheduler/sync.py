@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from vendo.queue import prediction_values
 from vendo.scheduler.claiming import Claimer, new_run
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.running import RunLifecycle
-from vendo.store.tables import PredictionRow
+from vendo.store.tables import PredictionRow, set_transient
 
 __all__ = ["SyncRuns"]
 
@@ -44,12 +43,12 @@ class SyncRuns:
         *,
         count_run: bool = False,
         before_queue: Callable[[], None] | None = None,
-    ) -> dict[str, Any] | None:
-        """Run ``prediction``, waiting up to ``wait`` seconds for its end; its outcome
-        (see :meth:`vendo.scheduler.Scheduler.outcome`) when it ended in time, else None:
-        then it is durably recorded, and goes on. ``before_queue`` is called before the
-        prediction is queued where others may see its events (not for a deferred run
-        that ends unseen)."""
+    ) -> PredictionRow | None:
+        """Run ``prediction``, waiting up to ``wait`` seconds for its end. When it ended
+        in time: ``prediction`` itself, updated with its end as written (no read back).
+        Else None: it is durably recorded (read it), and goes on. ``before_queue`` is
+        called before the prediction is queued where others may see its events (not for
+        a deferred run that ends unseen)."""
         pid = prediction.id
         ended = self.start_deferred(prediction, count_run=count_run) if wait > 0 else None
         if ended is None:
@@ -58,7 +57,7 @@ class SyncRuns:
             await self.claimer.schedule(prediction, count_run=count_run)
             if wait > 0:
                 await self.ctx.bus.wait_done(pid, wait)
-            return self.ctx.outcomes.get(pid)
+            return self._as_ended(prediction)
         # ``ended`` is this call's own: the timer may resolve it early, which spares the
         # loop turns of a wait with a timeout; the outcome tells which came first.
         timer = asyncio.get_running_loop().call_later(wait, _resolve, ended)
@@ -66,10 +65,18 @@ class SyncRuns:
             await ended
         finally:
             timer.cancel()
-        outcome = self.ctx.outcomes.get(pid)
-        if outcome is None:
+        ended_row = self._as_ended(prediction)
+        if ended_row is None:
             await self.persist(pid)
-        return outcome
+        return ended_row
+
+    def _as_ended(self, prediction: PredictionRow) -> PredictionRow | None:
+        outcome = self.ctx.outcomes.get(prediction.id)
+        if outcome is None:
+            return None
+        set_transient(prediction, outcome)
+        set_transient(prediction, {"run_input": None})
+        return prediction
 
     def start_deferred(
         self, prediction: PredictionRow, *, count_run: bool = False

@@ -54,7 +54,7 @@ from vendo.store import (
     new_id,
     utcnow,
 )
-from vendo.store.tables import set_transient, transient_row
+from vendo.store.tables import transient_row
 
 __all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
 
@@ -288,7 +288,7 @@ async def _new_prediction(
             version_id=version.id,
             deployment=deployment,
             input=prepared.shown,
-            # sealed here, before anything (row, job, deferred write) can store it
+            # sealed here, before anything (row, job, any later write) can store it
             run_input=secret_box(p).seal(prepared.run, prepared.secrets),
             input_dir=str(folder) if prepared.files and folder.exists() else None,
             output=None,
@@ -312,21 +312,17 @@ async def _run(p: Platform, row: PredictionRow, wait: float) -> PredictionRow:
     # Told before the prediction's first event: the relay then needs no read to know.
     relay = p.webhook_relay if row.webhook is None else None
     hint = functools.partial(relay.no_webhook, row.id) if relay is not None else None
-    outcome: dict[str, Any] | None = None
     if p.scheduler is not None:
-        outcome = await p.scheduler.run_and_wait(row, wait, count_run=True, before_queue=hint)
+        # ended in time: the row we built, updated as the scheduler wrote it (no read)
+        ended = await p.scheduler.run_and_wait(row, wait, count_run=True, before_queue=hint)
+        if ended is not None:
+            return ended
     else:
         if hint is not None:
             hint()
         await call(lambda: p.queue.submit(row, count_run=True))
         if wait > 0:
             await p.bus.wait_done(row.id, wait)
-    if outcome is not None:
-        # ended while we waited: the row we inserted plus its outcome as the scheduler
-        # wrote it, with no read back from the store
-        set_transient(row, outcome)
-        set_transient(row, {"run_input": None})
-        return row
     found: PredictionRow | None = await call(p.store.get_prediction, row.id)
     if found is None:
         raise VendoError(f"prediction {row.id} could not be recorded")
