@@ -104,7 +104,7 @@ async def running_platform(
     try:
         yield p
     finally:
-        pids = [pid for pool in p.scheduler._pools.values() for pid in pool.pids()]
+        pids = [pid for pool in p.scheduler.pools() for pid in pool.pids()]
         await p.scheduler.stop()
         p.store.close()
         for pid in pids:  # every child we started is gone
