@@ -306,9 +306,11 @@ async def _new_prediction(
     )
 
 
-async def _run(p: Platform, row: PredictionRow, wait: float) -> PredictionRow:
+async def _run(
+    p: Platform, row: PredictionRow, wait: float, *, read_back: bool = True
+) -> PredictionRow:
     """Queue ``row`` (and run it), waiting up to ``wait`` seconds for its end; the
-    prediction as it then stands."""
+    prediction as it then stands (``row`` itself without ``read_back``)."""
     # Told before the prediction's first event: the relay then needs no read to know.
     relay = p.webhook_relay if row.webhook is None else None
     hint = functools.partial(relay.no_webhook, row.id) if relay is not None else None
@@ -323,6 +325,8 @@ async def _run(p: Platform, row: PredictionRow, wait: float) -> PredictionRow:
         await call(lambda: p.queue.submit(row, count_run=True))
         if wait > 0:
             await p.bus.wait_done(row.id, wait)
+    if not read_back:
+        return row
     found: PredictionRow | None = await call(p.store.get_prediction, row.id)
     if found is None:
         raise VendoError(f"prediction {row.id} could not be recorded")
@@ -346,14 +350,21 @@ async def create_prediction(
     if wait is not None:
         headers["Preference-Applied"] = f"wait={wait}"
         remaining = wait - WAIT_MARGIN - (time.monotonic() - arrived)
-    current = await _run(p, row, remaining)
-    data = prediction_json(
+    render = functools.partial(
+        prediction_json,
         p,
         base_url(request),
-        current,
         owner=who.user.username,
         streamable=is_iterator(version.openapi_schema),
     )
+    if wait is None:
+        # An async create answers with the prediction as it was accepted, not with
+        # however far a quick model got before the reply was written: rendered before
+        # the run can touch the row, sent once the prediction is recorded.
+        data = render(row)
+        await _run(p, row, 0.0, read_back=False)
+    else:
+        data = render(await _run(p, row, remaining))
     if data["status"] not in TERMINAL:
         # Both clients poll only while `starting`; 1.0.7 gives up on `processing`.
         data["status"] = STARTING
