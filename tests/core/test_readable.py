@@ -44,6 +44,49 @@ def test_lifecycle_modules_and_functions_are_small() -> None:
     assert problems == []
 
 
+# Items still over the limits, named so that each one is removed as it is split; the
+# test fails on any other module or function that grows past them.
+OVER_LIMIT_ALLOWED = {
+    # Being split by kind of record (issue 10, item 2): the integrator removes this entry.
+    "store/store.py",
+    "api/cog.py:_create",
+    "api/v1/inputs.py:prepare_input",
+    "api/v1/openapi_spec.py",
+    "api/v1/openapi_spec.py:components",
+    "api/v1/push.py:push_version",
+    "app.py:create_app",
+    "build/builder.py:_make_env",
+    "build/builder.py:_build",
+    "build/dockerfile.py:render_dockerfile",
+    "build/python.py:find_python",
+    "cli/predict.py:_run",
+    "cli/serve.py:serve",
+    "cli/serve_model.py:serve_model",
+    "runner/serve.py:serve",
+    "scheduler/process.py",
+    "schema/inspector.py:resolve_type",
+}
+
+
+def test_every_module_and_function_is_small() -> None:
+    """Issue 10's acceptance over all of src/vendo (migrations are generated history)."""
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        name = str(path.relative_to(SRC))
+        if "migrations" in path.parts:
+            continue
+        text = path.read_text()
+        lines = text.count("\n")
+        if lines > 600 and name not in OVER_LIMIT_ALLOWED:
+            problems.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60 and f"{name}:{node.name}" not in OVER_LIMIT_ALLOWED:
+                    problems.append(f"{name}: {node.name}() {length} lines")
+    assert problems == []
+
+
 def test_terminal_statuses_are_defined_once() -> None:
     from vendo.status import TERMINAL, PredictionStatus
 
