@@ -55,8 +55,6 @@ OVER_LIMIT_ALLOWED = {
     "api/v1/openapi_spec.py:components",
     "api/v1/push.py:push_version",
     "app.py:create_app",
-    "build/builder.py:_make_env",
-    "build/builder.py:_build",
     "build/dockerfile.py:render_dockerfile",
     "build/python.py:find_python",
     "cli/predict.py:_run",
