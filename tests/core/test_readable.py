@@ -51,8 +51,6 @@ OVER_LIMIT_ALLOWED = {
     "store/store.py",
     "api/cog.py:_create",
     "api/v1/inputs.py:prepare_input",
-    "api/v1/openapi_spec.py",
-    "api/v1/openapi_spec.py:components",
     "api/v1/push.py:push_version",
     "app.py:create_app",
     "build/dockerfile.py:render_dockerfile",
