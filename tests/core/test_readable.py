@@ -59,7 +59,6 @@ OVER_LIMIT_ALLOWED = {
     "cli/serve.py:serve",
     "cli/serve_model.py:serve_model",
     "runner/serve.py:serve",
-    "scheduler/process.py",
     "schema/inspector.py:resolve_type",
 }
 
