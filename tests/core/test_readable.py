@@ -53,8 +53,6 @@ OVER_LIMIT_ALLOWED = {
     "api/v1/inputs.py:prepare_input",
     "api/v1/push.py:push_version",
     "app.py:create_app",
-    "build/dockerfile.py:render_dockerfile",
-    "build/python.py:find_python",
     "cli/predict.py:_run",
     "cli/serve.py:serve",
     "cli/serve_model.py:serve_model",
