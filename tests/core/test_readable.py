@@ -56,8 +56,6 @@ OVER_LIMIT_ALLOWED = {
     "cli/predict.py:_run",
     "cli/serve.py:serve",
     "cli/serve_model.py:serve_model",
-    "runner/serve.py:serve",
-    "schema/inspector.py:resolve_type",
 }
 
 
