@@ -10,15 +10,17 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from support import free_port, until
+
+pytestmark = pytest.mark.slow  # `vendo serve --examples` builds every example's environment
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 VENDO = Path(sys.executable).parent / "vendo"
@@ -30,16 +32,10 @@ def _section(name: str) -> list[tuple[str, str]]:
     return re.findall(r"```(\w+)\n(.*?)```", body, flags=re.S)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     workdir = tmp_path_factory.mktemp("readme")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VENDO_", "REPLICATE_"))}
     log = (workdir / "serve.log").open("w")
     proc = subprocess.Popen(
@@ -52,16 +48,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int
     )
     try:
         token_file = workdir / ".vendo" / "api_token"
-        deadline = time.monotonic() + 600
         ready: set[str] = set()
-        while ready != {"hello-world", "stream-text"}:
+
+        def examples_ready() -> bool:
             assert proc.poll() is None, (workdir / "serve.log").read_text()
-            assert time.monotonic() < deadline, (workdir / "serve.log").read_text()
-            time.sleep(0.5)
             if not token_file.exists():
-                continue
+                return False
             headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
-            for name in ("hello-world", "stream-text"):
+            for name in {"hello-world", "stream-text"} - ready:
                 try:
                     r = httpx.get(
                         f"http://127.0.0.1:{port}/v1/models/admin/{name}", headers=headers
@@ -70,6 +64,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int
                     continue
                 if r.status_code == 200 and r.json()["latest_version"]:
                     ready.add(name)
+            return ready == {"hello-world", "stream-text"}
+
+        until(
+            examples_ready,
+            timeout=600,
+            interval=0.5,
+            what=lambda: "the examples: " + (workdir / "serve.log").read_text(),
+        )
         yield workdir, port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

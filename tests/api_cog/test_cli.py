@@ -10,15 +10,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from support import free_port, until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 _ENV: dict[str, str] = {}
@@ -141,12 +141,6 @@ def test_predict_failures_exit_non_zero(tmp_path: Path) -> None:
     assert result.returncode == 1 and "weights are missing" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -166,17 +160,14 @@ def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 240
-        status = None
-        while time.monotonic() < deadline:
+
+        def status() -> str | None:
             try:
-                status = httpx.get(f"{url}/health-check").json()["status"]
+                return str(httpx.get(f"{url}/health-check").json()["status"])
             except httpx.HTTPError:
-                status = None
-            if status == "READY":
-                break
-            time.sleep(0.1)
-        assert status == "READY"
+                return None
+
+        until(lambda: status() == "READY", timeout=240, what="serve-model to be READY")
         r = httpx.post(f"{url}/predictions", json={"input": {}})
         output = r.json()["output"]
         assert output["tabulate"] == "0.9.0"

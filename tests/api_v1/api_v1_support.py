@@ -6,17 +6,16 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from support import children_of, free_port, http_ready, start_server, stop_process
 from vendo.api.v1.context import Platform
 
 ADMIN_TOKEN = "admin-token"
@@ -165,12 +164,6 @@ class EchoScheduler:
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def publish_models(
     data_dir: Path, packages: Path, models: dict[str, str], token: str
 ) -> dict[str, str]:
@@ -237,49 +230,21 @@ class LiveServer:
         if self.cert and self.key:
             args += ["--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
         env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         verify: Any = ssl.create_default_context(cafile=str(self.cert)) if self.cert else True
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                r = httpx.get(
-                    f"{self.url}/v1/hardware",
-                    verify=verify,
-                    headers={"Authorization": f"Bearer {self.token}"},
-                )
-                if r.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("vendo serve did not start:\n" + self.log_path.read_text())
-            time.sleep(0.2)
+        self.process = start_server(
+            args,
+            ready=http_ready(
+                f"{self.url}/v1/hardware", {"Authorization": f"Bearer {self.token}"}, verify
+            ),
+            log_path=self.log_path,
+            env=env,
+            timeout=timeout,
+        )
 
     def children(self) -> list[int]:
         """PIDs of the server's child processes (its runners), from /proc."""
-        if self.process is None:
-            return []
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                found.append(int(entry.name))
-        return found
+        return [] if self.process is None else children_of(self.process.pid)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
+        process, self.process = self.process, None
+        stop_process(process, sig=sig)

@@ -1,0 +1,24 @@
+"""Helpers shared by every test directory (tests are not a package: ``tests/`` is on
+``sys.path`` through its conftest, so this is imported as ``support``).
+
+Each helper exists here once: a free loopback port, a wait for a condition with a
+deadline (the only polling loop the tests use), the children of a process, a
+``vendo`` command as a child process stopped by the PID it was started with, and an
+ASGI app served by uvicorn on a thread.
+"""
+
+from support.net import free_port
+from support.processes import children_of, http_ready, start_server, stop_process
+from support.threaded import serve_in_thread
+from support.waiting import until, until_async
+
+__all__ = [
+    "children_of",
+    "free_port",
+    "http_ready",
+    "serve_in_thread",
+    "start_server",
+    "stop_process",
+    "until",
+    "until_async",
+]
