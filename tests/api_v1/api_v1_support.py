@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from support import children_of, free_port, http_ready, start_server, stop_process
+from support import children_of, free_port, http_ready, start_server, stop_process, until
 from vendo.api.v1.context import Platform
 
 ADMIN_TOKEN = "admin-token"
@@ -201,6 +201,21 @@ def publish_models(
         return versions
     finally:
         store.close()
+
+
+def wait_status(
+    client: httpx.Client, url: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    """GET ``url`` (a prediction) until its status is one of ``statuses``."""
+    last: dict[str, Any] = {}
+
+    def reached() -> bool:
+        last.clear()
+        last.update(client.get(url).json())
+        return last["status"] in statuses
+
+    until(reached, timeout=timeout, what=lambda: f"{url} to be {statuses}: {last}")
+    return last
 
 
 class LiveServer:

@@ -23,7 +23,7 @@ import pytest
 
 replicate = pytest.importorskip("replicate")
 
-from api_v1_support import LiveServer, publish_models  # noqa: E402
+from api_v1_support import LiveServer, publish_models, wait_status  # noqa: E402
 from replicate.helpers import FileOutput  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -152,11 +152,7 @@ def test_wait_while_running_answers_starting_then_processing(server: Server) -> 
         assert r.status_code == 201 and r.headers["preference-applied"] == "wait=1"
         assert r.json()["status"] == "starting"
         url = r.headers["location"]
-        for _ in range(100):
-            body = api.get(url).json()
-            if body["status"] != "starting":
-                break
-            time.sleep(0.1)
+        body = wait_status(api, url, {"processing", "succeeded", "failed", "canceled"}, timeout=10)
         assert body["status"] == "processing" and body["started_at"]
         assert "echoing w" in body["logs"]
         api.post(body["urls"]["cancel"])
@@ -175,11 +171,7 @@ def test_cancel_after_ends_a_queued_prediction_unrun(server: Server) -> None:
         )
         assert r.json()["deadline"]
         url = r.json()["urls"]["get"]
-        for _ in range(200):
-            body = api.get(url).json()
-            if body["status"] in ("succeeded", "failed", "canceled"):
-                break
-            time.sleep(0.1)
+        body = wait_status(api, url, {"succeeded", "failed", "canceled"}, timeout=20)
         assert body["status"] == "canceled" and body["started_at"] is None
         assert body["logs"] == ""
         api.post(busy["urls"]["cancel"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from api_v1_support import LiveServer, publish_models
+
+from support import pending_deliveries, until
 
 pytestmark = pytest.mark.slow
 
@@ -119,14 +120,15 @@ def test_exactly_one_terminal_message_per_prediction(tmp_path: Path, hooks: _Rec
             ids = list(pool.map(create, texts))
         by_text = dict(zip(texts, ids, strict=True))
         refused = {by_text[t] for t in hooks.refuse}
+
         # every prediction's terminal message, the refused ones once more (the retry)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def all_delivered() -> bool:
             seen = hooks.terminal()
-            if all(seen.get(pid) for pid in ids) and all(len(seen[p]) >= 2 for p in refused):
-                break
-            time.sleep(0.1)
-        time.sleep(1.0)  # room for a late duplicate to arrive
+            return all(seen.get(pid) for pid in ids) and all(len(seen[p]) >= 2 for p in refused)
+
+        until(all_delivered, timeout=60, what="every terminal message")
+        # a late duplicate could only come from a delivery still in the outbox
+        until(lambda: pending_deliveries(data_dir) == [], what="the outbox to be done")
         seen = hooks.terminal()
         missing = [pid for pid in ids if not seen.get(pid)]
         assert missing == []

@@ -8,7 +8,6 @@ import io
 import re
 import subprocess
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 import replicate
 from push_support import ADMIN_TOKEN, LiveServer, auth
 
+from support import until
 from vendo.packages import archive_bytes
 
 pytestmark = pytest.mark.slow
@@ -287,14 +287,13 @@ def test_a_model_still_building_says_so(server: LiveServer, alice: str) -> None:
         "push", str(FIXTURES / "push_slow_build"), "alice/slow", "-q", token=alice
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            r = _model(server, "alice/slow", alice)
-            if r.status_code == 200 and r.json()["latest_build"]["status"] == "building":
-                break
+
+        def building() -> bool:
             assert push.poll() is None, push.communicate()
-            assert time.monotonic() < deadline, r.text
-            time.sleep(0.1)
+            r = _model(server, "alice/slow", alice)
+            return r.status_code == 200 and r.json()["latest_build"]["status"] == "building"
+
+        until(building, timeout=120, what="alice/slow to be building")
         r = _predict(server, alice, "/v1/models/alice/slow/predictions", {"input": {}})
         assert r.status_code == 409, r.text
         assert "still building" in r.json()["detail"]
@@ -322,13 +321,12 @@ def test_a_build_cut_short_by_a_crash_is_reported_failed(tmp_path: Path) -> None
     push: subprocess.Popen[str] | None = None
     try:
         push = live.vendo_background("push", str(FIXTURES / "push_slow_build"), "admin/cut")
-        deadline = time.monotonic() + 120
-        while True:
+
+        def building() -> bool:
             r = _model(live, "admin/cut")
-            if r.status_code == 200 and r.json()["latest_build"]["status"] == "building":
-                break
-            assert time.monotonic() < deadline, r.text
-            time.sleep(0.1)
+            return r.status_code == 200 and r.json()["latest_build"]["status"] == "building"
+
+        until(building, timeout=120, what="admin/cut to be building")
         live.stop(kill=True)  # kill -9 in the middle of the build
         push.wait(60)
         live.start()

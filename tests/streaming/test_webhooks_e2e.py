@@ -5,8 +5,6 @@ package."""
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 from streaming_support import Server, WebhookReceiver, register_models
+
+from support import pending_deliveries, until
 
 TERMINAL = ("succeeded", "failed", "canceled")
 
@@ -36,7 +36,7 @@ def test_start_output_completed_arrive_signed_and_in_order(
     secret = server.secret()
     p = server.create(versions["tokens"], {"count": 5, "pause": 0.3}, webhook=receiver.url)
     got = receiver.wait_for(lambda rs: any(b"succeeded" in r["body"] for r in rs))
-    time.sleep(1.0)  # nothing may follow completed
+    until(lambda: pending_deliveries(server.data_dir) == [], what="the outbox to be done")
     bodies = verified(secret, receiver.received())
     assert len(bodies) == len(got)
     assert all(b["id"] == p["id"] for b in bodies)
@@ -70,7 +70,7 @@ def test_events_filter_is_honoured(
         webhook_events_filter=["completed"],
     )
     receiver.wait_for(lambda rs: len(rs) >= 1)
-    time.sleep(1.0)
+    until(lambda: pending_deliveries(server.data_dir) == [], what="the outbox to be done")
     (body,) = verified(secret, receiver.received())
     assert body["status"] == "succeeded"
 
@@ -92,11 +92,6 @@ def test_link_local_webhook_is_refused_at_create(
     assert "webhook" in json.dumps(r.json())
 
 
-def _pending(data_dir: Path) -> list[tuple[str, int]]:
-    with sqlite3.connect(data_dir / "vendo.db") as db:
-        return list(db.execute("SELECT id, attempts FROM webhook_deliveries"))
-
-
 def _platform(tmp_path: Path, **env: str) -> tuple[Server, dict[str, str]]:
     data_dir = tmp_path / "data"
     versions = register_models(data_dir, {"coop": "cancel_cooperative"})
@@ -111,13 +106,13 @@ def test_pending_delivery_survives_a_server_restart(tmp_path: Path) -> None:
         secret = server.secret()
         p = server.create(versions["coop"], {"seconds": 0}, webhook=receiver.url)
         server.wait(p["id"])
-        deadline = time.monotonic() + 30
-        while not any(attempts >= 1 for _, attempts in _pending(server.data_dir)):
-            assert time.monotonic() < deadline, "the failed delivery was not recorded"
-            time.sleep(0.05)
+        until(
+            lambda: any(attempts >= 1 for _, attempts in pending_deliveries(server.data_dir)),
+            what="the failed delivery to be recorded",
+        )
     finally:
         server.stop()
-    ((webhook_id, _),) = _pending(server.data_dir)  # still there with the server gone
+    ((webhook_id, _),) = pending_deliveries(server.data_dir)  # still there with the server gone
 
     receiver.up()
     try:
@@ -131,7 +126,7 @@ def test_pending_delivery_survives_a_server_restart(tmp_path: Path) -> None:
         receiver.down()
     assert request["headers"]["webhook-id"] == webhook_id
     assert body["id"] == p["id"] and body["status"] == "succeeded"
-    assert _pending(server.data_dir) == []
+    assert pending_deliveries(server.data_dir) == []
 
 
 @pytest.mark.slow
@@ -144,16 +139,17 @@ def test_completed_arrives_after_receiver_is_down_for_30_seconds(tmp_path: Path)
         secret = server.secret()
         p = server.create(versions["coop"], {"seconds": 0}, webhook=receiver.url)
         completed = server.wait(p["id"])
-        time.sleep(30.0)
-        assert _pending(server.data_dir), "still pending while the receiver is down"
+        # five attempts take the default schedule (1.9 + 3.9 + 7.7 + 15.5 s) about 30 s
+        until(
+            lambda: any(n >= 5 for _, n in pending_deliveries(server.data_dir)),
+            timeout=90,
+            what="five failed attempts while the receiver is down",
+        )
         receiver.up()
         (request,) = receiver.wait_for(lambda rs: len(rs) >= 1, timeout=60)
         (body,) = verified(secret, [request])
         assert body["status"] == "succeeded" and body["id"] == completed["id"]
-        deadline = time.monotonic() + 10
-        while _pending(server.data_dir):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        until(lambda: pending_deliveries(server.data_dir) == [], timeout=10, what="delivery")
     finally:
         server.stop()
         receiver.down()

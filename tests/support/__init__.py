@@ -8,6 +8,7 @@ ASGI app served by uvicorn on a thread.
 """
 
 from support.net import free_port
+from support.outbox import pending_deliveries
 from support.processes import children_of, http_ready, start_server, stop_process
 from support.threaded import serve_in_thread
 from support.waiting import until, until_async
@@ -16,6 +17,7 @@ __all__ = [
     "children_of",
     "free_port",
     "http_ready",
+    "pending_deliveries",
     "serve_in_thread",
     "start_server",
     "stop_process",
