@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from support import until_async
+
 SEVEN_MIB = 7 * 1024 * 1024
 OK = "data:text/plain,ok"
 
@@ -152,12 +154,11 @@ async def test_trainings(serve: Any) -> None:
     assert root["trainings_url"] == "/trainings"
     assert root["trainings_idempotent_url"] == "/trainings/{training_id}"
     assert root["trainings_cancel_url"] == "/trainings/{training_id}/cancel"
-    for _ in range(300):
-        if served.server.services["trainings"].runner.state.value == "READY":
-            break
-        import asyncio
-
-        await asyncio.sleep(0.05)
+    await until_async(
+        lambda: served.server.services["trainings"].runner.state.value == "READY",
+        timeout=15,
+        what="the training runner to be READY",
+    )
     r = await served.client.post("/trainings", json={"input": {"steps": 3}})
     body = r.json()
     assert body["status"] == "succeeded", body

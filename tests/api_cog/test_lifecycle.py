@@ -81,21 +81,12 @@ async def _start_async(served: Any, pid: str, input: dict[str, Any]) -> None:
         f"/predictions/{pid}", json={"input": input}, headers={"Prefer": "respond-async"}
     )
     assert r.status_code == 202
-    for _ in range(500):
-        if (await served.client.get(f"/predictions/{pid}")).json()["status"] == "processing":
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never started")
+    await served.wait_prediction(pid, "processing", timeout=10)
 
 
 async def _wait_terminal(served: Any, pid: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = (await served.client.get(f"/predictions/{pid}")).json()
-        if body["status"] in ("succeeded", "failed", "canceled"):
-            return body
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{pid} did not finish")
+    body: dict[str, Any] = await served.wait_prediction(pid, timeout=timeout)
+    return body
 
 
 async def test_cancel_sleep_and_busy_loop(serve: Any) -> None:
@@ -131,11 +122,7 @@ async def test_dropped_sync_connection_cancels(serve: Any) -> None:
         request = asyncio.ensure_future(
             other.put("/predictions/dropped", json={"input": {"seconds": 60}})
         )
-        for _ in range(500):
-            r = await served.client.get("/predictions/dropped")
-            if r.status_code == 200 and r.json()["status"] == "processing":
-                break
-            await asyncio.sleep(0.01)
+        await served.wait_prediction("dropped", "processing", timeout=10)
         request.cancel()  # the client hangs up
     body = await _wait_terminal(served, "dropped")
     assert body["status"] == "canceled"

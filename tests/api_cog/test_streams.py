@@ -46,8 +46,7 @@ async def test_webhook_events_and_filter(serve: Any, receiver: Any) -> None:
         json={"input": {"n": 3}, "webhook": receiver.url, "webhook_events_filter": ["completed"]},
     )
     assert r.json()["status"] == "succeeded"
-    await asyncio.to_thread(receiver.wait_for, lambda b: len(b) >= 1)
-    await asyncio.sleep(0.3)
+    await served.webhooks_sent(r.json()["id"])
     assert [b["status"] for b in receiver.bodies()] == ["succeeded"]
 
 
@@ -162,11 +161,7 @@ async def test_sse_client_leaving_cancels(serve: Any) -> None:
             async for chunk in r.aiter_text():
                 if "output" in chunk:
                     break
-    for _ in range(300):
-        body = (await served.client.get("/predictions/s3")).json()
-        if body["status"] == "canceled":
-            break
-        await asyncio.sleep(0.02)
+    body = await served.wait_prediction("s3", timeout=10)
     assert body["status"] == "canceled"
 
 
