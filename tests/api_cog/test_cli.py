@@ -22,6 +22,8 @@ from support import free_port, until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 _ENV: dict[str, str] = {}
+# builds (or reuses) a real environment: kept out of the quick local loop
+BUILDS = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,6 +50,7 @@ def vendo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@BUILDS
 def test_predict_runs_in_the_built_environment(tmp_path: Path, data_dir: Path) -> None:
     # tabulate is in the fixture's requirements and not in Vendo's own venv
     assert importlib.util.find_spec("tabulate") is None
@@ -73,6 +76,7 @@ def test_predict_no_build_runs_on_vendos_interpreter(tmp_path: Path) -> None:
     assert "Environment " not in result.stderr
 
 
+@BUILDS
 def test_predict_build_failure_shows_the_step_and_its_output(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "int_bad_build"), cwd=tmp_path)
     assert result.returncode == 1
@@ -83,6 +87,7 @@ def test_predict_build_failure_shows_the_step_and_its_output(tmp_path: Path) -> 
     assert result.stdout == ""
 
 
+@BUILDS
 def test_predict_prints_the_output(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_tiny"), "-i", "name=world", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -97,6 +102,7 @@ def test_predict_prints_the_output(tmp_path: Path) -> None:
     assert result.stdout == "HELLO X\n"
 
 
+@BUILDS
 def test_predict_json_output_and_files(tmp_path: Path) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(b"jpeg!")
@@ -123,6 +129,7 @@ def test_predict_json_output_and_files(tmp_path: Path) -> None:
     assert written.read_bytes() == b"zzz"
 
 
+@BUILDS
 def test_predict_iterator_files_in_working_dir(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_iter_files"), "-i", "n=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -131,6 +138,7 @@ def test_predict_iterator_files_in_working_dir(tmp_path: Path) -> None:
     assert paths[1].read_text() == "file 1"
 
 
+@BUILDS
 def test_predict_failures_exit_non_zero(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_echo"), "-i", "text=fail", cwd=tmp_path)
     assert result.returncode == 1
@@ -141,6 +149,7 @@ def test_predict_failures_exit_non_zero(tmp_path: Path) -> None:
     assert result.returncode == 1 and "weights are missing" in result.stderr
 
 
+@BUILDS
 def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -180,6 +189,7 @@ def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir:
             process.wait()
 
 
+@BUILDS
 def test_predict_streams_a_token_iterator(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_tokens"), "-i", "prompt=hello", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
