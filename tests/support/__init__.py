@@ -7,6 +7,7 @@ deadline (the only polling loop the tests use), the children of a process, a
 ASGI app served by uvicorn on a thread.
 """
 
+from support.clock import ManualClock
 from support.net import free_port
 from support.outbox import pending_deliveries
 from support.processes import children_of, http_ready, start_server, stop_process
@@ -14,6 +15,7 @@ from support.threaded import serve_in_thread
 from support.waiting import until, until_async
 
 __all__ = [
+    "ManualClock",
     "children_of",
     "free_port",
     "http_ready",
