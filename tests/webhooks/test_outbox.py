@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
+from support import free_port, until_async
 from vendo.webhooks.outbox import (
     Outbox,
     WebhookTarget,
@@ -105,12 +105,6 @@ def receiver() -> Iterator[Receiver]:
     r.down()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def payload(event: str, **extra: Any) -> dict[str, Any]:
     return {"id": "p1", "_event": event, **extra}
 
@@ -139,12 +133,12 @@ async def test_events_arrive_signed_and_in_order(receiver: Receiver) -> None:
     await outbox.start()
     target = WebhookTarget(receiver.url, SECRET)
     outbox.publish("p1", target, "start", payload("start", status="processing"))
-    await wait_until(lambda: len(receiver.received) == 1)
+    await until_async(lambda: len(receiver.received) == 1)
     outbox.publish("p1", target, "output", payload("output", output=[0]))
-    await wait_until(lambda: len(receiver.received) == 2)
+    await until_async(lambda: len(receiver.received) == 2)
     for n in range(2, 6):
         outbox.publish("p1", target, "output", payload("output", output=list(range(n))))
-    await wait_until(lambda: len(receiver.received) == 3)
+    await until_async(lambda: len(receiver.received) == 3)
     # the throttle window is open again, but completed, published right after, wins
     outbox.publish("p1", target, "logs", payload("logs", logs="a\nb\n"))
     outbox.publish("p1", target, "completed", payload("completed", status="succeeded"))
@@ -183,7 +177,7 @@ async def test_progress_is_throttled_with_trailing_send(receiver: Receiver) -> N
     for n in range(30):  # 30 updates over ~0.9 s
         outbox.publish("p1", target, "logs", payload("logs", logs="x" * (n + 1)))
         await asyncio.sleep(0.03)
-    await wait_until(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.received))
+    await until_async(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.received))
     elapsed = time.monotonic() - started
     await outbox.stop()
     sent = transport.sent
@@ -191,13 +185,6 @@ async def test_progress_is_throttled_with_trailing_send(receiver: Receiver) -> N
     assert all(b - a >= 0.15 for a, b in zip(sent, sent[1:], strict=False)), sent
     assert 2 <= len(sent) <= elapsed / 0.2 + 2
     assert receiver.received[-1].body["logs"] == "x" * 30  # the last state always goes out
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_filter_is_honoured(receiver: Receiver) -> None:
@@ -231,7 +218,7 @@ async def test_intermediate_events_are_not_retried(receiver: Receiver) -> None:
     await outbox.start()
     target = WebhookTarget(receiver.url, SECRET)
     outbox.publish("p1", target, "start", payload("start"))
-    await wait_until(lambda: receiver.attempts)
+    await until_async(lambda: receiver.attempts)
     await asyncio.sleep(0.3)
     await outbox.stop()
     assert len(receiver.attempts) == 1
@@ -330,11 +317,7 @@ async def test_pending_delivery_survives_a_restart(tmp_path: Path) -> None:
     first = Outbox(engine, delays=[0.3, 0.3, 0.3])
     await first.start()
     first.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed", n=1))
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        rows = _pending(engine)
-        if rows and rows[0].attempts == 1:
-            break
+    await until_async(lambda: [r for r in _pending(engine) if r.attempts == 1])
     await first.stop()  # the server goes away between two attempts
     (row,) = _pending(engine)
     assert row.attempts == 1 and row.last_error
@@ -428,7 +411,7 @@ async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: R
     target = WebhookTarget(receiver.url, SECRET)
     first.publish("p1", target, "start", payload("start"))
     first.publish("p1", target, "completed", payload("completed", n=2))
-    await wait_until(lambda: receiver.attempts)  # start is in flight
+    await until_async(lambda: receiver.attempts)  # start is in flight
     await first.stop()
     (row,) = _pending(engine)
     assert row.attempts == 0
