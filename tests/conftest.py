@@ -5,13 +5,14 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Generator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support import until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 JS_DIR = Path(__file__).parent / "js"
@@ -166,12 +167,11 @@ class Receiver:
             return [r["body"] for r in self.requests]
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.bodies()):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"receiver never saw the expected requests: {self.bodies()}")
+        until(
+            lambda: predicate(self.bodies()),
+            timeout=timeout,
+            what=lambda: f"the expected requests; received {self.bodies()}",
+        )
 
     def close(self) -> None:
         self.server.shutdown()
