@@ -14,6 +14,8 @@ import pytest
 from api_v1_support import VERSION, Api, EchoScheduler
 from standardwebhooks import Webhook
 
+from support import until_async
+
 
 @pytest.fixture
 def scheduler_factory() -> Any:
@@ -56,10 +58,7 @@ async def test_completed_webhook_is_signed(api: Api, receiver: Any) -> None:
         },
     )
     assert r.json()["status"] == "succeeded"
-    for _ in range(100):
-        if received:
-            break
-        await asyncio.sleep(0.05)
+    await until_async(lambda: received, timeout=5, what="the webhook")
     assert len(received) == 1
     headers, body = received[0]
     secret = (await api.client.get("/v1/webhooks/default/secret", headers=api.alice)).json()["key"]
@@ -94,11 +93,8 @@ async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
     assert relay._targets.get(pid, "unknown") is None
     r = await api.client.post(f"/v1/predictions/{pid}/cancel", headers=api.alice)
     assert r.json()["status"] == "canceled"
-    for _ in range(100):  # the relay has handled the done event
-        if pid not in relay._targets:
-            break
-        await asyncio.sleep(0.02)
-    assert pid not in relay._targets
+    # the relay has handled the done event
+    await until_async(lambda: pid not in relay._targets, timeout=5, what="the relay")
     assert received == []
 
 
@@ -110,12 +106,12 @@ async def test_a_delivered_completed_marks_the_prediction(api: Api, receiver: An
         json={"version": VERSION, "input": {"text": "hi"}, "webhook": url},
     )
     store = api.platform.store
-    for _ in range(100):
+
+    async def marked() -> bool:
         row = await asyncio.to_thread(store.get_prediction, r.json()["id"])
-        if row is not None and row.webhook_done:
-            break
-        await asyncio.sleep(0.05)
-    assert row is not None and row.webhook_done
+        return row is not None and row.webhook_done
+
+    await until_async(marked, timeout=5, what="webhook_done")
     assert await asyncio.to_thread(store.owed_webhooks) == []
 
 
@@ -154,16 +150,9 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
 
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.05)
+        await until_async(lambda: received, timeout=5, what="the owed webhook")
         store = app.state.platform.store
-        for _ in range(100):
-            if not store.owed_webhooks():
-                break
-            await asyncio.sleep(0.05)
-        assert store.owed_webhooks() == []
+        await until_async(lambda: store.owed_webhooks() == [], timeout=5, what="nothing owed")
         await app.state.platform.extras[RELAY_KEY].outbox.drain()  # delivered and forgotten
     assert len(received) == 1
     sent = json.loads(received[0][1])
@@ -186,11 +175,12 @@ async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiv
     )
     pid = r.json()["id"]
     store = api.platform.store
-    for _ in range(100):
+
+    async def delivered() -> bool:
         row = await asyncio.to_thread(store.get_prediction, pid)
-        if row is not None and row.webhook_done and received:
-            break
-        await asyncio.sleep(0.05)
+        return row is not None and row.webhook_done and bool(received)
+
+    await until_async(delivered, timeout=5, what="the terminal webhook")
     api.platform.bus.publish(pid, "done", {})
     api.platform.bus.publish(pid, "start", {})
     await asyncio.sleep(0.5)

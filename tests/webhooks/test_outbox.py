@@ -65,7 +65,7 @@ class Receiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver.attempts.append(headers)
                 if receiver.delay:
-                    time.sleep(receiver.delay)
+                    time.sleep(receiver.delay)  # not a wait: a slow receiver
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status == 200:
                     payload = Webhook(SECRET).verify(body, headers)  # raises if forged
@@ -176,7 +176,7 @@ async def test_progress_is_throttled_with_trailing_send(receiver: Receiver) -> N
     started = time.monotonic()
     for n in range(30):  # 30 updates over ~0.9 s
         outbox.publish("p1", target, "logs", payload("logs", logs="x" * (n + 1)))
-        await asyncio.sleep(0.03)
+        await asyncio.sleep(0.03)  # not a wait: the rate of updates under test
     await until_async(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.received))
     elapsed = time.monotonic() - started
     await outbox.stop()
@@ -193,7 +193,7 @@ async def test_filter_is_honoured(receiver: Receiver) -> None:
     target = WebhookTarget(receiver.url, SECRET, parse_events_filter(["start", "completed"]))
     for event in ("start", "output", "logs"):
         outbox.publish("p1", target, event, payload(event))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # not a wait: events apart, as a run makes them
     outbox.publish("p1", target, "completed", payload("completed"))
     await outbox.drain()
     await outbox.stop()
