@@ -78,8 +78,11 @@ class Settings(BaseSettings):
     )
 
     # --- clients (vendo push / run) ---------------------------------------------
-    url: str = Field(
-        "http://127.0.0.1:5000", description="Server URL for client commands (push, run)."
+    url: str | None = Field(
+        None,
+        description="Server URL for client commands (push, run). Unset: the address a "
+        "`vendo serve` on this machine recorded in its data dir (`server.json`), else "
+        "http://127.0.0.1:5000.",
     )
 
     # --- runners -----------------------------------------------------------------
@@ -146,8 +149,10 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = Field(
         True,
-        description="Allow input URLs and webhooks that point at private or loopback "
-        "addresses (link-local and cloud metadata addresses are always refused).",
+        description="Allow input URLs and webhooks that point at loopback (127.0.0.0/8, ::1) "
+        "or private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). "
+        "Link-local, cloud metadata, unspecified (0.0.0.0, ::) and the other special-purpose "
+        "addresses are always refused (docs/api.md, Address policy).",
     )
 
     # --- webhooks ----------------------------------------------------------------

@@ -31,16 +31,18 @@ class Served:
     server: CogServer
     uvicorn: uvicorn.Server
 
-    async def wait_status(self, *states: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def wait_status(
+        self, *states: str, timeout: float = 30.0, interval: float = 0.02
+    ) -> dict[str, Any]:
         """The health check once its status is one of ``states``."""
-        return await self._wait("/health-check", states, timeout)
+        return await self._wait("/health-check", states, timeout, interval)
 
     async def wait_prediction(
         self, pid: str, *states: str, timeout: float = 30.0, path: str = "/predictions"
     ) -> dict[str, Any]:
         """The prediction once its status is one of ``states`` (default: terminal)."""
         return await self._wait(
-            f"{path}/{pid}", states or ("succeeded", "failed", "canceled"), timeout
+            f"{path}/{pid}", states or ("succeeded", "failed", "canceled"), timeout, 0.02
         )
 
     async def webhooks_sent(self, pid: str) -> None:
@@ -50,7 +52,9 @@ class Served:
         assert record.webhook is not None, "the prediction has no webhook"
         await record.webhook.wait_closed()
 
-    async def _wait(self, url: str, states: tuple[str, ...], timeout: float) -> dict[str, Any]:
+    async def _wait(
+        self, url: str, states: tuple[str, ...], timeout: float, interval: float
+    ) -> dict[str, Any]:
         last: dict[str, Any] = {}
 
         async def reached() -> dict[str, Any] | None:
@@ -59,7 +63,9 @@ class Served:
             last.update(r.json() if r.status_code == 200 else {"status": r.status_code})
             return dict(last) if last["status"] in states else None
 
-        return await until_async(reached, timeout=timeout, what=lambda: f"{states}: {last}")
+        return await until_async(
+            reached, timeout=timeout, interval=interval, what=lambda: f"{states}: {last}"
+        )
 
 
 @pytest.fixture

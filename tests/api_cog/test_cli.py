@@ -7,9 +7,11 @@ one environment, built once; uv's cache is the one tests/build keeps between run
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import free_port, until
+from support import children_of, free_port, is_running, until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 _ENV: dict[str, str] = {}
@@ -201,3 +203,47 @@ def test_commands_without_cog_yaml_fail_clearly(tmp_path: Path) -> None:
         result = vendo(command, str(tmp_path), cwd=tmp_path)
         assert result.returncode == 1, command
         assert "cog.yaml" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("phase", ["after a prediction", "during setup"])
+def test_serve_model_runner_dies_with_the_server(tmp_path: Path, phase: str) -> None:
+    # SIGKILL of `vendo serve-model` leaves neither its runner nor what the model
+    # started running, also while the runner is still in a long setup().
+    port = free_port()
+    env = {**_ENV, "GRANDCHILD_SETUP": "120" if phase == "during setup" else "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vendo", "serve-model", str(FIXTURES / "plt_grandchild")]
+        + ["--port", str(port), "--no-build"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started: list[int] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def status() -> str | None:
+            with contextlib.suppress(httpx.HTTPError):
+                return str(httpx.get(f"{url}/health-check").json()["status"])
+            return None
+
+        now = until(lambda: (s := status()) in ("STARTING", "READY") and s, timeout=60)
+        if phase == "after a prediction":
+            until(lambda: status() == "READY", timeout=60, what="serve-model to be READY")
+            started.append(httpx.post(f"{url}/predictions", json={"input": {}}).json()["output"])
+        else:
+            assert now == "STARTING"
+        started += children_of(process.pid)
+        assert len(started) == (2 if phase == "after a prediction" else 1)
+        assert all(is_running(pid) for pid in started)
+        process.kill()
+        process.wait()
+        until(lambda: not any(is_running(pid) for pid in started), timeout=5, what="no survivor")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from support import until_async
+
 
 async def test_starting_then_ready_and_503_before_ready(serve: Any) -> None:
     served = await serve("srv_slow_setup", wait=False)
@@ -126,3 +128,36 @@ async def test_dropped_sync_connection_cancels(serve: Any) -> None:
         request.cancel()  # the client hangs up
     body = await _wait_terminal(served, "dropped")
     assert body["status"] == "canceled"
+
+
+async def test_ready_means_the_trainer_is_set_up_too(serve: Any) -> None:
+    # The trainer's setup (1.5 s) is slower than the predictor's (none): READY must wait
+    # for both, so a training sent the moment health says READY is never answered 503.
+    served = await serve("srv_train_slow_setup", wait=False)
+    seen = []
+
+    async def past_starting() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await served.client.get("/health-check")).json()
+        seen.append(body["status"])
+        return body if body["status"] != "STARTING" else None
+
+    body = await until_async(past_starting, interval=0.01, what="the end of STARTING")
+    assert body["status"] == "READY", seen
+    assert body["setup"]["status"] == "succeeded"
+    r = await served.client.post("/trainings", json={"input": {"steps": 2}})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"] == "trained 2"
+    r = await served.client.post("/predictions", json={"input": {"text": "a"}})
+    assert r.json()["output"] == "predicted a"
+
+
+async def test_a_training_right_after_ready_is_never_refused(serve: Any) -> None:
+    # The race as users met it (a trainer without setup, about one start in three):
+    # repeated, a training sent the moment health first says READY always runs.
+    for attempt in range(8):
+        served = await serve("srv_train", wait=False)
+        # polled often: the race is in the first moment of READY
+        await served.wait_status("READY", interval=0.005)
+        r = await served.client.post("/trainings", json={"input": {"steps": 1}})
+        assert r.status_code == 200, (attempt, r.text)
+        await served.server.shutdown()

@@ -10,7 +10,14 @@ ASGI app served by uvicorn on a thread.
 from support.clock import ManualClock
 from support.net import free_port
 from support.outbox import pending_deliveries
-from support.processes import children_of, http_ready, start_server, stop_process
+from support.processes import (
+    children_of,
+    http_ready,
+    is_running,
+    start_server,
+    stop_process,
+    wait_gone,
+)
 from support.threaded import serve_in_thread
 from support.waiting import until, until_async
 
@@ -19,10 +26,12 @@ __all__ = [
     "children_of",
     "free_port",
     "http_ready",
+    "is_running",
     "pending_deliveries",
     "serve_in_thread",
     "start_server",
     "stop_process",
     "until",
     "until_async",
+    "wait_gone",
 ]

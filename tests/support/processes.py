@@ -14,7 +14,14 @@ import httpx
 
 from support.waiting import until
 
-__all__ = ["children_of", "http_ready", "start_server", "stop_process"]
+__all__ = [
+    "children_of",
+    "http_ready",
+    "is_running",
+    "start_server",
+    "stop_process",
+    "wait_gone",
+]
 
 
 def children_of(pid: int) -> list[int]:
@@ -32,6 +39,23 @@ def children_of(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_gone(pids: Sequence[int], timeout: float = 5.0) -> list[int]:
+    """The PIDs of ``pids`` still running after up to ``timeout`` seconds (none, as
+    soon as all are gone)."""
+    with contextlib.suppress(AssertionError):  # the survivors are the answer
+        until(lambda: not any(is_running(pid) for pid in pids), timeout=timeout)
+    return [pid for pid in pids if is_running(pid)]
 
 
 def http_ready(

@@ -444,10 +444,10 @@ class PredictionService:
         async def fetch(value: Any) -> Any:
             if not is_fetchable(value):
                 return value
+            # fetch_input's own client connects only where the address policy allows
             path = await fetch_input(
                 value,
                 folder,
-                client=self.http,
                 max_bytes=limits.max_bytes,
                 max_data_uri_bytes=limits.max_data_uri_bytes,
                 timeout=limits.timeout,

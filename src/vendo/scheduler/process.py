@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
-from vendo.runner.protocol import FrameDecoder, ProtocolError, encode
+from vendo.runner.protocol import PARENT_ENV, FrameDecoder, ProtocolError, encode
 
 __all__ = [
     "EventCallback",
@@ -298,6 +298,7 @@ class RunnerProcess:
         tmpdir = tempfile.mkdtemp(prefix="vendo-runner-")
         env = self.spec.environment()
         env["TMPDIR"] = tmpdir
+        env[PARENT_ENV] = str(os.getpid())  # the child ends itself when we are gone
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.spec.command(child_sock.fileno()),
@@ -371,6 +372,10 @@ class RunnerProcess:
 
     async def _watch_exit(self, process: asyncio.subprocess.Process, generation: int) -> None:
         code = await process.wait()
+        # What the model started (its process group) goes with the child, however the
+        # child ended: helpers left running would hold memory, ports or the GPU.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         # The exit can be seen before the socket's last frames (a ``setup_failed`` or a
         # ``done`` sent just before exiting) are read: give the socket time to drain to
         # its EOF, which ends the child through connection_lost with nothing lost. A

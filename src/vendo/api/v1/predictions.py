@@ -147,6 +147,20 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
 # --- create ---------------------------------------------------------------------------
 
 
+def _check_webhook_address(
+    field: str, url: str, allow_private: bool, errors: list[FieldError]
+) -> None:
+    """The address policy (docs/api.md), at create time: a 422 naming ``field``."""
+    try:
+        from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
+    except ImportError:  # webhooks not part of this build
+        return
+    try:
+        check_webhook_url(url, allow_private=allow_private)
+    except WebhookURLError as exc:
+        errors.append(FieldError(field, "url", str(exc)))
+
+
 def _webhook_fields(
     body: dict[str, Any], allow_private: bool
 ) -> tuple[str | None, list[str] | None]:
@@ -169,19 +183,13 @@ def _webhook_fields(
             )
         )
     if isinstance(webhook, str) and not errors:
-        try:
-            from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
-        except ImportError:  # webhooks not part of this build
-            pass
-        else:
-            try:
-                check_webhook_url(webhook, allow_private=allow_private)
-            except WebhookURLError as exc:
-                errors.append(FieldError("webhook", "url", str(exc)))
+        _check_webhook_address("webhook", webhook, allow_private, errors)
     if webhook is None and isinstance(completed, str):
         # legacy field, still sent by replicate 1.0.7: notify on completion only
         if urlsplit(completed).scheme not in ("http", "https"):
             errors.append(FieldError("webhook_completed", "url", "must be an http(s) URL"))
+        else:
+            _check_webhook_address("webhook_completed", completed, allow_private, errors)
         webhook, events = completed, ["completed"]
     if errors:
         raise InvalidInput(errors)
