@@ -98,6 +98,7 @@ def _platform(tmp_path: Path, **env: str) -> tuple[Server, dict[str, str]]:
     return Server(data_dir, env=env), versions
 
 
+@pytest.mark.slow  # two servers of its own
 def test_pending_delivery_survives_a_server_restart(tmp_path: Path) -> None:
     server, versions = _platform(tmp_path)
     receiver = WebhookReceiver()  # down: nothing listens on its port yet
@@ -155,6 +156,7 @@ def test_completed_arrives_after_receiver_is_down_for_30_seconds(tmp_path: Path)
         receiver.down()
 
 
+@pytest.mark.slow  # a server of its own; tests/api_v1 covers the rule in-process
 def test_private_webhooks_refused_when_the_setting_says_so(tmp_path: Path) -> None:
     server, versions = _platform(tmp_path, VENDO_ALLOW_PRIVATE_URLS="false")
     server.start()
