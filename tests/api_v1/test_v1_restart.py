@@ -64,7 +64,7 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path, receiver: Any
             failed = c.get(running["urls"]["get"]).json()
             assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
             # its completed webhook was owed: the restart sends it
-            receiver.wait_for(
+            receiver.wait_for_bodies(
                 lambda bodies: any(
                     b["id"] == running["id"] and b["status"] == "failed" for b in bodies
                 )

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,31 +19,8 @@ def scheduler_factory() -> Any:
     return EchoScheduler
 
 
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
 async def test_completed_webhook_is_signed(api: Api, receiver: Any) -> None:
-    url, received = receiver
+    url, received = receiver.url, receiver.requests
     r = await api.client.post(
         "/v1/predictions",
         headers={**api.alice, "Prefer": "wait"},
@@ -60,7 +34,7 @@ async def test_completed_webhook_is_signed(api: Api, receiver: Any) -> None:
     assert r.json()["status"] == "succeeded"
     await until_async(lambda: received, timeout=5, what="the webhook")
     assert len(received) == 1
-    headers, body = received[0]
+    headers, body = received[0]["headers"], received[0]["body"]
     secret = (await api.client.get("/v1/webhooks/default/secret", headers=api.alice)).json()["key"]
     Webhook(secret).verify(body, headers)  # raises if the signature is wrong
     sent = json.loads(body)
@@ -82,7 +56,7 @@ async def test_private_webhook_refused_when_not_allowed(api: Api) -> None:
 async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
     from vendo.api.v1.webhooks import RELAY_KEY
 
-    _, received = receiver
+    received = receiver.requests
     relay = api.platform.extras[RELAY_KEY]
     api.platform.scheduler.hold = True  # type: ignore[union-attr]  # stays queued
     r = await api.client.post(
@@ -99,7 +73,7 @@ async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
 
 
 async def test_a_delivered_completed_marks_the_prediction(api: Api, receiver: Any) -> None:
-    url, received = receiver
+    url = receiver.url
     r = await api.client.post(
         "/v1/predictions",
         headers={**api.alice, "Prefer": "wait"},
@@ -128,7 +102,7 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     from vendo.store import new_id, utcnow
     from vendo.store.tables import PredictionRow
 
-    url, received = receiver
+    url, received = receiver.url, receiver.requests
     settings = Settings(data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, _env_file=None)
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
@@ -155,7 +129,7 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
         await until_async(lambda: store.owed_webhooks() == [], timeout=5, what="nothing owed")
         await app.state.platform.extras[RELAY_KEY].outbox.drain()  # delivered and forgotten
     assert len(received) == 1
-    sent = json.loads(received[0][1])
+    sent = json.loads(received[0]["body"])
     assert sent["id"] == row.id and sent["status"] == "succeeded" and sent["output"] == "hi"
 
     app = create_app(settings, run_scheduler=False)  # a third start owes nothing
@@ -167,7 +141,7 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
 async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiver: Any) -> None:
     # Whatever publishes a prediction's end twice (a cancel racing the end, a restart),
     # the receiver gets one terminal message.
-    url, received = receiver
+    url, received = receiver.url, receiver.requests
     r = await api.client.post(
         "/v1/predictions",
         headers={**api.alice, "Prefer": "wait"},
@@ -184,7 +158,11 @@ async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiv
     api.platform.bus.publish(pid, "done", {})
     api.platform.bus.publish(pid, "start", {})
     await asyncio.sleep(0.5)
-    terminal = [h["webhook-id"] for h, b in received if json.loads(b)["status"] == "succeeded"]
+    terminal = [
+        r["headers"]["webhook-id"]
+        for r in received
+        if json.loads(r["body"])["status"] == "succeeded"
+    ]
     assert len(terminal) == 1
     # and nothing after it: the late start is not sent either
-    assert json.loads(received[-1][1])["status"] == "succeeded"
+    assert json.loads(received[-1]["body"])["status"] == "succeeded"

@@ -12,11 +12,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -191,69 +188,6 @@ def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             event["data"].append(value)
         else:
             event[name] = value
-
-
-@dataclass
-class WebhookReceiver:
-    """A webhook endpoint on 127.0.0.1 that can be taken down and brought back on the
-    same port; it records every request (verification is the test's business)."""
-
-    port: int = field(default_factory=free_port)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def up(self) -> WebhookReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                with receiver._lock:
-                    receiver.requests.append(
-                        {
-                            "headers": {k.lower(): v for k, v in self.headers.items()},
-                            "body": body,
-                            "at": time.time(),
-                        }
-                    )
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return self
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def received(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.requests)
-
-    def wait_for(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
-        def seen() -> list[list[dict[str, Any]]]:
-            got = self.received()
-            return [got] if predicate(got) else []  # [got]: an empty list may satisfy it
-
-        return until(
-            seen,
-            timeout=timeout,
-            what=lambda: f"webhooks; so far: {[r['body'][:200] for r in self.received()]}",
-        )[0]
 
 
 def runner_pids(server: Server, fixture: str = "") -> set[int]:

@@ -5,25 +5,17 @@ package."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
-from streaming_support import Server, WebhookReceiver, register_models
+from streaming_support import Server, register_models
 
-from support import pending_deliveries, until
+from support import Receiver, free_port, pending_deliveries, until
 
 TERMINAL = ("succeeded", "failed", "canceled")
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().up()
-    yield r
-    r.down()
 
 
 def verified(secret: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -31,7 +23,7 @@ def verified(secret: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def test_start_output_completed_arrive_signed_and_in_order(
-    server: Server, versions: dict[str, str], receiver: WebhookReceiver
+    server: Server, versions: dict[str, str], receiver: Receiver
 ) -> None:
     secret = server.secret()
     p = server.create(versions["tokens"], {"count": 5, "pause": 0.3}, webhook=receiver.url)
@@ -60,7 +52,7 @@ def test_start_output_completed_arrive_signed_and_in_order(
 
 
 def test_events_filter_is_honoured(
-    server: Server, versions: dict[str, str], receiver: WebhookReceiver
+    server: Server, versions: dict[str, str], receiver: Receiver
 ) -> None:
     secret = server.secret()
     server.create(
@@ -101,7 +93,7 @@ def _platform(tmp_path: Path, **env: str) -> tuple[Server, dict[str, str]]:
 @pytest.mark.slow  # two servers of its own
 def test_pending_delivery_survives_a_server_restart(tmp_path: Path) -> None:
     server, versions = _platform(tmp_path)
-    receiver = WebhookReceiver()  # down: nothing listens on its port yet
+    receiver = Receiver(port=free_port())  # down: nothing listens on its port yet
     server.start()
     try:
         secret = server.secret()
@@ -134,7 +126,7 @@ def test_pending_delivery_survives_a_server_restart(tmp_path: Path) -> None:
 def test_completed_arrives_after_receiver_is_down_for_30_seconds(tmp_path: Path) -> None:
     """Default settings: retries back off until about a minute after completion."""
     server, versions = _platform(tmp_path)
-    receiver = WebhookReceiver()
+    receiver = Receiver(port=free_port())
     server.start()
     try:
         secret = server.secret()
@@ -175,7 +167,7 @@ def test_private_webhooks_refused_when_the_setting_says_so(tmp_path: Path) -> No
 
 
 def test_canceled_prediction_sends_completed_canceled(
-    server: Server, versions: dict[str, str], receiver: WebhookReceiver
+    server: Server, versions: dict[str, str], receiver: Receiver
 ) -> None:
     secret = server.secret()
     p = server.create(versions["coop"], {"seconds": 60}, webhook=receiver.url)

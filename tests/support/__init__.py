@@ -18,11 +18,13 @@ from support.processes import (
     stop_process,
     wait_gone,
 )
+from support.receiver import Receiver
 from support.threaded import serve_in_thread
 from support.waiting import until, until_async
 
 __all__ = [
     "ManualClock",
+    "Receiver",
     "children_of",
     "free_port",
     "http_ready",

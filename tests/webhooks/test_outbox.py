@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
+import support
 from support import free_port, until_async
 from vendo.webhooks.outbox import (
     Outbox,
@@ -41,68 +40,33 @@ class Received:
     at: float
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that can go down and come back on the same port."""
-
-    port: int = 0
-    statuses: list[int] = field(default_factory=list)  # answers to give first, then 200
-    delay: float = 0.0
-    received: list[Received] = field(default_factory=list)
-    attempts: list[dict[str, str]] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
+class Receiver(support.Receiver):
+    """The shared receiver, reading each accepted delivery as the outbox's payload with
+    its signature checked."""
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+    def accepted(self) -> list[Received]:
+        """Every delivery answered 200, verified (raises if one is forged)."""
+        return [
+            Received(payload["_event"], payload, dict(r["headers"]), r["at"])
+            for r in self.received()
+            if r["status"] == 200
+            for payload in [Webhook(SECRET).verify(r["body"], r["headers"])]
+        ]
 
-    def up(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.attempts.append(headers)
-                if receiver.delay:
-                    time.sleep(receiver.delay)  # not a wait: a slow receiver
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                if status == 200:
-                    payload = Webhook(SECRET).verify(body, headers)  # raises if forged
-                    receiver.received.append(
-                        Received(payload["_event"], payload, headers, time.monotonic())
-                    )
-                self.send_response(status)
-                if status in (301, 302, 307):
-                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    @property
+    def attempts(self) -> list[dict[str, str]]:
+        """The headers of every request, answered or refused."""
+        return [dict(r["headers"]) for r in self.received()]
 
     def events(self) -> list[str]:
-        return [r.event for r in self.received]
+        return [r.event for r in self.accepted]
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.up()
-    yield r
-    r.down()
+    with Receiver() as r:
+        yield r
 
 
 def payload(event: str, **extra: Any) -> dict[str, Any]:
@@ -133,12 +97,12 @@ async def test_events_arrive_signed_and_in_order(receiver: Receiver) -> None:
     await outbox.start()
     target = WebhookTarget(receiver.url, SECRET)
     outbox.publish("p1", target, "start", payload("start", status="processing"))
-    await until_async(lambda: len(receiver.received) == 1)
+    await until_async(lambda: len(receiver.accepted) == 1)
     outbox.publish("p1", target, "output", payload("output", output=[0]))
-    await until_async(lambda: len(receiver.received) == 2)
+    await until_async(lambda: len(receiver.accepted) == 2)
     for n in range(2, 6):
         outbox.publish("p1", target, "output", payload("output", output=list(range(n))))
-    await until_async(lambda: len(receiver.received) == 3)
+    await until_async(lambda: len(receiver.accepted) == 3)
     # the throttle window is open again, but completed, published right after, wins
     outbox.publish("p1", target, "logs", payload("logs", logs="a\nb\n"))
     outbox.publish("p1", target, "completed", payload("completed", status="succeeded"))
@@ -149,11 +113,11 @@ async def test_events_arrive_signed_and_in_order(receiver: Receiver) -> None:
     # first output at once, the burst coalesced into one trailing send of the latest
     # state; the pending logs is superseded by completed, and nothing follows completed
     assert receiver.events() == ["start", "output", "output", "completed"]
-    assert receiver.received[1].body["output"] == [0]
-    assert receiver.received[2].body["output"] == [0, 1, 2, 3, 4]
-    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert receiver.accepted[1].body["output"] == [0]
+    assert receiver.accepted[2].body["output"] == [0, 1, 2, 3, 4]
+    ids = {r.headers["webhook-id"] for r in receiver.accepted}
     assert len(ids) == 4
-    assert all(r.headers["content-type"] == "application/json" for r in receiver.received)
+    assert all(r.headers["content-type"] == "application/json" for r in receiver.accepted)
 
 
 class RecordingTransport(httpx.AsyncHTTPTransport):
@@ -177,14 +141,14 @@ async def test_progress_is_throttled_with_trailing_send(receiver: Receiver) -> N
     for n in range(30):  # 30 updates over ~0.9 s
         outbox.publish("p1", target, "logs", payload("logs", logs="x" * (n + 1)))
         await asyncio.sleep(0.03)  # not a wait: the rate of updates under test
-    await until_async(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.received))
+    await until_async(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.accepted))
     elapsed = time.monotonic() - started
     await outbox.stop()
     sent = transport.sent
     # 0.2 s apart, less what the event loop's timers may be late by under load
     assert all(b - a >= 0.15 for a, b in zip(sent, sent[1:], strict=False)), sent
     assert 2 <= len(sent) <= elapsed / 0.2 + 2
-    assert receiver.received[-1].body["logs"] == "x" * 30  # the last state always goes out
+    assert receiver.accepted[-1].body["logs"] == "x" * 30  # the last state always goes out
 
 
 async def test_filter_is_honoured(receiver: Receiver) -> None:
@@ -222,7 +186,7 @@ async def test_intermediate_events_are_not_retried(receiver: Receiver) -> None:
     await asyncio.sleep(0.3)
     await outbox.stop()
     assert len(receiver.attempts) == 1
-    assert receiver.received == []
+    assert receiver.accepted == []
 
 
 async def test_gives_up_after_the_last_attempt(receiver: Receiver) -> None:
@@ -290,7 +254,7 @@ async def test_receiver_down_then_back_in_real_time() -> None:
     await outbox.start()
     outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
     await asyncio.sleep(1.0)
-    assert receiver.received == []
+    assert receiver.accepted == []
     receiver.up()
     try:
         await asyncio.wait_for(outbox.drain(), 10)
@@ -331,8 +295,8 @@ async def test_pending_delivery_survives_a_restart(tmp_path: Path) -> None:
     finally:
         receiver.down()
     assert receiver.events() == ["completed"]
-    assert receiver.received[0].headers["webhook-id"] == row.id
-    assert receiver.received[0].body["n"] == 1
+    assert receiver.accepted[0].headers["webhook-id"] == row.id
+    assert receiver.accepted[0].body["n"] == 1
     assert _pending(engine) == []
     engine.dispose()
 
@@ -399,7 +363,7 @@ def test_body_is_the_payload_json(receiver: Receiver) -> None:
         await outbox.stop()
 
     asyncio.run(main())
-    assert receiver.received[0].body == json.loads(json.dumps(payload("completed", x="é")))
+    assert receiver.accepted[0].body == json.loads(json.dumps(payload("completed", x="é")))
 
 
 async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: Receiver) -> None:
@@ -421,7 +385,7 @@ async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: R
     await second.start()
     await asyncio.wait_for(second.drain(), 10)
     await second.stop()
-    completed = [r for r in receiver.received if r.event == "completed"]
+    completed = [r for r in receiver.accepted if r.event == "completed"]
     assert len(completed) == 1 and completed[0].body["n"] == 2
     assert completed[0].headers["webhook-id"] == row.id
     assert _pending(engine) == []
@@ -463,8 +427,8 @@ async def test_a_repeated_completed_keeps_its_id(tmp_path: Path, receiver: Recei
         second.publish("p1", target, "completed", payload("completed", n=n))
         await asyncio.sleep(0.2)
         await second.stop()
-    ids = {r.headers["webhook-id"] for r in receiver.received}
-    assert len(receiver.received) >= 2 and len(ids) == 1
+    ids = {r.headers["webhook-id"] for r in receiver.accepted}
+    assert len(receiver.accepted) >= 2 and len(ids) == 1
     # one pending row per (prediction, url), never a second for the same message
     rows = _pending(engine)
     assert len(rows) == 1 and rows[0].url == down.url
