@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import serve_support
 from support import children_of, free_port, is_running, until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -42,14 +43,7 @@ def data_dir(
 
 
 def vendo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vendo", *args],
-        cwd=cwd,
-        env=_ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return serve_support.vendo(*args, cwd=cwd, env=_ENV)
 
 
 @BUILDS
