@@ -3,8 +3,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,6 +154,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         for name in list(names):
             conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
     engine.dispose()
+
+
+# --- the official Python client --------------------------------------------------------
+
+
+@pytest.fixture
+def replicate_client() -> Iterator[Callable[[str, str], Any]]:
+    """Makes ``replicate.Client(token, base_url)`` on a transport closed after the test:
+    the client never closes its connections itself (a ResourceWarning, an error here)."""
+    import httpx
+    import replicate
+
+    transports: list[httpx.HTTPTransport] = []
+
+    def make(token: str, base_url: str) -> Any:
+        transports.append(httpx.HTTPTransport())
+        return replicate.Client(api_token=token, base_url=base_url, transport=transports[-1])
+
+    yield make
+    for transport in transports:
+        transport.close()
 
 
 # --- a webhook receiver --------------------------------------------------------------

@@ -69,10 +69,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # The client's httpx reads SSL_CERT_FILE to trust our certificate.
         previous = os.environ.get("SSL_CERT_FILE")
         os.environ["SSL_CERT_FILE"] = str(cert)
-        client = replicate.Client(api_token=TOKEN, base_url=url)
+        # a transport of ours: the client never closes its connections itself
+        transport = httpx.HTTPTransport()
+        client = replicate.Client(api_token=TOKEN, base_url=url, transport=transport)
         try:
             yield Server(url, versions, client)
         finally:
+            transport.close()
             if previous is None:
                 os.environ.pop("SSL_CERT_FILE", None)
             else:

@@ -67,16 +67,16 @@ def cf_create_many(live: CfLive, count: int) -> list[dict[str, Any]]:
 
 
 def test_cf_next_is_followed_by_both_clients_and_created_before_filters(
-    cf_live: CfLive, node_client: str
+    cf_live: CfLive, node_client: str, replicate_client: Any
 ) -> None:
-    replicate = pytest.importorskip("replicate")
+    pytest.importorskip("replicate")
     from replicate.pagination import paginate
 
     created = cf_create_many(cf_live, PAGE + 5)
     newest_first = [p["id"] for p in reversed(created)]
 
     # Python 1.0.7 sends `next` back as the request path
-    client = replicate.Client(api_token=TOKEN, base_url=cf_live.url)
+    client = replicate_client(TOKEN, cf_live.url)
     pages = list(paginate(client.predictions.list))
     assert [len(page.results) for page in pages] == [PAGE, 5]
     assert [p.id for page in pages for p in page.results] == newest_first

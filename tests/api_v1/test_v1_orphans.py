@@ -15,6 +15,8 @@ from api_v1_support import LiveServer, publish_models
 
 from support import is_running, until, wait_gone
 
+pytestmark = pytest.mark.slow  # publish_models builds a real environment
+
 TOKEN = "orphans-token"
 
 

@@ -119,6 +119,7 @@ async def test_embeddings_are_unit_vectors_that_rank_similar_sentences(tmp_path:
     assert cos(food, bread) > cos(food, stocks) + 0.2
 
 
+@pytest.mark.slow  # builds every example
 async def test_push_examples_publishes_each_example_under_the_admin(tmp_path: Path) -> None:
     import shutil
 

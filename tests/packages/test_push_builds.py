@@ -230,7 +230,9 @@ def test_no_reply_reveals_another_owners_private_model(
 # --- #16.3: a model whose build failed says so -------------------------------------------
 
 
-def test_a_failed_build_is_shown_everywhere(server: LiveServer, alice: str) -> None:
+def test_a_failed_build_is_shown_everywhere(
+    server: LiveServer, alice: str, replicate_client: Any
+) -> None:
     pushed = server.vendo("push", str(FIXTURES / "push_build_fails"), "alice/broken", token=alice)
     assert pushed.returncode == 1
     assert "Push failed" in pushed.stderr and "Traceback" not in pushed.stderr
@@ -276,7 +278,7 @@ def test_a_failed_build_is_shown_everywhere(server: LiveServer, alice: str) -> N
         assert "Traceback" not in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
 
     # the official client reads the model (Replicate's fields intact) and gets the reason
-    client = replicate.Client(api_token=alice, base_url=server.url)
+    client = replicate_client(alice, server.url)
     assert client.models.get("alice/broken").latest_version is None
     with pytest.raises(replicate.exceptions.ReplicateError, match="failed to build"):
         client.run("alice/broken", input={"text": "x"})

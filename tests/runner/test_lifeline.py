@@ -65,6 +65,7 @@ def test_child_and_its_group_die_with_the_parent(watch: str) -> None:
     finally:
         parent.kill()
         parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -90,6 +91,9 @@ def test_a_child_that_leads_no_group_kills_only_itself() -> None:
         assert wait_gone([child], timeout=3.0) == []
         assert is_running(helper)
     finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
