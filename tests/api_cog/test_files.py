@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
-from support import until_async
+from support import start_http_server, stop_http_server, until_async
 
 SEVEN_MIB = 7 * 1024 * 1024
 OK = "data:text/plain,ok"
@@ -48,17 +47,15 @@ class Origin:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = start_http_server(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
 def origin() -> Iterator[Origin]:
     o = Origin()
     yield o
-    o.server.shutdown()
-    o.server.server_close()
+    stop_http_server(o.server)
 
 
 async def test_url_inputs_arrive_as_local_files(serve: Any, origin: Origin) -> None:

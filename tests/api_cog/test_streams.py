@@ -69,7 +69,12 @@ async def test_webhook_completed_retried_and_auth(serve: Any, receiver: Any) -> 
 
 
 async def test_webhook_throttled_and_dead_url_keeps_ready(serve: Any, receiver: Any) -> None:
-    served = await serve("srv_iter", throttle_interval=0.3)
+    from vendo.webhooks.sender import RetryPolicy
+
+    # a short retry schedule: shutting down waits for the dead URL's last retry
+    served = await serve(
+        "srv_iter", throttle_interval=0.3, webhook_retry=RetryPolicy(attempts=2, base=0.01)
+    )
     started = time.monotonic()
     r = await served.client.post(
         "/predictions", json={"input": {"n": 20, "delay": 0.05}, "webhook": receiver.url}

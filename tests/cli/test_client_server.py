@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from serve_support import clean_env, serving, vendo
+from support import http_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOKEN = "cli-test-token"
@@ -95,12 +96,8 @@ class _PlainHTTP(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def plain_http() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainHTTP)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with http_server(_PlainHTTP) as server:
+        yield int(server.server_address[1])
 
 
 @pytest.mark.parametrize("command", sorted(CLIENT_COMMANDS))

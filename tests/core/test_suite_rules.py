@@ -48,7 +48,7 @@ def test_shared_helpers_are_defined_once() -> None:
     assert copies == [], "use tests/support instead of a copy"
 
 
-def test_no_fixed_sleeps_and_no_hand_written_deadline_loops() -> None:
+def test_no_fixed_sleeps_and_no_hand_written_loops_or_servers() -> None:
     found = []
     for path in _sources():
         text = path.read_text()
@@ -62,6 +62,8 @@ def test_no_fixed_sleeps_and_no_hand_written_deadline_loops() -> None:
                 found.append(f"{where} sleeps: wait for an event (support.until)")
             if isinstance(node, ast.Name) and node.id == "deadline":
                 found.append(f"{where} polls by hand: use support.until")
+            if isinstance(node, ast.Attribute) and node.attr == "serve_forever":
+                found.append(f"{where} serves by hand: use support.start_http_server")
     assert sorted(set(found)) == []
 
 

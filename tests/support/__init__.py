@@ -8,6 +8,7 @@ ASGI app served by uvicorn on a thread.
 """
 
 from support.clock import ManualClock
+from support.httpserver import http_server, start_http_server, stop_http_server
 from support.net import free_port
 from support.outbox import pending_deliveries
 from support.processes import (
@@ -28,10 +29,13 @@ __all__ = [
     "children_of",
     "free_port",
     "http_ready",
+    "http_server",
     "is_running",
     "pending_deliveries",
     "serve_in_thread",
+    "start_http_server",
     "start_server",
+    "stop_http_server",
     "stop_process",
     "until",
     "until_async",

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from support.httpserver import start_http_server, stop_http_server
 from support.waiting import until
 
 __all__ = ["Receiver"]
@@ -72,18 +73,14 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = start_http_server(Handler, self.port)
+        self.port = self._server.server_address[1]
         return self
 
     def down(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            stop_http_server(server)
 
     def __enter__(self) -> Receiver:
         return self.up()
