@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vendo.api.routing import by_path
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
 from vendo.api.v1.openapi import openapi_route
@@ -80,7 +81,9 @@ def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
 
 
 class _Arrival:
-    """Stamps each request with its arrival time: ``Prefer: wait`` counts from it."""
+    """Stamps each request with its arrival time: ``Prefer: wait`` counts from it. Refuses
+    a URL holding a NUL (``%00``): no name or parameter may hold one, and PostgreSQL
+    fails on any query that carries one (a 500 on every route with a path parameter)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,6 +91,10 @@ class _Arrival:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope["vendo.arrived"] = time.monotonic()
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                detail = "the URL holds a NUL character (%00), which no name or parameter may"
+                await _problem_response(problem(400, "Bad Request", detail))(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 
@@ -109,6 +116,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404:
         detail = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not served at {request.url.path}; allowed: {allowed}"
     title = titles.get(exc.status_code, detail)
     return _problem_response(problem(exc.status_code, title, detail), dict(exc.headers or {}))
 
@@ -194,7 +204,7 @@ def create_app(
     routes = v1_routes()
     routes.append(openapi_route(routes))
     app = Starlette(
-        routes=routes,
+        routes=by_path(routes),
         lifespan=lifespan,
         exception_handlers={
             VendoError: _vendo_error,

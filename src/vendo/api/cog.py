@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from vendo import __version__
+from vendo.api.body import parse_json
 from vendo.api.cog_outputs import OutputFiles
 from vendo.api.cog_predictions import (
     FetchLimits,
@@ -40,6 +42,9 @@ from vendo.api.cog_predictions import (
     PredictionService,
     new_prediction_id,
 )
+from vendo.api.routing import by_path
+from vendo.config import Settings
+from vendo.errors import InvalidInput, RequestError
 from vendo.files.addresses import refusal
 from vendo.files.fetch import guarded_transport
 from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
@@ -146,6 +151,9 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def _failure(message: str, status: int) -> Response:
     return _json({"error": message, "status": "failed"}, status)
+
+
+_MAX_JSON_DEPTH: int = Settings.model_fields["max_json_depth"].default
 
 
 def _detail(loc: list[str], msg: str, status: int = 422) -> Response:
@@ -368,9 +376,14 @@ class CogServer:
     ) -> Response:
         body = await request.body()
         try:
-            payload = json.loads(body) if body else {}
-        except ValueError as exc:
-            return _detail(["body"], f"Invalid JSON: {exc}", 400)
+            # strict JSON with a depth cap: nothing a client sends may end in a 500
+            payload = parse_json(body, max_depth=_MAX_JSON_DEPTH) if body else {}
+        except InvalidInput as exc:
+            first = exc.errors[0]
+            where = [] if first.field == "body" else first.field.split(".")
+            return _detail(["body", *where], first.description)
+        except RequestError as exc:
+            return _detail(["body"], f"Invalid JSON: {exc.detail}", 400)
         if not isinstance(payload, dict):
             return _detail(["body"], "Request body should be a JSON object")
         headers = request.headers
@@ -521,6 +534,14 @@ class CogServer:
         return Response(_EMPTY, 200, media_type="application/json")
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown routes and wrong methods answer as Cog's server does: JSON
+    ``{"detail": ...}`` (405 keeps its ``Allow`` header)."""
+    assert isinstance(exc, HTTPException)
+    body = _dumps({"detail": exc.detail})
+    return Response(body, exc.status_code, headers=exc.headers, media_type="application/json")
+
+
 def create_app(options: CogServerOptions) -> Starlette:
     """The ASGI app serving Cog's HTTP API for the model described by ``options``."""
     server = CogServer(options)
@@ -538,6 +559,10 @@ def create_app(options: CogServerOptions) -> Starlette:
             Route(f"/{noun}/{{prediction_id}}", server.get, methods=["GET"]),
             Route(f"/{noun}/{{prediction_id}}/cancel", server.cancel, methods=["POST"]),
         ]
-    app = Starlette(routes=routes, lifespan=server.lifespan)
+    app = Starlette(
+        routes=by_path(routes),
+        lifespan=server.lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
     app.state.cog = server
     return app

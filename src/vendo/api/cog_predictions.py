@@ -356,13 +356,13 @@ class PredictionService:
             )
         schema, components, secret_names, _ = self._schema()
         validated = validate_input(schema, payload, components)
-        for name in validated.unknown:
-            log.warning("ignoring unknown input %r", name)
         masked = dict(validated)
         for name in secret_names:
             if name in masked and masked[name] is not None:
                 masked[name] = SECRET_MASK
-        return dict(validated), masked
+        # Ignored, but named to the runner (valued null): it warns about each in the
+        # prediction's logs, with the closest known input.
+        return {**validated, **dict.fromkeys(validated.unknown)}, masked
 
     # --- records -----------------------------------------------------------------------
 

@@ -99,10 +99,15 @@ class LocalStorage:
 
     def verify(self, file_id: str, owner: str, expiry: str, signature: str) -> bool:
         """True for an untampered, unexpired signature."""
-        if not expiry.isdigit() or int(expiry) < time.time():
+        # isascii: int() refuses some digits isdigit() accepts ("²"); 20 digits is past
+        # any real expiry and keeps int() of a huge string away
+        if not (expiry.isascii() and expiry.isdigit() and len(expiry) <= 20):
             return False
-        expected = self.signature(file_id, owner, int(expiry))
-        return hmac.compare_digest(expected, signature)
+        if int(expiry) < time.time():
+            return False
+        expected = self.signature(file_id, owner, int(expiry)).encode()
+        # as bytes: compare_digest raises on str with non-ASCII characters
+        return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
     # --- writing ---------------------------------------------------------------------
     def _new_location(self, file_id: str, name: str) -> tuple[str, Path]:

@@ -43,7 +43,13 @@ from vendo.queue import (
 from vendo.runner.protocol import FILE_KEY
 from vendo.scheduler import writes
 from vendo.scheduler.pool import PoolOptions, RunnerPool
-from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec, Slot
+from vendo.scheduler.process import (
+    WORKER_EXITED,
+    RunnerProcess,
+    RunnerSpec,
+    Slot,
+    handoff_error,
+)
 from vendo.scheduler.writes import BatchWriter, Claimed
 from vendo.store import (
     CANCELED,
@@ -160,6 +166,15 @@ class _Run:
             return task.result()
         task.add_done_callback(_release_unused_slot)
         return None
+
+
+def _failed_handoff(slot: Slot, error: str) -> asyncio.Future[dict[str, Any]]:
+    """The answer of a prediction its runner never took: its slot goes back (a no-op once
+    predict() used it) and it ends failed like any run."""
+    slot.release()
+    failed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    failed.set_result({"status": FAILED, "error": error, "output": None})
+    return failed
 
 
 def _release_unused_slot(task: asyncio.Future[Any]) -> None:
@@ -610,6 +625,7 @@ class Scheduler:
         """Run a claimed job to its end; ``sent``: its prediction was already handed to a
         runner (:meth:`_send_predict`), and this is what it will answer."""
         pid = run.job.prediction_id
+        keep_job = False
         try:
             if sent is not None:
                 await self._predict(run, sent)
@@ -627,6 +643,9 @@ class Scheduler:
             except Exception:
                 log.exception("prediction %s: could not record the failure", pid)
                 row = None
+                # Leave the job claimed: the next start's recovery ends the prediction
+                # (recovery looks for claimed jobs, not for predictions without one).
+                keep_job = True
             if row is not None:
                 self._publish_terminal(row)
         finally:
@@ -642,7 +661,7 @@ class Scheduler:
                     await asyncio.shield(run.written)
                 if run.job.id and run.requeue:
                     await self._writer.submit(writes.release(run.job.id))
-                elif run.job.id and not run.job_done:
+                elif run.job.id and not run.job_done and not keep_job:
                     await self._writer.submit(writes.complete(run.job.id))
             self._deferred.pop(pid, None)
             if run.ended is not None and not run.ended.done():
@@ -653,6 +672,11 @@ class Scheduler:
         pid = job.prediction_id
         claimed = run.claimed
         if claimed is None or claimed.status is None or claimed.status in TERMINAL:
+            return
+        if claimed.status == PROCESSING:
+            # Started under an earlier claim whose server stopped: never run twice (the
+            # restart policy), whether or not that server's recovery got to it.
+            await self._finish(run, {"status": FAILED, "error": INTERRUPTED_ERROR, "output": None})
             return
         if job.kind != "predict":
             # trainings need a runner in train mode (train.py): not scheduled here yet
@@ -708,10 +732,7 @@ class Scheduler:
             # Secret inputs are opened only now, for the child: never stored in clear.
             inputs = self._open_secrets(claimed.run_input)
         except SecretsKeyError as exc:
-            slot.release()
-            failed = asyncio.get_running_loop().create_future()
-            failed.set_result({"status": FAILED, "error": exc.detail, "output": None})
-            return failed
+            return _failed_handoff(slot, exc.detail)
         run.runner = runner
         try:
             done = runner.predict(
@@ -721,9 +742,11 @@ class Scheduler:
                 context={},
                 on_event=functools.partial(self._on_event, run),
             )
-        except BaseException:
-            run.pool.slot_done()
-            raise
+        except Exception as exc:
+            # Nothing may stay held by a prediction the runner never took: its runner slot
+            # goes back (a no-op once predict() used it), and it ends failed like any run.
+            log.warning("prediction %s could not be handed to its runner: %s", pid, exc)
+            return _failed_handoff(slot, handoff_error(exc))
         if run.cancel_reason is not None:
             runner.cancel(pid)
         return done

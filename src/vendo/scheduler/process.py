@@ -40,6 +40,7 @@ __all__ = [
     "SetupInfo",
     "Slot",
     "WORKER_EXITED",
+    "handoff_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ WORKER_EXITED = "worker exited unexpectedly"
 HEALTHCHECK_TIMEOUT = 5.0
 
 EventCallback = Callable[[dict[str, Any]], None]
+
+
+def handoff_error(exc: BaseException) -> str:
+    """The error of a prediction that failed before its runner accepted it."""
+    prefix = "the prediction could not be handed to the model"
+    if isinstance(exc, UnicodeEncodeError):
+        # json.loads lets a lone surrogate escape (\ud800) through; UTF-8 cannot hold it
+        return f"{prefix}: an input holds a lone UTF-16 surrogate, which is not valid Unicode"
+    return f"{prefix}: {type(exc).__name__}: {exc}"
 
 
 class RunnerState(str, enum.Enum):
@@ -578,14 +588,21 @@ class RunnerProcess:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         inflight = _InFlight(prediction_id, on_event or _ignore, future)
         self._inflight[prediction_id] = inflight
-        sent = self.accepting and self._send(
-            {
-                "type": "predict",
-                "id": prediction_id,
-                "input": dict(input),
-                "context": dict(context or {}),
-            }
-        )
+        try:
+            sent = self.accepting and self._send(
+                {
+                    "type": "predict",
+                    "id": prediction_id,
+                    "input": dict(input),
+                    "context": dict(context or {}),
+                }
+            )
+        except Exception as exc:
+            # An input the message cannot carry (a lone UTF-16 surrogate does not encode)
+            # or a failed write: this prediction fails, and its slot is free again.
+            log.warning("prediction %s could not be sent to its runner: %s", prediction_id, exc)
+            self._finish(inflight, status="failed", error=handoff_error(exc))
+            return future
         if not sent:
             self._finish(inflight, status="failed", error=WORKER_EXITED)
         return future

@@ -11,7 +11,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,7 +36,7 @@ from vendo.store.tables import (
     UserRow,
     VersionRow,
     data_kept,
-    unfinished,
+    deadline_pending,
     webhook_owed,
 )
 
@@ -721,15 +721,17 @@ class Store:
         at: datetime | None = None,
         cancel_reason: str | None = None,
         keep_output: bool = False,
+        session: Session | None = None,
     ) -> PredictionRow | None:
         """Move a prediction to a terminal state (once: a terminal one is left alone and
         None returned). ``metrics`` gains ``total_time`` (created -> completed) and keeps
         ``predict_time`` if given. With ``keep_output`` the accumulated iterator output
-        stays (``output`` is ignored)."""
+        stays (``output`` is ignored). ``session``: the caller's write transaction
+        (``write()``), so that the change commits with the caller's other writes."""
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not a terminal status")
         at = at or utcnow()
-        with self.write() as s:
+        with nullcontext(session) if session is not None else self.write() as s:
             row = s.scalar(
                 sa.select(PredictionRow).where(PredictionRow.id == prediction_id).with_for_update()
             )
@@ -752,12 +754,21 @@ class Store:
             s.flush()
             return row
 
-    def overdue_predictions(self, now: datetime) -> list[PredictionRow]:
-        """Unfinished predictions whose ``deadline`` has passed."""
+    def overdue_predictions(self, now: datetime, limit: int = 500) -> list[PredictionRow]:
+        """Unfinished predictions whose ``deadline`` has passed, earliest first, at most
+        ``limit`` (the sweep that ends them comes back for the rest). An index read of
+        the overdue ones only: its cost does not grow with the number queued."""
         with self.read() as s:
             return list(
                 s.scalars(
-                    sa.select(PredictionRow).where(PredictionRow.deadline <= now, unfinished())
+                    sa.select(PredictionRow)
+                    .where(
+                        deadline_pending(),
+                        PredictionRow.deadline <= now,
+                        PredictionRow.status.in_((STARTING, PROCESSING)),
+                    )
+                    .order_by(PredictionRow.deadline)
+                    .limit(limit)
                 )
             )
 
