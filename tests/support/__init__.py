@@ -2,9 +2,9 @@
 ``sys.path`` through its conftest, so this is imported as ``support``).
 
 Each helper exists here once: a free loopback port, a wait for a condition with a
-deadline (the only polling loop the tests use), the children of a process, a
-``vendo`` command as a child process stopped by the PID it was started with, and an
-ASGI app served by uvicorn on a thread.
+deadline (the only polling loop the tests use), child processes started, stopped and
+checked by PID, a loopback HTTP server on a thread, a webhook receiver, an ASGI app
+served by uvicorn on a thread, a manual clock, and the webhook outbox's pending rows.
 """
 
 from support.clock import ManualClock
