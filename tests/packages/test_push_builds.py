@@ -306,7 +306,7 @@ def test_a_model_still_building_says_so(server: LiveServer, alice: str) -> None:
     finally:
         if push.poll() is None:
             push.kill()
-            push.wait(10)
+        push.communicate(timeout=10)  # reaps it and closes its pipes
     assert push.returncode == 0, err
     version_id = _last_line(out)
     body = _model(server, "alice/slow", alice).json()
@@ -330,14 +330,15 @@ def test_a_build_cut_short_by_a_crash_is_reported_failed(tmp_path: Path) -> None
 
         until(building, timeout=120, what="admin/cut to be building")
         live.stop(kill=True)  # kill -9 in the middle of the build
-        push.wait(60)
+        push.communicate(timeout=60)
         live.start()
         build = _model(live, "admin/cut").json()["latest_build"]
         assert build["status"] == "failed" and "interrupted" in build["error"]
         r = _predict(live, ADMIN_TOKEN, "/v1/models/admin/cut/predictions", {"input": {}})
         assert r.status_code == 409 and "interrupted" in r.json()["detail"]
     finally:
-        if push is not None and push.poll() is None:
-            push.kill()
-            push.wait(10)
+        if push is not None:
+            if push.poll() is None:
+                push.kill()
+            push.communicate(timeout=10)  # reaps it and closes its pipes
         live.stop()
