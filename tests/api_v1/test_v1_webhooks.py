@@ -54,10 +54,8 @@ async def test_private_webhook_refused_when_not_allowed(api: Api) -> None:
 
 
 async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
-    from vendo.api.v1.webhooks import RELAY_KEY
-
     received = receiver.requests
-    relay = api.platform.extras[RELAY_KEY]
+    relay = api.platform.webhook_relay
     api.platform.scheduler.hold = True  # type: ignore[union-attr]  # stays queued
     r = await api.client.post(
         "/v1/predictions", headers=api.alice, json={"version": VERSION, "input": {"text": "hi"}}
@@ -96,7 +94,6 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     # its completed webhook: the row is finished, the webhook still owed.
     from api_v1_support import ADMIN_TOKEN, SCHEMA
 
-    from vendo.api.v1.webhooks import RELAY_KEY
     from vendo.app import create_app
     from vendo.config import Settings
     from vendo.store import new_id, utcnow
@@ -127,7 +124,7 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
         await until_async(lambda: received, timeout=5, what="the owed webhook")
         store = app.state.platform.store
         await until_async(lambda: store.owed_webhooks() == [], timeout=5, what="nothing owed")
-        await app.state.platform.extras[RELAY_KEY].outbox.drain()  # delivered and forgotten
+        await app.state.platform.webhook_relay.outbox.drain()  # delivered and forgotten
     assert len(received) == 1
     sent = json.loads(received[0]["body"])
     assert sent["id"] == row.id and sent["status"] == "succeeded" and sent["output"] == "hi"
@@ -135,14 +132,13 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     app = create_app(settings, run_scheduler=False)  # a third start owes nothing
     async with app.router.lifespan_context(app):
         # start-up has resumed what was owed (awaited): the outbox is done with it
-        await app.state.platform.extras[RELAY_KEY].outbox.drain()
+        await app.state.platform.webhook_relay.outbox.drain()
     assert len(received) == 1
 
 
 async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiver: Any) -> None:
     # Whatever publishes a prediction's end twice (a cancel racing the end, a restart),
     # the receiver gets one terminal message.
-    from vendo.api.v1.webhooks import RELAY_KEY
 
     url, received = receiver.url, receiver.requests
     r = await api.client.post(
@@ -173,7 +169,7 @@ async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiv
         timeout=5,
         what="the later prediction's webhook",
     )
-    await api.platform.extras[RELAY_KEY].outbox.drain()
+    await api.platform.webhook_relay.outbox.drain()
     mine = [r for r in received if json.loads(r["body"])["id"] == pid]
     terminal = [
         r["headers"]["webhook-id"] for r in mine if json.loads(r["body"])["status"] == "succeeded"

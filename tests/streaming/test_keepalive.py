@@ -10,7 +10,7 @@ import httpx
 import pytest
 from streaming_support import TOKEN, register_models
 
-import vendo.api.v1.predictions as predictions_api
+import vendo.api.v1.prediction_stream as predictions_api
 import vendo.api.v1.stream as stream
 from support import serve_in_thread
 from vendo.app import create_app

@@ -18,6 +18,8 @@ from vendo.store.status import (
     STATUSES,
     SUCCEEDED,
     TERMINAL,
+    JobState,
+    PredictionStatus,
 )
 from vendo.store.store import Page, Store, WriterBusy
 from vendo.store.tables import (
@@ -40,6 +42,8 @@ __all__ = [
     "SUCCEEDED",
     "TERMINAL",
     "MISS",
+    "JobState",
+    "PredictionStatus",
     "BuildRow",
     "FileRow",
     "JobRow",

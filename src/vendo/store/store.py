@@ -24,6 +24,7 @@ from vendo.errors import BadRequest, Conflict
 from vendo.store.cache import ReadCache
 from vendo.store.engine import Engines, create_engines, database_url, upgrade
 from vendo.store.ids import hash_token, new_id, new_token, new_webhook_secret, utcnow
+from vendo.store.metrics import final_metrics
 from vendo.store.status import PROCESSING, STARTING, TERMINAL
 from vendo.store.tables import (
     BuildRow,
@@ -737,11 +738,9 @@ class Store:
             )
             if row is None or row.status in TERMINAL:
                 return None
-            merged = dict(row.metrics or {})
-            merged.update(metrics or {})
-            merged["total_time"] = max(0.0, (at - row.created_at).total_seconds())
-            if "predict_time" not in merged and row.started_at is not None:
-                merged["predict_time"] = max(0.0, (at - row.started_at).total_seconds())
+            merged = final_metrics(
+                row.metrics, metrics, created_at=row.created_at, started_at=row.started_at, at=at
+            )
             row.status = status
             row.completed_at = at
             row.error = error
