@@ -177,7 +177,7 @@ class Queue:
             )
             if not getattr(result, "rowcount", 0):
                 return None
-        return self.store.finish(prediction_id, CANCELED, cancel_reason=reason)
+        return self.store.predictions.finish(prediction_id, CANCELED, cancel_reason=reason)
 
     def pending_versions(self) -> list[str]:
         """Versions that have queued jobs, oldest job first (for a scheduler at start-up)."""
@@ -236,7 +236,7 @@ class Queue:
                 )
                 report.failed.extend(o for o in orphans if o not in report.failed)
         for prediction_id in report.failed:
-            self.store.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
+            self.store.predictions.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
         return report
 
 

@@ -511,7 +511,7 @@ class Scheduler:
     async def _fill(self, version_id: str) -> None:
         pool = self._pools.get(version_id)
         if pool is None:
-            version = await self._blocking(self.store.get_version, version_id)
+            version = await self._blocking(self.store.catalog.version, version_id)
             try:
                 if version is None:
                     raise RunnerError(f"version {version_id} does not exist")
@@ -557,7 +557,7 @@ class Scheduler:
                     self._publish_terminal(row)
 
     def _fail_now(self, prediction_id: str, error: str) -> PredictionRow | None:
-        return self.store.finish(prediction_id, FAILED, error=error)
+        return self.store.predictions.finish(prediction_id, FAILED, error=error)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -582,7 +582,7 @@ class Scheduler:
             deadline = here.claimed.deadline if here.claimed is not None else None
             if deadline is not None and deadline <= now and here.cancel_reason is None:
                 await self.cancel(pid, DEADLINE_REASON)
-        overdue = await self._blocking(self.store.overdue_predictions, now)
+        overdue = await self._blocking(self.store.predictions.overdue, now)
         for row in overdue:
             run = self._runs.get(row.id)
             if run is not None:
@@ -915,7 +915,7 @@ class Scheduler:
             error = INTERRUPTED_ERROR  # the server stopped it, the model did not crash
         iterator = self._iterators.get(run.job.version_id)
         if iterator is None:
-            version = await self._blocking(self.store.get_version, run.job.version_id)
+            version = await self._blocking(self.store.catalog.version, run.job.version_id)
             iterator = _is_iterator(version.openapi_schema if version else None)
         output = result.get("output")
         if output is not None and status == SUCCEEDED:

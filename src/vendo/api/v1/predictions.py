@@ -110,11 +110,10 @@ def parse_cancel_after(value: str) -> float:
 
 
 async def _latest(request: Request, model: ModelRow) -> VersionRow:
-    version = await cached(platform(request), "latest_version", model.id)
+    version = await cached(platform(request).store.cached.latest_version, model.id)
     if version is None:
         # still building, failed to build, or never pushed: say which
         raise await no_ready_version(request, model)
-    assert isinstance(version, VersionRow)
     return version
 
 
@@ -127,7 +126,7 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
     if "/" not in ref:
         if not _HEX64.match(ref):
             raise NotFound(f"version {ref!r} not found")
-        version = await cached(p, "get_version", ref)
+        version = await cached(p.store.cached.version, ref)
         if version is None:
             raise await missing_version(request, who, ref)
         if not can_see(who, version.model):
@@ -138,7 +137,7 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
     model = await visible_model(request, who, owner, model_name, fresh=False)
     if not version_id:
         return await _latest(request, model)
-    version = await cached(p, "get_version", version_id)
+    version = await cached(p.store.cached.version, version_id)
     if version is None or version.model_id != model.id:
         raise await missing_version(request, who, version_id, model)
     return version
@@ -230,7 +229,7 @@ async def create_prediction(
     folder = _inputs_root(p) / prediction_id
 
     async def lookup(file_id: str) -> FileRow | None:
-        return await call(p.store.get_file, file_id)
+        return await call(p.store.files.get, file_id)
 
     try:
         prepared = await prepare_input(
@@ -319,7 +318,7 @@ async def create_prediction(
         set_transient(row, {"run_input": None})
         current = row
     else:
-        found = await call(p.store.get_prediction, prediction_id)
+        found = await call(p.store.predictions.get, prediction_id)
         if found is None:
             raise VendoError(f"prediction {prediction_id} could not be recorded")
         current = found
@@ -360,7 +359,7 @@ async def post_model_predictions(request: Request) -> Response:
 
 
 async def _owned(request: Request, who: Caller, prediction_id: str) -> PredictionRow:
-    row = await call(platform(request).store.get_prediction, prediction_id)
+    row = await call(platform(request).store.predictions.get, prediction_id)
     if (
         row is None
         or row.kind != "prediction"
@@ -373,14 +372,14 @@ async def _owned(request: Request, who: Caller, prediction_id: str) -> Predictio
 async def _owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
     if row.owner_id == who.user.id:
         return who.user.username
-    user = await call(p.store.get_user, row.owner_id)
+    user = await call(p.store.accounts.user, row.owner_id)
     return user.username if user is not None else ""
 
 
 async def _iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
     cache: dict[str, bool] = p.extras.setdefault("iterator_versions", {})
     for version_id in version_ids - set(cache):
-        version = await call(p.store.get_version, version_id)
+        version = await call(p.store.catalog.version, version_id)
         cache[version_id] = is_iterator(version.openapi_schema if version else None)
     return {v for v in version_ids if cache.get(v)}
 
@@ -424,7 +423,7 @@ async def list_predictions(request: Request) -> Response:
     p = platform(request)
     params = request.query_params
     rows = await call(
-        lambda: p.store.list_predictions(
+        lambda: p.store.predictions.page(
             who.user.id,
             cursor=params.get("cursor"),
             created_after=_parse_time("created_after", params.get("created_after")),
@@ -452,7 +451,7 @@ async def cancel_prediction(request: Request) -> Response:
             finished = await call(p.queue.cancel_queued, row.id)
             if finished is not None:
                 p.bus.publish(row.id, "done", {"reason": "canceled"})
-        row = await call(p.store.get_prediction, row.id)
+        row = await call(p.store.predictions.get, row.id)
     return await _one(request, p, who, row)
 
 
@@ -483,10 +482,10 @@ async def stream_prediction(request: Request) -> Response:
     token = request.query_params.get("token", "")
     if not token or not verify_stream_token(p, prediction_id, token):
         raise Forbidden("invalid stream token")
-    row = await call(p.store.get_prediction, prediction_id)
+    row = await call(p.store.predictions.get, prediction_id)
     if row is None:
         raise NotFound(f"prediction {prediction_id} not found")
-    owner_user = await call(p.store.get_user, row.owner_id)
+    owner_user = await call(p.store.accounts.user, row.owner_id)
     owner = owner_user.username if owner_user else ""
     base = base_url(request)
     iterator = bool(await _iterator_versions(p, {row.version_id}))
