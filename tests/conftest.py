@@ -70,39 +70,71 @@ def require_postgres() -> bool:
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+def _reachable(url: str) -> str | None:
+    """None when PostgreSQL answers at ``url``, else why not."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:
+        return str(exc).splitlines()[0]
+    finally:
+        engine.dispose()
+    return None
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A SQLAlchemy URL for a fresh schema on the test PostgreSQL server (dropped after
-    the session). Skips when unreachable, fails instead when VENDO_REQUIRE_POSTGRES=1."""
+    the session). The server is the one at VENDO_TEST_DATABASE_URL; when none answers
+    there and ``initdb``/``pg_ctl`` are installed, a throwaway one started for this
+    session (``pg_throwaway``). Skips when there is neither, fails instead when
+    VENDO_REQUIRE_POSTGRES=1."""
     import uuid
 
     import sqlalchemy as sa
 
+    from pg_throwaway import find_bindir, start_throwaway_postgres
     from vendo.store import database_url
 
     url = database_url(
         Path("."),
         os.environ.get("VENDO_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL),
     )
+    throwaway = None
+    why = _reachable(url)
+    if why is not None:
+        message = f"PostgreSQL not reachable at {url}: {why}"
+        if find_bindir() is None:
+            message += "; install PostgreSQL (initdb, pg_ctl) for a throwaway test server"
+        else:
+            try:
+                throwaway = start_throwaway_postgres()
+            except RuntimeError as exc:
+                message += f"; the throwaway server did not start: {exc}"
+        if throwaway is None:
+            if require_postgres():
+                pytest.fail(message + " (VENDO_REQUIRE_POSTGRES is set)")
+            pytest.skip(message)
+        url = database_url(Path("."), throwaway.url)
+        print(f"\n{message}: using a throwaway server at {url} (PID {throwaway.pid})")
     try:
         engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as exc:
-        message = f"PostgreSQL not reachable at {url}: {exc}"
-        if require_postgres():
-            pytest.fail(message + " (VENDO_REQUIRE_POSTGRES is set)")
-        pytest.skip(message)
-    schema = f"vendo_test_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    finally:
+        schema = f"vendo_test_{uuid.uuid4().hex[:12]}"
         with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in url else "?"
+        try:
+            yield f"{url}{sep}options=-csearch_path%3D{schema}"
+        finally:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            engine.dispose()
+    finally:
+        if throwaway is not None:
+            throwaway.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

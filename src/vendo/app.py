@@ -142,14 +142,6 @@ def create_app(
                 Path(settings.data_dir), settings.database_url, cache_ttl=settings.cache_ttl
             )
         )
-        token = await to_thread.run_sync(bootstrap_admin, settings, store)
-        if token is not None:
-            path = Path(settings.data_dir) / TOKEN_FILE
-            print(
-                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
-                file=sys.stderr,
-                flush=True,
-            )
         bus = EventBus()
         bus.bind(asyncio.get_running_loop())
         storage = LocalStorage.from_settings(settings, store)
@@ -169,6 +161,16 @@ def create_app(
             await scheduler.start()
         # after the scheduler's recovery, which may have finished interrupted predictions
         await relay.resume_owed()
+        # Last of the start-up steps that can fail: a start that fails creates no admin
+        # and prints no token (the examples below are pushed as the admin).
+        token = await to_thread.run_sync(bootstrap_admin, settings, store)
+        if token is not None:
+            path = Path(settings.data_dir) / TOKEN_FILE
+            print(
+                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
+                file=sys.stderr,
+                flush=True,
+            )
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
         background = await push_examples(p) if examples else None

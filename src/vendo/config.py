@@ -78,8 +78,11 @@ class Settings(BaseSettings):
     )
 
     # --- clients (vendo push / run) ---------------------------------------------
-    url: str = Field(
-        "http://127.0.0.1:5000", description="Server URL for client commands (push, run)."
+    url: str | None = Field(
+        None,
+        description="Server URL for client commands (push, run). Unset: the address a "
+        "`vendo serve` on this machine recorded in its data dir (`server.json`), else "
+        "http://127.0.0.1:5000.",
     )
 
     # --- runners -----------------------------------------------------------------

@@ -55,12 +55,9 @@ class _Outputs:
         return value
 
     def _copy(self, source: Path) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.folder / source.name
-        n = 1
-        while target.exists() or target in self.written:
-            target = self.folder / f"{source.stem}.{n}{source.suffix}"
-            n += 1
+        from vendo.cli.outputs import output_target
+
+        target = output_target(self.folder, source.name, self.written)
         shutil.copyfile(source, target)
         self.written.append(target)
         return target

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import click
 
+from vendo.cli.options import token_option, url_option
+
 __all__ = ["push"]
 
 _CHUNK = 1 << 20
@@ -39,7 +41,10 @@ def _split(args: tuple[str, ...]) -> tuple[Path, str, str]:
     return directory, owner, name
 
 
-def _read(path: Path) -> Iterator[bytes]:
+def _read(path: Path, note: str) -> Iterator[bytes]:
+    # said once the connection is open: a server that cannot be reached is then the
+    # only line the command prints
+    click.echo(note, err=True)
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             yield chunk
@@ -47,8 +52,8 @@ def _read(path: Path) -> Iterator[bytes]:
 
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[DIR] OWNER/NAME")
-@click.option("--url", envvar="VENDO_URL", help="Server URL (VENDO_URL).")
-@click.option("--token", help="API token (default: VENDO_API_TOKEN, REPLICATE_API_TOKEN).")
+@url_option
+@token_option
 @click.option("--private", is_flag=True, help="Create the model private if it is new.")
 @click.option("--quiet", "-q", is_flag=True, help="Show build steps only, not the build log.")
 def push(
@@ -66,7 +71,7 @@ def push(
         with os.fdopen(fd, "wb") as out:
             make_archive(directory, out)
         size = archive.stat().st_size
-        click.echo(f"Packed {len(files)} files ({size / 1e6:.1f} MB)", err=True)
+        note = f"Packed {len(files)} files ({size / 1e6:.1f} MB)"
         params = {"visibility": "private"} if private else {}
         with (
             api_client(url, token) as client,
@@ -74,7 +79,7 @@ def push(
                 "POST",
                 f"/v1/models/{owner}/{name}/versions",
                 params=params,
-                content=_read(archive),
+                content=_read(archive, note),
                 headers={
                     "Content-Type": "application/gzip",
                     "Content-Length": str(size),

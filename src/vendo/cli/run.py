@@ -15,6 +15,7 @@ import json
 import mimetypes
 import sys
 import time
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,6 +24,7 @@ import click
 import httpx
 
 from vendo.cli.inputs import parse_inputs
+from vendo.cli.options import token_option, url_option
 
 __all__ = ["run"]
 
@@ -112,13 +114,9 @@ class _Downloads:
         return parts.scheme in ("http", "https") and parts.path.startswith("/v1/files/")
 
     def _target(self, name: str) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = Path(name).name or "output"
-        target = self.folder / name
-        n = 1
-        while target.exists():
-            target = self.folder / f"{Path(name).stem}.{n}{Path(name).suffix}"
-            n += 1
+        from vendo.cli.outputs import output_target
+
+        target = output_target(self.folder, name)
         return target
 
     def _download(self, url: str) -> Path:
@@ -128,10 +126,8 @@ class _Downloads:
             if response.status_code >= 400:
                 response.read()
                 fail(response)
-            disposition = response.headers.get("content-disposition", "")
-            name = ""
-            if "filename=" in disposition:
-                name = disposition.split("filename=", 1)[1].strip().strip('"')
+            # the model's own file name, as the server sends it
+            name = _filename(response.headers.get("content-disposition", ""))
             if not name:
                 mime = response.headers.get("content-type", "").split(";")[0].strip()
                 name = "output" + (mimetypes.guess_extension(mime) or "")
@@ -148,6 +144,15 @@ class _Downloads:
         target = self._target("output" + (mimetypes.guess_extension(mime) or ""))
         target.write_bytes(raw)
         return target
+
+
+def _filename(disposition: str) -> str:
+    """The file name of a Content-Disposition header (``filename*=`` included)."""
+    if not disposition:
+        return ""
+    message = Message()
+    message["content-disposition"] = disposition
+    return message.get_filename() or ""
 
 
 def _show(value: Any) -> str:
@@ -208,8 +213,8 @@ def _wait(
     "-o", "--output-dir", type=click.Path(path_type=Path), default=Path("."),
     help="Where output files are saved (default: the working directory).",
 )  # fmt: skip
-@click.option("--url", envvar="VENDO_URL", help="Server URL (VENDO_URL).")
-@click.option("--token", help="API token (default: VENDO_API_TOKEN, REPLICATE_API_TOKEN).")
+@url_option
+@token_option
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the model's logs.")
 def run(
     ref: str,

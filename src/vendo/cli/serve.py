@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import logging
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+import uvicorn
 
 from vendo.cli.options import data_dir_option, host_option, port_option
 
@@ -40,9 +44,8 @@ def serve(
     ssl_keyfile: str | None,
 ) -> None:
     """Run the platform: Replicate's HTTP API over an embedded store."""
-    import uvicorn
-
     from vendo.app import create_app
+    from vendo.cli.remote import forget_server, record_server
     from vendo.config import Settings
     from vendo.errors import VendoError
     from vendo.store.sealing import SecretBox
@@ -55,24 +58,19 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    # The port first: a start that cannot listen must not create a database, an admin
+    # or a token (uvicorn would bind only after the app's start-up has made them).
+    sock = _bind(settings.host, settings.port)
+    bound = int(sock.getsockname()[1])  # --port 0 picks a free one
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        # an unusable secrets key is one clear line here, not a traceback from the lifespan
-        SecretBox.from_settings(settings)
-    except VendoError as exc:
-        raise click.ClickException(exc.detail) from exc
     app = create_app(settings, examples=examples)
     scheme = "https" if ssl_certfile else "http"
-    click.echo(
-        f"Vendo serving Replicate's API at {scheme}://{settings.host}:{settings.port}/v1 "
-        f"(data in {Path(settings.data_dir).resolve()})",
-        err=True,
-    )
+    url = f"{scheme}://{_client_host(settings.host)}:{bound}"
     config = uvicorn.Config(
         app,
         host=settings.host,
-        port=settings.port,
+        port=bound,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
@@ -84,7 +82,122 @@ def serve(
         log_level="info",
         access_log=settings.access_log,
     )
-    server = uvicorn.Server(config)
-    server.run()
+    startup_errors = _OneLineStartupError()
+    logging.getLogger("uvicorn.error").addFilter(startup_errors)
+    try:
+        config.load()  # the TLS files are read here: a bad one is one line, not a traceback
+    except (OSError, ValueError) as exc:
+        sock.close()
+        what = "load the TLS certificate or key" if ssl_certfile else "start"
+        raise click.ClickException(f"cannot {what}: {exc}") from None
+    try:
+        # after the port and TLS checks, since a missing key file is created here; an
+        # unusable key is one clear line, not a traceback from the lifespan
+        SecretBox.from_settings(settings)
+    except VendoError as exc:
+        sock.close()
+        raise click.ClickException(exc.detail) from exc
+    data = Path(settings.data_dir)
+
+    def started() -> None:
+        startup_errors.active = False  # later failures keep their traceback
+        record_server(data, url)
+        click.echo(
+            f"Vendo serving Replicate's API at {url}/v1 (data in {data.resolve()})", err=True
+        )
+
+    server = _Server(config, started, lambda: forget_server(data))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        forget_server(data)
+        sock.close()
     if server.started is False:
         sys.exit(1)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        hint = (
+            "another program (or another `vendo serve`) uses it: choose a free port with "
+            "--port or VENDO_PORT"
+            if exc.errno == errno.EADDRINUSE
+            else "check --host/--port (VENDO_HOST, VENDO_PORT)"
+        )
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}; {hint}") from None
+    except (OverflowError, socket.gaierror) as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _client_host(host: str) -> str:
+    """How a client on this machine reaches a server bound to ``host``."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, recording where it listens while it does."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[], object],
+        on_stopped: Callable[[], object],
+    ) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+        self.on_stopped = on_stopped
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.on_started()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # here, not after run(): uvicorn re-raises SIGTERM/SIGINT once it has stopped,
+        # which ends the process before code after run() would see it
+        self.on_stopped()
+        await super().shutdown(sockets=sockets)
+
+
+class _OneLineStartupError(logging.Filter):
+    """A start-up that fails inside the app is one error line, not a traceback.
+
+    Starlette hands uvicorn the formatted traceback as the failure message; this keeps
+    its exception line and drops uvicorn's own "Application startup failed" after it."""
+
+    active = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.active:
+            return True
+        message = record.getMessage()
+        if message.startswith("Application startup failed"):
+            return False
+        if message.startswith("Traceback (most recent call last)"):
+            record.msg = f"Vendo could not start: {_exception_line(message)}"
+            record.args = ()
+            record.exc_info = None
+        return True
+
+
+def _exception_line(trace: str) -> str:
+    lines = trace.rstrip().splitlines()
+    last = max(i for i, line in enumerate(lines) if line.startswith("Traceback"))
+    for line in lines[last + 1 :]:
+        if line and not line.startswith(" "):
+            return line
+    return lines[-1]

@@ -135,6 +135,9 @@ async def download(request: Request) -> Response:
     return FileResponse(
         path,
         media_type=row.content_type,
+        # the model's own file name: `vendo run` saves the file under it, as `predict` does
+        filename=row.name,
+        content_disposition_type="inline",
         headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "private, max-age=3600"},
     )
 
