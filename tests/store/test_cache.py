@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vendo.store import MISS, Store, WriterBusy, hash_token
-from vendo.store.cache import ReadCache
+from vendo.store.cache import CachedRead, ReadCache
 
 VERSION = "c" * 64
 
@@ -48,6 +48,21 @@ def test_the_cache_keeps_at_most_size_entries() -> None:
         cache.put(key, key)
     assert cache.get("a") is MISS
     assert [cache.get(k) for k in "bcd"] == ["b", "c", "d"]
+
+
+def test_a_cached_read_that_straddles_a_write_is_not_kept() -> None:
+    cache = ReadCache(ttl=60)
+
+    def read(key: str) -> str:
+        cache.clear()  # a write to the catalog commits while this read runs
+        return f"old {key}"
+
+    by_key = CachedRead(cache, "by_key", read)
+    assert by_key("k") == "old k"  # the caller gets what it read...
+    assert by_key.peek("k") is MISS  # ...but the next caller reads again
+    other = CachedRead(cache, "other", str.upper)
+    assert other("k") == "K" and other.peek("k") == "K"
+    assert by_key.peek("k") is MISS  # each read has its own keys in the shared cache
 
 
 def test_ttl_zero_caches_nothing() -> None:
