@@ -80,7 +80,9 @@ def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
 
 
 class _Arrival:
-    """Stamps each request with its arrival time: ``Prefer: wait`` counts from it."""
+    """Stamps each request with its arrival time: ``Prefer: wait`` counts from it. Refuses
+    a URL holding a NUL (``%00``): no name or parameter may hold one, and PostgreSQL
+    fails on any query that carries one (a 500 on every route with a path parameter)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,6 +90,10 @@ class _Arrival:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope["vendo.arrived"] = time.monotonic()
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                detail = "the URL holds a NUL character (%00), which no name or parameter may"
+                await _problem_response(problem(400, "Bad Request", detail))(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

@@ -144,13 +144,28 @@ class Settings(BaseSettings):
         10 * 1024**3,
         description="Largest accepted model package (`vendo push`), in bytes, packed and unpacked.",
     )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024,
+        description="Largest accepted JSON or text request body (a prediction with its "
+        "inputs, a search), in bytes; larger ones answer 413. Room for a data: URI input "
+        "of VENDO_MAX_DATA_URI_BYTES. File uploads and model packages have their own limits.",
+    )
+    max_json_depth: int = Field(
+        64,
+        ge=1,
+        le=500,  # below Python's recursion limit, which the JSON parser and encoder use
+        description="Deepest nesting of arrays and objects accepted in a JSON request "
+        "body; deeper ones answer 422.",
+    )
     max_data_uri_bytes: int = Field(
         10 * 1024 * 1024, description="Largest accepted data: URI input, in bytes (decoded)."
     )
     allow_private_urls: bool = Field(
         True,
-        description="Allow input URLs and webhooks that point at private or loopback "
-        "addresses (link-local and cloud metadata addresses are always refused).",
+        description="Allow input URLs and webhooks that point at loopback (127.0.0.0/8, ::1) "
+        "or private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). "
+        "Link-local, cloud metadata, unspecified (0.0.0.0, ::) and the other special-purpose "
+        "addresses are always refused (docs/api.md, Address policy).",
     )
 
     # --- webhooks ----------------------------------------------------------------

@@ -7,9 +7,11 @@ one environment, built once; uv's cache is the one tests/build keeps between run
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -200,3 +202,71 @@ def test_commands_without_cog_yaml_fail_clearly(tmp_path: Path) -> None:
         result = vendo(command, str(tmp_path), cwd=tmp_path)
         assert result.returncode == 1, command
         assert "cog.yaml" in result.stderr, result.stderr
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("phase", ["after a prediction", "during setup"])
+def test_serve_model_runner_dies_with_the_server(tmp_path: Path, phase: str) -> None:
+    # SIGKILL of `vendo serve-model` leaves neither its runner nor what the model
+    # started running, also while the runner is still in a long setup().
+    port = free_port()
+    env = {**_ENV, "GRANDCHILD_SETUP": "120" if phase == "during setup" else "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vendo", "serve-model", str(FIXTURES / "plt_grandchild")]
+        + ["--port", str(port), "--no-build"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started: list[int] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and status not in ("STARTING", "READY"):
+            with contextlib.suppress(httpx.HTTPError):
+                status = httpx.get(f"{url}/health-check").json()["status"]
+            time.sleep(0.05)
+        if phase == "after a prediction":
+            while status != "READY" and time.monotonic() < deadline:
+                status = httpx.get(f"{url}/health-check").json()["status"]
+                time.sleep(0.05)
+            started.append(httpx.post(f"{url}/predictions", json={"input": {}}).json()["output"])
+        else:
+            assert status == "STARTING"
+        started += _children(process.pid)
+        assert len(started) == (2 if phase == "after a prediction" else 1)
+        assert all(_running(pid) for pid in started)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 5
+        while any(_running(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in started if _running(pid)] == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

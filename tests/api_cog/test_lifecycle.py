@@ -139,3 +139,35 @@ async def test_dropped_sync_connection_cancels(serve: Any) -> None:
         request.cancel()  # the client hangs up
     body = await _wait_terminal(served, "dropped")
     assert body["status"] == "canceled"
+
+
+async def test_ready_means_the_trainer_is_set_up_too(serve: Any) -> None:
+    # The trainer's setup (1.5 s) is slower than the predictor's (none): READY must wait
+    # for both, so a training sent the moment health says READY is never answered 503.
+    served = await serve("srv_train_slow_setup", wait=False)
+    seen = []
+    while True:
+        body = (await served.client.get("/health-check")).json()
+        seen.append(body["status"])
+        if body["status"] != "STARTING":
+            break
+        await asyncio.sleep(0.01)
+    assert body["status"] == "READY", seen
+    assert body["setup"]["status"] == "succeeded"
+    r = await served.client.post("/trainings", json={"input": {"steps": 2}})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"] == "trained 2"
+    r = await served.client.post("/predictions", json={"input": {"text": "a"}})
+    assert r.json()["output"] == "predicted a"
+
+
+async def test_a_training_right_after_ready_is_never_refused(serve: Any) -> None:
+    # The race as users met it (a trainer without setup, about one start in three):
+    # repeated, a training sent the moment health first says READY always runs.
+    for attempt in range(8):
+        served = await serve("srv_train", wait=False)
+        while (await served.client.get("/health-check")).json()["status"] != "READY":
+            await asyncio.sleep(0.005)
+        r = await served.client.post("/trainings", json={"input": {"steps": 1}})
+        assert r.status_code == 200, (attempt, r.text)
+        await served.server.shutdown()

@@ -216,3 +216,32 @@ async def test_webhook_forwards_traceparent(serve: Any, receiver: Any) -> None:
     assert r.json()["status"] == "succeeded"
     await asyncio.to_thread(receiver.wait_for, lambda b: len(b) == 1)
     assert receiver.requests[0]["headers"]["traceparent"] == trace
+
+
+async def test_webhooks_follow_the_address_policy(serve: Any, receiver: Any) -> None:
+    from vendo.api.cog_predictions import FetchLimits
+
+    port = receiver.url.rsplit(":", 1)[1].split("/")[0]
+    served = await serve("srv_echo")
+    # 0.0.0.0 would reach the receiver (it is this machine): refused, in any form
+    for host in ("0.0.0.0", "0", "[::]", "169.254.169.254", "0xa9fea9fe", "192.0.0.192"):
+        r = await served.client.post(
+            "/predictions", json={"input": {}, "webhook": f"http://{host}:{port}/hook"}
+        )
+        assert r.status_code == 422, host
+        assert r.json()["detail"][0]["loc"] == ["body", "webhook"]
+    # loopback is allowed by default, in any form
+    r = await served.client.post(
+        "/predictions",
+        json={"input": {}, "webhook": f"http://0x7f000001:{port}/hook"},
+        headers={"Prefer": "respond-async"},
+    )
+    assert r.status_code == 202
+    await asyncio.to_thread(receiver.wait_for, lambda b: b and b[-1]["status"] == "succeeded")
+
+    strict = await serve("srv_echo", fetch_limits=FetchLimits(allow_private=False))
+    for host in ("127.0.0.1", "2130706433", "[::1]", "localhost"):
+        r = await strict.client.post(
+            "/predictions", json={"input": {}, "webhook": f"http://{host}:{port}/hook"}
+        )
+        assert r.status_code == 422, host

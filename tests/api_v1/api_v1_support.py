@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -11,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,3 +285,61 @@ class LiveServer:
             self.process.kill()
             self.process.wait(10)
         self.process = None
+
+
+ECHO_SCHEMA: dict[str, Any] = {
+    "openapi": "3.0.2",
+    "info": {"title": "Cog", "version": "0.1.0"},
+    "paths": {},
+    "components": {
+        "schemas": {
+            "Input": {
+                "type": "object",
+                "title": "Input",
+                "properties": {
+                    "text": {"type": "string", "default": "hi", "x-order": 0},
+                    "sleep": {"type": "number", "default": 0, "x-order": 1},
+                },
+            },
+            "Output": {"type": "string", "title": "Output"},
+        }
+    },
+}
+
+
+@contextlib.asynccontextmanager
+async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[Api]:
+    """The app in-process with the real scheduler, and alice's public ``echo`` model
+    whose ``version`` runs tests/fixtures/plt_echo in a real runner child (one slot)."""
+    import vendo
+    from vendo.app import create_app
+    from vendo.config import Settings
+
+    runtime = Path(vendo.__file__).resolve().parent.parent  # src/: the runtime only
+    database = None if db_url.startswith("sqlite") else db_url
+    settings = Settings(
+        data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, database_url=database, _env_file=None
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        p: Platform = app.state.platform
+        store = p.store
+        alice = store.create_user("alice")
+        model = store.create_model(alice.id, "echo", visibility="public")
+        store.create_version(
+            model.id,
+            version,
+            openapi_schema=ECHO_SCHEMA,
+            package_path=str(FIXTURES / "plt_echo"),
+            environment={"python": sys.executable, "runtime_path": str(runtime)},
+            config={"predict": "predict.py:Predictor", "concurrency_max": 1},
+        )
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield Api(
+                client=c,
+                platform=p,
+                admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                alice={"Authorization": f"Bearer {store.create_token(alice.id)}"},
+                bob={},
+            )

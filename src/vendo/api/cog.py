@@ -33,6 +33,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from vendo import __version__
+from vendo.api.body import parse_json
 from vendo.api.cog_outputs import OutputFiles
 from vendo.api.cog_predictions import (
     FetchLimits,
@@ -40,8 +41,13 @@ from vendo.api.cog_predictions import (
     PredictionService,
     new_prediction_id,
 )
+from vendo.config import Settings
+from vendo.errors import InvalidInput, RequestError
+from vendo.files.addresses import refusal
+from vendo.files.fetch import guarded_transport
 from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
 from vendo.schema import InputValidationError
+from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
 from vendo.webhooks.sender import RetryPolicy, WebhookSender, parse_events_filter
 
 if TYPE_CHECKING:
@@ -145,6 +151,9 @@ def _failure(message: str, status: int) -> Response:
     return _json({"error": message, "status": "failed"}, status)
 
 
+_MAX_JSON_DEPTH: int = Settings.model_fields["max_json_depth"].default
+
+
 def _detail(loc: list[str], msg: str, status: int = 422) -> Response:
     return _json({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}, status)
 
@@ -164,6 +173,7 @@ class CogServer:
         self._own_work_dir = False
         self._http: httpx.AsyncClient | None = None
         self._webhooks: WebhookSender | None = None
+        self._webhook_http: httpx.AsyncClient | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -193,11 +203,27 @@ class CogServer:
         else:
             self._work_dir = o.work_dir
         self._http = httpx.AsyncClient(timeout=300.0, follow_redirects=False, trust_env=False)
+        allow_private = o.fetch_limits.allow_private
+
+        def check(address: str) -> None:
+            why = refusal(address, allow_private=allow_private)
+            if why is not None:
+                raise WebhookURLError(f"webhooks may not target {why}")
+
+        # Webhooks follow the address policy of input downloads (docs/api.md), checked
+        # where the connection is made.
+        self._webhook_http = httpx.AsyncClient(
+            timeout=o.webhook_timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=guarded_transport(check),
+        )
         self._webhooks = WebhookSender(
             user_agent=f"vendo/{__version__}",
             auth_token=o.webhook_auth_token,
             timeout=o.webhook_timeout,
             retry=o.webhook_retry,
+            client=self._webhook_http,
         )
         outputs = OutputFiles(o.upload_url, self._http)
         for kind, ref, mode in (
@@ -231,6 +257,8 @@ class CogServer:
         await asyncio.gather(*(s.aclose() for s in self.services.values()))
         if self._webhooks is not None:
             await self._webhooks.aclose()
+        if self._webhook_http is not None:
+            await self._webhook_http.aclose()
         if self._http is not None:
             await self._http.aclose()
         if self._own_work_dir and self._work_dir is not None:
@@ -267,8 +295,19 @@ class CogServer:
                 body[f"{noun}_cancel_url"] = f"/{noun}/{{{singular}_id}}/cancel"
         return _json(body)
 
+    def _health_runner(self) -> RunnerProcess | None:
+        """The runner whose state health reports: the first one not yet ready (a failed
+        one first), else the main one. With ``train:`` set there are two children, and
+        READY must mean both are set up, or a training sent right after READY would find
+        the trainer still starting."""
+        by_concern = {RunnerState.SETUP_FAILED: 0, RunnerState.DEFUNCT: 1, RunnerState.STARTING: 2}
+        pending = [r for r in self.runners if r.state in by_concern]
+        if pending:
+            return min(pending, key=lambda r: by_concern[r.state])
+        return self.main_runner
+
     async def health(self, request: Request) -> Response:
-        runner = self.main_runner
+        runner = self._health_runner()
         if runner is None:
             return _json({"status": RunnerState.SETUP_FAILED.value})
         state = runner.state
@@ -335,9 +374,14 @@ class CogServer:
     ) -> Response:
         body = await request.body()
         try:
-            payload = json.loads(body) if body else {}
-        except ValueError as exc:
-            return _detail(["body"], f"Invalid JSON: {exc}", 400)
+            # strict JSON with a depth cap: nothing a client sends may end in a 500
+            payload = parse_json(body, max_depth=_MAX_JSON_DEPTH) if body else {}
+        except InvalidInput as exc:
+            first = exc.errors[0]
+            where = [] if first.field == "body" else first.field.split(".")
+            return _detail(["body", *where], first.description)
+        except RequestError as exc:
+            return _detail(["body"], f"Invalid JSON: {exc.detail}", 400)
         if not isinstance(payload, dict):
             return _detail(["body"], "Request body should be a JSON object")
         headers = request.headers
@@ -378,6 +422,10 @@ class CogServer:
         if webhook is not None:
             if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
                 return _detail(["body", "webhook"], "webhook should be an http(s) URL")
+            try:
+                check_webhook_url(webhook, allow_private=self.options.fetch_limits.allow_private)
+            except WebhookURLError as exc:
+                return _detail(["body", "webhook"], str(exc))
             try:
                 events = parse_events_filter(payload.get("webhook_events_filter"))
             except (TypeError, ValueError) as exc:

@@ -356,13 +356,13 @@ class PredictionService:
             )
         schema, components, secret_names, _ = self._schema()
         validated = validate_input(schema, payload, components)
-        for name in validated.unknown:
-            log.warning("ignoring unknown input %r", name)
         masked = dict(validated)
         for name in secret_names:
             if name in masked and masked[name] is not None:
                 masked[name] = SECRET_MASK
-        return dict(validated), masked
+        # Ignored, but named to the runner (valued null): it warns about each in the
+        # prediction's logs, with the closest known input.
+        return {**validated, **dict.fromkeys(validated.unknown)}, masked
 
     # --- records -----------------------------------------------------------------------
 
@@ -444,10 +444,10 @@ class PredictionService:
         async def fetch(value: Any) -> Any:
             if not is_fetchable(value):
                 return value
+            # fetch_input's own client connects only where the address policy allows
             path = await fetch_input(
                 value,
                 folder,
-                client=self.http,
                 max_bytes=limits.max_bytes,
                 max_data_uri_bytes=limits.max_data_uri_bytes,
                 timeout=limits.timeout,

@@ -122,7 +122,8 @@ async def _run(
         schema = components.get("Input", {"properties": {}})
         payload = parse_inputs(pairs, json_input, schema.get("properties", {}), _local_file)
         try:
-            validated = dict(validate_input(schema, payload, components))
+            valid = validate_input(schema, payload, components)
+            validated = {**valid, **dict.fromkeys(valid.unknown)}  # the runner warns of these
         except InputValidationError as exc:
             for error in exc.errors:
                 click.echo(f"Error: input {error['loc'][-1]}: {error['msg']}", err=True)

@@ -1,10 +1,11 @@
 """Download a prediction's input files: ``http(s)://`` URLs and ``data:`` URIs.
 
 Files land in a per-prediction folder and the child gets local paths, never bytes
-(ARCHITECTURE.md section 1). Downloads are capped in size and time. Addresses that
-reach the machine's own cloud metadata service or any link-local address are refused
-always, whatever the settings; private and loopback addresses only when
-``allow_private`` is off. Redirects are followed by hand so every hop is checked.
+(ARCHITECTURE.md section 1). Downloads are capped in size and time. Which addresses may
+be reached is decided by :func:`vendo.files.addresses.refusal`, the one policy shared
+with webhooks (link-local, metadata, unspecified and other special-purpose addresses
+never; private and loopback ones only while ``allow_private`` is on). Redirects are
+followed by hand so every hop is checked.
 
 The check holds at connect time: :func:`guarded_transport` resolves each host itself,
 checks every address, and connects to a checked address, so a name that resolves to
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
 import mimetypes
 import posixpath
 import re
@@ -30,6 +30,7 @@ import httpcore
 import httpx
 
 from vendo.errors import PayloadTooLarge, RequestError
+from vendo.files.addresses import host_refusal, parse_host, refusal
 
 __all__ = [
     "FetchError",
@@ -44,12 +45,6 @@ __all__ = [
 MAX_REDIRECTS = 5
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
-# Cloud metadata endpoints outside 169.254.0.0/16 (which is link-local anyway).
-_METADATA = {
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-}
-
 
 class FetchError(RequestError):
     """An input URL could not be downloaded; the message says why."""
@@ -61,18 +56,17 @@ def is_fetchable(value: object) -> bool:
 
 def check_address(address: str, *, allow_private: bool) -> None:
     """Refuse an IP address we must never connect to on a caller's behalf."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_link_local or ip in _METADATA:
-        raise FetchError(f"refusing to fetch from link-local or metadata address {ip}")
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        raise FetchError(f"refusing to fetch from address {ip}")
-    if not allow_private and (ip.is_private or ip.is_loopback):
-        raise FetchError(f"refusing to fetch from private address {ip}")
+    why = refusal(address, allow_private=allow_private)
+    if why is not None:
+        raise FetchError(f"refusing to fetch from {why}")
 
 
 async def _check_host(host: str, port: int, *, allow_private: bool) -> None:
+    why = host_refusal(host, allow_private=allow_private)
+    if why is not None:
+        raise FetchError(f"refusing to fetch from {why}")
+    if parse_host(host) is not None:
+        return  # an address, judged above: nothing to resolve
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -245,6 +239,8 @@ async def fetch_input(
         )
     except asyncio.TimeoutError:
         raise FetchError(f"downloading {url} took longer than {timeout:g} s") from None
+    except httpx.InvalidURL as exc:  # e.g. octal parts, which httpx does not read
+        raise FetchError(f"invalid URL {url[:80]!r}: {exc}") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"downloading {url} failed: {exc}") from exc
     finally:

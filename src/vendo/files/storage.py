@@ -99,7 +99,11 @@ class LocalStorage:
 
     def verify(self, file_id: str, owner: str, expiry: str, signature: str) -> bool:
         """True for an untampered, unexpired signature."""
-        if not expiry.isdigit() or int(expiry) < time.time():
+        # isascii: int() refuses some digits isdigit() accepts ("²"); 20 digits is past
+        # any real expiry and keeps int() of a huge string away
+        if not (expiry.isascii() and expiry.isdigit() and len(expiry) <= 20):
+            return False
+        if int(expiry) < time.time():
             return False
         expected = self.signature(file_id, owner, int(expiry))
         return hmac.compare_digest(expected, signature)

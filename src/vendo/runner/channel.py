@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 from typing import Any, Callable, Dict, List, NoReturn, Optional
 
+from .lifeline import leave
 from .protocol import encode
 
 __all__ = ["Channel", "error_text"]
@@ -66,12 +66,13 @@ class Channel:
         raise exc
 
     def exit(self, code: int) -> NoReturn:
-        """Leave at once (threads the model started must not keep the child alive)."""
+        """Leave at once (threads the model started must not keep the child alive), and
+        take the processes it started along (see :func:`.lifeline.leave`)."""
         for callback in self.before_exit:
             # exiting anyway, and nobody is left to tell
             with contextlib.suppress(Exception):
                 callback()
-        os._exit(code)
+        leave(code)
 
     def _sendall(self, data: bytes) -> None:
         try:

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Tuple
 
 from vendo.schema.openapi import enum_component, input_schema
 from vendo.schema.records import FILE, FLOAT, LIST, OBJECT, PATH, SECRET, FieldType, PredictorInfo
-from vendo.schema.validation import validate_input
+from vendo.schema.validation import ignored_inputs_warning, validate_input
 from vendo.sdk.coder import Coder
 from vendo.sdk.types import Path, Secret, URLPath
 
@@ -56,6 +56,13 @@ class InputPreparer:
         self.info = info
         self.schema = input_schema(info)
         self.components = {f.name: enum_component(f) for f in info.inputs if f.choices}
+
+    def ignored(self, payload: Dict[str, Any]) -> str:
+        """The warning lines naming the inputs of ``payload`` this model does not have
+        (empty when none). The parent passes such names on (valued null) for this."""
+        known = self.schema.get("properties") or {}
+        unknown = [name for name in payload if name not in known]
+        return ignored_inputs_warning(unknown, known) if unknown else ""
 
     def __call__(self, payload: Dict[str, Any]) -> Tuple[Dict[str, Any], List[io.IOBase]]:
         values = validate_input(self.schema, payload, self.components)

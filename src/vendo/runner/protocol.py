@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 __all__ = [
     "FILE_KEY",
     "MAX_FRAME",
+    "PARENT_ENV",
     "FrameDecoder",
     "ProtocolError",
     "encode",
@@ -24,6 +25,8 @@ __all__ = [
 
 MAX_FRAME = 1 << 30
 FILE_KEY = "__vendo_file__"
+#: The child's environment names the PID it must not outlive (vendo.runner.lifeline).
+PARENT_ENV = "VENDO_RUNNER_PARENT"
 _HEADER = struct.Struct(">I")
 
 

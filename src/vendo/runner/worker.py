@@ -146,6 +146,13 @@ class Worker:
     def _send(self, message: Dict[str, Any]) -> None:
         self.channel.send(message)
 
+    def _warn_ignored(self, pid: str, message: Dict[str, Any]) -> None:
+        # First in the prediction's logs, before anything the model prints.
+        payload = message.get("input")
+        warning = self.prepare.ignored(payload) if isinstance(payload, dict) else ""
+        if warning:
+            self._send({"type": "log", "id": pid, "source": "stderr", "data": warning})
+
     def _scope(self, pid: str, message: Dict[str, Any]) -> Scope:
         def sink(name: str, value: Any, mode: str) -> None:
             self._send({"type": "metric", "id": pid, "name": name, "value": value, "mode": mode})
@@ -221,6 +228,7 @@ class Worker:
         id_token = prediction_id.set(pid)
         scope_token = set_scope(scope)
         self._send({"type": "started", "id": pid})
+        self._warn_ignored(pid, message)
         try:
             try:
                 kwargs, opened = self.prepare(message.get("input") or {})
@@ -282,6 +290,7 @@ class Worker:
         if self.max_concurrency == 1:
             self.capture.fd_prediction = pid
         self._send({"type": "started", "id": pid})
+        self._warn_ignored(pid, message)
         try:
             kwargs, opened = self.prepare(message.get("input") or {})
             if pid in self.canceled:

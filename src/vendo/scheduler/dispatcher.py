@@ -43,7 +43,13 @@ from vendo.queue import (
 from vendo.runner.protocol import FILE_KEY
 from vendo.scheduler import writes
 from vendo.scheduler.pool import PoolOptions, RunnerPool
-from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerSpec, Slot
+from vendo.scheduler.process import (
+    WORKER_EXITED,
+    RunnerProcess,
+    RunnerSpec,
+    Slot,
+    handoff_error,
+)
 from vendo.scheduler.writes import BatchWriter, Claimed
 from vendo.store import (
     CANCELED,
@@ -160,6 +166,15 @@ class _Run:
             return task.result()
         task.add_done_callback(_release_unused_slot)
         return None
+
+
+def _failed_handoff(slot: Slot, error: str) -> asyncio.Future[dict[str, Any]]:
+    """The answer of a prediction its runner never took: its slot goes back (a no-op once
+    predict() used it) and it ends failed like any run."""
+    slot.release()
+    failed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    failed.set_result({"status": FAILED, "error": error, "output": None})
+    return failed
 
 
 def _release_unused_slot(task: asyncio.Future[Any]) -> None:
@@ -708,10 +723,7 @@ class Scheduler:
             # Secret inputs are opened only now, for the child: never stored in clear.
             inputs = self._open_secrets(claimed.run_input)
         except SecretsKeyError as exc:
-            slot.release()
-            failed = asyncio.get_running_loop().create_future()
-            failed.set_result({"status": FAILED, "error": exc.detail, "output": None})
-            return failed
+            return _failed_handoff(slot, exc.detail)
         run.runner = runner
         try:
             done = runner.predict(
@@ -721,9 +733,11 @@ class Scheduler:
                 context={},
                 on_event=functools.partial(self._on_event, run),
             )
-        except BaseException:
-            run.pool.slot_done()
-            raise
+        except Exception as exc:
+            # Nothing may stay held by a prediction the runner never took: its runner slot
+            # goes back (a no-op once predict() used it), and it ends failed like any run.
+            log.warning("prediction %s could not be handed to its runner: %s", pid, exc)
+            return _failed_handoff(slot, handoff_error(exc))
         if run.cancel_reason is not None:
             runner.cancel(pid)
         return done

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
-from vendo.runner.protocol import FrameDecoder, ProtocolError, encode
+from vendo.runner.protocol import PARENT_ENV, FrameDecoder, ProtocolError, encode
 
 __all__ = [
     "EventCallback",
@@ -40,6 +40,7 @@ __all__ = [
     "SetupInfo",
     "Slot",
     "WORKER_EXITED",
+    "handoff_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ WORKER_EXITED = "worker exited unexpectedly"
 HEALTHCHECK_TIMEOUT = 5.0
 
 EventCallback = Callable[[dict[str, Any]], None]
+
+
+def handoff_error(exc: BaseException) -> str:
+    """The error of a prediction that failed before its runner accepted it."""
+    prefix = "the prediction could not be handed to the model"
+    if isinstance(exc, UnicodeEncodeError):
+        # json.loads lets a lone surrogate escape (\ud800) through; UTF-8 cannot hold it
+        return f"{prefix}: an input holds a lone UTF-16 surrogate, which is not valid Unicode"
+    return f"{prefix}: {type(exc).__name__}: {exc}"
 
 
 class RunnerState(str, enum.Enum):
@@ -298,6 +308,7 @@ class RunnerProcess:
         tmpdir = tempfile.mkdtemp(prefix="vendo-runner-")
         env = self.spec.environment()
         env["TMPDIR"] = tmpdir
+        env[PARENT_ENV] = str(os.getpid())  # the child ends itself when we are gone
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.spec.command(child_sock.fileno()),
@@ -371,6 +382,10 @@ class RunnerProcess:
 
     async def _watch_exit(self, process: asyncio.subprocess.Process, generation: int) -> None:
         code = await process.wait()
+        # What the model started (its process group) goes with the child, however the
+        # child ended: helpers left running would hold memory, ports or the GPU.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         # The exit can be seen before the socket's last frames (a ``setup_failed`` or a
         # ``done`` sent just before exiting) are read: give the socket time to drain to
         # its EOF, which ends the child through connection_lost with nothing lost. A
@@ -565,14 +580,21 @@ class RunnerProcess:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         inflight = _InFlight(prediction_id, on_event or _ignore, future)
         self._inflight[prediction_id] = inflight
-        sent = self.accepting and self._send(
-            {
-                "type": "predict",
-                "id": prediction_id,
-                "input": dict(input),
-                "context": dict(context or {}),
-            }
-        )
+        try:
+            sent = self.accepting and self._send(
+                {
+                    "type": "predict",
+                    "id": prediction_id,
+                    "input": dict(input),
+                    "context": dict(context or {}),
+                }
+            )
+        except Exception as exc:
+            # An input the message cannot carry (a lone UTF-16 surrogate does not encode)
+            # or a failed write: this prediction fails, and its slot is free again.
+            log.warning("prediction %s could not be sent to its runner: %s", prediction_id, exc)
+            self._finish(inflight, status="failed", error=handoff_error(exc))
+            return future
         if not sent:
             self._finish(inflight, status="failed", error=WORKER_EXITED)
         return future

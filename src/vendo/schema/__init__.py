@@ -9,7 +9,13 @@ from .encoding import encode_output
 from .inspector import inspect_predictor, inspect_setup, resolve_type
 from .openapi import openapi_document
 from .records import FieldType, InputField, LoadError, OutputType, PredictorInfo
-from .validation import InputValidationError, ValidatedInput, validate_input, validate_value
+from .validation import (
+    InputValidationError,
+    ValidatedInput,
+    ignored_inputs_warning,
+    validate_input,
+    validate_value,
+)
 
 __all__ = [
     "FieldType",
@@ -20,6 +26,7 @@ __all__ = [
     "PredictorInfo",
     "ValidatedInput",
     "encode_output",
+    "ignored_inputs_warning",
     "inspect_predictor",
     "inspect_setup",
     "openapi_document",

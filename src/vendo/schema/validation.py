@@ -7,12 +7,18 @@ applied here; the child applies them from the signature.
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 __all__ = [
+    "INT_MAX",
+    "INT_MIN",
     "InputValidationError",
     "ValidatedInput",
+    "ignored_inputs_warning",
     "validate_input",
     "validate_value",
 ]
@@ -67,11 +73,45 @@ def _describe(values: Iterable[Any]) -> str:
     return ", ".join(items[:-1]) + f" or {items[-1]}" if len(items) > 1 else "".join(items)
 
 
+# Integers a model can take: the signed 64-bit range (what numpy, torch and most native
+# code hold). Python's own ints have no bound, so a bare 10**400 would pass through.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = (
+    "String should not hold a lone UTF-16 surrogate (a \\ud800-\\udfff escape "
+    "that is not part of a pair): it is not valid Unicode text"
+)
+
+
+def _check_json(value: Any) -> None:
+    """What an ``object`` (or untyped) input holds: any JSON, but only valid text and
+    finite numbers (it is stored, and sent to the model, as JSON)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise _Invalid(_LONE_SURROGATE)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise _Invalid("Input should hold only finite numbers")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    raise _Invalid(_LONE_SURROGATE)
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def _check_scalar(schema: Mapping[str, Any], value: Any) -> Any:
     kind = schema.get("type")
     if kind == "string":
         if not isinstance(value, str):
             raise _Invalid("Input should be a valid string")
+        if _SURROGATE.search(value):
+            raise _Invalid(_LONE_SURROGATE)
         if "minLength" in schema and len(value) < schema["minLength"]:
             raise _Invalid(f"String should have at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
@@ -83,12 +123,21 @@ def _check_scalar(schema: Mapping[str, Any], value: Any) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Invalid("Input should be a valid integer")
+        if not INT_MIN <= value <= INT_MAX:
+            raise _Invalid(f"Input should be an integer from {INT_MIN} to {INT_MAX}")
     elif kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Invalid("Input should be a valid number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int too large for a double (10**400)
+            value = math.inf
+        if not math.isfinite(value):
+            raise _Invalid("Input should be a finite number (at most about 1.8e308)")
     elif kind == "boolean" and not isinstance(value, bool):
         raise _Invalid("Input should be a valid boolean")
+    elif kind is None:
+        _check_json(value)
     if kind in ("integer", "number"):
         if "minimum" in schema and value < schema["minimum"]:
             raise _Invalid(f"Input should be greater than or equal to {schema['minimum']}")
@@ -130,6 +179,7 @@ def _check(schema: Mapping[str, Any], value: Any, components: Components) -> Any
     if kind == "object":
         if not isinstance(value, dict):
             raise _Invalid("Input should be a valid dictionary")
+        _check_json(value)
         return value
     return _check_scalar(schema, value)
 
@@ -175,3 +225,26 @@ def validate_input(
         raise InputValidationError(errors)
     result.unknown = tuple(unknown)
     return result
+
+
+def ignored_inputs_warning(unknown: Iterable[str], known: Iterable[str]) -> str:
+    """The log lines that tell a prediction which of its inputs were ignored: one per
+    name, with the closest known name when one is close (a typo), e.g.
+    ``warning: input "txt" is not an input of this model and was ignored (did you mean
+    "text"?)``. Empty when nothing was ignored. Ignoring them is what Cog does; saying
+    so spares a run with the defaults and no word."""
+    names = list(known)
+    lines = []
+    # sorted: the same lines whatever order the input arrived in (PostgreSQL's JSONB
+    # does not keep the caller's key order)
+    for name in sorted(unknown, key=lambda n: (n.lower(), n)):
+        # quoted as JSON: a name holding quotes or newlines cannot forge a log line
+        shown = json.dumps(name[:100], ensure_ascii=False)
+        line = f"warning: input {shown} is not an input of this model and was ignored"
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        if not close:  # a different case is a typo too ("Text" for "text")
+            close = [k for k in names if k.lower() == name.lower()][:1]
+        if close:
+            line += f" (did you mean {json.dumps(close[0], ensure_ascii=False)}?)"
+        lines.append(line + "\n")
+    return "".join(lines)

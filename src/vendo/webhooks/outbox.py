@@ -21,11 +21,12 @@ prediction's JSON each time something happens: ``start``, ``output``, ``logs``,
   derived from (prediction, URL, event) (:func:`delivery_id`) and keys its row: one
   terminal message per prediction and URL, whatever repeats or restarts happen.
 
-Webhook URLs that reach link-local or cloud-metadata addresses are always refused, private
-and loopback ones unless ``allow_private`` (Settings.allow_private_urls) is off.
-:func:`check_webhook_url` runs at create time (the API answers 422), host names are
-resolved and checked again before each attempt, and the client connects only to the
-addresses it checked (``vendo.files.fetch.guarded_transport``).
+Which addresses a webhook may reach is decided by :func:`vendo.files.addresses.refusal`,
+the one policy shared with input downloads (private and loopback addresses only while
+``allow_private``, Settings.allow_private_urls, is on). :func:`check_webhook_url` runs at
+create time (the API answers 422), host names are resolved and checked again before each
+attempt, and the client connects only to the addresses it checked
+(``vendo.files.fetch.guarded_transport``).
 
 Time comes from an injectable :class:`Clock` so that tests can run a minute-long retry
 schedule in milliseconds. In scaled mode (several API processes on one database) only one
@@ -37,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.metadata
-import ipaddress
 import json
 import logging
 import socket
@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 import httpx
 import sqlalchemy as sa
 
+from vendo.files.addresses import host_refusal, parse_host, refusal
 from vendo.files.fetch import guarded_transport
 from vendo.webhooks.sender import (
     EVENTS,
@@ -76,14 +77,6 @@ __all__ = [
 log = logging.getLogger("vendo.webhooks")
 
 ALL_EVENTS: frozenset[str] = frozenset(EVENTS)
-
-# Cloud metadata endpoints outside 169.254.0.0/16 (which is link-local anyway).
-_METADATA_ADDRESSES = {
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-    ipaddress.ip_address("168.63.129.16"),  # Azure wire server
-}
-_METADATA_HOSTS = {"metadata", "metadata.google.internal", "instance-data", "metadata.azure.com"}
 
 _metadata = sa.MetaData()
 
@@ -139,18 +132,10 @@ def retry_delays(attempts: int, horizon: float = 60.0) -> list[float]:
     return [base * 2**n for n in range(retries)]
 
 
-def _check_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool) -> None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_link_local or ip in _METADATA_ADDRESSES:
-        raise WebhookURLError(f"webhooks may not target link-local or metadata address {ip}")
-    if ip.is_private or ip.is_loopback or ip.is_unspecified:
-        # (checked before is_reserved, which also covers ::1)
-        if not allow_private:
-            raise WebhookURLError(f"webhooks may not target private address {ip}")
-        return
-    if ip.is_multicast or ip.is_reserved:
-        raise WebhookURLError(f"webhooks may not target address {ip}")
+def _check_address(address: str, *, allow_private: bool) -> None:
+    why = refusal(address, allow_private=allow_private)
+    if why is not None:
+        raise WebhookURLError(f"webhooks may not target {why}")
 
 
 def check_webhook_url(url: str, *, allow_private: bool = True) -> None:
@@ -162,22 +147,16 @@ def check_webhook_url(url: str, *, allow_private: bool = True) -> None:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
+        httpx.URL(url)  # what the sender will parse (it refuses octal IPv4 parts, say)
+    except (ValueError, httpx.InvalidURL) as exc:
         raise WebhookURLError(f"invalid webhook URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not host:
         raise WebhookURLError("a webhook URL must be an absolute http:// or https:// URL")
     if parts.username or parts.password:
         raise WebhookURLError("a webhook URL may not carry credentials")
-    host = host.rstrip(".").lower()
-    if host in _METADATA_HOSTS:
-        raise WebhookURLError(f"webhooks may not target the metadata service {host}")
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        if not allow_private and (host == "localhost" or host.endswith(".localhost")):
-            raise WebhookURLError("webhooks may not target localhost") from None
-        return
-    _check_ip(ip, allow_private=allow_private)
+    why = host_refusal(host, allow_private=allow_private)
+    if why is not None:
+        raise WebhookURLError(f"webhooks may not target {why}")
 
 
 async def _check_resolved(url: str, *, allow_private: bool) -> None:
@@ -185,11 +164,8 @@ async def _check_resolved(url: str, *, allow_private: bool) -> None:
     check_webhook_url(url, allow_private=allow_private)
     parts = urlsplit(url)
     host = parts.hostname or ""
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-        return  # an address literal: check_webhook_url has judged it, nothing to resolve
-    except ValueError:
-        pass
+    if parse_host(host) is not None:
+        return  # an address: check_webhook_url has judged it, nothing to resolve
     port = parts.port or (443 if parts.scheme == "https" else 80)
     loop = asyncio.get_running_loop()
     try:
@@ -197,8 +173,7 @@ async def _check_resolved(url: str, *, allow_private: bool) -> None:
     except socket.gaierror:
         return  # the attempt itself fails with a clear network error, and is retried
     for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]
-        _check_ip(ipaddress.ip_address(address), allow_private=allow_private)
+        _check_address(str(info[4][0]), allow_private=allow_private)
 
 
 def delivery_id(prediction_id: str, url: str, event: str) -> str:
@@ -315,7 +290,7 @@ class Outbox:
         allow_private = self._allow_private
 
         def check(address: str) -> None:
-            _check_ip(ipaddress.ip_address(address.split("%", 1)[0]), allow_private=allow_private)
+            _check_address(address, allow_private=allow_private)
 
         self._client = httpx.AsyncClient(
             timeout=self._timeout,

@@ -35,8 +35,12 @@ async def search(request: Request) -> Response:
     if not query:
         raise InvalidInput([FieldError("query", "missing", "query is required")])
     raw_limit = request.query_params.get("limit", "20")
-    if not raw_limit.isdigit():
-        raise InvalidInput([FieldError("limit", "type", "limit must be a whole number")])
+    # isascii: str.isdigit() is true of digits int() refuses ("²"); the length keeps
+    # int() of thousands of digits away
+    if not (raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 6):
+        raise InvalidInput(
+            [FieldError("limit", "type", "limit must be a whole number from 1 to 50")]
+        )
     limit = max(1, min(50, int(raw_limit)))
     viewer = None if who.is_admin else who.user.id
     rows = await call(lambda: p.store.catalog.list_models(viewer, query=query, limit=limit))

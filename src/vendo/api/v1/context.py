@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar, TypeVarTuple, Unpack
@@ -13,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from vendo.api.body import parse_json, read_body
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
@@ -180,14 +180,13 @@ def iso(value: datetime | None) -> str | None:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object, else 400."""
-    raw = await request.body()
+    """The request's JSON object (strict JSON, size and depth capped: see
+    :mod:`vendo.api.body`), else 400/413/422."""
+    settings = platform(request).settings
+    raw = await read_body(request, settings.max_request_bytes)
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object")
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    body = parse_json(raw, max_depth=settings.max_json_depth)
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -10,29 +9,40 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from vendo.api.body import parse_json, text_errors
 from vendo.api.v1.context import base_url, call, caller, page, platform
 from vendo.api.v1.render import file_json
-from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from vendo.errors import (
+    BadRequest,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    RequestError,
+)
 from vendo.files.storage import guess_type
 from vendo.store import FileRow, utcnow
 
 __all__ = ["routes"]
 
 
-async def _metadata(value: Any) -> dict[str, Any]:
+async def _metadata(value: Any, max_depth: int) -> dict[str, Any]:
     # 1.0.7 sends a JSON text field; the JS client a JSON Blob (a file part).
     if value is None:
         return {}
     raw = await value.read() if isinstance(value, UploadFile) else value
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    if not str(raw).strip():
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if not raw.strip():
         return {}
     try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError:
+        # the same strict JSON as request bodies: NaN, deep nesting or a NUL would
+        # otherwise fail the store (a 500), not the caller
+        parsed = parse_json(raw, max_depth=max_depth)
+    except RequestError as exc:
         raise InvalidInput(
-            [FieldError("metadata", "json", "metadata must be a JSON object")]
+            [FieldError("metadata", "json", f"metadata must be a JSON object: {exc.detail}")]
         ) from None
     if not isinstance(parsed, dict):
         raise InvalidInput([FieldError("metadata", "json", "metadata must be a JSON object")])
@@ -44,7 +54,8 @@ async def upload(request: Request) -> Response:
     who = await caller(request)
     p = platform(request)
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > p.settings.max_upload_bytes + 64 * 1024:
+    declared = int(length) if length.isascii() and length.isdigit() and len(length) < 20 else 0
+    if declared > p.settings.max_upload_bytes + 64 * 1024:
         raise PayloadTooLarge(f"uploads are limited to {p.settings.max_upload_bytes} bytes")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise BadRequest("send the file as multipart/form-data with a 'content' part")
@@ -66,7 +77,10 @@ async def upload(request: Request) -> Response:
         )
         if content_type == "application/octet-stream":
             content_type = guess_type(name)
-        metadata = await _metadata(form.get("metadata"))
+        errors = text_errors({"filename": name, "type": content_type})
+        if errors:
+            raise InvalidInput(errors)
+        metadata = await _metadata(form.get("metadata"), p.settings.max_json_depth)
         row = await call(
             lambda: p.storage.save_upload(
                 who.user.id,

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from anyio import to_thread
 
@@ -19,7 +19,7 @@ from vendo.files.storage import LocalStorage
 from vendo.schema.validation import InputValidationError, validate_input
 from vendo.store import FileRow
 
-__all__ = ["PreparedInput", "prepare_input"]
+__all__ = ["PreparedInput", "prepare_input", "split_url"]
 
 SECRET_MASK = "**********"
 _OWN_FILE = re.compile(r"^/v1/files/([a-z0-9]{8,32})(/download)?/?$")
@@ -114,7 +114,24 @@ async def prepare_input(
             if exc.status == 413:
                 raise
             raise InvalidInput([FieldError(name, "file", exc.detail)]) from None
+    # Ignored as on Cog, but by name only (valued null) the runner gets them: it starts
+    # the prediction's logs with a warning naming each and the closest known input.
+    for name in valid.unknown:
+        run[name] = None
     return PreparedInput(shown=shown, run=run, files=files, secrets=secrets)
+
+
+def split_url(value: str) -> SplitResult:
+    """``urlsplit(value)`` of a URL whose port and host name are well formed, else the
+    caller's error (the downloader would raise ValueError or UnicodeError: a 500)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for "x:abc" or "x:99999"
+        if parts.scheme in ("http", "https") and parts.hostname:
+            parts.hostname.encode("idna")  # an empty or over-long label ("a..b")
+    except (ValueError, UnicodeError):
+        raise RequestError(f"not a valid URL: {value[:60]!r}") from None
+    return parts
 
 
 async def _local(
@@ -126,7 +143,7 @@ async def _local(
     may_use: Callable[[FileRow], bool],
     fetch_options: dict[str, Any],
 ) -> str:
-    parts = urlsplit(value)
+    parts = split_url(value)
     if parts.scheme in ("http", "https") and parts.netloc in hosts():
         match = _OWN_FILE.match(parts.path)
         if match:

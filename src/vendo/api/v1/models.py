@@ -3,7 +3,6 @@ examples, versions."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -11,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from vendo.api.body import parse_json, read_body
 from vendo.api.v1.builds import latest_build, missing_version
 from vendo.api.v1.context import (
     Caller,
@@ -25,7 +25,7 @@ from vendo.api.v1.context import (
 )
 from vendo.api.v1.hardware import hardware_skus
 from vendo.api.v1.render import model_json, prediction_json, version_json
-from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound
+from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound, RequestError
 from vendo.store import ModelRow
 
 __all__ = ["routes"]
@@ -135,18 +135,22 @@ async def list_models(request: Request) -> Response:
 async def search_models(request: Request) -> Response:
     """Search models (the body is the query text)."""
     who = await caller(request)
-    raw = (await request.body()).decode("utf-8", "replace").strip()
+    settings = platform(request).settings
+    raw = (await read_body(request, settings.max_request_bytes)).decode("utf-8", "replace")
+    raw = raw.strip()
     query = raw
     if raw.startswith('"'):
         # The JS client sends JSON.stringify(query): unwrap a JSON string.
         try:
-            decoded = json.loads(raw)
-        except json.JSONDecodeError:
+            decoded = parse_json(raw.encode("utf-8", "replace"), max_depth=1)
+        except RequestError:
             decoded = None
         if isinstance(decoded, str):
             query = decoded
     if not query:
         raise InvalidInput([FieldError("query", "missing", "send the search text as the body")])
+    if "\x00" in query:  # PostgreSQL cannot compare text holding one
+        raise InvalidInput([FieldError("query", "unicode", "the search text holds a NUL")])
     return await _list(request, who, query=query)
 
 

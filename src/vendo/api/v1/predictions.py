@@ -34,11 +34,19 @@ from vendo.api.v1.context import (
     secret_box,
     visible_model,
 )
-from vendo.api.v1.inputs import prepare_input
+from vendo.api.v1.inputs import prepare_input, split_url
 from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
 from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
 from vendo.api.v1.webhooks import RELAY_KEY
-from vendo.errors import BadRequest, FieldError, Forbidden, InvalidInput, NotFound, VendoError
+from vendo.errors import (
+    BadRequest,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RequestError,
+    VendoError,
+)
 from vendo.queue.events import Event
 from vendo.store import (
     CANCELED,
@@ -59,6 +67,8 @@ __all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
 WAIT_MAX = 60
 WAIT_MARGIN = 0.3  # answer this much before the client's read timeout (N + 0.5 s)
 MIN_CANCEL_AFTER = 5.0
+# A deadline past this is a mistake (and one past year 9999 cannot be stored at all).
+MAX_CANCEL_AFTER = 7 * 24 * 3600.0
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
@@ -75,24 +85,28 @@ def parse_prefer_wait(header: str | None) -> int | None:
         if token.startswith("wait="):
             try:
                 seconds = int(float(token[5:].strip().strip('"')))
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, or inf/1e999
                 continue
             return max(1, min(WAIT_MAX, seconds))
     return None
 
 
 def parse_cancel_after(value: str) -> float:
-    """``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (minimum 5 s)."""
+    """``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (minimum 5 s, at most
+    :data:`MAX_CANCEL_AFTER`)."""
     text = value.strip().lower()
     invalid = InvalidInput(
         [
             FieldError(
                 "Cancel-After",
                 "header",
-                f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m or seconds",
+                f"invalid duration {value[:40]!r}: use e.g. 30s, 5m, 1h30m or seconds, "
+                f"at most {MAX_CANCEL_AFTER:g} seconds (7 days)",
             )
         ]
     )
+    if len(text) > 64:  # no real duration is that long; float() of it would be slow
+        raise invalid
     try:
         seconds = float(text)
     except ValueError:
@@ -101,7 +115,7 @@ def parse_cancel_after(value: str) -> float:
             raise invalid from None
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = h * 3600 + m * 60 + s
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_CANCEL_AFTER:
         raise invalid
     return max(MIN_CANCEL_AFTER, seconds)
 
@@ -146,6 +160,37 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
 # --- create ---------------------------------------------------------------------------
 
 
+def _url_part(url: str, part: str) -> str:
+    """``urlsplit(url).<part>``, or "" for what urlsplit refuses (``http://[::1``, an
+    unclosed IPv6 bracket, raises ValueError): a bad URL is the caller's 422, not a 500."""
+    try:
+        return str(getattr(urlsplit(url), part))
+    except ValueError:
+        return ""
+
+
+def _webhook_url_error(field: str, url: Any, allow_private: bool) -> str | None:
+    """Why ``url`` cannot be a webhook URL, or None. The legacy ``webhook_completed``
+    gets the same checks as ``webhook``: it is delivered the same way."""
+    if not isinstance(url, str):
+        return f"{field} must be an http(s) URL"
+    try:
+        parts = split_url(url)
+    except RequestError as exc:
+        return exc.detail
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{field} must be an http(s) URL"
+    try:
+        from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
+    except ImportError:  # webhooks not part of this build
+        return None
+    try:
+        check_webhook_url(url, allow_private=allow_private)
+    except WebhookURLError as exc:
+        return str(exc)
+    return None
+
+
 def _webhook_fields(
     body: dict[str, Any], allow_private: bool
 ) -> tuple[str | None, list[str] | None]:
@@ -153,10 +198,10 @@ def _webhook_fields(
     events = body.get("webhook_events_filter")
     completed = body.get("webhook_completed")
     errors: list[FieldError] = []
-    if webhook is not None and (
-        not isinstance(webhook, str) or urlsplit(webhook).scheme not in ("http", "https")
-    ):
-        errors.append(FieldError("webhook", "url", "webhook must be an http(s) URL"))
+    if webhook is not None:
+        problem = _webhook_url_error("webhook", webhook, allow_private)
+        if problem:
+            errors.append(FieldError("webhook", "url", problem))
     if events is not None and (
         not isinstance(events, list) or any(e not in WEBHOOK_EVENTS for e in events)
     ):
@@ -167,20 +212,11 @@ def _webhook_fields(
                 f"webhook_events_filter must be a list of {', '.join(WEBHOOK_EVENTS)}",
             )
         )
-    if isinstance(webhook, str) and not errors:
-        try:
-            from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
-        except ImportError:  # webhooks not part of this build
-            pass
-        else:
-            try:
-                check_webhook_url(webhook, allow_private=allow_private)
-            except WebhookURLError as exc:
-                errors.append(FieldError("webhook", "url", str(exc)))
     if webhook is None and isinstance(completed, str):
         # legacy field, still sent by replicate 1.0.7: notify on completion only
-        if urlsplit(completed).scheme not in ("http", "https"):
-            errors.append(FieldError("webhook_completed", "url", "must be an http(s) URL"))
+        problem = _webhook_url_error("webhook_completed", completed, allow_private)
+        if problem:
+            errors.append(FieldError("webhook_completed", "url", problem))
         webhook, events = completed, ["completed"]
     if errors:
         raise InvalidInput(errors)
@@ -201,12 +237,13 @@ def _inputs_root(p: Platform) -> Path:
 
 
 def _own_hosts(request: Request) -> set[str]:
-    hosts = {urlsplit(base_url(request)).netloc}
+    hosts = {_url_part(base_url(request), "netloc")}
     if request.headers.get("host"):
         hosts.add(request.headers["host"])
     configured = platform(request).settings.public_url
     if configured:
-        hosts.add(urlsplit(configured).netloc)
+        hosts.add(_url_part(configured, "netloc"))
+    hosts.discard("")
     return hosts
 
 
@@ -410,11 +447,14 @@ def _parse_time(name: str, value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 date-time, got {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        # in UTC here: 0001-01-01T00:00:00+14:00 has no UTC date-time (OverflowError)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date-time from year 1 to 9999, got {value[:60]!r}"
+        ) from None
 
 
 async def list_predictions(request: Request) -> Response:
@@ -490,7 +530,9 @@ async def stream_prediction(request: Request) -> Response:
     base = base_url(request)
     iterator = bool(await _iterator_versions(p, {row.version_id}))
     last = request.headers.get("last-event-id", "0")
-    after = int(last) if last.isdigit() else 0
+    # an event id is a small counter: anything else (non-ASCII digits, 5000 digits)
+    # means "from the start" rather than an error
+    after = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else 0
     history = p.bus.history(prediction_id)
     replay: list[Event] | None = None
     if history is None and row.status in TERMINAL:
