@@ -324,9 +324,9 @@ async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[A
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store
-        alice = store.create_user("alice")
-        model = store.create_model(alice.id, "echo", visibility="public")
-        store.create_version(
+        alice = store.accounts.create_user("alice")
+        model = store.catalog.create_model(alice.id, "echo", visibility="public")
+        store.catalog.create_version(
             model.id,
             version,
             openapi_schema=ECHO_SCHEMA,
@@ -340,6 +340,6 @@ async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[A
                 client=c,
                 platform=p,
                 admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                alice={"Authorization": f"Bearer {store.create_token(alice.id)}"},
+                alice={"Authorization": f"Bearer {store.accounts.create_token(alice.id)}"},
                 bob={},
             )
