@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vendo.api.routing import by_path
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
 from vendo.api.v1.openapi import openapi_route
@@ -115,6 +116,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404:
         detail = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not served at {request.url.path}; allowed: {allowed}"
     title = titles.get(exc.status_code, detail)
     return _problem_response(problem(exc.status_code, title, detail), dict(exc.headers or {}))
 
@@ -200,7 +204,7 @@ def create_app(
     routes = v1_routes()
     routes.append(openapi_route(routes))
     app = Starlette(
-        routes=routes,
+        routes=by_path(routes),
         lifespan=lifespan,
         exception_handlers={
             VendoError: _vendo_error,

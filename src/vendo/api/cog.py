@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -41,6 +42,7 @@ from vendo.api.cog_predictions import (
     PredictionService,
     new_prediction_id,
 )
+from vendo.api.routing import by_path
 from vendo.config import Settings
 from vendo.errors import InvalidInput, RequestError
 from vendo.files.addresses import refusal
@@ -532,6 +534,14 @@ class CogServer:
         return Response(_EMPTY, 200, media_type="application/json")
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown routes and wrong methods answer as Cog's server does: JSON
+    ``{"detail": ...}`` (405 keeps its ``Allow`` header)."""
+    assert isinstance(exc, HTTPException)
+    body = _dumps({"detail": exc.detail})
+    return Response(body, exc.status_code, headers=exc.headers, media_type="application/json")
+
+
 def create_app(options: CogServerOptions) -> Starlette:
     """The ASGI app serving Cog's HTTP API for the model described by ``options``."""
     server = CogServer(options)
@@ -549,6 +559,10 @@ def create_app(options: CogServerOptions) -> Starlette:
             Route(f"/{noun}/{{prediction_id}}", server.get, methods=["GET"]),
             Route(f"/{noun}/{{prediction_id}}/cancel", server.cancel, methods=["POST"]),
         ]
-    app = Starlette(routes=routes, lifespan=server.lifespan)
+    app = Starlette(
+        routes=by_path(routes),
+        lifespan=server.lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
     app.state.cog = server
     return app

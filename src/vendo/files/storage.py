@@ -105,8 +105,9 @@ class LocalStorage:
             return False
         if int(expiry) < time.time():
             return False
-        expected = self.signature(file_id, owner, int(expiry))
-        return hmac.compare_digest(expected, signature)
+        expected = self.signature(file_id, owner, int(expiry)).encode()
+        # as bytes: compare_digest raises on str with non-ASCII characters
+        return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
     # --- writing ---------------------------------------------------------------------
     def _new_location(self, file_id: str, name: str) -> tuple[str, Path]:

@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
 from vendo.store.prepared import Prepared, insert_all_columns
-from vendo.store.tables import JobRow, ModelRow, PredictionRow, unfinished
+from vendo.store.tables import (
+    JobRow,
+    ModelRow,
+    PredictionRow,
+    claimed,
+    job_queued,
+    unfinished,
+)
 
 __all__ = [
     "INTERRUPTED_ERROR",
@@ -113,21 +120,14 @@ class Queue:
         # read answers that without a write transaction, which on SQLite would wait for
         # and hold the one writer. A job committed after this read has its own notify,
         # which makes the scheduler claim again.
+        queued = sa.select(JobRow.id).where(JobRow.version_id == version_id, job_queued())
+        # in ix_jobs_claim's order: see job_queued
+        queued = queued.order_by(JobRow.state, JobRow.id)
         with self.store.read() as s:
-            waiting = s.scalar(
-                sa.select(JobRow.id)
-                .where(JobRow.version_id == version_id, JobRow.state == "queued")
-                .limit(1)
-            )
+            waiting = s.scalar(queued.limit(1))
         if waiting is None:
             return []
-        oldest = (
-            sa.select(JobRow.id)
-            .where(JobRow.version_id == version_id, JobRow.state == "queued")
-            .order_by(JobRow.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        oldest = queued.limit(limit).with_for_update(skip_locked=True)
         with self.store.write() as s:
             # Two statements in one transaction: PostgreSQL may run a LIMITed sub-select
             # of an UPDATE more than once and so claim more rows than asked for; the
@@ -167,8 +167,9 @@ class Queue:
 
     def cancel_queued(self, prediction_id: str, reason: str = "canceled") -> PredictionRow | None:
         """Cancel a prediction that no scheduler has claimed yet, atomically: its job is
-        removed and it ends ``canceled``. Returns the finished row, or None when the job
-        was already claimed (then the scheduler must cancel it) or is gone."""
+        removed and it ends ``canceled`` in one transaction (no unfinished prediction is
+        ever left without its job). Returns the finished row, or None when the job was
+        already claimed (then the scheduler must cancel it) or is gone."""
         with self.store.write() as s:
             result = s.execute(
                 sa.delete(JobRow).where(
@@ -177,18 +178,17 @@ class Queue:
             )
             if not getattr(result, "rowcount", 0):
                 return None
-        return self.store.predictions.finish(prediction_id, CANCELED, cancel_reason=reason)
+            return self.store.predictions.finish(
+                prediction_id, CANCELED, cancel_reason=reason, session=s
+            )
 
     def pending_versions(self) -> list[str]:
-        """Versions that have queued jobs, oldest job first (for a scheduler at start-up)."""
+        """Versions that have queued jobs, oldest job first (for a scheduler at start-up
+        and its periodic look for jobs queued elsewhere). A skip scan of ``ix_jobs_claim``:
+        one index probe per version with jobs, however many are queued."""
         with self.store.read() as s:
-            rows = s.execute(
-                sa.select(JobRow.version_id, sa.func.min(JobRow.id))
-                .where(JobRow.state == "queued")
-                .group_by(JobRow.version_id)
-                .order_by(sa.func.min(JobRow.id))
-            ).all()
-        return [r[0] for r in rows]
+            rows = s.execute(_PENDING_VERSIONS).all()
+        return [r[0] for r in sorted(rows, key=lambda r: int(r[1]))]
 
     def depth(self, version_id: str) -> int:
         """Queued (unclaimed) jobs of a version."""
@@ -207,11 +207,18 @@ class Queue:
         stopped server: ``worker_id`` None means every claimed job (the embedded server
         is the only claimer). A claimed job whose prediction never started goes back to
         the queue; one whose prediction was ``processing`` fails with
-        :data:`INTERRUPTED_ERROR`, because models are not assumed idempotent."""
+        :data:`INTERRUPTED_ERROR`, because models are not assumed idempotent.
+
+        Only claimed jobs are read (``ix_jobs_claimed``): queued ones stay untouched in
+        the database, however many, and the claim path deals with them (a job of a
+        finished or missing prediction is dropped when claimed; one of a prediction
+        already ``processing`` fails as interrupted)."""
         report = Recovery()
         with self.store.write() as s:
-            stmt = sa.select(JobRow, PredictionRow.status).join(
-                PredictionRow, PredictionRow.id == JobRow.prediction_id, isouter=True
+            stmt = (
+                sa.select(JobRow, PredictionRow.status)
+                .join(PredictionRow, PredictionRow.id == JobRow.prediction_id, isouter=True)
+                .where(claimed())
             )
             if worker_id is not None:
                 stmt = stmt.where(JobRow.claimed_by == worker_id)
@@ -219,18 +226,21 @@ class Queue:
                 if status is None or status in TERMINAL:
                     s.delete(job)
                     report.dropped.append(job.prediction_id)
-                elif job.state == "claimed" and status == STARTING:
+                elif status == STARTING:
                     job.state, job.claimed_at, job.claimed_by = "queued", None, None
                     report.requeued.append(job.prediction_id)
                 elif status == PROCESSING:
                     s.delete(job)
                     report.failed.append(job.prediction_id)
             if worker_id is None:
-                # Unfinished predictions without any job (a crash between finishing a
-                # run and recording it) would otherwise stay unfinished forever.
+                # A processing prediction without a job: a restart stopped between the
+                # two steps of an earlier recovery (the job deleted, the failure not yet
+                # written). Every other path ends a prediction before or as it removes
+                # its job, so a *starting* one always has its job.
                 orphans = s.scalars(
                     sa.select(PredictionRow.id).where(
                         unfinished(),
+                        PredictionRow.status == PROCESSING,
                         ~sa.exists().where(JobRow.prediction_id == PredictionRow.id),
                     )
                 )
@@ -238,6 +248,34 @@ class Queue:
         for prediction_id in report.failed:
             self.store.predictions.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
         return report
+
+
+# Distinct versions of the jobs table by a recursive skip scan of ix_jobs_claim (each
+# step seeks the next version id), with the oldest queued job of each: cost per version
+# with jobs, not per job. The range on state is job_queued's (keeps PostgreSQL on the
+# index).
+_PENDING_VERSIONS = sa.text(
+    """
+    WITH RECURSIVE v(version_id) AS (
+        SELECT (SELECT min(j.version_id) FROM jobs j)
+        UNION ALL
+        SELECT (
+            SELECT j.version_id FROM jobs j
+            WHERE j.version_id > v.version_id ORDER BY j.version_id LIMIT 1
+        )
+        FROM v WHERE v.version_id IS NOT NULL
+    )
+    SELECT version_id, first_id FROM (
+        SELECT v.version_id AS version_id, (
+            SELECT j.id FROM jobs j
+            WHERE j.version_id = v.version_id AND j.state BETWEEN 'queued' AND 'queued'
+            ORDER BY j.state, j.id LIMIT 1
+        ) AS first_id
+        FROM v WHERE v.version_id IS NOT NULL
+    ) AS pending
+    WHERE first_id IS NOT NULL
+    """
+)
 
 
 @functools.cache

@@ -625,6 +625,7 @@ class Scheduler:
         """Run a claimed job to its end; ``sent``: its prediction was already handed to a
         runner (:meth:`_send_predict`), and this is what it will answer."""
         pid = run.job.prediction_id
+        keep_job = False
         try:
             if sent is not None:
                 await self._predict(run, sent)
@@ -642,6 +643,9 @@ class Scheduler:
             except Exception:
                 log.exception("prediction %s: could not record the failure", pid)
                 row = None
+                # Leave the job claimed: the next start's recovery ends the prediction
+                # (recovery looks for claimed jobs, not for predictions without one).
+                keep_job = True
             if row is not None:
                 self._publish_terminal(row)
         finally:
@@ -657,7 +661,7 @@ class Scheduler:
                     await asyncio.shield(run.written)
                 if run.job.id and run.requeue:
                     await self._writer.submit(writes.release(run.job.id))
-                elif run.job.id and not run.job_done:
+                elif run.job.id and not run.job_done and not keep_job:
                     await self._writer.submit(writes.complete(run.job.id))
             self._deferred.pop(pid, None)
             if run.ended is not None and not run.ended.done():
@@ -668,6 +672,11 @@ class Scheduler:
         pid = job.prediction_id
         claimed = run.claimed
         if claimed is None or claimed.status is None or claimed.status in TERMINAL:
+            return
+        if claimed.status == PROCESSING:
+            # Started under an earlier claim whose server stopped: never run twice (the
+            # restart policy), whether or not that server's recovery got to it.
+            await self._finish(run, {"status": FAILED, "error": INTERRUPTED_ERROR, "output": None})
             return
         if job.kind != "predict":
             # trainings need a runner in train mode (train.py): not scheduled here yet

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from vendo.queue import Job
 from vendo.store import PROCESSING, STARTING, Store, WriterBusy, utcnow
-from vendo.store.tables import JobRow, PredictionRow, UTCDateTime
+from vendo.store.tables import JobRow, PredictionRow, UTCDateTime, job_queued
 
 __all__ = [
     "BatchWriter",
@@ -269,15 +269,18 @@ _jobs = cast(sa.Table, JobRow.__table__)
 _preds = cast(sa.Table, PredictionRow.__table__)
 _TIME = UTCDateTime()
 
+# A version's queued jobs in ix_jobs_claim's order (the same order as by id, given
+# the version): see job_queued for why so.
 _QUEUED_IDS = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == "queued")
-    .order_by(_jobs.c.id)
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), job_queued())
+    .order_by(_jobs.c.state, _jobs.c.id)
     .limit(sa.bindparam("p_limit", type_=sa.Integer))
 )
 _ANY_QUEUED = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), _jobs.c.state == "queued")
+    .where(_jobs.c.version_id == sa.bindparam("p_version"), job_queued())
+    .order_by(_jobs.c.state, _jobs.c.id)
     .limit(1)
 )
 _CLAIM_COLUMNS = (

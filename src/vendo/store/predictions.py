@@ -3,17 +3,19 @@ the scheduler's group-committed writes live in :mod:`vendo.queue` and the schedu
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from vendo.errors import BadRequest
 from vendo.store.database import Database
 from vendo.store.ids import utcnow
 from vendo.store.paging import Page, decode_cursor, encode_cursor
 from vendo.store.status import PROCESSING, STARTING, TERMINAL
-from vendo.store.tables import JobRow, PredictionRow, data_kept, unfinished, webhook_owed
+from vendo.store.tables import JobRow, PredictionRow, data_kept, deadline_pending, webhook_owed
 
 __all__ = ["Predictions"]
 
@@ -126,15 +128,17 @@ class Predictions:
         at: datetime | None = None,
         cancel_reason: str | None = None,
         keep_output: bool = False,
+        session: Session | None = None,
     ) -> PredictionRow | None:
         """Move a prediction to a terminal state (once: a terminal one is left alone and
         None returned). ``metrics`` gains ``total_time`` (created -> completed) and keeps
         ``predict_time`` if given. With ``keep_output`` the accumulated iterator output
-        stays (``output`` is ignored)."""
+        stays (``output`` is ignored). ``session``: the caller's write transaction
+        (``write()``), so that the change commits with the caller's other writes."""
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not a terminal status")
         at = at or utcnow()
-        with self._db.write() as s:
+        with nullcontext(session) if session is not None else self._db.write() as s:
             row = s.scalar(
                 sa.select(PredictionRow).where(PredictionRow.id == prediction_id).with_for_update()
             )
@@ -157,12 +161,21 @@ class Predictions:
             s.flush()
             return row
 
-    def overdue(self, now: datetime) -> list[PredictionRow]:
-        """Unfinished predictions whose ``deadline`` has passed."""
+    def overdue(self, now: datetime, limit: int = 500) -> list[PredictionRow]:
+        """Unfinished predictions whose ``deadline`` has passed, earliest first, at most
+        ``limit`` (the sweep that ends them comes back for the rest). An index read of
+        the overdue ones only: its cost does not grow with the number queued."""
         with self._db.read() as s:
             return list(
                 s.scalars(
-                    sa.select(PredictionRow).where(PredictionRow.deadline <= now, unfinished())
+                    sa.select(PredictionRow)
+                    .where(
+                        deadline_pending(),
+                        PredictionRow.deadline <= now,
+                        PredictionRow.status.in_((STARTING, PROCESSING)),
+                    )
+                    .order_by(PredictionRow.deadline)
+                    .limit(limit)
                 )
             )
 

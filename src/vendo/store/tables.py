@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "CLAIMED_SQL",
+    "DEADLINE_PENDING_SQL",
     "JSON",
     "DATA_KEPT_SQL",
     "UNFINISHED_SQL",
@@ -35,7 +37,10 @@ __all__ = [
     "UserRow",
     "VersionRow",
     "WebhookDeliveryRow",
+    "claimed",
     "data_kept",
+    "deadline_pending",
+    "job_queued",
     "set_transient",
     "transient_row",
     "unfinished",
@@ -197,8 +202,20 @@ def set_transient(row: Base, values: Mapping[str, Any]) -> None:
 # the index must say exactly this (``unfinished()``): SQLite proves a partial index
 # usable from the query's text, which bound parameters would hide.
 UNFINISHED_SQL = "status IN ('starting', 'processing')"
-WEBHOOK_OWED_SQL = "webhook IS NOT NULL AND webhook_done = false"
+# Owed only once finished: a queued prediction with a webhook is not in the index, so
+# the start-up read of owed webhooks costs nothing per queued prediction.
+WEBHOOK_OWED_SQL = (
+    "webhook IS NOT NULL AND webhook_done = false AND status IN ('succeeded', 'failed', 'canceled')"
+)
 DATA_KEPT_SQL = "data_removed = false"
+# Predictions with a deadline not yet completed (every terminal state sets
+# completed_at), by deadline: the deadline sweep reads only those past it, however many
+# are queued. Not said with ``status``: SQLite would then take ix_predictions_unfinished,
+# which holds every queued prediction, for the sweep.
+DEADLINE_PENDING_SQL = "deadline IS NOT NULL AND completed_at IS NULL"
+# Jobs a scheduler holds: what start-up recovers. Few (a server's concurrency), so a
+# restart reads none of the queued ones.
+CLAIMED_SQL = "state = 'claimed'"
 
 
 def unfinished() -> sa.TextClause:
@@ -212,9 +229,19 @@ def data_kept() -> sa.TextClause:
 
 
 def webhook_owed() -> sa.TextClause:
-    """``WHERE`` clause: the prediction has a webhook whose ``completed`` is not yet in
-    the outbox's hands."""
-    return sa.text("predictions.webhook IS NOT NULL AND predictions.webhook_done = false")
+    """``WHERE`` clause: the prediction is finished and has a webhook whose
+    ``completed`` is not yet in the outbox's hands."""
+    return sa.text("predictions." + WEBHOOK_OWED_SQL.replace(" AND ", " AND predictions."))
+
+
+def deadline_pending() -> sa.TextClause:
+    """``WHERE`` clause: the prediction has a deadline and has not completed."""
+    return sa.text("predictions." + DEADLINE_PENDING_SQL.replace(" AND ", " AND predictions."))
+
+
+def claimed() -> sa.TextClause:
+    """``WHERE`` clause: the job is claimed by a scheduler."""
+    return sa.text("jobs." + CLAIMED_SQL)
 
 
 class PredictionRow(Base):
@@ -239,12 +266,19 @@ class PredictionRow(Base):
             postgresql_where=sa.text(DATA_KEPT_SQL),
         ),
         # Predictions owed a ``completed`` webhook (see Store.owed_webhooks): few, and
-        # only those with a webhook are ever in it.
+        # only finished ones with a webhook are ever in it.
         sa.Index(
             "ix_predictions_webhook_owed",
             "id",
             sqlite_where=sa.text(WEBHOOK_OWED_SQL),
             postgresql_where=sa.text(WEBHOOK_OWED_SQL),
+        ),
+        # The deadline sweep (Predictions.overdue).
+        sa.Index(
+            "ix_predictions_deadline",
+            "deadline",
+            sqlite_where=sa.text(DEADLINE_PENDING_SQL),
+            postgresql_where=sa.text(DEADLINE_PENDING_SQL),
         ),
     )
 
@@ -315,7 +349,16 @@ class JobRow(Base):
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (sa.Index("ix_jobs_claim", "version_id", "state", "id"),)
+    __table_args__ = (
+        sa.Index("ix_jobs_claim", "version_id", "state", "id"),
+        # Start-up recovery reads the claimed jobs (of one worker on PostgreSQL) only.
+        sa.Index(
+            "ix_jobs_claimed",
+            "claimed_by",
+            sqlite_where=sa.text(CLAIMED_SQL),
+            postgresql_where=sa.text(CLAIMED_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="predict")  # predict | train
@@ -325,6 +368,16 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+def job_queued() -> sa.ColumnElement[bool]:
+    """``WHERE`` clause: the job is queued, for a read ordered by ``state, id`` within
+    one version (the order of ix_jobs_claim). Said as a range, ``state BETWEEN 'queued'
+    AND 'queued'``: the same rows as ``=``, but PostgreSQL then cannot drop ``state``
+    from the order, so it reads the version's queued jobs from ix_jobs_claim instead of
+    walking the primary key past every other version's job (it thinks that cheap)."""
+    state = cast(sa.Table, JobRow.__table__).c.state
+    return state.between(sa.literal_column("'queued'"), sa.literal_column("'queued'"))
 
 
 class MetaRow(Base):

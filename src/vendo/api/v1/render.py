@@ -44,7 +44,9 @@ def stream_token(p: Platform, prediction_id: str) -> str:
 
 
 def verify_stream_token(p: Platform, prediction_id: str, token: str) -> bool:
-    return hmac.compare_digest(stream_token(p, prediction_id), token)
+    # as bytes: compare_digest raises on str with non-ASCII characters (a 500)
+    expected = stream_token(p, prediction_id).encode()
+    return hmac.compare_digest(expected, token.encode("utf-8", "replace"))
 
 
 def prediction_json(
