@@ -26,13 +26,14 @@ from pathlib import Path
 from vendo.store.accounts import Accounts
 from vendo.store.cache import CachedRead
 from vendo.store.catalog import Catalog
-from vendo.store.database import Database
+from vendo.store.database import Database, WriterBusy
 from vendo.store.engine import Engines, create_engines, database_url, upgrade
 from vendo.store.files import Files, Meta
 from vendo.store.predictions import Predictions
 from vendo.store.tables import ModelRow, TokenRow, UserRow, VersionRow
 
-__all__ = ["CachedReads", "Store"]
+# WriterBusy: what Store.transaction_nowait() raises, so it is named next to the Store
+__all__ = ["CachedReads", "Store", "WriterBusy"]
 
 
 @dataclass(frozen=True)
