@@ -37,7 +37,7 @@ from vendo.config import Settings
 from vendo.errors import RateLimited, VendoError, problem
 from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
-from vendo.scheduler.dispatcher import Scheduler
+from vendo.scheduler import Scheduler
 from vendo.store import Store, utcnow
 from vendo.store.sealing import SecretBox
 from vendo.webhooks.outbox import Outbox

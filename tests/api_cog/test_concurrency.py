@@ -45,7 +45,7 @@ async def test_decorator_decides_without_cog_yaml_max(serve: Any) -> None:
 
 
 def test_platform_runner_spec_keeps_absent_max_absent() -> None:
-    from vendo.scheduler.dispatcher import runner_spec
+    from vendo.scheduler.spec import runner_spec
     from vendo.store.tables import VersionRow
 
     def spec_for(config: dict[str, Any]) -> Any:

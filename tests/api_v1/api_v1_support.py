@@ -94,13 +94,8 @@ class EchoScheduler:
         for task in list(self.tasks):
             await task
 
-    async def submit(
-        self,
-        prediction: Any,
-        kind: str = "predict",
-        *,
-        count_run: bool = False,
-        defer: bool = False,
+    async def schedule(
+        self, prediction: Any, kind: str = "predict", *, count_run: bool = False
     ) -> None:
         from anyio import to_thread
 
@@ -109,11 +104,20 @@ class EchoScheduler:
         )
         self.notify(prediction.version_id)
 
-    def outcome(self, prediction_id: str) -> None:
-        return None
-
-    async def persist(self, prediction_id: str) -> None:
-        pass  # submit() always writes first
+    async def run_and_wait(
+        self,
+        prediction: Any,
+        wait: float,
+        *,
+        count_run: bool = False,
+        before_queue: Any = None,
+    ) -> None:
+        # always written first: never an outcome to answer from
+        if before_queue is not None:
+            before_queue()
+        await self.schedule(prediction, count_run=count_run)
+        if wait > 0:
+            await self.bus.wait_done(prediction.id, wait)
 
     def notify(self, version_id: str) -> None:
         import asyncio

@@ -203,6 +203,27 @@ class TestWithARunner:
         )
         assert r.json()["status"] == "starting"
 
+    async def test_an_async_create_answers_as_accepted(self, api: Api) -> None:
+        # the model ends before the 201 is written (what a quick model often does): the
+        # reply is still the prediction as accepted, as on Replicate
+        scheduler = api.platform.scheduler
+        assert isinstance(scheduler, EchoScheduler)
+        scheduler.notify = lambda version_id: None  # type: ignore[method-assign]
+
+        async def run_at_once(prediction: Any, wait: float, **kwargs: Any) -> None:
+            await EchoScheduler.run_and_wait(scheduler, prediction, wait, **kwargs)
+            await scheduler._run(prediction.version_id)
+
+        scheduler.run_and_wait = run_at_once  # type: ignore[method-assign]
+        r = await api.client.post(
+            "/v1/predictions", headers=api.alice, json={"version": VERSION, "input": {"text": "q"}}
+        )
+        body = r.json()
+        assert r.status_code == 201
+        assert (body["status"], body["output"], body["completed_at"]) == ("starting", None, None)
+        got = await api.client.get(f"/v1/predictions/{body['id']}", headers=api.alice)
+        assert got.json()["status"] == "succeeded"  # it did end before the reply
+
     async def test_file_input_and_output(self, api: Api) -> None:
         png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
         data_uri = "data:image/png;base64," + base64.b64encode(png).decode()

@@ -81,10 +81,8 @@ async def test_private_webhook_refused_when_not_allowed(api: Api) -> None:
 
 
 async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
-    from vendo.api.v1.webhooks import RELAY_KEY
-
     _, received = receiver
-    relay = api.platform.extras[RELAY_KEY]
+    relay = api.platform.webhook_relay
     api.platform.scheduler.hold = True  # type: ignore[union-attr]  # stays queued
     r = await api.client.post(
         "/v1/predictions", headers=api.alice, json={"version": VERSION, "input": {"text": "hi"}}
@@ -126,7 +124,6 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     # its completed webhook: the row is finished, the webhook still owed.
     from api_v1_support import ADMIN_TOKEN, SCHEMA
 
-    from vendo.api.v1.webhooks import RELAY_KEY
     from vendo.app import create_app
     from vendo.config import Settings
     from vendo.store import new_id, utcnow
@@ -164,7 +161,7 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
                 break
             await asyncio.sleep(0.05)
         assert store.predictions.owed_webhooks() == []
-        await app.state.platform.extras[RELAY_KEY].outbox.drain()  # delivered and forgotten
+        await app.state.platform.webhook_relay.outbox.drain()  # delivered and forgotten
     assert len(received) == 1
     sent = json.loads(received[0][1])
     assert sent["id"] == row.id and sent["status"] == "succeeded" and sent["output"] == "hi"

@@ -15,10 +15,11 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "vendo"
 
 STDLIB_ONLY = {"sdk", "schema", "runner"}
-BASE = {"errors", "config", "__init__"}
+BASE = {"errors", "config", "status", "__init__"}
 
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "status": set(),
     "config": {"errors"},
     # vendo/__init__.py is import-free and ships with the runtime (it holds the version)
     "sdk": {"__init__"},

@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from vendo.queue import Queue, insert_prediction
-from vendo.scheduler import writes
+from vendo.queue import Queue, claims, insert_prediction
 from vendo.store import SUCCEEDED, Store, new_id, utcnow
 
 V1 = "1" * 64
@@ -184,7 +183,7 @@ def test_periodic_queries_use_indexes_not_scans(store: Store) -> None:
 
     def claim() -> None:
         with store.transaction() as conn:
-            claimed, more = writes.claim(V1, 4, "worker-b")(conn)
+            claimed, more = claims.claim(V1, 4, "worker-b")(conn)
         assert len(claimed) == 4 and more
 
     _check(store, claim, "ix_jobs_claim")

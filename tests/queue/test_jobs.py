@@ -98,7 +98,7 @@ def test_recover_requeues_starting_and_fails_processing(store: Store) -> None:
     claimed = _submit(queue, user.id)
     running = _submit(queue, user.id)
     jobs = queue.claim(V1, 3)
-    queue.release(jobs[0].id)  # the first goes back: still queued
+    queue.requeue(jobs[0].id)  # the first goes back: still queued
     store.predictions.mark_started(running)
     report = queue.recover()
     assert report.requeued == [claimed]

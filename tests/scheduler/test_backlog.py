@@ -47,7 +47,7 @@ async def test_recovery_at_start_leaves_queued_jobs_to_the_claim_path(tmp_path: 
     begun = first.row(version, text="begun")
     first.queue.submit(begun)
     jobs = first.queue.claim(version, 1)  # the oldest: queued[0]
-    first.queue.release(jobs[0].id)
+    first.queue.requeue(jobs[0].id)
     first.store.predictions.mark_started(queued[0])  # its run had begun before the release
     report = first.queue.recover()
     # nothing claimed: recovery has nothing to do, whatever is queued

@@ -1,4 +1,4 @@
-"""Deferred runs (``Scheduler.submit(..., defer=True)``, what ``Prefer: wait`` uses): a
+"""Deferred runs (``Scheduler.run_and_wait``, what ``Prefer: wait`` uses): a
 prediction that can start at once is run first and written once, as it ends; one whose
 waiter gives up is written as it stands and goes on as usual. Real stores (SQLite and
 PostgreSQL) and real runner children."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_pool import ITERATOR_SCHEMA, Platform, running_platform
@@ -25,6 +26,15 @@ async def warm(p: Platform, fixture: str = "plt_echo") -> str:
     return version
 
 
+async def defer(p: Platform, row: Any, count_run: bool = False) -> asyncio.Future[None] | None:
+    """What ``run_and_wait`` does first: start the prediction unwritten when it can (the
+    future: its end), else queue it as usual (None)."""
+    ended = p.scheduler.sync.start_deferred(row, count_run=count_run)
+    if ended is None:
+        await p.scheduler.schedule(row, count_run=count_run)
+    return ended
+
+
 def run_count(p: Platform) -> int:
     model = p.store.catalog.model_by_id(p.model.id)
     assert model is not None
@@ -37,7 +47,7 @@ async def test_a_deferred_run_is_written_once_as_it_ends(platform: Platform) -> 
     row = platform.row(version, text="quick")
     writer = platform.scheduler.writer
     batches, writes = writer.batches, writer.writes
-    ended = await platform.scheduler.submit(row, count_run=True, defer=True)
+    ended = await defer(platform, row, count_run=True)
     assert ended is not None
     assert platform.store.predictions.get(row.id) is None  # running, not written
     await asyncio.wait_for(ended, 30)
@@ -61,17 +71,17 @@ async def test_persist_writes_a_running_deferred_run_which_then_goes_on(
 ) -> None:
     version = await warm(platform)
     row = platform.row(version, text="slow", sleep=1.5)
-    ended = await platform.scheduler.submit(row, count_run=True, defer=True)
+    ended = await defer(platform, row, count_run=True)
     assert ended is not None
     await platform.until(lambda: platform.scheduler.running() == [row.id])
     await asyncio.sleep(0.3)  # the child has printed its log line and sleeps
-    await platform.scheduler.persist(row.id)
+    await platform.scheduler.sync.persist(row.id)
     stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "processing"
     assert stored.started_at is not None and "echoing slow" in stored.logs
     job = platform.store.predictions.job(row.id)
     assert job is not None and job.state == "claimed"
-    await platform.scheduler.persist(row.id)  # a second call changes nothing
+    await platform.scheduler.sync.persist(row.id)  # a second call changes nothing
     await asyncio.wait_for(ended, 30)
     final = platform.store.predictions.get(row.id)
     assert final is not None and final.status == "succeeded" and final.output == "slow"
@@ -82,10 +92,10 @@ async def test_persist_writes_a_running_deferred_run_which_then_goes_on(
 async def test_persist_after_the_end_returns_once_the_row_is_there(platform: Platform) -> None:
     version = await warm(platform)
     row = platform.row(version, text="x")
-    ended = await platform.scheduler.submit(row, defer=True)
+    ended = await defer(platform, row)
     assert ended is not None
     await asyncio.wait_for(ended, 30)
-    await platform.scheduler.persist(row.id)
+    await platform.scheduler.sync.persist(row.id)
     stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "succeeded"
 
@@ -93,7 +103,7 @@ async def test_persist_after_the_end_returns_once_the_row_is_there(platform: Pla
 async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> None:
     cold = platform.version("plt_echo")  # no runner yet
     row = platform.row(cold, text="cold")
-    assert await platform.scheduler.submit(row, defer=True) is None
+    assert await defer(platform, row) is None
     queued = platform.store.predictions.get(row.id)
     assert queued is not None  # written before submit returned
     assert (await platform.wait(row.id)).status == "succeeded"
@@ -101,7 +111,7 @@ async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> N
     version = await warm(platform)
     hooked = platform.row(version, text="hooked")
     hooked.webhook = "http://127.0.0.1:9/hook"  # the relay reads the row: written first
-    assert await platform.scheduler.submit(hooked, defer=True) is None
+    assert await defer(platform, hooked) is None
     assert platform.store.predictions.get(hooked.id) is not None
     await platform.wait(hooked.id)
 
@@ -109,7 +119,7 @@ async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> N
 async def test_a_deferred_run_past_its_deadline_is_canceled(platform: Platform) -> None:
     version = await warm(platform)
     row = platform.row(version, deadline_in=1.0, text="slow", sleep=30)
-    ended = await platform.scheduler.submit(row, defer=True)
+    ended = await defer(platform, row)
     assert ended is not None
     await asyncio.wait_for(ended, 20)
     stored = platform.store.predictions.get(row.id)
@@ -121,7 +131,7 @@ async def test_a_deferred_run_stopped_with_the_server_is_recorded(tmp_path: Path
     async with running_platform(tmp_path) as p:
         version = await warm(p)
         row = p.row(version, text="slow", sleep=30)
-        ended = await p.scheduler.submit(row, defer=True)
+        ended = await defer(p, row)
         assert ended is not None
         await p.until(lambda: p.scheduler.running() == [row.id])
         await asyncio.sleep(0.3)
@@ -138,11 +148,11 @@ async def test_the_bus_gets_what_a_persisted_run_did_before(platform: Platform) 
     version = platform.version("plt_stream", schema=ITERATOR_SCHEMA)
     await platform.wait(platform.submit(version, count=1))  # warm
     row = platform.row(version, count=6, pause=0.3)
-    ended = await platform.scheduler.submit(row, defer=True)
+    ended = await defer(platform, row)
     assert ended is not None
     await asyncio.sleep(0.8)  # a few items are out, unseen
     assert platform.bus.history(row.id) is None
-    await platform.scheduler.persist(row.id)
+    await platform.scheduler.sync.persist(row.id)
     events = [(e.event, e.data) async for e in platform.bus.subscribe(row.id)]
     names = [name for name, _ in events]
     assert names[0] == "start" and names[-1] == "done"

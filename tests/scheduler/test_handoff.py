@@ -62,8 +62,10 @@ def failure(request: pytest.FixtureRequest) -> Iterator[Callable[[pytest.MonkeyP
 
 
 async def submit_and_wait(p: Platform, row: PredictionRow, defer: bool) -> PredictionRow:
-    ended = await p.scheduler.submit(row, defer=defer)
+    # deferred: what run_and_wait does first when the prediction can start at once
+    ended = p.scheduler.sync.start_deferred(row) if defer else None
     if ended is None:
+        await p.scheduler.schedule(row)
         return await p.wait(row.id, timeout=5)
     await asyncio.wait_for(ended, 5)  # a deferred run publishes nothing: read the store
     stored = p.store.predictions.get(row.id)

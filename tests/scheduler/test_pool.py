@@ -104,7 +104,7 @@ async def running_platform(
     try:
         yield p
     finally:
-        pids = [pid for pool in p.scheduler._pools.values() for pid in pool.pids()]
+        pids = [pid for pool in p.scheduler.pools() for pid in pool.pids()]
         await p.scheduler.stop()
         p.store.close()
         for pid in pids:  # every child we started is gone
@@ -317,15 +317,20 @@ async def test_setup_failure_fails_the_prediction_with_its_logs(platform: Platfo
     assert pool.cold_starts == 2
 
 
-async def test_cancel_during_a_cold_start_is_immediate(platform: Platform) -> None:
+async def test_cancel_during_a_cold_start_is_immediate(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "setup-may-end"
+    monkeypatch.setenv("PLT_SLOW_SETUP_GATE", str(gate))  # setup() lasts until it exists
     version = platform.version("plt_slow_setup")
     pid = platform.submit(version)
     await platform.until(
         lambda: (j := platform.store.predictions.job(pid)) is not None and j.state == "claimed"
     )
     assert await platform.scheduler.cancel(pid)
-    row = await platform.wait(pid, timeout=1.5)  # well before setup() ends
+    row = await platform.wait(pid)  # setup() cannot have ended: the gate is closed
     assert row.status == "canceled" and row.started_at is None
+    gate.touch()
     # the cold start went on: the next prediction uses that runner
     assert (await platform.wait(platform.submit(version))).output == "ready"
     pool = platform.scheduler.pool(version)

@@ -165,7 +165,7 @@ async def test_submit_through_the_scheduler_is_durable_and_runs(platform: Platfo
     rows = [platform.row(version, text=f"t{i}") for i in range(3)]
     done = []
     for row in rows:
-        await platform.scheduler.submit(row, count_run=True)
+        await platform.scheduler.schedule(row, count_run=True)
         # accepted means stored: the 201 may go out now
         assert platform.store.predictions.get(row.id) is not None
         # a free slot on a warm runner: inserted claimed, never waited in the queue
@@ -184,7 +184,7 @@ async def test_submits_beyond_the_slots_wait_their_turn(platform: Platform) -> N
     await platform.wait(platform.submit(version, n=-1, sleep=0))
     rows = [platform.row(version, n=i, sleep=0.3) for i in range(6)]
     for row in rows:
-        await platform.scheduler.submit(row)
+        await platform.scheduler.schedule(row)
     done = [await platform.wait(row.id) for row in rows]
     assert [d.output for d in done] == list(range(6))
     started = [d.started_at for d in done]

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from streaming_support import TOKEN, free_port, register_models
 
-import vendo.api.v1.predictions as predictions_api
+import vendo.api.v1.prediction_stream as predictions_api
 import vendo.api.v1.stream as stream
 from vendo.app import create_app
 from vendo.config import Settings

@@ -25,10 +25,9 @@ import httpx
 
 from vendo.cli.inputs import parse_inputs
 from vendo.cli.options import token_option, url_option
+from vendo.status import TERMINAL
 
 __all__ = ["run"]
-
-_TERMINAL = ("succeeded", "failed", "canceled")
 
 
 def _split_ref(ref: str) -> tuple[str, str, str | None]:
@@ -197,7 +196,7 @@ def _wait(
             shown = len(logs)
         if live is not None and prediction.get("status") != "failed":
             live.update(prediction.get("output"))
-        if prediction.get("status") in _TERMINAL:
+        if prediction.get("status") in TERMINAL:
             return prediction
         time.sleep(0.25 if live is not None else 0.5)
         response = client.get(url)

@@ -1,10 +1,10 @@
 """The durable job queue (:mod:`vendo.queue.jobs`) and the in-memory event bus
 (:mod:`vendo.queue.events`)."""
 
+from vendo.queue.claims import Claimed, Job
 from vendo.queue.events import Event, EventBus
 from vendo.queue.jobs import (
     INTERRUPTED_ERROR,
-    Job,
     Queue,
     Recovery,
     insert_prediction,
@@ -14,6 +14,7 @@ from vendo.queue.jobs import (
 
 __all__ = [
     "INTERRUPTED_ERROR",
+    "Claimed",
     "Event",
     "EventBus",
     "Job",

@@ -13,12 +13,13 @@ from __future__ import annotations
 import functools
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from vendo.queue import claims
+from vendo.queue.claims import Job
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
 from vendo.store.prepared import Prepared, insert_all_columns
 from vendo.store.tables import (
@@ -41,17 +42,6 @@ __all__ = [
 ]
 
 INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
-
-
-@dataclass(frozen=True)
-class Job:
-    """A claimed unit of work: run ``prediction_id`` on ``version_id``."""
-
-    id: int
-    kind: str  # "predict" | "train"
-    prediction_id: str
-    version_id: str
-    created_at: datetime
 
 
 @dataclass
@@ -127,43 +117,18 @@ class Queue:
             waiting = s.scalar(queued.limit(1))
         if waiting is None:
             return []
-        oldest = queued.limit(limit).with_for_update(skip_locked=True)
-        with self.store.write() as s:
-            # Two statements in one transaction: PostgreSQL may run a LIMITed sub-select
-            # of an UPDATE more than once and so claim more rows than asked for; the
-            # rows locked here stay locked until the commit.
-            ids = list(s.scalars(oldest))
-            if not ids:
-                return []
-            rows = s.execute(
-                sa.update(JobRow)
-                .where(JobRow.id.in_(ids), JobRow.state == "queued")
-                .values(state="claimed", claimed_at=utcnow(), claimed_by=self.worker_id)
-                .returning(
-                    JobRow.id,
-                    JobRow.kind,
-                    JobRow.prediction_id,
-                    JobRow.version_id,
-                    JobRow.created_at,
-                )
-            ).all()
-        jobs = [Job(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-        # RETURNING promises no order.
-        return sorted(jobs, key=lambda j: j.id)
+        with self.store.transaction() as conn:
+            return claims.claim_jobs(conn, version_id, limit, self.worker_id)
 
     def complete(self, job_id: int) -> None:
         """The job's run ended (whatever its outcome): forget it."""
-        with self.store.write() as s:
-            s.execute(sa.delete(JobRow).where(JobRow.id == job_id))
+        with self.store.transaction() as conn:
+            claims.complete(job_id)(conn)
 
-    def release(self, job_id: int) -> None:
+    def requeue(self, job_id: int) -> None:
         """Put a claimed job back at its place in the queue (a runner could not take it)."""
-        with self.store.write() as s:
-            s.execute(
-                sa.update(JobRow)
-                .where(JobRow.id == job_id)
-                .values(state="queued", claimed_at=None, claimed_by=None)
-            )
+        with self.store.transaction() as conn:
+            claims.requeue(job_id)(conn)
 
     def cancel_queued(self, prediction_id: str, reason: str = "canceled") -> PredictionRow | None:
         """Cancel a prediction that no scheduler has claimed yet, atomically: its job is

@@ -11,14 +11,25 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional, TypedDict
 
 __all__ = [
     "FILE_KEY",
     "MAX_FRAME",
+    "CancelMessage",
+    "DoneMessage",
     "PARENT_ENV",
     "FrameDecoder",
+    "HealthcheckMessage",
+    "LogMessage",
+    "MetricMessage",
+    "OutputMessage",
+    "PredictMessage",
     "ProtocolError",
+    "ReadyMessage",
+    "RunnerEvent",
+    "SetupFailedMessage",
+    "StartedMessage",
     "encode",
     "read_message",
 ]
@@ -28,6 +39,98 @@ FILE_KEY = "__vendo_file__"
 #: The child's environment names the PID it must not outlive (vendo.runner.lifeline).
 PARENT_ENV = "VENDO_RUNNER_PARENT"
 _HEADER = struct.Struct(">I")
+
+
+# --- the messages (docs/design/runtime.md has their meaning) ---------------------------
+# parent -> child
+
+
+class PredictMessage(TypedDict):
+    type: Literal["predict"]
+    id: str
+    input: Dict[str, Any]
+    context: Dict[str, str]
+
+
+class CancelMessage(TypedDict):
+    type: Literal["cancel"]
+    id: str
+
+
+# child -> parent
+
+
+class LogMessage(TypedDict):
+    type: Literal["log"]
+    id: Optional[str]  # None: setup or runner output
+    source: str  # "stdout" | "stderr"
+    data: str
+
+
+class ReadyMessage(TypedDict):
+    type: Literal["ready"]
+    openapi: Dict[str, Any]
+    max_concurrency: int
+    has_healthcheck: bool
+
+
+class SetupFailedMessage(TypedDict):
+    type: Literal["setup_failed"]
+    error: str
+
+
+class StartedMessage(TypedDict):
+    type: Literal["started"]
+    id: str
+
+
+class OutputMessage(TypedDict):
+    type: Literal["output"]
+    id: str
+    index: int
+    value: Any  # encoded; files as {FILE_KEY: path}
+
+
+class MetricMessage(TypedDict):
+    type: Literal["metric"]
+    id: str
+    name: str
+    value: Any
+    mode: str  # "replace" | "incr" | "append"
+
+
+class DoneMessage(TypedDict):
+    type: Literal["done"]
+    id: str
+    status: str  # "succeeded" | "failed" | "canceled"
+    output: Any  # encoded; None for iterators
+    error: Optional[str]
+    metrics: Dict[str, Any]
+
+
+class HealthcheckMessage(TypedDict):
+    type: Literal["healthcheck"]
+    id: str
+    ok: bool
+    error: Optional[str]
+
+
+class RunnerEvent(TypedDict, total=False):
+    """A prediction's event as the parent hands it on (``log``, ``started``, ``output``,
+    ``metric``, ``done``): any of their fields, ``type`` always."""
+
+    type: str
+    id: str
+    source: str
+    data: str
+    index: int
+    value: Any
+    name: str
+    mode: str
+    status: str
+    output: Any
+    error: Optional[str]
+    metrics: Dict[str, Any]
 
 
 class ProtocolError(Exception):

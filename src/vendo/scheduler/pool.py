@@ -1,7 +1,7 @@
 """A runner pool: the warm runners of one model version.
 
 The pool owns the version's runner (today one per version; the shape leaves room for
-several under an autoscaler) and the version's concurrency slots. The dispatcher asks
+several under an autoscaler) and the version's concurrency slots. The scheduler asks
 it how many jobs it may claim (:attr:`RunnerPool.free_slots`), reserves one slot per
 claimed job, and gets a ready runner from :meth:`RunnerPool.runner`, which cold-starts
 one when there is none. When the last job finishes, a timer stops the runner after the
@@ -81,13 +81,14 @@ class RunnerPool:
         return self._runner is not None
 
     def reserve(self) -> None:
-        """One claimed job holds one slot until :meth:`release`."""
+        """One claimed job holds one slot until :meth:`unreserve`."""
         self._reserved += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
 
-    def release(self) -> None:
+    def unreserve(self) -> None:
+        """The claimed job no longer needs its slot (it ended, or was never claimed)."""
         self._reserved = max(0, self._reserved - 1)
         self._slot_freed.set()
         self._slot_freed = asyncio.Event()

@@ -27,6 +27,8 @@ from vendo.store.status import (
     STATUSES,
     SUCCEEDED,
     TERMINAL,
+    JobState,
+    PredictionStatus,
 )
 from vendo.store.store import CachedReads, Store
 from vendo.store.tables import (
@@ -49,6 +51,8 @@ __all__ = [
     "SUCCEEDED",
     "TERMINAL",
     "MISS",
+    "JobState",
+    "PredictionStatus",
     "Accounts",
     "BuildRow",
     "CachedRead",

@@ -8,7 +8,7 @@ locked"; reads use their own pool and, thanks to WAL, never wait for the writer.
 on the same data dir). PostgreSQL uses one pooled engine for both.
 
 SQLite has one more engine, ``loop_writer``, for the scheduler's group commits, which
-run on the event loop itself (see :mod:`vendo.scheduler.writes` for why). Its one
+run on the event loop itself (see :mod:`vendo.store.batch` for why). Its one
 connection never waits: ``busy_timeout`` 0, so a lock held elsewhere fails at once
 (the batch then goes to a thread), and no automatic WAL checkpoint, whose fsync would
 stall the loop (:meth:`vendo.store.Store.checkpoint` runs them off the loop).

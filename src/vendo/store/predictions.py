@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from vendo.errors import BadRequest
 from vendo.store.database import Database
 from vendo.store.ids import utcnow
+from vendo.store.metrics import final_metrics
 from vendo.store.paging import Page, decode_cursor, encode_cursor
 from vendo.store.status import PROCESSING, STARTING, TERMINAL
 from vendo.store.tables import JobRow, PredictionRow, data_kept, deadline_pending, webhook_owed
@@ -144,11 +145,9 @@ class Predictions:
             )
             if row is None or row.status in TERMINAL:
                 return None
-            merged = dict(row.metrics or {})
-            merged.update(metrics or {})
-            merged["total_time"] = max(0.0, (at - row.created_at).total_seconds())
-            if "predict_time" not in merged and row.started_at is not None:
-                merged["predict_time"] = max(0.0, (at - row.started_at).total_seconds())
+            merged = final_metrics(
+                row.metrics, metrics, created_at=row.created_at, started_at=row.started_at, at=at
+            )
             row.status = status
             row.completed_at = at
             row.error = error

@@ -1,13 +1,24 @@
-"""Prediction statuses."""
+"""Prediction statuses: the names of :mod:`vendo.status`, as the store exports them."""
 
 from __future__ import annotations
 
-__all__ = ["CANCELED", "FAILED", "PROCESSING", "STARTING", "STATUSES", "SUCCEEDED", "TERMINAL"]
+from vendo.status import TERMINAL, JobState, PredictionStatus
 
-STARTING = "starting"
-PROCESSING = "processing"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELED = "canceled"
-STATUSES = (STARTING, PROCESSING, SUCCEEDED, FAILED, CANCELED)
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED})
+__all__ = [
+    "CANCELED",
+    "FAILED",
+    "PROCESSING",
+    "STARTING",
+    "STATUSES",
+    "SUCCEEDED",
+    "TERMINAL",
+    "JobState",
+    "PredictionStatus",
+]
+
+STARTING = PredictionStatus.STARTING
+PROCESSING = PredictionStatus.PROCESSING
+SUCCEEDED = PredictionStatus.SUCCEEDED
+FAILED = PredictionStatus.FAILED
+CANCELED = PredictionStatus.CANCELED
+STATUSES = tuple(PredictionStatus)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, TypeVarTuple, Unpack
 from urllib.parse import urlencode
 
@@ -32,6 +34,7 @@ from vendo.store.sealing import SecretBox
 __all__ = [
     "Caller",
     "Platform",
+    "RelayLike",
     "SchedulerLike",
     "base_url",
     "cached",
@@ -60,20 +63,26 @@ class SchedulerLike(Protocol):
 
     def notify(self, version_id: str) -> None: ...
 
-    async def submit(
+    async def schedule(
+        self, prediction: PredictionRow, kind: str = "predict", *, count_run: bool = False
+    ) -> None: ...
+
+    async def run_and_wait(
         self,
         prediction: PredictionRow,
-        kind: str = "predict",
+        wait: float,
         *,
         count_run: bool = False,
-        defer: bool = False,
-    ) -> asyncio.Future[None] | None: ...
-
-    async def persist(self, prediction_id: str) -> None: ...
-
-    def outcome(self, prediction_id: str) -> dict[str, Any] | None: ...
+        before_queue: Callable[[], None] | None = None,
+    ) -> PredictionRow | None: ...
 
     async def cancel(self, prediction_id: str, reason: str = "canceled") -> bool: ...
+
+
+class RelayLike(Protocol):
+    """What create needs of the webhook relay."""
+
+    def no_webhook(self, prediction_id: str) -> None: ...
 
 
 @dataclass
@@ -86,9 +95,19 @@ class Platform:
     bus: EventBus
     storage: LocalStorage
     scheduler: SchedulerLike | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     # seals secret inputs before anything is stored; loaded at start-up (see secret_box)
     secrets: SecretBox | None = None
+    # the running webhook relay (vendo.api.v1.webhooks.WebhookRelay), once started
+    webhook_relay: RelayLike | None = None
+    # version id -> whether its Output is an iterator (versions never change)
+    iterator_versions: dict[str, bool] = field(default_factory=dict)
+    # the task pushing the example models (vendo.api.v1.push.push_examples), if any
+    examples_task: asyncio.Task[Any] | None = None
+    # ``<data_dir>/inputs``: each prediction's input files go in a folder of its own
+    inputs_root: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inputs_root = Path(self.settings.data_dir) / "inputs"
 
 
 def secret_box(p: Platform) -> SecretBox:

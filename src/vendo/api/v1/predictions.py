@@ -3,20 +3,18 @@ the SSE stream. Semantics follow spec/replicate-api.md section 4."""
 
 from __future__ import annotations
 
-import asyncio
-import json
+import functools
 import math
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vendo.api.v1.builds import missing_version, no_ready_version
@@ -35,22 +33,18 @@ from vendo.api.v1.context import (
     visible_model,
 )
 from vendo.api.v1.inputs import prepare_input, split_url
-from vendo.api.v1.render import is_iterator, prediction_json, verify_stream_token
-from vendo.api.v1.stream import KEEPALIVE_INTERVAL, format_comment, format_event, output_text
-from vendo.api.v1.webhooks import RELAY_KEY
+from vendo.api.v1.prediction_stream import stream_prediction
+from vendo.api.v1.render import is_iterator, iterator_versions, prediction_json
 from vendo.errors import (
     BadRequest,
     FieldError,
-    Forbidden,
     InvalidInput,
     NotFound,
     RequestError,
     VendoError,
 )
-from vendo.queue.events import Event
+from vendo.queue.events import terminal_events
 from vendo.store import (
-    CANCELED,
-    FAILED,
     STARTING,
     TERMINAL,
     FileRow,
@@ -60,7 +54,7 @@ from vendo.store import (
     new_id,
     utcnow,
 )
-from vendo.store.tables import set_transient, transient_row
+from vendo.store.tables import transient_row
 
 __all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
 
@@ -223,19 +217,6 @@ def _webhook_fields(
     return webhook, events
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _inputs_root(p: Platform) -> Path:
-    """``<data_dir>/inputs``, where each prediction's input files go (made once)."""
-    root: Path | None = p.extras.get("inputs_root")
-    if root is None:
-        root = p.extras["inputs_root"] = Path(p.settings.data_dir) / "inputs"
-    return root
-
-
 def _own_hosts(request: Request) -> set[str]:
     hosts = {_url_part(base_url(request), "netloc")}
     if request.headers.get("host"):
@@ -247,29 +228,17 @@ def _own_hosts(request: Request) -> set[str]:
     return hosts
 
 
-async def create_prediction(
-    request: Request,
-    who: Caller,
-    version: VersionRow,
-    body: dict[str, Any],
-    *,
-    deployment: str | None = None,
-) -> Response:
-    arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
+async def _prepared_input(
+    request: Request, who: Caller, version: VersionRow, body: dict[str, Any], folder: Path
+) -> Any:
+    """The request's input, validated, its files fetched into ``folder``."""
     p = platform(request)
-    webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
-    deadline: datetime | None = None
-    if request.headers.get("cancel-after"):
-        seconds = parse_cancel_after(request.headers["cancel-after"])
-        deadline = utcnow() + timedelta(seconds=seconds)
-    prediction_id = new_id()
-    folder = _inputs_root(p) / prediction_id
 
     async def lookup(file_id: str) -> FileRow | None:
         return await call(p.store.files.get, file_id)
 
     try:
-        prepared = await prepare_input(
+        return await prepare_input(
             body.get("input"),
             version.openapi_schema or {},
             folder=folder,
@@ -286,8 +255,27 @@ async def create_prediction(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+async def _new_prediction(
+    request: Request,
+    who: Caller,
+    version: VersionRow,
+    body: dict[str, Any],
+    deployment: str | None,
+) -> PredictionRow:
+    """The prediction a create request asks for, not yet stored."""
+    p = platform(request)
+    webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
+    deadline: datetime | None = None
+    if request.headers.get("cancel-after"):
+        seconds = parse_cancel_after(request.headers["cancel-after"])
+        deadline = utcnow() + timedelta(seconds=seconds)
+    prediction_id = new_id()
+    folder = p.inputs_root / prediction_id
+    prepared = await _prepared_input(request, who, version, body, folder)
     model = version.model
-    row = transient_row(
+    return transient_row(
         PredictionRow,
         dict(
             id=prediction_id,
@@ -299,7 +287,7 @@ async def create_prediction(
             version_id=version.id,
             deployment=deployment,
             input=prepared.shown,
-            # sealed here, before anything (row, job, deferred write) can store it
+            # sealed here, before anything (row, job, any later write) can store it
             run_input=secret_box(p).seal(prepared.run, prepared.secrets),
             input_dir=str(folder) if prepared.files and folder.exists() else None,
             output=None,
@@ -315,58 +303,67 @@ async def create_prediction(
             base_url=base_url(request),
         ),
     )
+
+
+async def _run(
+    p: Platform, row: PredictionRow, wait: float, *, read_back: bool = True
+) -> PredictionRow:
+    """Queue ``row`` (and run it), waiting up to ``wait`` seconds for its end; the
+    prediction as it then stands (``row`` itself without ``read_back``)."""
+    # Told before the prediction's first event: the relay then needs no read to know.
+    relay = p.webhook_relay if row.webhook is None else None
+    hint = functools.partial(relay.no_webhook, row.id) if relay is not None else None
+    if p.scheduler is not None:
+        # ended in time: the row we built, updated as the scheduler wrote it (no read)
+        ended = await p.scheduler.run_and_wait(row, wait, count_run=True, before_queue=hint)
+        if ended is not None:
+            return ended
+    else:
+        if hint is not None:
+            hint()
+        await call(lambda: p.queue.submit(row, count_run=True))
+        if wait > 0:
+            await p.bus.wait_done(row.id, wait)
+    if not read_back:
+        return row
+    found: PredictionRow | None = await call(p.store.predictions.get, row.id)
+    if found is None:
+        raise VendoError(f"prediction {row.id} could not be recorded")
+    return found
+
+
+async def create_prediction(
+    request: Request,
+    who: Caller,
+    version: VersionRow,
+    body: dict[str, Any],
+    *,
+    deployment: str | None = None,
+) -> Response:
+    arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
+    p = platform(request)
+    row = await _new_prediction(request, who, version, body, deployment)
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
     remaining = 0.0
     if wait is not None:
         headers["Preference-Applied"] = f"wait={wait}"
         remaining = wait - WAIT_MARGIN - (time.monotonic() - arrived)
-    # Told before the prediction's first event: the relay then needs no read to know.
-    relay = p.extras.get(RELAY_KEY) if webhook is None else None
-    ended: asyncio.Future[None] | None = None
-    if p.scheduler is not None:
-        # A wait may let the scheduler start the prediction before writing it: it is
-        # written as it ends, or by persist() below if the wait runs out first. Its
-        # events start only after this returns (or, deferred, after persist()).
-        ended = await p.scheduler.submit(row, count_run=True, defer=remaining > 0)
-        if relay is not None and ended is None:
-            relay.no_webhook(prediction_id)
-    else:
-        if relay is not None:
-            relay.no_webhook(prediction_id)
-        await call(lambda: p.queue.submit(row, count_run=True))
-    if ended is not None:
-        # ``ended`` is this request's own: the timer may resolve it early, which spares
-        # the loop turns of a wait with a timeout; outcome() tells which came first.
-        timer = asyncio.get_running_loop().call_later(remaining, _resolve, ended)
-        try:
-            await ended
-        finally:
-            timer.cancel()
-        if p.scheduler is not None and p.scheduler.outcome(prediction_id) is None:
-            await p.scheduler.persist(prediction_id)
-    elif remaining > 0:
-        await p.bus.wait_done(prediction_id, remaining)
-    # A prediction that ended while we waited is answered from the row we inserted plus
-    # its outcome as the scheduler wrote it: no read back from the store.
-    outcome = p.scheduler.outcome(prediction_id) if p.scheduler is not None else None
-    if outcome is not None:
-        set_transient(row, outcome)
-        set_transient(row, {"run_input": None})
-        current = row
-    else:
-        found = await call(p.store.predictions.get, prediction_id)
-        if found is None:
-            raise VendoError(f"prediction {prediction_id} could not be recorded")
-        current = found
-    base = base_url(request)
-    data = prediction_json(
+    render = functools.partial(
+        prediction_json,
         p,
-        base,
-        current,
+        base_url(request),
         owner=who.user.username,
         streamable=is_iterator(version.openapi_schema),
     )
+    if wait is None:
+        # An async create answers with the prediction as it was accepted, not with
+        # however far a quick model got before the reply was written: rendered before
+        # the run can touch the row, sent once the prediction is recorded.
+        data = render(row)
+        await _run(p, row, 0.0, read_back=False)
+    else:
+        data = render(await _run(p, row, remaining))
     if data["status"] not in TERMINAL:
         # Both clients poll only while `starting`; 1.0.7 gives up on `processing`.
         data["status"] = STARTING
@@ -413,17 +410,9 @@ async def _owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
     return user.username if user is not None else ""
 
 
-async def _iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
-    cache: dict[str, bool] = p.extras.setdefault("iterator_versions", {})
-    for version_id in version_ids - set(cache):
-        version = await call(p.store.catalog.version, version_id)
-        cache[version_id] = is_iterator(version.openapi_schema if version else None)
-    return {v for v in version_ids if cache.get(v)}
-
-
 async def _one(request: Request, p: Platform, who: Caller, row: PredictionRow) -> Response:
     """One prediction as the caller sees it (get and cancel answer with it)."""
-    iterators = await _iterator_versions(p, {row.version_id})
+    iterators = await iterator_versions(p, {row.version_id})
     data = prediction_json(
         p,
         base_url(request),
@@ -471,7 +460,7 @@ async def list_predictions(request: Request) -> Response:
         )
     )
     base = base_url(request)
-    iterators = await _iterator_versions(p, {r.version_id for r in rows})
+    iterators = await iterator_versions(p, {r.version_id for r in rows})
     results = [
         prediction_json(p, base, r, owner=who.user.username, streamable=r.version_id in iterators)
         for r in rows
@@ -490,101 +479,10 @@ async def cancel_prediction(request: Request) -> Response:
         else:
             finished = await call(p.queue.cancel_queued, row.id)
             if finished is not None:
-                p.bus.publish(row.id, "done", {"reason": "canceled"})
+                for name, data in terminal_events(finished.status, finished.error):
+                    p.bus.publish(row.id, name, data)
         row = await call(p.store.predictions.get, row.id)
     return await _one(request, p, who, row)
-
-
-# --- SSE ------------------------------------------------------------------------------
-
-
-def _replay(row: PredictionRow, iterator: bool) -> list[Event]:
-    """The story of a finished prediction whose live events are gone."""
-    events: list[Event] = []
-    outputs = row.output if iterator and isinstance(row.output, list) else [row.output]
-    if row.status != FAILED and row.output is not None:
-        for item in outputs:
-            events.append(Event(len(events) + 1, "output", item))
-    if row.status == FAILED:
-        events.append(Event(len(events) + 1, "error", {"detail": row.error or "failed"}))
-        events.append(Event(len(events) + 1, "done", {"reason": "error"}))
-    elif row.status == CANCELED:
-        events.append(Event(len(events) + 1, "done", {"reason": "canceled"}))
-    else:
-        events.append(Event(len(events) + 1, "done", {}))
-    return events
-
-
-async def stream_prediction(request: Request) -> Response:
-    """Server-sent events of a prediction (urls.stream; token-signed)."""
-    p = platform(request)
-    prediction_id = request.path_params["id"]
-    token = request.query_params.get("token", "")
-    if not token or not verify_stream_token(p, prediction_id, token):
-        raise Forbidden("invalid stream token")
-    row = await call(p.store.predictions.get, prediction_id)
-    if row is None:
-        raise NotFound(f"prediction {prediction_id} not found")
-    owner_user = await call(p.store.accounts.user, row.owner_id)
-    owner = owner_user.username if owner_user else ""
-    base = base_url(request)
-    iterator = bool(await _iterator_versions(p, {row.version_id}))
-    last = request.headers.get("last-event-id", "0")
-    # an event id is a small counter: anything else (non-ASCII digits, 5000 digits)
-    # means "from the start" rather than an error
-    after = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else 0
-    history = p.bus.history(prediction_id)
-    replay: list[Event] | None = None
-    if history is None and row.status in TERMINAL:
-        replay = [e for e in _replay(row, iterator) if e.id > after]
-
-    def render(event: Event) -> str | None:
-        if event.event == "output":
-            value = p.storage.render(event.data, base, owner)
-            return format_event(event.id, "output", output_text(value))
-        if event.event == "logs":
-            return format_event(event.id, "logs", str(event.data))
-        if event.event in ("error", "done"):
-            return format_event(event.id, event.event, json.dumps(event.data or {}))
-        return None  # "start" and internal events are not part of the SSE protocol
-
-    async def body() -> AsyncIterator[str]:
-        if replay is not None:
-            for event in replay:
-                text = render(event)
-                if text:
-                    yield text
-            return
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in p.bus.subscribe(prediction_id, after):
-                    await queue.put(event)
-            finally:
-                await queue.put(None)
-
-        task = asyncio.create_task(pump())
-        try:
-            while True:
-                try:
-                    item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_INTERVAL)
-                except asyncio.TimeoutError:
-                    yield format_comment()
-                    continue
-                if item is None:
-                    return
-                text = render(item)
-                if text:
-                    yield text
-        finally:
-            task.cancel()
-
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
-    )
 
 
 routes = [

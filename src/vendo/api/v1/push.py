@@ -512,7 +512,7 @@ async def push_examples(
         write("examples: done")
 
     task = asyncio.create_task(push_all(), name="vendo-push-examples")
-    p.extras["examples_task"] = task
+    p.examples_task = task
     if wait:
         await task
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from vendo.api.v1.context import Platform, iso
+from vendo.api.v1.context import Platform, call, iso
 from vendo.store import (
     TERMINAL,
     BuildRow,
@@ -25,6 +25,7 @@ __all__ = [
     "build_json",
     "file_json",
     "is_iterator",
+    "iterator_versions",
     "model_json",
     "prediction_json",
     "stream_token",
@@ -171,3 +172,12 @@ def account_json(user: UserRow) -> dict[str, Any]:
         "github_url": user.github_url,
         "avatar_url": user.avatar_url,
     }
+
+
+async def iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
+    """Which of ``version_ids`` have an iterator Output (each version read once)."""
+    cache = p.iterator_versions
+    for version_id in version_ids - set(cache):
+        version = await call(p.store.catalog.version, version_id)
+        cache[version_id] = is_iterator(version.openapi_schema if version else None)
+    return {v for v in version_ids if cache.get(v)}

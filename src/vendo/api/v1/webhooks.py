@@ -30,14 +30,13 @@ from vendo.api.v1.render import is_iterator, prediction_json
 from vendo.queue.events import Event
 from vendo.store import PROCESSING, TERMINAL
 
-__all__ = ["RELAY_KEY", "WebhookRelay"]
+__all__ = ["WebhookRelay"]
 
 log = logging.getLogger(__name__)
 
 # bus event -> webhook event
 _EVENTS = {"start": "start", "output": "output", "logs": "logs", "done": "completed"}
 _UNSET = object()
-RELAY_KEY = "webhook_relay"  # the running relay in Platform.extras
 
 
 class WebhookRelay:
@@ -53,7 +52,7 @@ class WebhookRelay:
     async def start(self) -> None:
         await self.outbox.start()
         self.platform.bus.add_listener(self._on_event)
-        self.platform.extras[RELAY_KEY] = self
+        self.platform.webhook_relay = self
         self._task = asyncio.create_task(self._run(), name="vendo-webhook-relay")
 
     async def resume_owed(self) -> int:

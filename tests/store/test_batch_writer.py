@@ -1,6 +1,6 @@
-"""The scheduler's group commit on SQLite: batches run on the event loop, and go to the
-writer's thread when another connection holds the write lock, without stalling the
-loop. A real SQLite file."""
+"""The store's group commit (what the scheduler writes through) on SQLite: batches run
+on the event loop, and go to the writer's thread when another connection holds the write
+lock, without stalling the loop. A real SQLite file."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from vendo.scheduler.writes import BatchWriter
 from vendo.store import Store
+from vendo.store.batch import BatchWriter
 
 
 def insert(value: int):
@@ -33,7 +33,7 @@ async def test_batches_commit_on_the_loop_and_wait_on_the_thread_when_locked(
         with store.transaction() as conn:
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         # several submits in one loop turn: one transaction
-        assert await asyncio.gather(*(writer.submit(insert(i)) for i in range(5))) == [
+        assert await asyncio.gather(*(writer.add(insert(i)) for i in range(5))) == [
             0,
             1,
             2,
@@ -44,7 +44,7 @@ async def test_batches_commit_on_the_loop_and_wait_on_the_thread_when_locked(
 
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # e.g. another process writing
-        pending = writer.submit(insert(99))
+        pending = writer.add(insert(99))
         ticks = 0
         for _ in range(10):  # the loop goes on while the batch waits for the lock
             await asyncio.sleep(0.02)
@@ -71,7 +71,7 @@ async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
             conn.exec_driver_sql("INSERT INTO t VALUES (1)")
 
         results = await asyncio.gather(
-            writer.submit(insert(1)), writer.submit(duplicate), writer.submit(insert(2)),
+            writer.add(insert(1)), writer.add(duplicate), writer.add(insert(2)),
             return_exceptions=True,
         )  # fmt: skip
         assert results[0] == 1 and results[2] == 2
@@ -89,7 +89,7 @@ async def test_writes_made_on_the_loop_reach_the_database_file(
     # The loop's connection never checkpoints the WAL itself: the writer does, on its
     # thread, every CHECKPOINT_EVERY batches (truncating every TRUNCATE_EVERY), even
     # when every write was eager.
-    from vendo.scheduler import writes
+    from vendo.store import batch as writes
 
     monkeypatch.setattr(writes, "CHECKPOINT_EVERY", 3)
     monkeypatch.setattr(writes, "TRUNCATE_EVERY", 3)
@@ -100,7 +100,7 @@ async def test_writes_made_on_the_loop_reach_the_database_file(
         with store.transaction() as conn:
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         for i in range(3):
-            future = writer.submit(insert(i), eager=True)
+            future = writer.add(insert(i), eager=True)
             assert future.done()  # committed on the spot: nothing else was pending
         await writer.close()  # waits for the checkpoint on the writer's thread
         # and the WAL was emptied: a writer that never stops must not grow it for ever

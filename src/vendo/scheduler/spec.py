@@ -1,0 +1,53 @@
+"""How a pushed version runs: its runner command and environment, from what push
+recorded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from vendo.errors import RunnerError
+from vendo.scheduler.process import RunnerSpec
+from vendo.store.tables import VersionRow
+
+__all__ = ["is_iterator_schema", "runner_spec"]
+
+
+def runner_spec(version: VersionRow) -> RunnerSpec:
+    """How to start a runner for ``version``, from what push recorded.
+
+    ``version.environment`` is what the build returned (``python``, ``runtime_path``,
+    ``env``); ``version.config`` the parsed cog.yaml (``predict``, ``concurrency_max``,
+    ``environment``).
+    """
+    env_info = version.environment or {}
+    config = version.config or {}
+    python = env_info.get("python")
+    ref = config.get("predict")
+    if not python or not ref or not version.package_path:
+        raise RunnerError(f"version {version.id} has no built environment to run")
+    env: dict[str, str] = {}
+    env.update({str(k): str(v) for k, v in (config.get("environment") or {}).items()})
+    env.update({str(k): str(v) for k, v in (env_info.get("env") or {}).items()})
+    env_dir = env_info.get("env_dir")
+    if env_dir and "PATH" not in env:
+        # tools the model installed (console scripts) come first, as in the build
+        env["PATH"] = os.pathsep.join([str(Path(env_dir) / "bin"), os.environ.get("PATH", "")])
+    runtime = env_info.get("runtime_path")
+    cmax = config.get("concurrency_max")
+    return RunnerSpec(
+        project=Path(version.package_path),
+        ref=str(ref),
+        python=str(python),
+        runtime_path=Path(runtime) if runtime else None,
+        # None (no concurrency.max in cog.yaml) lets @concurrent(max=...) decide
+        max_concurrency=None if cmax is None else int(cmax),
+        env=env,
+    )
+
+
+def is_iterator_schema(schema: dict[str, Any] | None) -> bool:
+    """Whether a version's Output is an iterator (its items arrive one by one)."""
+    output = ((schema or {}).get("components") or {}).get("schemas", {}).get("Output") or {}
+    return output.get("x-cog-array-type") == "iterator"
