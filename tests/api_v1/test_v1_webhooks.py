@@ -109,12 +109,12 @@ async def test_a_delivered_completed_marks_the_prediction(api: Api, receiver: An
     )
     store = api.platform.store
     for _ in range(100):
-        row = await asyncio.to_thread(store.get_prediction, r.json()["id"])
+        row = await asyncio.to_thread(store.predictions.get, r.json()["id"])
         if row is not None and row.webhook_done:
             break
         await asyncio.sleep(0.05)
     assert row is not None and row.webhook_done
-    assert await asyncio.to_thread(store.owed_webhooks) == []
+    assert await asyncio.to_thread(store.predictions.owed_webhooks) == []
 
 
 async def test_a_completed_never_handed_over_is_sent_at_start_up(
@@ -134,9 +134,9 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
         store = app.state.platform.store
-        admin = store.get_user_by_name("admin")
-        model = store.create_model(admin.id, "m")
-        store.create_version(model.id, VERSION, openapi_schema=SCHEMA)
+        admin = store.accounts.user_named("admin")
+        model = store.catalog.create_model(admin.id, "m")
+        store.catalog.create_version(model.id, VERSION, openapi_schema=SCHEMA)
         now = utcnow()
         row = PredictionRow(
             id=new_id(), owner_id=admin.id, model_id=model.id, model="admin/m",
@@ -145,8 +145,8 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
             base_url="http://testserver",
         )  # fmt: skip
         with store.write() as s:
-            store.insert_prediction(s, row)
-        assert store.owed_webhooks() == [row.id]
+            s.add(row)
+        assert store.predictions.owed_webhooks() == [row.id]
     assert received == []
 
     app = create_app(settings, run_scheduler=False)
@@ -157,10 +157,10 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
             await asyncio.sleep(0.05)
         store = app.state.platform.store
         for _ in range(100):
-            if not store.owed_webhooks():
+            if not store.predictions.owed_webhooks():
                 break
             await asyncio.sleep(0.05)
-        assert store.owed_webhooks() == []
+        assert store.predictions.owed_webhooks() == []
         await app.state.platform.webhook_relay.outbox.drain()  # delivered and forgotten
     assert len(received) == 1
     sent = json.loads(received[0][1])
@@ -184,7 +184,7 @@ async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiv
     pid = r.json()["id"]
     store = api.platform.store
     for _ in range(100):
-        row = await asyncio.to_thread(store.get_prediction, pid)
+        row = await asyncio.to_thread(store.predictions.get, pid)
         if row is not None and row.webhook_done and received:
             break
         await asyncio.sleep(0.05)
