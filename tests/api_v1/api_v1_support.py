@@ -144,10 +144,10 @@ class EchoScheduler:
         from vendo.store import SUCCEEDED
 
         for job in await to_thread.run_sync(self.queue.claim, version_id, 10):
-            row = self.store.get_prediction(job.prediction_id)
-            self.store.mark_started(row.id)
+            row = self.store.predictions.get(job.prediction_id)
+            self.store.predictions.mark_started(row.id)
             self.bus.publish(row.id, "start", {})
-            self.store.append_logs(row.id, "echoing\n")
+            self.store.predictions.append_logs(row.id, "echoing\n")
             self.bus.publish(row.id, "logs", "echoing\n")
             output: Any = row.run_input.get("text")
             if row.run_input.get("image"):
@@ -157,7 +157,7 @@ class EchoScheduler:
                 output = self.storage.encode_outputs(
                     row.id, row.owner_id, {"__vendo_file__": str(out)}
                 )
-            done = self.store.finish(
+            done = self.store.predictions.finish(
                 row.id, SUCCEEDED, output=output, metrics={"predict_time": 0.01}
             )
             self.queue.complete(job.id)
@@ -182,15 +182,15 @@ def publish_models(
     settings = Settings(data_dir=data_dir, _env_file=None)
     store = Store.open(database_url(data_dir, None))
     try:
-        admin, _ = store.ensure_admin(token)
+        admin, _ = store.accounts.ensure_admin(token)
         versions = {}
         for name, fixture in models.items():
             package = packages / name
             shutil.copytree(FIXTURES / fixture, package)
             result = build_project(package, settings)
-            model = store.create_model(admin.id, name, visibility="public", hardware="cpu")
+            model = store.catalog.create_model(admin.id, name, visibility="public", hardware="cpu")
             version_id = hashlib.sha256(f"{name}-{result.env_key}".encode()).hexdigest()
-            store.create_version(
+            store.catalog.create_version(
                 model.id,
                 version_id,
                 openapi_schema=result.openapi,
@@ -308,9 +308,9 @@ async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[A
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store
-        alice = store.create_user("alice")
-        model = store.create_model(alice.id, "echo", visibility="public")
-        store.create_version(
+        alice = store.accounts.create_user("alice")
+        model = store.catalog.create_model(alice.id, "echo", visibility="public")
+        store.catalog.create_version(
             model.id,
             version,
             openapi_schema=ECHO_SCHEMA,
@@ -324,6 +324,6 @@ async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[A
                 client=c,
                 platform=p,
                 admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                alice={"Authorization": f"Bearer {store.create_token(alice.id)}"},
+                alice={"Authorization": f"Bearer {store.accounts.create_token(alice.id)}"},
                 bob={},
             )

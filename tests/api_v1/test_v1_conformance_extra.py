@@ -44,9 +44,9 @@ def cf_live(tmp_path: Path) -> Iterator[CfLive]:
     data_dir = tmp_path / "data"
     store = Store.from_settings(data_dir, None)
     try:
-        admin, _ = store.ensure_admin(TOKEN)
-        model = store.create_model(admin.id, "hello", visibility="public", hardware="cpu")
-        store.create_version(model.id, VERSION, openapi_schema=SCHEMA, cog_version="0.13.7")
+        admin, _ = store.accounts.ensure_admin(TOKEN)
+        model = store.catalog.create_model(admin.id, "hello", visibility="public", hardware="cpu")
+        store.catalog.create_version(model.id, VERSION, openapi_schema=SCHEMA, cog_version="0.13.7")
     finally:
         store.close()
     settings = Settings(data_dir=data_dir, api_token=TOKEN, _env_file=None)  # type: ignore[call-arg]

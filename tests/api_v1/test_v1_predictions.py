@@ -61,7 +61,7 @@ async def test_create_queues_with_201_starting(api: Api, version: str) -> None:
     assert "deadline" not in body and "stream" not in body["urls"]
     assert r.headers["location"] == body["urls"]["get"]
     assert "preference-applied" not in r.headers
-    row = api.platform.store.get_prediction(body["id"])
+    row = api.platform.store.predictions.get(body["id"])
     # the secret is stored sealed (vendo.store.sealing), and opens back to the value
     assert row is not None and "s3cret" not in repr(row.run_input)
     assert api.platform.secrets is not None
@@ -81,7 +81,7 @@ async def test_a_list_of_secrets_is_masked_and_sealed(api: Api) -> None:
     )
     assert r.status_code == 201, r.text
     assert r.json()["input"] == {"text": "hi", "keys": ["**********", "**********"]}
-    row = api.platform.store.get_prediction(r.json()["id"])
+    row = api.platform.store.predictions.get(r.json()["id"])
     assert row is not None and "k-one" not in repr(row.input) + repr(row.run_input)
     assert api.platform.secrets is not None
     assert api.platform.secrets.open(row.run_input)["keys"] == ["k-one", "k-two"]
@@ -127,7 +127,7 @@ async def test_cancel_after_sets_deadline(api: Api) -> None:
     )
     body = r.json()
     assert body["deadline"].endswith("Z")
-    row = api.platform.store.get_prediction(body["id"])
+    row = api.platform.store.predictions.get(body["id"])
     assert row is not None and row.deadline is not None
     assert 85 < (row.deadline - row.created_at).total_seconds() < 95
 
@@ -160,7 +160,7 @@ async def test_list_paginates_newest_first(api: Api) -> None:
         "/v1/predictions", headers=api.bob, json={"version": VERSION, "input": {"text": "b"}}
     )
     store = api.platform.store
-    page = store.list_predictions(store.get_user_by_name("alice").id, limit=2)  # type: ignore[union-attr]
+    page = store.predictions.page(store.accounts.user_named("alice").id, limit=2)  # type: ignore[union-attr]
     assert page.next_cursor
     r = await api.client.get("/v1/predictions", headers=api.alice)
     body = r.json()

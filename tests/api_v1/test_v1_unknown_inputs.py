@@ -75,9 +75,9 @@ def test_vendo_run_prints_the_warning(tmp_path: Path) -> None:
     data.mkdir()
     store = Store.open(database_url(data, None))
     try:
-        admin, _ = store.ensure_admin(ADMIN_TOKEN)
-        model = store.create_model(admin.id, "echo", visibility="public")
-        store.create_version(
+        admin, _ = store.accounts.ensure_admin(ADMIN_TOKEN)
+        model = store.catalog.create_model(admin.id, "echo", visibility="public")
+        store.catalog.create_version(
             model.id,
             VERSION,
             openapi_schema=ECHO_SCHEMA,

@@ -80,11 +80,11 @@ async def test_a_delivered_completed_marks_the_prediction(api: Api, receiver: An
     store = api.platform.store
 
     async def marked() -> bool:
-        row = await asyncio.to_thread(store.get_prediction, r.json()["id"])
+        row = await asyncio.to_thread(store.predictions.get, r.json()["id"])
         return row is not None and row.webhook_done
 
     await until_async(marked, timeout=5, what="webhook_done")
-    assert await asyncio.to_thread(store.owed_webhooks) == []
+    assert await asyncio.to_thread(store.predictions.owed_webhooks) == []
 
 
 async def test_a_completed_never_handed_over_is_sent_at_start_up(
@@ -104,9 +104,9 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
         store = app.state.platform.store
-        admin = store.get_user_by_name("admin")
-        model = store.create_model(admin.id, "m")
-        store.create_version(model.id, VERSION, openapi_schema=SCHEMA)
+        admin = store.accounts.user_named("admin")
+        model = store.catalog.create_model(admin.id, "m")
+        store.catalog.create_version(model.id, VERSION, openapi_schema=SCHEMA)
         now = utcnow()
         row = PredictionRow(
             id=new_id(), owner_id=admin.id, model_id=model.id, model="admin/m",
@@ -115,15 +115,17 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
             base_url="http://testserver",
         )  # fmt: skip
         with store.write() as s:
-            store.insert_prediction(s, row)
-        assert store.owed_webhooks() == [row.id]
+            s.add(row)
+        assert store.predictions.owed_webhooks() == [row.id]
     assert received == []
 
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
         await until_async(lambda: received, timeout=5, what="the owed webhook")
         store = app.state.platform.store
-        await until_async(lambda: store.owed_webhooks() == [], timeout=5, what="nothing owed")
+        await until_async(
+            lambda: store.predictions.owed_webhooks() == [], timeout=5, what="nothing owed"
+        )
         await app.state.platform.webhook_relay.outbox.drain()  # delivered and forgotten
     assert len(received) == 1
     sent = json.loads(received[0]["body"])
@@ -150,7 +152,7 @@ async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiv
     store = api.platform.store
 
     async def delivered() -> bool:
-        row = await asyncio.to_thread(store.get_prediction, pid)
+        row = await asyncio.to_thread(store.predictions.get, pid)
         return row is not None and row.webhook_done and bool(received)
 
     await until_async(delivered, timeout=5, what="the terminal webhook")

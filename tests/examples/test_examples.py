@@ -139,9 +139,9 @@ async def test_push_examples_publishes_each_example_under_the_admin(tmp_path: Pa
         p = app.state.platform
         await push_examples(p, folder, out=lines.append, wait=True)
         for name in ("hello-world", "stream-text"):
-            model = p.store.get_model("admin", name)
+            model = p.store.catalog.model("admin", name)
             assert model is not None
-            version = p.store.latest_version(model.id)
+            version = p.store.catalog.latest_version(model.id)
             assert version is not None and len(version.id) == 64
             assert "Input" in version.openapi_schema["components"]["schemas"]
     assert any("hello-world: ready as admin/hello-world:" in line for line in lines)

@@ -67,8 +67,8 @@ class LiveServer:
 
         store = Store.open(database_url(self.data_dir, None))
         try:
-            user = store.create_user(username)
-            return store.create_token(user.id)
+            user = store.accounts.create_user(username)
+            return store.accounts.create_token(user.id)
         finally:
             store.close()
 
@@ -77,7 +77,7 @@ class LiveServer:
 
         store = Store.open(database_url(self.data_dir, None))
         try:
-            return store.get_user_by_name(username) is not None
+            return store.accounts.user_named(username) is not None
         finally:
             store.close()
 

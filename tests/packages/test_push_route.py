@@ -33,8 +33,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
         store = app.state.platform.store
-        alice = store.create_user("alice")
-        token = store.create_token(alice.id)
+        alice = store.accounts.create_user("alice")
+        token = store.accounts.create_token(alice.id)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://testserver", timeout=300

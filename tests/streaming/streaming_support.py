@@ -54,13 +54,13 @@ def register_models(data_dir: Path, fixtures: Mapping[str, str]) -> dict[str, st
     runtime = install_runtime(data_dir.parent / "runtime")
     store = Store.from_settings(data_dir, None)
     try:
-        admin, _ = store.ensure_admin(TOKEN)
+        admin, _ = store.accounts.ensure_admin(TOKEN)
         versions = {}
         for name, fixture in fixtures.items():
             project = FIXTURES / fixture
-            model = store.create_model(admin.id, name, visibility="public", hardware="cpu")
+            model = store.catalog.create_model(admin.id, name, visibility="public", hardware="cpu")
             vid = version_id(name)
-            store.create_version(
+            store.catalog.create_version(
                 model.id,
                 vid,
                 openapi_schema=_openapi(project, runtime),
