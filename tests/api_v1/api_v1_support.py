@@ -7,11 +7,9 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from support import children_of, free_port, http_ready, start_server, stop_process, until
 from vendo.api.v1.context import Platform
 
 ADMIN_TOKEN = "admin-token"
@@ -171,12 +170,6 @@ class EchoScheduler:
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def publish_models(
     data_dir: Path, packages: Path, models: dict[str, str], token: str
 ) -> dict[str, str]:
@@ -216,6 +209,21 @@ def publish_models(
         store.close()
 
 
+def wait_status(
+    client: httpx.Client, url: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    """GET ``url`` (a prediction) until its status is one of ``statuses``."""
+    last: dict[str, Any] = {}
+
+    def reached() -> bool:
+        last.clear()
+        last.update(client.get(url).json())
+        return last["status"] in statuses
+
+    until(reached, timeout=timeout, what=lambda: f"{url} to be {statuses}: {last}")
+    return last
+
+
 class LiveServer:
     """``vendo serve`` as a child process on a free port (HTTPS given a cert and key)."""
 
@@ -243,52 +251,24 @@ class LiveServer:
         if self.cert and self.key:
             args += ["--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
         env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         verify: Any = ssl.create_default_context(cafile=str(self.cert)) if self.cert else True
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                r = httpx.get(
-                    f"{self.url}/v1/hardware",
-                    verify=verify,
-                    headers={"Authorization": f"Bearer {self.token}"},
-                )
-                if r.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("vendo serve did not start:\n" + self.log_path.read_text())
-            time.sleep(0.2)
+        self.process = start_server(
+            args,
+            ready=http_ready(
+                f"{self.url}/v1/hardware", {"Authorization": f"Bearer {self.token}"}, verify
+            ),
+            log_path=self.log_path,
+            env=env,
+            timeout=timeout,
+        )
 
     def children(self) -> list[int]:
         """PIDs of the server's child processes (its runners), from /proc."""
-        if self.process is None:
-            return []
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                found.append(int(entry.name))
-        return found
+        return [] if self.process is None else children_of(self.process.pid)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
+        process, self.process = self.process, None
+        stop_process(process, sig=sig)
 
 
 ECHO_SCHEMA: dict[str, Any] = {

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from api_v1_support import VERSION, Api, EchoScheduler
 
+import vendo.app
 from vendo.app import sweep_once
+from vendo.store import utcnow
 
 PREDICTION_KEYS = {
     "id",
@@ -224,7 +227,7 @@ class TestWithARunner:
         got = await api.client.get(f"/v1/predictions/{body['id']}", headers=api.alice)
         assert got.json()["status"] == "succeeded"  # it did end before the reply
 
-    async def test_file_input_and_output(self, api: Api) -> None:
+    async def test_file_input_and_output(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
         data_uri = "data:image/png;base64," + base64.b64encode(png).decode()
         upload = await api.client.post(
@@ -250,7 +253,9 @@ class TestWithARunner:
             assert (await api.client.get(tampered)).status_code == 403
         # retention removes the data and the files
         api.platform.settings.retention = 0
-        time.sleep(0.01)
+        # the sweep's clock a second on: both finished "before" it, with no wait
+        later = utcnow() + timedelta(seconds=1)
+        monkeypatch.setattr(vendo.app, "utcnow", lambda: later)
         assert sweep_once(api.platform.settings, api.platform.store, api.platform.storage) >= 2
         again = (await api.client.get(body["urls"]["get"], headers=api.alice)).json()
         assert again["data_removed"] is True

@@ -16,6 +16,7 @@ import pytest
 from api_v1_support import ADMIN_TOKEN, Api
 
 import vendo
+from support import until_async
 from vendo.api.v1.context import Platform
 from vendo.app import create_app
 from vendo.config import Settings
@@ -114,12 +115,13 @@ async def test_a_wait_that_runs_out_leaves_a_readable_running_prediction(api: Ap
     got = await api.client.get(f"/v1/predictions/{data['id']}", headers=api.bob)
     assert got.status_code == 200 and got.json()["status"] == "processing"
     assert "echoing slow" in got.json()["logs"]
-    for _ in range(100):
+
+    async def succeeded() -> dict[str, Any] | None:
         got = await api.client.get(f"/v1/predictions/{data['id']}", headers=api.bob)
-        if got.json()["status"] == "succeeded":
-            break
-        await asyncio.sleep(0.1)
-    assert got.json()["status"] == "succeeded" and got.json()["output"] == "slow"
+        return got.json() if got.json()["status"] == "succeeded" else None
+
+    done = await until_async(succeeded, timeout=10, what="the prediction to succeed")
+    assert done["output"] == "slow"
 
 
 async def test_a_model_made_private_is_gone_for_others_at_once(api: Api) -> None:
