@@ -181,8 +181,8 @@ def fill(data_dir: Path, version_id: str, count: int) -> dict[str, Any]:
     from vendo.store.prepared import insert_all_columns
 
     store = Store.open(database_url(data_dir, None))
-    version = store.get_version(version_id)
-    admin = store.get_user_by_name("admin")
+    version = store.catalog.version(version_id)
+    admin = store.accounts.user_named("admin")
     assert version is not None and admin is not None
     insert = insert_all_columns(cast(sa.Table, PredictionRow.__table__))
     jobs = sa.insert(cast(sa.Table, JobRow.__table__))

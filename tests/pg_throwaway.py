@@ -7,18 +7,19 @@ on a free loopback port, stopped (and its PID checked gone) at the end.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support import free_port, until
 
 __all__ = ["ThrowawayPostgres", "find_bindir", "start_throwaway_postgres"]
 
@@ -38,12 +39,6 @@ def find_bindir() -> Path | None:
         if (bindir / "pg_ctl").exists():
             return bindir
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -69,9 +64,8 @@ class ThrowawayPostgres:
              "-w", "-t", "30"],
             capture_output=True, timeout=60, **self.run_as,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while _alive(self.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):  # SIGKILL below if it is still there
+            until(lambda: not _alive(self.pid), timeout=10)
         if _alive(self.pid):
             os.kill(self.pid, signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -95,7 +89,7 @@ def start_throwaway_postgres(bindir: Path | None = None) -> ThrowawayPostgres:
             raise RuntimeError("running as root and there is no `postgres` user") from None
         os.chown(root, account.pw_uid, account.pw_gid)
         run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
 
     def tool(*args: str) -> None:
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, **run_as)

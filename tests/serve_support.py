@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from support import stop_process, until
 
 __all__ = ["clean_env", "serving", "stop", "vendo"]
 
@@ -37,13 +37,7 @@ def vendo(
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop a server by the PID this test started, as Ctrl-C/`kill` would."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(10)
+    stop_process(process)
 
 
 @contextmanager
@@ -62,16 +56,16 @@ def serving(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+        def recorded() -> str | None:
+            assert process.poll() is None, "vendo serve exited:\n" + log_path.read_text()
+            try:
+                return str(json.loads(record.read_text())["url"])
+            except (OSError, ValueError, KeyError):
+                return None
+
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("vendo serve did not start:\n" + log_path.read_text())
-                try:
-                    url = json.loads(record.read_text())["url"]
-                    break
-                except (OSError, ValueError, KeyError):
-                    time.sleep(0.1)
-            yield process, str(url)
+            url = until(recorded, timeout=60, what=lambda: "vendo serve: " + log_path.read_text())
+            yield process, url
         finally:
             stop(process)

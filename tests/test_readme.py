@@ -17,10 +17,8 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import httpx
 import pytest
 
 from serve_support import clean_env, stop
+from support import free_port, until
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +46,6 @@ def _table_commands(name: str) -> list[str]:
     text = README.read_text()
     body = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"^\| `(vendo [^`]*)` \|", body, flags=re.M)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _adapt(command: str) -> str:
@@ -93,7 +86,7 @@ def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
     port the README says to export when 5000 is taken."""
     work = tmp_path_factory.mktemp("newcomer")
     (work / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
-    port = _free_port()
+    port = free_port()
     env = clean_env(VENDO_PORT=str(port), VENDO_ALLOW_NEAREST_PYTHON="true")
     (_, quickstart), _ = _section("Quickstart")
     # the install is the environment this test runs in: the serve command after it
@@ -104,23 +97,29 @@ def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
     )
     try:
         token_file, record = work / ".vendo" / "api_token", work / ".vendo" / "server.json"
-        deadline = time.monotonic() + 600
         ready: set[str] = set()
-        while ready != {"hello-world", "stream-text"}:
+
+        def examples_ready() -> str | None:
             assert process.poll() is None, (work / "serve.log").read_text()
-            assert time.monotonic() < deadline, (work / "serve.log").read_text()
-            time.sleep(0.5)
             if not (token_file.exists() and record.exists()):
-                continue
-            url = json.loads(record.read_text())["url"]
+                return None
+            url = str(json.loads(record.read_text())["url"])
             headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
-            for name in ("hello-world", "stream-text"):
+            for name in {"hello-world", "stream-text"} - ready:
                 try:
                     r = httpx.get(f"{url}/v1/models/admin/{name}", headers=headers)
                 except httpx.TransportError:
                     continue
                 if r.status_code == 200 and r.json()["latest_version"]:
                     ready.add(name)
+            return url if ready == {"hello-world", "stream-text"} else None
+
+        url = until(
+            examples_ready,
+            timeout=600,
+            interval=0.5,
+            what=lambda: "the examples: " + (work / "serve.log").read_text(),
+        )
         assert url == f"http://127.0.0.1:{port}"
         yield Newcomer(work, port, url, env)
     finally:

@@ -55,7 +55,7 @@ def bootstrap_admin(settings: Settings, store: Store) -> str | None:
     """Create the admin on a fresh store. Its token is ``settings.api_token`` when set;
     otherwise a new one, saved to ``<data_dir>/api_token`` (0600). Returns a generated
     token (to print once), else None."""
-    _, token = store.ensure_admin(settings.api_token)
+    _, token = store.accounts.ensure_admin(settings.api_token)
     if token is None or settings.api_token:
         return None
     path = Path(settings.data_dir) / TOKEN_FILE
@@ -72,7 +72,7 @@ def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
     ago (input {}, output null, logs "", files deleted, data_removed) and delete expired
     uploads. Returns how many records changed."""
     cutoff = utcnow() - timedelta(seconds=settings.retention)
-    removed = store.remove_prediction_data(cutoff)
+    removed = store.predictions.remove_data(cutoff)
     for row in removed:
         if row.input_dir:
             shutil.rmtree(row.input_dir, ignore_errors=True)

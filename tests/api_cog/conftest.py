@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 import uvicorn
 
+from support import until_async
 from vendo.api.cog import CogServer, CogServerOptions, create_app
 from vendo.runner.dist import install_runtime
 
@@ -31,15 +31,41 @@ class Served:
     server: CogServer
     uvicorn: uvicorn.Server
 
-    async def wait_status(self, *states: str, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        body: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            body = (await self.client.get("/health-check")).json()
-            if body["status"] in states:
-                return body
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"health never reached {states}: {body}")
+    async def wait_status(
+        self, *states: str, timeout: float = 30.0, interval: float = 0.02
+    ) -> dict[str, Any]:
+        """The health check once its status is one of ``states``."""
+        return await self._wait("/health-check", states, timeout, interval)
+
+    async def wait_prediction(
+        self, pid: str, *states: str, timeout: float = 30.0, path: str = "/predictions"
+    ) -> dict[str, Any]:
+        """The prediction once its status is one of ``states`` (default: terminal)."""
+        return await self._wait(
+            f"{path}/{pid}", states or ("succeeded", "failed", "canceled"), timeout, 0.02
+        )
+
+    async def webhooks_sent(self, pid: str) -> None:
+        """Return once the prediction's webhook sender has sent its last message: the
+        event after which nothing more can arrive (instead of a pause)."""
+        record = self.server.services["predictions"].records[pid]
+        assert record.webhook is not None, "the prediction has no webhook"
+        await record.webhook.wait_closed()
+
+    async def _wait(
+        self, url: str, states: tuple[str, ...], timeout: float, interval: float
+    ) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
+        async def reached() -> dict[str, Any] | None:
+            r = await self.client.get(url)
+            last.clear()
+            last.update(r.json() if r.status_code == 200 else {"status": r.status_code})
+            return dict(last) if last["status"] in states else None
+
+        return await until_async(
+            reached, timeout=timeout, interval=interval, what=lambda: f"{states}: {last}"
+        )
 
 
 @pytest.fixture
@@ -63,10 +89,13 @@ async def serve(runtime_path: Path) -> AsyncIterator[Callable[..., Any]]:
         server = uvicorn.Server(config)
         options.on_shutdown = lambda: setattr(server, "should_exit", True)
         task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-        while not server.started:
+
+        def serving() -> bool:
             if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+                task.result()  # raises what stopped it
+            return bool(server.started)
+
+        await until_async(serving, what="uvicorn to start")
         url = f"http://127.0.0.1:{port}"
         client = httpx.AsyncClient(base_url=url, timeout=60.0)
         started.append((server, task, client))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
 import httpx
+
+from support import until_async
 
 
 def assert_timestamps(body: dict[str, Any]) -> None:
@@ -99,11 +100,7 @@ async def test_respond_async_token_parsing(serve: Any) -> None:
         assert r.json()["status"] == "starting"
         assert r.json()["created_at"]
         pid = r.json()["id"]
-        for _ in range(200):
-            got = (await served.client.get(f"/predictions/{pid}")).json()
-            if got["status"] == "succeeded":
-                break
-            await asyncio.sleep(0.02)
+        got = await served.wait_prediction(pid, timeout=10)
         assert got["output"] == "x"
     r = await served.client.post("/predictions", json={}, headers={"Prefer": "respond-asyncx"})
     assert r.status_code == 200
@@ -172,11 +169,7 @@ async def test_shutdown(serve: Any) -> None:
     served = await serve("srv_echo")
     r = await served.client.post("/shutdown")
     assert r.status_code == 200 and r.json() == {}
-    for _ in range(200):
-        if served.uvicorn.should_exit:
-            break
-        await asyncio.sleep(0.01)
-    assert served.uvicorn.should_exit
+    await until_async(lambda: served.uvicorn.should_exit, timeout=5, what="should_exit")
 
 
 async def test_not_found_routes(serve: Any) -> None:

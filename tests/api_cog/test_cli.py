@@ -12,18 +12,21 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+import serve_support
+from support import children_of, free_port, is_running, until
+
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 _ENV: dict[str, str] = {}
+# builds (or reuses) a real environment: kept out of the quick local loop
+BUILDS = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,16 +43,10 @@ def data_dir(
 
 
 def vendo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vendo", *args],
-        cwd=cwd,
-        env=_ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return serve_support.vendo(*args, cwd=cwd, env=_ENV)
 
 
+@BUILDS
 def test_predict_runs_in_the_built_environment(tmp_path: Path, data_dir: Path) -> None:
     # tabulate is in the fixture's requirements and not in Vendo's own venv
     assert importlib.util.find_spec("tabulate") is None
@@ -75,6 +72,7 @@ def test_predict_no_build_runs_on_vendos_interpreter(tmp_path: Path) -> None:
     assert "Environment " not in result.stderr
 
 
+@BUILDS
 def test_predict_build_failure_shows_the_step_and_its_output(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "int_bad_build"), cwd=tmp_path)
     assert result.returncode == 1
@@ -85,6 +83,7 @@ def test_predict_build_failure_shows_the_step_and_its_output(tmp_path: Path) -> 
     assert result.stdout == ""
 
 
+@BUILDS
 def test_predict_prints_the_output(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_tiny"), "-i", "name=world", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -99,6 +98,7 @@ def test_predict_prints_the_output(tmp_path: Path) -> None:
     assert result.stdout == "HELLO X\n"
 
 
+@BUILDS
 def test_predict_json_output_and_files(tmp_path: Path) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(b"jpeg!")
@@ -125,6 +125,7 @@ def test_predict_json_output_and_files(tmp_path: Path) -> None:
     assert written.read_bytes() == b"zzz"
 
 
+@BUILDS
 def test_predict_iterator_files_in_working_dir(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_iter_files"), "-i", "n=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -133,6 +134,7 @@ def test_predict_iterator_files_in_working_dir(tmp_path: Path) -> None:
     assert paths[1].read_text() == "file 1"
 
 
+@BUILDS
 def test_predict_failures_exit_non_zero(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_echo"), "-i", "text=fail", cwd=tmp_path)
     assert result.returncode == 1
@@ -143,12 +145,7 @@ def test_predict_failures_exit_non_zero(tmp_path: Path) -> None:
     assert result.returncode == 1 and "weights are missing" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
+@BUILDS
 def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -168,17 +165,14 @@ def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 240
-        status = None
-        while time.monotonic() < deadline:
+
+        def status() -> str | None:
             try:
-                status = httpx.get(f"{url}/health-check").json()["status"]
+                return str(httpx.get(f"{url}/health-check").json()["status"])
             except httpx.HTTPError:
-                status = None
-            if status == "READY":
-                break
-            time.sleep(0.1)
-        assert status == "READY"
+                return None
+
+        until(lambda: status() == "READY", timeout=240, what="serve-model to be READY")
         r = httpx.post(f"{url}/predictions", json={"input": {}})
         output = r.json()["output"]
         assert output["tabulate"] == "0.9.0"
@@ -191,6 +185,7 @@ def test_serve_model_serves_from_the_built_environment(tmp_path: Path, data_dir:
             process.wait()
 
 
+@BUILDS
 def test_predict_streams_a_token_iterator(tmp_path: Path) -> None:
     result = vendo("predict", str(FIXTURES / "srv_tokens"), "-i", "prompt=hello", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -202,26 +197,6 @@ def test_commands_without_cog_yaml_fail_clearly(tmp_path: Path) -> None:
         result = vendo(command, str(tmp_path), cwd=tmp_path)
         assert result.returncode == 1, command
         assert "cog.yaml" in result.stderr, result.stderr
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for init to reap it does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _children(pid: int) -> list[int]:
-    """PIDs whose parent is ``pid``, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize("phase", ["after a prediction", "during setup"])
@@ -241,28 +216,24 @@ def test_serve_model_runner_dies_with_the_server(tmp_path: Path, phase: str) -> 
     started: list[int] = []
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline and status not in ("STARTING", "READY"):
+
+        def status() -> str | None:
             with contextlib.suppress(httpx.HTTPError):
-                status = httpx.get(f"{url}/health-check").json()["status"]
-            time.sleep(0.05)
+                return str(httpx.get(f"{url}/health-check").json()["status"])
+            return None
+
+        now = until(lambda: (s := status()) in ("STARTING", "READY") and s, timeout=60)
         if phase == "after a prediction":
-            while status != "READY" and time.monotonic() < deadline:
-                status = httpx.get(f"{url}/health-check").json()["status"]
-                time.sleep(0.05)
+            until(lambda: status() == "READY", timeout=60, what="serve-model to be READY")
             started.append(httpx.post(f"{url}/predictions", json={"input": {}}).json()["output"])
         else:
-            assert status == "STARTING"
-        started += _children(process.pid)
+            assert now == "STARTING"
+        started += children_of(process.pid)
         assert len(started) == (2 if phase == "after a prediction" else 1)
-        assert all(_running(pid) for pid in started)
+        assert all(is_running(pid) for pid in started)
         process.kill()
         process.wait()
-        deadline = time.monotonic() + 5
-        while any(_running(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [pid for pid in started if _running(pid)] == []
+        until(lambda: not any(is_running(pid) for pid in started), timeout=5, what="no survivor")
     finally:
         if process.poll() is None:
             process.kill()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from support import start_http_server, stop_http_server, until_async
 
 SEVEN_MIB = 7 * 1024 * 1024
 OK = "data:text/plain,ok"
@@ -46,17 +47,15 @@ class Origin:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = start_http_server(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
 def origin() -> Iterator[Origin]:
     o = Origin()
     yield o
-    o.server.shutdown()
-    o.server.server_close()
+    stop_http_server(o.server)
 
 
 async def test_url_inputs_arrive_as_local_files(serve: Any, origin: Origin) -> None:
@@ -152,12 +151,11 @@ async def test_trainings(serve: Any) -> None:
     assert root["trainings_url"] == "/trainings"
     assert root["trainings_idempotent_url"] == "/trainings/{training_id}"
     assert root["trainings_cancel_url"] == "/trainings/{training_id}/cancel"
-    for _ in range(300):
-        if served.server.services["trainings"].runner.state.value == "READY":
-            break
-        import asyncio
-
-        await asyncio.sleep(0.05)
+    await until_async(
+        lambda: served.server.services["trainings"].runner.state.value == "READY",
+        timeout=15,
+        what="the training runner to be READY",
+    )
     r = await served.client.post("/trainings", json={"input": {"steps": 3}})
     body = r.json()
     assert body["status"] == "succeeded", body

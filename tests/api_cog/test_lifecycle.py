@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from support import until_async
+
 
 async def test_starting_then_ready_and_503_before_ready(serve: Any) -> None:
     served = await serve("srv_slow_setup", wait=False)
@@ -81,21 +83,12 @@ async def _start_async(served: Any, pid: str, input: dict[str, Any]) -> None:
         f"/predictions/{pid}", json={"input": input}, headers={"Prefer": "respond-async"}
     )
     assert r.status_code == 202
-    for _ in range(500):
-        if (await served.client.get(f"/predictions/{pid}")).json()["status"] == "processing":
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never started")
+    await served.wait_prediction(pid, "processing", timeout=10)
 
 
 async def _wait_terminal(served: Any, pid: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = (await served.client.get(f"/predictions/{pid}")).json()
-        if body["status"] in ("succeeded", "failed", "canceled"):
-            return body
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{pid} did not finish")
+    body: dict[str, Any] = await served.wait_prediction(pid, timeout=timeout)
+    return body
 
 
 async def test_cancel_sleep_and_busy_loop(serve: Any) -> None:
@@ -131,11 +124,7 @@ async def test_dropped_sync_connection_cancels(serve: Any) -> None:
         request = asyncio.ensure_future(
             other.put("/predictions/dropped", json={"input": {"seconds": 60}})
         )
-        for _ in range(500):
-            r = await served.client.get("/predictions/dropped")
-            if r.status_code == 200 and r.json()["status"] == "processing":
-                break
-            await asyncio.sleep(0.01)
+        await served.wait_prediction("dropped", "processing", timeout=10)
         request.cancel()  # the client hangs up
     body = await _wait_terminal(served, "dropped")
     assert body["status"] == "canceled"
@@ -146,12 +135,13 @@ async def test_ready_means_the_trainer_is_set_up_too(serve: Any) -> None:
     # for both, so a training sent the moment health says READY is never answered 503.
     served = await serve("srv_train_slow_setup", wait=False)
     seen = []
-    while True:
-        body = (await served.client.get("/health-check")).json()
+
+    async def past_starting() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await served.client.get("/health-check")).json()
         seen.append(body["status"])
-        if body["status"] != "STARTING":
-            break
-        await asyncio.sleep(0.01)
+        return body if body["status"] != "STARTING" else None
+
+    body = await until_async(past_starting, interval=0.01, what="the end of STARTING")
     assert body["status"] == "READY", seen
     assert body["setup"]["status"] == "succeeded"
     r = await served.client.post("/trainings", json={"input": {"steps": 2}})
@@ -166,8 +156,8 @@ async def test_a_training_right_after_ready_is_never_refused(serve: Any) -> None
     # repeated, a training sent the moment health first says READY always runs.
     for attempt in range(8):
         served = await serve("srv_train", wait=False)
-        while (await served.client.get("/health-check")).json()["status"] != "READY":
-            await asyncio.sleep(0.005)
+        # polled often: the race is in the first moment of READY
+        await served.wait_status("READY", interval=0.005)
         r = await served.client.post("/trainings", json={"input": {"steps": 1}})
         assert r.status_code == 200, (attempt, r.text)
         await served.server.shutdown()

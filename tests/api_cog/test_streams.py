@@ -32,7 +32,9 @@ async def test_webhook_events_and_filter(serve: Any, receiver: Any) -> None:
         headers={"Prefer": "respond-async"},
     )
     assert r.status_code == 202
-    await asyncio.to_thread(receiver.wait_for, lambda b: b and b[-1]["status"] == "succeeded")
+    await asyncio.to_thread(
+        receiver.wait_for_bodies, lambda b: b and b[-1]["status"] == "succeeded"
+    )
     bodies = receiver.bodies()
     assert bodies[0]["status"] == "processing"  # start
     assert bodies[-1]["output"] == ["item-0", "item-1", "item-2"]
@@ -46,8 +48,7 @@ async def test_webhook_events_and_filter(serve: Any, receiver: Any) -> None:
         json={"input": {"n": 3}, "webhook": receiver.url, "webhook_events_filter": ["completed"]},
     )
     assert r.json()["status"] == "succeeded"
-    await asyncio.to_thread(receiver.wait_for, lambda b: len(b) >= 1)
-    await asyncio.sleep(0.3)
+    await served.webhooks_sent(r.json()["id"])
     assert [b["status"] for b in receiver.bodies()] == ["succeeded"]
 
 
@@ -63,19 +64,26 @@ async def test_webhook_completed_retried_and_auth(serve: Any, receiver: Any) -> 
         json={"input": {}, "webhook": receiver.url, "webhook_events_filter": ["completed"]},
     )
     assert r.json()["status"] == "succeeded"
-    await asyncio.to_thread(receiver.wait_for, lambda b: len(b) == 3)
+    await asyncio.to_thread(receiver.wait_for_bodies, lambda b: len(b) == 3)
     assert all(r["headers"]["Authorization"] == "Bearer tok" for r in receiver.requests)
 
 
 async def test_webhook_throttled_and_dead_url_keeps_ready(serve: Any, receiver: Any) -> None:
-    served = await serve("srv_iter", throttle_interval=0.3)
+    from vendo.webhooks.sender import RetryPolicy
+
+    # a short retry schedule: shutting down waits for the dead URL's last retry
+    served = await serve(
+        "srv_iter", throttle_interval=0.3, webhook_retry=RetryPolicy(attempts=2, base=0.01)
+    )
     started = time.monotonic()
     r = await served.client.post(
         "/predictions", json={"input": {"n": 20, "delay": 0.05}, "webhook": receiver.url}
     )
     elapsed = time.monotonic() - started
     assert r.json()["status"] == "succeeded"
-    await asyncio.to_thread(receiver.wait_for, lambda b: b and b[-1]["status"] == "succeeded")
+    await asyncio.to_thread(
+        receiver.wait_for_bodies, lambda b: b and b[-1]["status"] == "succeeded"
+    )
     # 40 output and log events, but at most one progress webhook per 0.3 s (plus the
     # trailing one), besides start and completed
     progress = len(receiver.requests) - 2
@@ -162,11 +170,7 @@ async def test_sse_client_leaving_cancels(serve: Any) -> None:
             async for chunk in r.aiter_text():
                 if "output" in chunk:
                     break
-    for _ in range(300):
-        body = (await served.client.get("/predictions/s3")).json()
-        if body["status"] == "canceled":
-            break
-        await asyncio.sleep(0.02)
+    body = await served.wait_prediction("s3", timeout=10)
     assert body["status"] == "canceled"
 
 
@@ -214,7 +218,7 @@ async def test_webhook_forwards_traceparent(serve: Any, receiver: Any) -> None:
         headers={"traceparent": trace},
     )
     assert r.json()["status"] == "succeeded"
-    await asyncio.to_thread(receiver.wait_for, lambda b: len(b) == 1)
+    await asyncio.to_thread(receiver.wait_for_bodies, lambda b: len(b) == 1)
     assert receiver.requests[0]["headers"]["traceparent"] == trace
 
 
@@ -237,7 +241,9 @@ async def test_webhooks_follow_the_address_policy(serve: Any, receiver: Any) -> 
         headers={"Prefer": "respond-async"},
     )
     assert r.status_code == 202
-    await asyncio.to_thread(receiver.wait_for, lambda b: b and b[-1]["status"] == "succeeded")
+    await asyncio.to_thread(
+        receiver.wait_for_bodies, lambda b: b and b[-1]["status"] == "succeeded"
+    )
 
     strict = await serve("srv_echo", fetch_limits=FetchLimits(allow_private=False))
     for host in ("127.0.0.1", "2130706433", "[::1]", "localhost"):

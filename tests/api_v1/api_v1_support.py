@@ -7,11 +7,9 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from support import children_of, free_port, http_ready, start_server, stop_process, until
 from vendo.api.v1.context import Platform
 
 ADMIN_TOKEN = "admin-token"
@@ -145,10 +144,10 @@ class EchoScheduler:
         from vendo.store import SUCCEEDED
 
         for job in await to_thread.run_sync(self.queue.claim, version_id, 10):
-            row = self.store.get_prediction(job.prediction_id)
-            self.store.mark_started(row.id)
+            row = self.store.predictions.get(job.prediction_id)
+            self.store.predictions.mark_started(row.id)
             self.bus.publish(row.id, "start", {})
-            self.store.append_logs(row.id, "echoing\n")
+            self.store.predictions.append_logs(row.id, "echoing\n")
             self.bus.publish(row.id, "logs", "echoing\n")
             output: Any = row.run_input.get("text")
             if row.run_input.get("image"):
@@ -158,7 +157,7 @@ class EchoScheduler:
                 output = self.storage.encode_outputs(
                     row.id, row.owner_id, {"__vendo_file__": str(out)}
                 )
-            done = self.store.finish(
+            done = self.store.predictions.finish(
                 row.id, SUCCEEDED, output=output, metrics={"predict_time": 0.01}
             )
             self.queue.complete(job.id)
@@ -169,12 +168,6 @@ class EchoScheduler:
 # --- live servers (end-to-end tests) ---------------------------------------------------
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def publish_models(
@@ -189,15 +182,15 @@ def publish_models(
     settings = Settings(data_dir=data_dir, _env_file=None)
     store = Store.open(database_url(data_dir, None))
     try:
-        admin, _ = store.ensure_admin(token)
+        admin, _ = store.accounts.ensure_admin(token)
         versions = {}
         for name, fixture in models.items():
             package = packages / name
             shutil.copytree(FIXTURES / fixture, package)
             result = build_project(package, settings)
-            model = store.create_model(admin.id, name, visibility="public", hardware="cpu")
+            model = store.catalog.create_model(admin.id, name, visibility="public", hardware="cpu")
             version_id = hashlib.sha256(f"{name}-{result.env_key}".encode()).hexdigest()
-            store.create_version(
+            store.catalog.create_version(
                 model.id,
                 version_id,
                 openapi_schema=result.openapi,
@@ -214,6 +207,21 @@ def publish_models(
         return versions
     finally:
         store.close()
+
+
+def wait_status(
+    client: httpx.Client, url: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    """GET ``url`` (a prediction) until its status is one of ``statuses``."""
+    last: dict[str, Any] = {}
+
+    def reached() -> bool:
+        last.clear()
+        last.update(client.get(url).json())
+        return last["status"] in statuses
+
+    until(reached, timeout=timeout, what=lambda: f"{url} to be {statuses}: {last}")
+    return last
 
 
 class LiveServer:
@@ -243,52 +251,24 @@ class LiveServer:
         if self.cert and self.key:
             args += ["--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
         env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         verify: Any = ssl.create_default_context(cafile=str(self.cert)) if self.cert else True
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                r = httpx.get(
-                    f"{self.url}/v1/hardware",
-                    verify=verify,
-                    headers={"Authorization": f"Bearer {self.token}"},
-                )
-                if r.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("vendo serve did not start:\n" + self.log_path.read_text())
-            time.sleep(0.2)
+        self.process = start_server(
+            args,
+            ready=http_ready(
+                f"{self.url}/v1/hardware", {"Authorization": f"Bearer {self.token}"}, verify
+            ),
+            log_path=self.log_path,
+            env=env,
+            timeout=timeout,
+        )
 
     def children(self) -> list[int]:
         """PIDs of the server's child processes (its runners), from /proc."""
-        if self.process is None:
-            return []
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                found.append(int(entry.name))
-        return found
+        return [] if self.process is None else children_of(self.process.pid)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
+        process, self.process = self.process, None
+        stop_process(process, sig=sig)
 
 
 ECHO_SCHEMA: dict[str, Any] = {
@@ -328,9 +308,9 @@ async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[A
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store
-        alice = store.create_user("alice")
-        model = store.create_model(alice.id, "echo", visibility="public")
-        store.create_version(
+        alice = store.accounts.create_user("alice")
+        model = store.catalog.create_model(alice.id, "echo", visibility="public")
+        store.catalog.create_version(
             model.id,
             version,
             openapi_schema=ECHO_SCHEMA,
@@ -344,6 +324,6 @@ async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[A
                 client=c,
                 platform=p,
                 admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                alice={"Authorization": f"Bearer {store.create_token(alice.id)}"},
+                alice={"Authorization": f"Bearer {store.accounts.create_token(alice.id)}"},
                 bob={},
             )

@@ -30,14 +30,18 @@ async def api(tmp_path: Path, scheduler_factory: Any, db_url: str) -> AsyncItera
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store
-        alice = store.create_user("alice")
-        bob = store.create_user("bob")
-        alice_token = store.create_token(alice.id)
-        bob_token = store.create_token(bob.id)
-        public = store.create_model(alice.id, "hello", visibility="public", hardware="cpu")
-        store.create_version(public.id, VERSION, openapi_schema=SCHEMA, cog_version="0.13.7")
-        private = store.create_model(alice.id, "secret", visibility="private", hardware="cpu")
-        store.create_version(private.id, PRIVATE_VERSION, openapi_schema=SCHEMA)
+        alice = store.accounts.create_user("alice")
+        bob = store.accounts.create_user("bob")
+        alice_token = store.accounts.create_token(alice.id)
+        bob_token = store.accounts.create_token(bob.id)
+        public = store.catalog.create_model(alice.id, "hello", visibility="public", hardware="cpu")
+        store.catalog.create_version(
+            public.id, VERSION, openapi_schema=SCHEMA, cog_version="0.13.7"
+        )
+        private = store.catalog.create_model(
+            alice.id, "secret", visibility="private", hardware="cpu"
+        )
+        store.catalog.create_version(private.id, PRIVATE_VERSION, openapi_schema=SCHEMA)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield Api(

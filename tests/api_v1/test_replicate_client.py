@@ -23,7 +23,7 @@ import pytest
 
 replicate = pytest.importorskip("replicate")
 
-from api_v1_support import LiveServer, publish_models  # noqa: E402
+from api_v1_support import LiveServer, publish_models, wait_status  # noqa: E402
 from replicate.helpers import FileOutput  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -69,10 +69,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # The client's httpx reads SSL_CERT_FILE to trust our certificate.
         previous = os.environ.get("SSL_CERT_FILE")
         os.environ["SSL_CERT_FILE"] = str(cert)
-        client = replicate.Client(api_token=TOKEN, base_url=url)
+        # a transport of ours: the client never closes its connections itself
+        transport = httpx.HTTPTransport()
+        client = replicate.Client(api_token=TOKEN, base_url=url, transport=transport)
         try:
             yield Server(url, versions, client)
         finally:
+            transport.close()
             if previous is None:
                 os.environ.pop("SSL_CERT_FILE", None)
             else:
@@ -152,11 +155,7 @@ def test_wait_while_running_answers_starting_then_processing(server: Server) -> 
         assert r.status_code == 201 and r.headers["preference-applied"] == "wait=1"
         assert r.json()["status"] == "starting"
         url = r.headers["location"]
-        for _ in range(100):
-            body = api.get(url).json()
-            if body["status"] != "starting":
-                break
-            time.sleep(0.1)
+        body = wait_status(api, url, {"processing", "succeeded", "failed", "canceled"}, timeout=10)
         assert body["status"] == "processing" and body["started_at"]
         assert "echoing w" in body["logs"]
         api.post(body["urls"]["cancel"])
@@ -175,11 +174,7 @@ def test_cancel_after_ends_a_queued_prediction_unrun(server: Server) -> None:
         )
         assert r.json()["deadline"]
         url = r.json()["urls"]["get"]
-        for _ in range(200):
-            body = api.get(url).json()
-            if body["status"] in ("succeeded", "failed", "canceled"):
-                break
-            time.sleep(0.1)
+        body = wait_status(api, url, {"succeeded", "failed", "canceled"}, timeout=20)
         assert body["status"] == "canceled" and body["started_at"] is None
         assert body["logs"] == ""
         api.post(busy["urls"]["cancel"])

@@ -3,13 +3,14 @@ a refused address, in any host form, is a 422 naming the field, and nothing is r
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from api_v1_support import VERSION, Api
+
+from support import http_server
 
 # A few forms of each decision (vendo.files.addresses is tested range by range and form
 # by form in tests/files/test_address_policy.py).
@@ -35,11 +36,8 @@ def port() -> Iterator[int]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with http_server(Handler) as server:
+        yield server.server_address[1]
 
 
 def _body(field: str, host: str, port: int) -> dict[str, Any]:

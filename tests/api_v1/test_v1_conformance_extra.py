@@ -12,8 +12,6 @@ import base64
 import json
 import os
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from api_v1_support import SCHEMA, VERSION, Api, EchoScheduler, free_port
+from api_v1_support import SCHEMA, VERSION, Api, EchoScheduler
 
+from support import serve_in_thread
 from vendo.app import create_app
 from vendo.config import Settings
 from vendo.store import Store
@@ -46,28 +44,15 @@ def cf_live(tmp_path: Path) -> Iterator[CfLive]:
     data_dir = tmp_path / "data"
     store = Store.from_settings(data_dir, None)
     try:
-        admin, _ = store.ensure_admin(TOKEN)
-        model = store.create_model(admin.id, "hello", visibility="public", hardware="cpu")
-        store.create_version(model.id, VERSION, openapi_schema=SCHEMA, cog_version="0.13.7")
+        admin, _ = store.accounts.ensure_admin(TOKEN)
+        model = store.catalog.create_model(admin.id, "hello", visibility="public", hardware="cpu")
+        store.catalog.create_version(model.id, VERSION, openapi_schema=SCHEMA, cog_version="0.13.7")
     finally:
         store.close()
     settings = Settings(data_dir=data_dir, api_token=TOKEN, _env_file=None)  # type: ignore[call-arg]
     app = create_app(settings, run_scheduler=False)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
-        yield CfLive(f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"})
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve_in_thread(app) as url:
+        yield CfLive(url, {"Authorization": f"Bearer {TOKEN}"})
 
 
 def cf_create_many(live: CfLive, count: int) -> list[dict[str, Any]]:
@@ -82,16 +67,16 @@ def cf_create_many(live: CfLive, count: int) -> list[dict[str, Any]]:
 
 
 def test_cf_next_is_followed_by_both_clients_and_created_before_filters(
-    cf_live: CfLive, node_client: str
+    cf_live: CfLive, node_client: str, replicate_client: Any
 ) -> None:
-    replicate = pytest.importorskip("replicate")
+    pytest.importorskip("replicate")
     from replicate.pagination import paginate
 
     created = cf_create_many(cf_live, PAGE + 5)
     newest_first = [p["id"] for p in reversed(created)]
 
     # Python 1.0.7 sends `next` back as the request path
-    client = replicate.Client(api_token=TOKEN, base_url=cf_live.url)
+    client = replicate_client(TOKEN, cf_live.url)
     pages = list(paginate(client.predictions.list))
     assert [len(page.results) for page in pages] == [PAGE, 5]
     assert [p.id for page in pages for p in page.results] == newest_first

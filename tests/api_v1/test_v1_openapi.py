@@ -120,10 +120,10 @@ async def test_real_answers_validate_against_the_document(api: Api) -> None:
     check("Model", r.json())
     check("Model", (await c.get("/v1/models/alice/hello", headers=api.alice)).json())
     store = api.platform.store
-    model = store.get_model("alice", "m2")
+    model = store.catalog.model("alice", "m2")
     assert model is not None
-    build = store.create_build(model.id, "ef" * 32)
-    store.finish_build(build.id, "failed", error="no cog.yaml")
+    build = store.catalog.create_build(model.id, "ef" * 32)
+    store.catalog.finish_build(build.id, "failed", error="no cog.yaml")
     r = await c.get(f"/v1/models/alice/m2/builds/{build.id}", headers=api.alice)
     check("Build", r.json())
     r = await c.get("/v1/models/alice/m2", headers=api.alice)

@@ -7,33 +7,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from api_v1_support import LiveServer, publish_models
 
+from support import is_running, until, wait_gone
+
+pytestmark = pytest.mark.slow  # publish_models builds a real environment
+
 TOKEN = "orphans-token"
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for init to reap it does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """The PIDs of ``pids`` still running after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [pid for pid in pids if alive(pid)]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
 
 
 def kill_all(pids: list[int]) -> None:
@@ -59,9 +43,7 @@ def test_runners_and_their_children_die_with_the_server(
         ) as client:
             if phase == "during setup":
                 client.post("/v1/predictions", json={"version": versions["spawner"], "input": {}})
-                deadline = time.monotonic() + 30
-                while not server.children() and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                until(server.children, timeout=30, what="the runner to start")
             else:
                 body = client.post(
                     "/v1/predictions",
@@ -71,7 +53,7 @@ def test_runners_and_their_children_die_with_the_server(
                 assert body["status"] == "succeeded", body
                 started.append(body["output"])  # the model's own child
         started += server.children()
-        assert started and all(alive(pid) for pid in started)
+        assert started and all(is_running(pid) for pid in started)
         server.stop(signal.SIGKILL)
         assert wait_gone(started) == []
     finally:

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from api_v1_support import VERSION, Api, EchoScheduler
 
+import vendo.app
 from vendo.app import sweep_once
+from vendo.store import utcnow
 
 PREDICTION_KEYS = {
     "id",
@@ -58,7 +61,7 @@ async def test_create_queues_with_201_starting(api: Api, version: str) -> None:
     assert "deadline" not in body and "stream" not in body["urls"]
     assert r.headers["location"] == body["urls"]["get"]
     assert "preference-applied" not in r.headers
-    row = api.platform.store.get_prediction(body["id"])
+    row = api.platform.store.predictions.get(body["id"])
     # the secret is stored sealed (vendo.store.sealing), and opens back to the value
     assert row is not None and "s3cret" not in repr(row.run_input)
     assert api.platform.secrets is not None
@@ -78,7 +81,7 @@ async def test_a_list_of_secrets_is_masked_and_sealed(api: Api) -> None:
     )
     assert r.status_code == 201, r.text
     assert r.json()["input"] == {"text": "hi", "keys": ["**********", "**********"]}
-    row = api.platform.store.get_prediction(r.json()["id"])
+    row = api.platform.store.predictions.get(r.json()["id"])
     assert row is not None and "k-one" not in repr(row.input) + repr(row.run_input)
     assert api.platform.secrets is not None
     assert api.platform.secrets.open(row.run_input)["keys"] == ["k-one", "k-two"]
@@ -124,7 +127,7 @@ async def test_cancel_after_sets_deadline(api: Api) -> None:
     )
     body = r.json()
     assert body["deadline"].endswith("Z")
-    row = api.platform.store.get_prediction(body["id"])
+    row = api.platform.store.predictions.get(body["id"])
     assert row is not None and row.deadline is not None
     assert 85 < (row.deadline - row.created_at).total_seconds() < 95
 
@@ -157,7 +160,7 @@ async def test_list_paginates_newest_first(api: Api) -> None:
         "/v1/predictions", headers=api.bob, json={"version": VERSION, "input": {"text": "b"}}
     )
     store = api.platform.store
-    page = store.list_predictions(store.get_user_by_name("alice").id, limit=2)  # type: ignore[union-attr]
+    page = store.predictions.page(store.accounts.user_named("alice").id, limit=2)  # type: ignore[union-attr]
     assert page.next_cursor
     r = await api.client.get("/v1/predictions", headers=api.alice)
     body = r.json()
@@ -224,7 +227,7 @@ class TestWithARunner:
         got = await api.client.get(f"/v1/predictions/{body['id']}", headers=api.alice)
         assert got.json()["status"] == "succeeded"  # it did end before the reply
 
-    async def test_file_input_and_output(self, api: Api) -> None:
+    async def test_file_input_and_output(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
         data_uri = "data:image/png;base64," + base64.b64encode(png).decode()
         upload = await api.client.post(
@@ -250,7 +253,9 @@ class TestWithARunner:
             assert (await api.client.get(tampered)).status_code == 403
         # retention removes the data and the files
         api.platform.settings.retention = 0
-        time.sleep(0.01)
+        # the sweep's clock a second on: both finished "before" it, with no wait
+        later = utcnow() + timedelta(seconds=1)
+        monkeypatch.setattr(vendo.app, "utcnow", lambda: later)
         assert sweep_once(api.platform.settings, api.platform.store, api.platform.storage) >= 2
         again = (await api.client.get(body["urls"]["get"], headers=api.alice)).json()
         assert again["data_removed"] is True

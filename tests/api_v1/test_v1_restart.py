@@ -7,27 +7,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_v1_support import LiveServer, publish_models
+from api_v1_support import LiveServer, publish_models, wait_status
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "restart-token"
 INTERRUPTED = "interrupted: the server stopped while this prediction was running"
-
-
-def _wait_for(client: httpx.Client, url: str, statuses: set[str], timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = client.get(url).json()
-        if body["status"] in statuses or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
 
 
 def _client(server: LiveServer) -> httpx.Client:
@@ -62,7 +52,7 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path, receiver: Any
                     "webhook_events_filter": ["completed"],
                 },
             ).json()
-            body = _wait_for(c, running["urls"]["get"], {"processing"})
+            body = wait_status(c, running["urls"]["get"], {"processing"})
             assert body["status"] == "processing"
             queued = c.post(
                 "/v1/predictions", json={"version": versions["echo"], "input": {"text": "next"}}
@@ -74,12 +64,12 @@ def test_restart_runs_queued_and_fails_interrupted(tmp_path: Path, receiver: Any
             failed = c.get(running["urls"]["get"]).json()
             assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
             # its completed webhook was owed: the restart sends it
-            receiver.wait_for(
+            receiver.wait_for_bodies(
                 lambda bodies: any(
                     b["id"] == running["id"] and b["status"] == "failed" for b in bodies
                 )
             )
-            done = _wait_for(c, queued["urls"]["get"], {"succeeded", "failed", "canceled"})
+            done = wait_status(c, queued["urls"]["get"], {"succeeded", "failed", "canceled"})
             assert done["status"] == "succeeded" and done["output"] == "next"
     finally:
         server.stop()

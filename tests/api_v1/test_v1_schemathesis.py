@@ -13,14 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_v1_support import LiveServer, publish_models
+from api_v1_support import LiveServer, publish_models, wait_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -103,13 +102,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 
 
 def _finished(url: str, auth: dict[str, str], timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        prediction: dict[str, Any] = httpx.get(url, headers=auth, timeout=30).json()
-        if prediction["status"] in ("succeeded", "failed", "canceled"):
-            return prediction
-        assert time.monotonic() < deadline, prediction
-        time.sleep(0.2)
+    with httpx.Client(headers=auth, timeout=30) as client:
+        return wait_status(client, url, {"succeeded", "failed", "canceled"}, timeout)
 
 
 def _server_errors(server: LiveServer) -> str:

@@ -15,13 +15,12 @@ import secrets
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_v1_support import LiveServer, publish_models
+from api_v1_support import LiveServer, publish_models, wait_status
 from cryptography.fernet import Fernet
 
 pytestmark = pytest.mark.slow
@@ -47,15 +46,6 @@ def _client(server: LiveServer) -> httpx.Client:
     return httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
     )
-
-
-def _wait_for(c: httpx.Client, url: str, statuses: set[str], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = c.get(url).json()
-        if body["status"] in statuses or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
 
 
 def _kill(server: LiveServer) -> None:
@@ -101,7 +91,7 @@ def test_secret_inputs_are_never_at_rest_in_clear_text(tmp_path: Path) -> None:
             # a wait that runs out: written mid-run; then one queued behind it
             running = create(c, sleep=30, prefer="wait=1")
             assert running["status"] == "starting"
-            assert _wait_for(c, running["urls"]["get"], {"processing"})["status"] == "processing"
+            assert wait_status(c, running["urls"]["get"], {"processing"})["status"] == "processing"
             queued = create(c)
             assert c.get(queued["urls"]["get"]).json()["status"] == "starting"
             assert (data_dir / "vendo.db-wal").exists() or any(data_dir.glob("*-wal"))
@@ -111,7 +101,7 @@ def test_secret_inputs_are_never_at_rest_in_clear_text(tmp_path: Path) -> None:
 
         server.start()  # the queued one runs now, its secret opened with the same key
         with _client(server) as c:
-            done = _wait_for(c, queued["urls"]["get"], TERMINAL)
+            done = wait_status(c, queued["urls"]["get"], TERMINAL)
             assert done["status"] == "succeeded", done
             assert done["output"] == _answer(secret) and done["input"]["token"] == MASK
             assert c.get(running["urls"]["get"]).json()["status"] == "failed"  # interrupted
@@ -119,13 +109,13 @@ def test_secret_inputs_are_never_at_rest_in_clear_text(tmp_path: Path) -> None:
 
             # The key is lost while a prediction with a secret is pending.
             blocker = create(c, sleep=30)
-            assert _wait_for(c, blocker["urls"]["get"], {"processing"})["status"] == "processing"
+            assert wait_status(c, blocker["urls"]["get"], {"processing"})["status"] == "processing"
             pending = create(c)
         _kill(server)
         key_file.unlink()
         server.start()  # makes a new key, which cannot open the old one's secrets
         with _client(server) as c:
-            lost = _wait_for(c, pending["urls"]["get"], TERMINAL)
+            lost = wait_status(c, pending["urls"]["get"], TERMINAL)
             assert lost["status"] == "failed"
             assert "secret inputs of this prediction cannot be decrypted" in lost["error"]
             assert str(key_file) in lost["error"]

@@ -16,6 +16,7 @@ import pytest
 from api_v1_support import ADMIN_TOKEN, Api
 
 import vendo
+from support import until_async
 from vendo.api.v1.context import Platform
 from vendo.app import create_app
 from vendo.config import Settings
@@ -53,10 +54,10 @@ async def api(tmp_path: Path, db_url: str) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store
-        alice = store.create_user("alice")
-        bob = store.create_user("bob")
-        model = store.create_model(alice.id, "echo", visibility="public")
-        store.create_version(
+        alice = store.accounts.create_user("alice")
+        bob = store.accounts.create_user("bob")
+        model = store.catalog.create_model(alice.id, "echo", visibility="public")
+        store.catalog.create_version(
             model.id,
             VERSION,
             openapi_schema=ECHO_SCHEMA,
@@ -70,8 +71,8 @@ async def api(tmp_path: Path, db_url: str) -> AsyncIterator[Api]:
                 client=c,
                 platform=p,
                 admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                alice={"Authorization": f"Bearer {store.create_token(alice.id)}"},
-                bob={"Authorization": f"Bearer {store.create_token(bob.id)}"},
+                alice={"Authorization": f"Bearer {store.accounts.create_token(alice.id)}"},
+                bob={"Authorization": f"Bearer {store.accounts.create_token(bob.id)}"},
             )
 
 
@@ -114,12 +115,13 @@ async def test_a_wait_that_runs_out_leaves_a_readable_running_prediction(api: Ap
     got = await api.client.get(f"/v1/predictions/{data['id']}", headers=api.bob)
     assert got.status_code == 200 and got.json()["status"] == "processing"
     assert "echoing slow" in got.json()["logs"]
-    for _ in range(100):
+
+    async def succeeded() -> dict[str, Any] | None:
         got = await api.client.get(f"/v1/predictions/{data['id']}", headers=api.bob)
-        if got.json()["status"] == "succeeded":
-            break
-        await asyncio.sleep(0.1)
-    assert got.json()["status"] == "succeeded" and got.json()["output"] == "slow"
+        return got.json() if got.json()["status"] == "succeeded" else None
+
+    done = await until_async(succeeded, timeout=10, what="the prediction to succeed")
+    assert done["output"] == "slow"
 
 
 async def test_a_model_made_private_is_gone_for_others_at_once(api: Api) -> None:
@@ -127,8 +129,8 @@ async def test_a_model_made_private_is_gone_for_others_at_once(api: Api) -> None
     by_model = {"version": "alice/echo"}
     assert (await run(api, api.bob, input={"text": "a"}, **by_model)).status_code == 201
     store = api.platform.store  # no route changes visibility: the store does it here
-    model = await asyncio.to_thread(store.get_model, "alice", "echo")
-    await asyncio.to_thread(store.update_model, model.id, visibility="private")
+    model = await asyncio.to_thread(store.catalog.model, "alice", "echo")
+    await asyncio.to_thread(store.catalog.update_model, model.id, visibility="private")
     assert (await run(api, api.bob, input={"text": "b"}, **by_model)).status_code == 404
     assert (await run(api, api.bob, input={"text": "c"})).status_code == 404  # by id
     assert (await run(api, api.alice, input={"text": "d"})).status_code == 201
@@ -147,7 +149,7 @@ async def test_a_new_token_works_at_once_after_being_refused(api: Api) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     assert (await api.client.get("/v1/account", headers=headers)).status_code == 401
     store = api.platform.store
-    carol = await asyncio.to_thread(store.create_user, "carol")
-    await asyncio.to_thread(store.create_token, carol.id, token)
+    carol = await asyncio.to_thread(store.accounts.create_user, "carol")
+    await asyncio.to_thread(store.accounts.create_token, carol.id, token)
     account = await api.client.get("/v1/account", headers=headers)
     assert account.status_code == 200 and account.json()["username"] == "carol"

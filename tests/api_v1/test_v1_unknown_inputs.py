@@ -5,17 +5,18 @@ real runner child; ``vendo run`` against a real ``vendo serve``."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_v1_support import ADMIN_TOKEN, ECHO_SCHEMA, FIXTURES, Api, LiveServer, echo_api
 
 import vendo
+from support import until_async
 from vendo.store import Store, database_url
 
 VERSION = "f3" * 32
@@ -51,12 +52,13 @@ async def test_the_logs_start_with_a_warning_per_ignored_input(api: Api) -> None
         headers=api.alice,
     )
     pid = r.json()["id"]
-    for _ in range(200):
+
+    async def succeeded() -> dict[str, Any] | None:
         row = (await api.client.get(f"/v1/predictions/{pid}", headers=api.alice)).json()
-        if row["status"] == "succeeded":
-            break
-        await asyncio.sleep(0.05)
-    assert row["status"] == "succeeded" and row["output"] == "y"
+        return row if row["status"] == "succeeded" else None
+
+    row = await until_async(succeeded, timeout=10, what="the queued prediction")
+    assert row["output"] == "y"
     assert row["logs"].splitlines()[:2] == [TXT, "echoing y"]
 
     # nothing ignored, no warning
@@ -73,9 +75,9 @@ def test_vendo_run_prints_the_warning(tmp_path: Path) -> None:
     data.mkdir()
     store = Store.open(database_url(data, None))
     try:
-        admin, _ = store.ensure_admin(ADMIN_TOKEN)
-        model = store.create_model(admin.id, "echo", visibility="public")
-        store.create_version(
+        admin, _ = store.accounts.ensure_admin(ADMIN_TOKEN)
+        model = store.catalog.create_model(admin.id, "echo", visibility="public")
+        store.catalog.create_version(
             model.id,
             VERSION,
             openapi_schema=ECHO_SCHEMA,

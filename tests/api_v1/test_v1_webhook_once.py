@@ -7,18 +7,17 @@ terminal message. A retried ``completed`` keeps its ``webhook-id``."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from api_v1_support import LiveServer, publish_models
+
+from support import Receiver, pending_deliveries, until
 
 pytestmark = pytest.mark.slow
 
@@ -28,64 +27,41 @@ COUNT = 120  # predictions: half of them Prefer: wait
 REFUSE_EVERY = 8  # every eighth prediction's first terminal attempt is answered 503
 
 
-class _Receiver:
-    """Records every delivery; refuses the first terminal attempt of chosen predictions,
-    so that the outbox retries them."""
+class _Receiver(Receiver):
+    """Refuses the first terminal attempt of chosen predictions, so that the outbox
+    retries them."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.deliveries: list[tuple[str, dict[str, Any]]] = []  # (webhook-id, body)
+        super().__init__(respond=self._refuse_first)
         self.refuse: set[str] = set()  # prediction ids (by their input text)
         self.refused: dict[str, str] = {}  # prediction id -> webhook-id answered 503
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                message_id = self.headers["webhook-id"]
-                status = 200
-                with receiver.lock:
-                    receiver.deliveries.append((message_id, body))
-                    text = (body.get("input") or {}).get("text")
-                    if (
-                        body["status"] in TERMINAL
-                        and text in receiver.refuse
-                        and body["id"] not in receiver.refused
-                    ):
-                        receiver.refused[body["id"]] = message_id
-                        status = 503
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
+    def _refuse_first(self, request: dict[str, Any]) -> int | None:
+        body = json.loads(request["body"])
+        text = (body.get("input") or {}).get("text")
+        if body["status"] in TERMINAL and text in self.refuse and body["id"] not in self.refused:
+            self.refused[body["id"]] = request["headers"]["webhook-id"]
+            return 503
+        return None
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    @property
+    def deliveries(self) -> list[tuple[str, dict[str, Any]]]:
+        """(webhook-id, body) of every delivery."""
+        return [(r["headers"]["webhook-id"], json.loads(r["body"])) for r in self.received()]
 
     def terminal(self) -> dict[str, list[str]]:
         """Prediction id -> the webhook-ids of the deliveries with a terminal body."""
         found: dict[str, list[str]] = defaultdict(list)
-        with self.lock:
-            for message_id, body in self.deliveries:
-                if body["status"] in TERMINAL:
-                    found[body["id"]].append(message_id)
+        for message_id, body in self.deliveries:
+            if body["status"] in TERMINAL:
+                found[body["id"]].append(message_id)
         return found
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture
 def hooks() -> Iterator[_Receiver]:
-    r = _Receiver()
-    yield r
-    r.close()
+    with _Receiver() as r:
+        yield r
 
 
 def test_exactly_one_terminal_message_per_prediction(tmp_path: Path, hooks: _Receiver) -> None:
@@ -119,14 +95,15 @@ def test_exactly_one_terminal_message_per_prediction(tmp_path: Path, hooks: _Rec
             ids = list(pool.map(create, texts))
         by_text = dict(zip(texts, ids, strict=True))
         refused = {by_text[t] for t in hooks.refuse}
+
         # every prediction's terminal message, the refused ones once more (the retry)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def all_delivered() -> bool:
             seen = hooks.terminal()
-            if all(seen.get(pid) for pid in ids) and all(len(seen[p]) >= 2 for p in refused):
-                break
-            time.sleep(0.1)
-        time.sleep(1.0)  # room for a late duplicate to arrive
+            return all(seen.get(pid) for pid in ids) and all(len(seen[p]) >= 2 for p in refused)
+
+        until(all_delivered, timeout=60, what="every terminal message")
+        # a late duplicate could only come from a delivery still in the outbox
+        until(lambda: pending_deliveries(data_dir) == [], what="the outbox to be done")
         seen = hooks.terminal()
         missing = [pid for pid in ids if not seen.get(pid)]
         assert missing == []
@@ -140,8 +117,7 @@ def test_exactly_one_terminal_message_per_prediction(tmp_path: Path, hooks: _Rec
         for pid in set(ids) - refused:
             assert len(seen[pid]) == 1, seen[pid]
         # a start message, when one came, says the prediction is running
-        with hooks.lock:
-            starts = [b for _, b in hooks.deliveries if b["status"] not in TERMINAL]
+        starts = [b for _, b in hooks.deliveries if b["status"] not in TERMINAL]
         assert all(b["status"] in ("starting", "processing") for b in starts)
     finally:
         server.stop()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from api_v1_support import VERSION, Api, EchoScheduler
 from standardwebhooks import Webhook
+
+from support import until_async
 
 
 @pytest.fixture
@@ -20,31 +19,8 @@ def scheduler_factory() -> Any:
     return EchoScheduler
 
 
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
 async def test_completed_webhook_is_signed(api: Api, receiver: Any) -> None:
-    url, received = receiver
+    url, received = receiver.url, receiver.requests
     r = await api.client.post(
         "/v1/predictions",
         headers={**api.alice, "Prefer": "wait"},
@@ -56,12 +32,9 @@ async def test_completed_webhook_is_signed(api: Api, receiver: Any) -> None:
         },
     )
     assert r.json()["status"] == "succeeded"
-    for _ in range(100):
-        if received:
-            break
-        await asyncio.sleep(0.05)
+    await until_async(lambda: received, timeout=5, what="the webhook")
     assert len(received) == 1
-    headers, body = received[0]
+    headers, body = received[0]["headers"], received[0]["body"]
     secret = (await api.client.get("/v1/webhooks/default/secret", headers=api.alice)).json()["key"]
     Webhook(secret).verify(body, headers)  # raises if the signature is wrong
     sent = json.loads(body)
@@ -81,7 +54,7 @@ async def test_private_webhook_refused_when_not_allowed(api: Api) -> None:
 
 
 async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
-    _, received = receiver
+    received = receiver.requests
     relay = api.platform.webhook_relay
     api.platform.scheduler.hold = True  # type: ignore[union-attr]  # stays queued
     r = await api.client.post(
@@ -92,29 +65,26 @@ async def test_no_webhook_is_known_from_create(api: Api, receiver: Any) -> None:
     assert relay._targets.get(pid, "unknown") is None
     r = await api.client.post(f"/v1/predictions/{pid}/cancel", headers=api.alice)
     assert r.json()["status"] == "canceled"
-    for _ in range(100):  # the relay has handled the done event
-        if pid not in relay._targets:
-            break
-        await asyncio.sleep(0.02)
-    assert pid not in relay._targets
+    # the relay has handled the done event
+    await until_async(lambda: pid not in relay._targets, timeout=5, what="the relay")
     assert received == []
 
 
 async def test_a_delivered_completed_marks_the_prediction(api: Api, receiver: Any) -> None:
-    url, received = receiver
+    url = receiver.url
     r = await api.client.post(
         "/v1/predictions",
         headers={**api.alice, "Prefer": "wait"},
         json={"version": VERSION, "input": {"text": "hi"}, "webhook": url},
     )
     store = api.platform.store
-    for _ in range(100):
-        row = await asyncio.to_thread(store.get_prediction, r.json()["id"])
-        if row is not None and row.webhook_done:
-            break
-        await asyncio.sleep(0.05)
-    assert row is not None and row.webhook_done
-    assert await asyncio.to_thread(store.owed_webhooks) == []
+
+    async def marked() -> bool:
+        row = await asyncio.to_thread(store.predictions.get, r.json()["id"])
+        return row is not None and row.webhook_done
+
+    await until_async(marked, timeout=5, what="webhook_done")
+    assert await asyncio.to_thread(store.predictions.owed_webhooks) == []
 
 
 async def test_a_completed_never_handed_over_is_sent_at_start_up(
@@ -129,14 +99,14 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
     from vendo.store import new_id, utcnow
     from vendo.store.tables import PredictionRow
 
-    url, received = receiver
+    url, received = receiver.url, receiver.requests
     settings = Settings(data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, _env_file=None)
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
         store = app.state.platform.store
-        admin = store.get_user_by_name("admin")
-        model = store.create_model(admin.id, "m")
-        store.create_version(model.id, VERSION, openapi_schema=SCHEMA)
+        admin = store.accounts.user_named("admin")
+        model = store.catalog.create_model(admin.id, "m")
+        store.catalog.create_version(model.id, VERSION, openapi_schema=SCHEMA)
         now = utcnow()
         row = PredictionRow(
             id=new_id(), owner_id=admin.id, model_id=model.id, model="admin/m",
@@ -145,37 +115,34 @@ async def test_a_completed_never_handed_over_is_sent_at_start_up(
             base_url="http://testserver",
         )  # fmt: skip
         with store.write() as s:
-            store.insert_prediction(s, row)
-        assert store.owed_webhooks() == [row.id]
+            s.add(row)
+        assert store.predictions.owed_webhooks() == [row.id]
     assert received == []
 
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.05)
+        await until_async(lambda: received, timeout=5, what="the owed webhook")
         store = app.state.platform.store
-        for _ in range(100):
-            if not store.owed_webhooks():
-                break
-            await asyncio.sleep(0.05)
-        assert store.owed_webhooks() == []
+        await until_async(
+            lambda: store.predictions.owed_webhooks() == [], timeout=5, what="nothing owed"
+        )
         await app.state.platform.webhook_relay.outbox.drain()  # delivered and forgotten
     assert len(received) == 1
-    sent = json.loads(received[0][1])
+    sent = json.loads(received[0]["body"])
     assert sent["id"] == row.id and sent["status"] == "succeeded" and sent["output"] == "hi"
 
     app = create_app(settings, run_scheduler=False)  # a third start owes nothing
     async with app.router.lifespan_context(app):
-        await asyncio.sleep(0.2)
+        # start-up has resumed what was owed (awaited): the outbox is done with it
+        await app.state.platform.webhook_relay.outbox.drain()
     assert len(received) == 1
 
 
 async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiver: Any) -> None:
     # Whatever publishes a prediction's end twice (a cancel racing the end, a restart),
     # the receiver gets one terminal message.
-    url, received = receiver
+
+    url, received = receiver.url, receiver.requests
     r = await api.client.post(
         "/v1/predictions",
         headers={**api.alice, "Prefer": "wait"},
@@ -183,15 +150,32 @@ async def test_a_repeated_done_sends_no_second_terminal_message(api: Api, receiv
     )
     pid = r.json()["id"]
     store = api.platform.store
-    for _ in range(100):
-        row = await asyncio.to_thread(store.get_prediction, pid)
-        if row is not None and row.webhook_done and received:
-            break
-        await asyncio.sleep(0.05)
+
+    async def delivered() -> bool:
+        row = await asyncio.to_thread(store.predictions.get, pid)
+        return row is not None and row.webhook_done and bool(received)
+
+    await until_async(delivered, timeout=5, what="the terminal webhook")
     api.platform.bus.publish(pid, "done", {})
     api.platform.bus.publish(pid, "start", {})
-    await asyncio.sleep(0.5)
-    terminal = [h["webhook-id"] for h, b in received if json.loads(b)["status"] == "succeeded"]
+    # A barrier instead of a pause: the relay handles events in order, so once a later
+    # prediction's completed webhook is in, the repeated done and the late start have
+    # been handled; the outbox's drain covers a completed they might have queued.
+    later = await api.client.post(
+        "/v1/predictions",
+        headers={**api.alice, "Prefer": "wait"},
+        json={"version": VERSION, "input": {"text": "later"}, "webhook": url},
+    )
+    await until_async(
+        lambda: any(json.loads(r["body"])["id"] == later.json()["id"] for r in received),
+        timeout=5,
+        what="the later prediction's webhook",
+    )
+    await api.platform.webhook_relay.outbox.drain()
+    mine = [r for r in received if json.loads(r["body"])["id"] == pid]
+    terminal = [
+        r["headers"]["webhook-id"] for r in mine if json.loads(r["body"])["status"] == "succeeded"
+    ]
     assert len(terminal) == 1
     # and nothing after it: the late start is not sent either
-    assert json.loads(received[-1][1])["status"] == "succeeded"
+    assert json.loads(mine[-1]["body"])["status"] == "succeeded"

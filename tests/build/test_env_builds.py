@@ -9,11 +9,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from support import until
 from vendo.build import BuildResult, build_project
 from vendo.build.store import MARKER, EnvStore
 from vendo.config import Settings
@@ -57,15 +57,6 @@ def ready_envs(data_dir: Path) -> list[Path]:
     return [p for p in envs.iterdir() if not p.name.startswith(".")]
 
 
-def wait_for(predicate: object, timeout: float, what: str) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -89,7 +80,7 @@ def test_killed_build_is_never_used_and_the_next_build_succeeds(
         stderr=subprocess.PIPE,
     )
     try:
-        wait_for(lambda: hang.exists() or proc.poll() is not None, 120, "the install to start")
+        until(lambda: hang.exists() or proc.poll() is not None, timeout=120, what="the install")
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         # Midway: the venv exists in a temporary folder, the package install is running.
         temps = list((data_dir / "envs").glob(".tmp-*"))
@@ -102,7 +93,7 @@ def test_killed_build_is_never_used_and_the_next_build_succeeds(
         if proc.stderr:
             proc.stderr.close()
     backend_pid = int(hang.read_text())
-    wait_for(lambda: not pid_alive(backend_pid), 30, "the orphaned installer to exit")
+    until(lambda: not pid_alive(backend_pid), timeout=30, what="the orphaned installer to exit")
     assert ready_envs(data_dir) == []  # the interrupted build is not an environment
 
     hang.unlink()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from serve_support import clean_env, serving, vendo
+from support import free_port, http_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOKEN = "cli-test-token"
@@ -30,12 +31,6 @@ CLIENT_COMMANDS: dict[str, list[str]] = {
     "run": ["run", "admin/hello-world", "-i", "text=x"],
     "push": ["push", str(FIXTURES / "cli_named_file"), "admin/named"],
 }
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _one_line_error(done: subprocess.CompletedProcess[str], connected: bool = False) -> str:
@@ -63,7 +58,7 @@ def test_every_client_command_is_listed() -> None:
 @pytest.mark.parametrize("found", ["VENDO_URL", "--url", "server.json"])
 @pytest.mark.parametrize("command", sorted(CLIENT_COMMANDS))
 def test_client_command_against_a_stopped_server(command: str, found: str, tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     env = clean_env(VENDO_API_TOKEN=TOKEN)
     args = list(CLIENT_COMMANDS[command])
     if found == "VENDO_URL":
@@ -95,12 +90,8 @@ class _PlainHTTP(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def plain_http() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainHTTP)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with http_server(_PlainHTTP) as server:
+        yield int(server.server_address[1])
 
 
 @pytest.mark.parametrize("command", sorted(CLIENT_COMMANDS))
@@ -238,7 +229,7 @@ def test_a_bad_tls_certificate_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_failed_start_up_creates_no_admin(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    database = f"postgresql://nobody@127.0.0.1:{_closed_port()}/nothing"
+    database = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
     done = vendo(
         "serve", "--port", "0", "--data-dir", str(data),
         cwd=tmp_path, env=clean_env(VENDO_DATABASE_URL=database), timeout=120,

@@ -75,12 +75,14 @@ def test_examples_configs_have_no_warnings() -> None:
         assert collect_requirements(config).warnings == [], folder.name
 
 
+@pytest.mark.slow  # builds the example's real environment
 async def test_hello_world(tmp_path: Path) -> None:
     done = await _predict(tmp_path, "hello-world", {"text": "Vendo"})
     assert done["status"] == "succeeded", done
     assert done["output"] == "hello Vendo"
 
 
+@pytest.mark.slow  # builds the example's real environment
 async def test_image_returns_a_png(tmp_path: Path) -> None:
     done = await _predict(tmp_path, "image", {"width": 24, "height": 16, "iterations": 10})
     assert done["status"] == "succeeded", done
@@ -89,6 +91,7 @@ async def test_image_returns_a_png(tmp_path: Path) -> None:
     assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (24, 16)
 
 
+@pytest.mark.slow  # builds the example's real environment
 async def test_stream_text_yields_words(tmp_path: Path) -> None:
     events: list[dict[str, Any]] = []
     done = await _predict(tmp_path, "stream-text", {"text": "one two three", "delay": 0}, events)
@@ -116,6 +119,7 @@ async def test_embeddings_are_unit_vectors_that_rank_similar_sentences(tmp_path:
     assert cos(food, bread) > cos(food, stocks) + 0.2
 
 
+@pytest.mark.slow  # builds every example
 async def test_push_examples_publishes_each_example_under_the_admin(tmp_path: Path) -> None:
     import shutil
 
@@ -135,9 +139,9 @@ async def test_push_examples_publishes_each_example_under_the_admin(tmp_path: Pa
         p = app.state.platform
         await push_examples(p, folder, out=lines.append, wait=True)
         for name in ("hello-world", "stream-text"):
-            model = p.store.get_model("admin", name)
+            model = p.store.catalog.model("admin", name)
             assert model is not None
-            version = p.store.latest_version(model.id)
+            version = p.store.catalog.latest_version(model.id)
             assert version is not None and len(version.id) == 64
             assert "Input" in version.openapi_schema["components"]["schemas"]
     assert any("hello-world: ready as admin/hello-world:" in line for line in lines)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from support import start_http_server, stop_http_server
 from vendo.files.addresses import Kind, classify, host_refusal, parse_host, refusal
 from vendo.files.fetch import FetchError, fetch_input
 from vendo.webhooks.outbox import Outbox, WebhookTarget, WebhookURLError, check_webhook_url
@@ -182,19 +182,18 @@ class Loopback:
     def __init__(self) -> None:
         self.hits: list[str] = []
         handler = type("Handler", (_Handler,), {"hits": self.hits})
-        self.servers: list[ThreadingHTTPServer] = [ThreadingHTTPServer(("127.0.0.1", 0), handler)]
+        self.servers = [start_http_server(handler)]
         self.port = self.servers[0].server_address[1]
-        self.servers.append(_Server6(("::1", self.port), handler))
-        for server in self.servers:
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.servers.append(
+            start_http_server(handler, self.port, host="::1", server_class=_Server6)
+        )
 
     def url(self, host: str, path: str = "/a.txt") -> str:
         return f"http://{host}:{self.port}{path}"
 
     def close(self) -> None:
         for server in self.servers:
-            server.shutdown()
-            server.server_close()
+            stop_http_server(server)
 
 
 @pytest.fixture

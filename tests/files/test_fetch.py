@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support import http_server
 from vendo.errors import PayloadTooLarge
 from vendo.files.fetch import FetchError, check_address, fetch_input
 
@@ -42,12 +42,8 @@ def origin() -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_server(Handler) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
 
 
 async def test_data_uri_is_named_file_ext(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def storage(tmp_path: Path):
 
 
 def test_upload_records_hashes_and_expiry(storage: LocalStorage) -> None:
-    user = storage.store.create_user("u")
+    user = storage.store.accounts.create_user("u")
     row = storage.save_upload(user.id, io.BytesIO(b"hello"), name="../x y.txt", metadata={"a": 1})
     assert row.size == 5 and row.content_type == "text/plain"
     assert row.md5 == "5d41402abc4b2a76b9719d911017c592"
@@ -29,11 +29,11 @@ def test_upload_records_hashes_and_expiry(storage: LocalStorage) -> None:
     assert storage.path(row).read_bytes() == b"hello"
     assert storage.path(row).is_relative_to(storage.root)
     storage.delete(row)
-    assert storage.store.get_file(row.id) is None and not storage.path(row).exists()
+    assert storage.store.files.get(row.id) is None and not storage.path(row).exists()
 
 
 def test_upload_cap(storage: LocalStorage) -> None:
-    user = storage.store.create_user("u")
+    user = storage.store.accounts.create_user("u")
     with pytest.raises(PayloadTooLarge):
         storage.save_upload(user.id, io.BytesIO(b"x" * 1001), name="big")
 
@@ -51,13 +51,13 @@ def test_signatures(storage: LocalStorage) -> None:
 
 
 def test_outputs_are_moved_and_rendered(storage: LocalStorage, tmp_path: Path) -> None:
-    user = storage.store.create_user("u")
+    user = storage.store.accounts.create_user("u")
     out = tmp_path / "out.png"
     out.write_bytes(b"\x89PNG")
     value = storage.encode_outputs("pred", user.id, [{"__vendo_file__": str(out)}, "text"])
     assert not out.exists()
     file_id = value[0][FILE_ID_KEY]
-    row = storage.store.get_file(file_id)
+    row = storage.store.files.get(file_id)
     assert row is not None and row.content_type == "image/png" and row.prediction_id == "pred"
     rendered = storage.render(value, "https://h.example/", "u")
     assert rendered[0].startswith(f"https://h.example/v1/files/{file_id}/download?owner=u&")
@@ -66,9 +66,9 @@ def test_outputs_are_moved_and_rendered(storage: LocalStorage, tmp_path: Path) -
 
 
 def test_purge_expired(storage: LocalStorage) -> None:
-    user = storage.store.create_user("u")
+    user = storage.store.accounts.create_user("u")
     row = storage.save_upload(
         user.id, io.BytesIO(b"x"), name="a", expires_at=utcnow() - timedelta(seconds=1)
     )
     assert storage.purge_expired() == 1
-    assert storage.store.get_file(row.id) is None
+    assert storage.store.files.get(row.id) is None

@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-import httpx
+from support import free_port, http_ready, start_server, stop_process
 
 ADMIN_TOKEN = "push-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def auth(token: str) -> dict[str, str]:
@@ -35,7 +26,6 @@ class LiveServer:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -58,41 +48,18 @@ class LiveServer:
         return env
 
     def start(self) -> None:
-        self._log = (self.work / "server.log").open("ab")
-        self.process = subprocess.Popen(
+        self.process = start_server(
             [sys.executable, "-m", "vendo", "serve", "--host", "127.0.0.1", "--port"]
             + [str(self.port)],
+            ready=http_ready(f"{self.url}/v1/hardware", auth(ADMIN_TOKEN)),
+            log_path=self.work / "server.log",
             env=self.env(),
             cwd=self.work,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/v1/hardware", headers=auth(ADMIN_TOKEN)).is_success:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(
-                    "vendo serve did not start:\n" + (self.work / "server.log").read_text()
-                )
-            time.sleep(0.2)
 
     def stop(self, *, kill: bool = False) -> None:
         process, self.process = self.process, None
-        if process is not None:
-            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        stop_process(process, sig=signal.SIGKILL if kill else signal.SIGTERM)
 
     def add_user(self, username: str) -> str:
         """A new user of the running server; returns its token."""
@@ -100,8 +67,8 @@ class LiveServer:
 
         store = Store.open(database_url(self.data_dir, None))
         try:
-            user = store.create_user(username)
-            return store.create_token(user.id)
+            user = store.accounts.create_user(username)
+            return store.accounts.create_token(user.id)
         finally:
             store.close()
 
@@ -110,7 +77,7 @@ class LiveServer:
 
         store = Store.open(database_url(self.data_dir, None))
         try:
-            return store.get_user_by_name(username) is not None
+            return store.accounts.user_named(username) is not None
         finally:
             store.close()
 

@@ -8,7 +8,6 @@ import io
 import re
 import subprocess
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 import replicate
 from push_support import ADMIN_TOKEN, LiveServer, auth
 
+from support import until
 from vendo.packages import archive_bytes
 
 pytestmark = pytest.mark.slow
@@ -230,7 +230,9 @@ def test_no_reply_reveals_another_owners_private_model(
 # --- #16.3: a model whose build failed says so -------------------------------------------
 
 
-def test_a_failed_build_is_shown_everywhere(server: LiveServer, alice: str) -> None:
+def test_a_failed_build_is_shown_everywhere(
+    server: LiveServer, alice: str, replicate_client: Any
+) -> None:
     pushed = server.vendo("push", str(FIXTURES / "push_build_fails"), "alice/broken", token=alice)
     assert pushed.returncode == 1
     assert "Push failed" in pushed.stderr and "Traceback" not in pushed.stderr
@@ -276,7 +278,7 @@ def test_a_failed_build_is_shown_everywhere(server: LiveServer, alice: str) -> N
         assert "Traceback" not in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
 
     # the official client reads the model (Replicate's fields intact) and gets the reason
-    client = replicate.Client(api_token=alice, base_url=server.url)
+    client = replicate_client(alice, server.url)
     assert client.models.get("alice/broken").latest_version is None
     with pytest.raises(replicate.exceptions.ReplicateError, match="failed to build"):
         client.run("alice/broken", input={"text": "x"})
@@ -287,14 +289,13 @@ def test_a_model_still_building_says_so(server: LiveServer, alice: str) -> None:
         "push", str(FIXTURES / "push_slow_build"), "alice/slow", "-q", token=alice
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            r = _model(server, "alice/slow", alice)
-            if r.status_code == 200 and r.json()["latest_build"]["status"] == "building":
-                break
+
+        def building() -> bool:
             assert push.poll() is None, push.communicate()
-            assert time.monotonic() < deadline, r.text
-            time.sleep(0.1)
+            r = _model(server, "alice/slow", alice)
+            return r.status_code == 200 and r.json()["latest_build"]["status"] == "building"
+
+        until(building, timeout=120, what="alice/slow to be building")
         r = _predict(server, alice, "/v1/models/alice/slow/predictions", {"input": {}})
         assert r.status_code == 409, r.text
         assert "still building" in r.json()["detail"]
@@ -305,7 +306,7 @@ def test_a_model_still_building_says_so(server: LiveServer, alice: str) -> None:
     finally:
         if push.poll() is None:
             push.kill()
-            push.wait(10)
+        push.communicate(timeout=10)  # reaps it and closes its pipes
     assert push.returncode == 0, err
     version_id = _last_line(out)
     body = _model(server, "alice/slow", alice).json()
@@ -322,22 +323,22 @@ def test_a_build_cut_short_by_a_crash_is_reported_failed(tmp_path: Path) -> None
     push: subprocess.Popen[str] | None = None
     try:
         push = live.vendo_background("push", str(FIXTURES / "push_slow_build"), "admin/cut")
-        deadline = time.monotonic() + 120
-        while True:
+
+        def building() -> bool:
             r = _model(live, "admin/cut")
-            if r.status_code == 200 and r.json()["latest_build"]["status"] == "building":
-                break
-            assert time.monotonic() < deadline, r.text
-            time.sleep(0.1)
+            return r.status_code == 200 and r.json()["latest_build"]["status"] == "building"
+
+        until(building, timeout=120, what="admin/cut to be building")
         live.stop(kill=True)  # kill -9 in the middle of the build
-        push.wait(60)
+        push.communicate(timeout=60)
         live.start()
         build = _model(live, "admin/cut").json()["latest_build"]
         assert build["status"] == "failed" and "interrupted" in build["error"]
         r = _predict(live, ADMIN_TOKEN, "/v1/models/admin/cut/predictions", {"input": {}})
         assert r.status_code == 409 and "interrupted" in r.json()["detail"]
     finally:
-        if push is not None and push.poll() is None:
-            push.kill()
-            push.wait(10)
+        if push is not None:
+            if push.poll() is None:
+                push.kill()
+            push.communicate(timeout=10)  # reaps it and closes its pipes
         live.stop()

@@ -33,8 +33,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     app = create_app(settings, run_scheduler=False)
     async with app.router.lifespan_context(app):
         store = app.state.platform.store
-        alice = store.create_user("alice")
-        token = store.create_token(alice.id)
+        alice = store.accounts.create_user("alice")
+        token = store.accounts.create_token(alice.id)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://testserver", timeout=300
@@ -50,6 +50,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 PACKAGE = archive_bytes(EXAMPLES / "hello-world")
 
 
+@pytest.mark.slow  # the push builds a real environment
 async def test_owner_pushes_creates_the_model_and_same_content_same_id(api: Api) -> None:
     first = await api.client.post(
         "/v1/models/alice/hello/versions", content=PACKAGE, headers=api.alice
@@ -83,11 +84,13 @@ async def test_pushing_under_another_name_is_refused(api: Api) -> None:
     assert r.status_code == 403
 
 
+@pytest.mark.slow  # the push builds a real environment
 async def test_admin_may_push_under_any_name(api: Api) -> None:
     r = await api.client.post("/v1/models/acme/hello/versions", content=PACKAGE, headers=api.admin)
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.slow  # the push builds a real environment
 async def test_same_package_on_another_model_is_a_version_of_that_model(api: Api) -> None:
     one = await api.client.post("/v1/models/alice/one/versions", content=PACKAGE, headers=api.alice)
     assert one.status_code == 201, one.text
@@ -96,6 +99,7 @@ async def test_same_package_on_another_model_is_a_version_of_that_model(api: Api
     assert one.json()["id"] != two.json()["id"]
 
 
+@pytest.mark.slow  # the push builds a real environment
 async def test_ndjson_stream_ends_with_the_version_or_the_error(api: Api, tmp_path: Path) -> None:
     headers = {**api.alice, "Accept": "application/x-ndjson"}
     r = await api.client.post(
@@ -134,6 +138,7 @@ async def test_a_package_without_cog_yaml_is_refused(api: Api, tmp_path: Path) -
     assert "cog.yaml" in r.json()["detail"]
 
 
+@pytest.mark.slow  # the push builds a real environment
 async def test_concurrent_pushes_of_one_package_make_one_version_per_model(api: Api) -> None:
     import asyncio
 

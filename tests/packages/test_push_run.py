@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support import free_port, http_ready, start_server, stop_process
 from vendo.api.v1.push import version_id_for
 from vendo.packages import archive_bytes, content_hash, safe_extract
 
@@ -46,17 +44,11 @@ class Server:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("push")
     data_dir = work / "data"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "VENDO_API_TOKEN": TOKEN,
@@ -65,36 +57,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "VENDO_ALLOW_NEAREST_PYTHON": "true",
     }
     env.pop("REPLICATE_API_TOKEN", None)
-    log = (work / "server.log").open("wb")
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(
         [sys.executable, "-m", "vendo", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        ready=http_ready(f"{url}/v1/hardware", _auth()),
+        log_path=work / "server.log",
         env=env,
         cwd=work,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/hardware", headers=_auth()).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("vendo serve did not start:\n" + (work / "server.log").read_text())
-            time.sleep(0.2)
         yield Server(url, data_dir, env)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
+        stop_process(process)
 
 
 def _auth(token: str = TOKEN) -> dict[str, str]:

@@ -43,7 +43,7 @@ def store(db_url: str) -> Iterator[Store]:
 def _fill(store: Store) -> dict[str, list[str]]:
     """A backlog: QUEUED predictions queued over two versions (a tenth with a deadline
     to come, a third with a webhook), two claimed (one running), a few finished."""
-    user = store.create_user("u")
+    user = store.accounts.create_user("u")
     now = utcnow()
     made: dict[str, list[str]] = {"queued": [], "claimed": [], "finished": []}
     with store.transaction() as conn:
@@ -71,14 +71,14 @@ def _fill(store: Store) -> dict[str, list[str]]:
             }
             insert_prediction(conn, values, job)
             made["claimed" if claimed else "queued"].append(pid)
-    store.mark_started(made["claimed"][-1])
+    store.predictions.mark_started(made["claimed"][-1])
     for _ in range(5):
         pid = new_id()
         values = {"id": pid, "owner_id": user.id, "model": "u/m", "version_id": V1,
                   "input": {}, "created_at": now, "webhook": "http://127.0.0.1:9/hook"}  # fmt: skip
         with store.transaction() as conn:
             insert_prediction(conn, values)
-        store.finish(pid, SUCCEEDED, at=now - timedelta(days=2))
+        store.predictions.finish(pid, SUCCEEDED, at=now - timedelta(days=2))
         made["finished"].append(pid)
     if store.dialect == "postgresql":
         with store.transaction() as conn:
@@ -169,15 +169,15 @@ def test_periodic_queries_use_indexes_not_scans(store: Store) -> None:
     _fill(store)
     queue = Queue(store)
     now = utcnow()
-    _check(store, lambda: store.overdue_predictions(now), "ix_predictions_deadline")
+    _check(store, lambda: store.predictions.overdue(now), "ix_predictions_deadline")
     # still found when due: the index holds the deadline of every queued prediction
-    assert len(store.overdue_predictions(now + timedelta(hours=2))) == (QUEUED + 2 + 9) // 10
+    assert len(store.predictions.overdue(now + timedelta(hours=2))) == (QUEUED + 2 + 9) // 10
     _check(store, queue.pending_versions, "ix_jobs_claim")
     assert set(queue.pending_versions()) == {V1, V2}
-    _check(store, store.owed_webhooks, "ix_predictions_webhook_owed")
+    _check(store, store.predictions.owed_webhooks, "ix_predictions_webhook_owed")
     _check(
         store,
-        lambda: store.remove_prediction_data(now - timedelta(days=1)),
+        lambda: store.predictions.remove_data(now - timedelta(days=1)),
         "ix_predictions_retention",
     )
 

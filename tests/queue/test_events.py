@@ -2,7 +2,18 @@ from __future__ import annotations
 
 import asyncio
 
-from vendo.queue import EventBus
+import pytest
+
+from support import ManualClock, until_async
+from vendo.queue import EventBus, events
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The bus's notion of time, moved by the test (``keep`` expiry without waiting)."""
+    clock = ManualClock()
+    monkeypatch.setattr(events, "time", clock.module)
+    return clock
 
 
 async def test_late_subscriber_gets_replay_then_live_events() -> None:
@@ -15,7 +26,7 @@ async def test_late_subscriber_gets_replay_then_live_events() -> None:
             seen.append((e.id, e.event))
 
     task = asyncio.create_task(reader())
-    await asyncio.sleep(0.01)
+    await until_async(lambda: seen, timeout=5, what="the replay")  # subscribed
     bus.publish("p", "output", "x")
     bus.publish("p", "done", {})
     bus.publish("p", "logs", "ignored after done")
@@ -39,23 +50,23 @@ async def test_wait_done() -> None:
     assert await bus.wait_done("p", 5)
 
 
-async def test_finished_channels_are_dropped_after_keep() -> None:
+async def test_finished_channels_are_dropped_after_keep(clock: ManualClock) -> None:
     bus = EventBus(keep=0.05)
     for key in ("a", "b"):
         bus.publish(key, "done", {})
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
     bus.publish("c", "logs", "x")  # any publish prunes
     assert bus.history("a") is None and bus.history("b") is None
     assert bus.history("c") is not None
 
 
-async def test_a_channel_opened_again_outlives_its_old_done() -> None:
+async def test_a_channel_opened_again_outlives_its_old_done(clock: ManualClock) -> None:
     bus = EventBus(keep=0.05)
     bus.publish("a", "done", {})
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
     bus.publish("x", "logs", "prune")
     bus.publish("a", "logs", "again")  # a new channel under the same id
-    await asyncio.sleep(0.06)
+    clock.advance(0.06)
     bus.publish("a", "done", {})
     bus.publish("x", "logs", "prune")
     assert [e.event for e in bus.history("a") or []] == ["logs", "done"]

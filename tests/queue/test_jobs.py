@@ -27,7 +27,7 @@ def _submit(queue: Queue, owner: int, version: str = V1) -> str:
 
 
 def test_claim_is_oldest_first_per_version(store: Store) -> None:
-    user = store.create_user("u")
+    user = store.accounts.create_user("u")
     queue = Queue(store)
     ids = [_submit(queue, user.id) for _ in range(3)]
     other = _submit(queue, user.id, V2)
@@ -39,12 +39,12 @@ def test_claim_is_oldest_first_per_version(store: Store) -> None:
     assert queue.claim(V1, 5) == []
     assert [j.prediction_id for j in queue.claim(V2, 1)] == [other]
     queue.complete(first[0].id)
-    assert store.get_job(ids[0]) is None
+    assert store.predictions.job(ids[0]) is None
 
 
 def test_concurrent_claims_never_double_claim(db_url: str) -> None:
     setup = Store.open(db_url)
-    user = setup.create_user("u")
+    user = setup.accounts.create_user("u")
     queue = Queue(setup)
     ids = {_submit(queue, user.id) for _ in range(40)}
     claimed: list[str] = []
@@ -78,7 +78,7 @@ def test_concurrent_claims_never_double_claim(db_url: str) -> None:
 
 
 def test_cancel_queued(store: Store) -> None:
-    user = store.create_user("u")
+    user = store.accounts.create_user("u")
     queue = Queue(store)
     pid = _submit(queue, user.id)
     row = queue.cancel_queued(pid)
@@ -88,34 +88,34 @@ def test_cancel_queued(store: Store) -> None:
     pid2 = _submit(queue, user.id)
     queue.claim(V1, 1)
     assert queue.cancel_queued(pid2) is None
-    assert store.get_prediction(pid2).status == STARTING  # type: ignore[union-attr]
+    assert store.predictions.get(pid2).status == STARTING  # type: ignore[union-attr]
 
 
 def test_recover_requeues_starting_and_fails_processing(store: Store) -> None:
-    user = store.create_user("u")
+    user = store.accounts.create_user("u")
     queue = Queue(store)
     queued = _submit(queue, user.id)
     claimed = _submit(queue, user.id)
     running = _submit(queue, user.id)
     jobs = queue.claim(V1, 3)
     queue.requeue(jobs[0].id)  # the first goes back: still queued
-    store.mark_started(running)
+    store.predictions.mark_started(running)
     report = queue.recover()
     assert report.requeued == [claimed]
     assert report.failed == [running]
-    failed = store.get_prediction(running)
+    failed = store.predictions.get(running)
     assert failed is not None and failed.status == FAILED and failed.error == INTERRUPTED_ERROR
     assert [j.prediction_id for j in queue.claim(V1, 5)] == [queued, claimed]
 
 
 def test_submit_counts_the_run_in_the_same_transaction(store: Store) -> None:
-    user = store.create_user("u")
-    model = store.create_model(user.id, "m")
+    user = store.accounts.create_user("u")
+    model = store.catalog.create_model(user.id, "m")
     row = PredictionRow(
         id=new_id(), owner_id=user.id, model="u/m", model_id=model.id, version_id=V1,
         input={}, created_at=utcnow(),
     )  # fmt: skip
     Queue(store).submit(row, count_run=True)
-    found = store.get_model_by_id(model.id)
+    found = store.catalog.model_by_id(model.id)
     assert found is not None and found.run_count == 1
-    assert store.get_job(row.id) is not None
+    assert store.predictions.job(row.id) is not None

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set
 
@@ -105,10 +104,9 @@ class Child:
         """Ask for a shutdown, then make sure the process is gone."""
         with contextlib.suppress(OSError):
             self.send({"type": "shutdown"})
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if self.process.poll() is None:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
         self.sock.close()

@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+
+from support import is_running, wait_gone
 
 from .driver import SRC
 
@@ -42,21 +43,6 @@ PARENT = textwrap.dedent(
 )
 
 
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while any(_running(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return [p for p in pids if _running(p)]
-
-
 def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(SRC), **extra}
 
@@ -72,13 +58,14 @@ def test_child_and_its_group_die_with_the_parent(watch: str) -> None:
     try:
         assert parent.stdout is not None
         pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 2 and all(_running(p) for p in pids)
+        assert len(pids) == 2 and all(is_running(p) for p in pids)
         parent.kill()
         parent.wait()
-        assert _wait_gone(pids) == []
+        assert wait_gone(pids, timeout=3.0) == []
     finally:
         parent.kill()
         parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -101,9 +88,12 @@ def test_a_child_that_leads_no_group_kills_only_itself() -> None:
         parent.kill()
         parent.wait()
         child, helper = pids
-        assert _wait_gone([child]) == []
-        assert _running(helper)
+        assert wait_gone([child], timeout=3.0) == []
+        assert is_running(helper)
     finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

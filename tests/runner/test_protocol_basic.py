@@ -50,7 +50,7 @@ def test_frames_in_one_write_and_split_across_writes(
     frame = encode({"type": "predict", "id": "slow", "input": inputs, "context": {}})
     for start in range(0, len(frame), 7):  # one frame in pieces
         c.sock.sendall(frame[start : start + 7])
-        time.sleep(0.001)
+        time.sleep(0.001)  # not a wait: pieces must reach the child apart
     assert c.wait_for("done", id="slow")["status"] == "succeeded"
 
 

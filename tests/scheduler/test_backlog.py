@@ -29,12 +29,12 @@ async def test_a_queued_job_of_a_processing_prediction_fails_interrupted(
     # stopped, say): its model must not run it a second time.
     row = platform.row(version, text="begun elsewhere")
     platform.queue.submit(row)
-    assert platform.store.mark_started(row.id)
+    assert platform.store.predictions.mark_started(row.id)
     platform.scheduler.notify(version)
     ended = await platform.wait(row.id)
     assert ended.status == "failed" and ended.error == INTERRUPTED_ERROR
     assert "echoing" not in ended.logs
-    assert platform.store.get_job(row.id) is None
+    assert platform.store.predictions.job(row.id) is None
     # the queue goes on behind it
     after = await platform.wait(platform.submit(version, text="next"))
     assert after.status == SUCCEEDED and after.output == "next"
@@ -48,7 +48,7 @@ async def test_recovery_at_start_leaves_queued_jobs_to_the_claim_path(tmp_path: 
     first.queue.submit(begun)
     jobs = first.queue.claim(version, 1)  # the oldest: queued[0]
     first.queue.requeue(jobs[0].id)
-    first.store.mark_started(queued[0])  # its run had begun before the release
+    first.store.predictions.mark_started(queued[0])  # its run had begun before the release
     report = first.queue.recover()
     # nothing claimed: recovery has nothing to do, whatever is queued
     assert (report.requeued, report.failed, report.dropped) == ([], [], [])
@@ -59,4 +59,4 @@ async def test_recovery_at_start_leaves_queued_jobs_to_the_claim_path(tmp_path: 
         for pid in [*queued[1:], begun.id]:
             row = await second.wait(pid)
             assert row.status == SUCCEEDED, row.error
-        assert second.store.get_prediction(queued[0]).status != PROCESSING  # type: ignore[union-attr]
+        assert second.store.predictions.get(queued[0]).status != PROCESSING  # type: ignore[union-attr]

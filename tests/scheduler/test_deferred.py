@@ -36,7 +36,7 @@ async def defer(p: Platform, row: Any, count_run: bool = False) -> asyncio.Futur
 
 
 def run_count(p: Platform) -> int:
-    model = p.store.get_model_by_id(p.model.id)
+    model = p.store.catalog.model_by_id(p.model.id)
     assert model is not None
     return model.run_count
 
@@ -49,16 +49,16 @@ async def test_a_deferred_run_is_written_once_as_it_ends(platform: Platform) -> 
     batches, writes = writer.batches, writer.writes
     ended = await defer(platform, row, count_run=True)
     assert ended is not None
-    assert platform.store.get_prediction(row.id) is None  # running, not written
+    assert platform.store.predictions.get(row.id) is None  # running, not written
     await asyncio.wait_for(ended, 30)
-    stored = platform.store.get_prediction(row.id)
+    stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "succeeded" and stored.output == "quick"
     assert "echoing quick" in stored.logs
     assert stored.started_at is not None and stored.completed_at is not None
     assert stored.created_at <= stored.started_at <= stored.completed_at
     assert stored.metrics is not None and stored.metrics["predict_time"] >= 0
     assert stored.run_input is None and stored.input == {"text": "quick"}
-    assert platform.store.get_job(row.id) is None
+    assert platform.store.predictions.job(row.id) is None
     assert run_count(platform) == runs_before + 1
     # one insert, with the run counted, in one transaction
     assert (writer.batches - batches, writer.writes - writes) == (1, 1)
@@ -76,17 +76,17 @@ async def test_persist_writes_a_running_deferred_run_which_then_goes_on(
     await platform.until(lambda: platform.scheduler.running() == [row.id])
     await asyncio.sleep(0.3)  # the child has printed its log line and sleeps
     await platform.scheduler.sync.persist(row.id)
-    stored = platform.store.get_prediction(row.id)
+    stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "processing"
     assert stored.started_at is not None and "echoing slow" in stored.logs
-    job = platform.store.get_job(row.id)
+    job = platform.store.predictions.job(row.id)
     assert job is not None and job.state == "claimed"
     await platform.scheduler.sync.persist(row.id)  # a second call changes nothing
     await asyncio.wait_for(ended, 30)
-    final = platform.store.get_prediction(row.id)
+    final = platform.store.predictions.get(row.id)
     assert final is not None and final.status == "succeeded" and final.output == "slow"
     assert final.logs.count("echoing slow") == 1
-    assert platform.store.get_job(row.id) is None
+    assert platform.store.predictions.job(row.id) is None
 
 
 async def test_persist_after_the_end_returns_once_the_row_is_there(platform: Platform) -> None:
@@ -96,7 +96,7 @@ async def test_persist_after_the_end_returns_once_the_row_is_there(platform: Pla
     assert ended is not None
     await asyncio.wait_for(ended, 30)
     await platform.scheduler.sync.persist(row.id)
-    stored = platform.store.get_prediction(row.id)
+    stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "succeeded"
 
 
@@ -104,7 +104,7 @@ async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> N
     cold = platform.version("plt_echo")  # no runner yet
     row = platform.row(cold, text="cold")
     assert await defer(platform, row) is None
-    queued = platform.store.get_prediction(row.id)
+    queued = platform.store.predictions.get(row.id)
     assert queued is not None  # written before submit returned
     assert (await platform.wait(row.id)).status == "succeeded"
 
@@ -112,7 +112,7 @@ async def test_no_deferral_when_it_cannot_start_at_once(platform: Platform) -> N
     hooked = platform.row(version, text="hooked")
     hooked.webhook = "http://127.0.0.1:9/hook"  # the relay reads the row: written first
     assert await defer(platform, hooked) is None
-    assert platform.store.get_prediction(hooked.id) is not None
+    assert platform.store.predictions.get(hooked.id) is not None
     await platform.wait(hooked.id)
 
 
@@ -122,7 +122,7 @@ async def test_a_deferred_run_past_its_deadline_is_canceled(platform: Platform) 
     ended = await defer(platform, row)
     assert ended is not None
     await asyncio.wait_for(ended, 20)
-    stored = platform.store.get_prediction(row.id)
+    stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "canceled"
     assert stored.cancel_reason == "deadline"
 
@@ -137,10 +137,10 @@ async def test_a_deferred_run_stopped_with_the_server_is_recorded(tmp_path: Path
         await asyncio.sleep(0.3)
         await p.scheduler.stop()
         assert ended.done()
-        stored = p.store.get_prediction(row.id)
+        stored = p.store.predictions.get(row.id)
         assert stored is not None and stored.status == "failed"
         assert stored.error is not None and "interrupted" in stored.error
-        assert p.store.get_job(row.id) is None
+        assert p.store.predictions.job(row.id) is None
 
 
 async def test_the_bus_gets_what_a_persisted_run_did_before(platform: Platform) -> None:
@@ -160,7 +160,7 @@ async def test_the_bus_gets_what_a_persisted_run_did_before(platform: Platform) 
     logs = "".join(d for n, d in events if n == "logs")
     assert all(f"step {i}" in logs for i in range(6))
     await asyncio.wait_for(ended, 30)
-    stored = platform.store.get_prediction(row.id)
+    stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "succeeded"
     assert stored.output == [f"item {i}" for i in range(6)]
     assert all(stored.logs.count(f"step {i}") == 1 for i in range(6))

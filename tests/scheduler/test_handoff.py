@@ -68,7 +68,7 @@ async def submit_and_wait(p: Platform, row: PredictionRow, defer: bool) -> Predi
         await p.scheduler.schedule(row)
         return await p.wait(row.id, timeout=5)
     await asyncio.wait_for(ended, 5)  # a deferred run publishes nothing: read the store
-    stored = p.store.get_prediction(row.id)
+    stored = p.store.predictions.get(row.id)
     assert stored is not None
     return stored
 
@@ -105,7 +105,7 @@ async def test_a_failed_handoff_fails_one_prediction_and_frees_its_slot(
             row = platform.row(version, text="boom")
             stored = await submit_and_wait(platform, row, defer)
         assert stored.status == "failed"
-        assert platform.store.get_job(row.id) is None
+        assert platform.store.predictions.job(row.id) is None
         assert_nothing_held(platform, version)
         await next_one_runs_at_once(platform, version)
         assert stored.error is not None and "could not be handed to the model" in stored.error

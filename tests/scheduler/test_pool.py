@@ -41,13 +41,13 @@ class Platform:
         self.bus = EventBus()
         self.queue = Queue(self.store)
         self.scheduler = Scheduler(self.settings, self.store, self.bus, None, queue=self.queue)
-        self.user, _ = self.store.ensure_admin("test-token")
-        found = self.store.get_model(self.user.username, "m")
-        self.model = found or self.store.create_model(self.user.id, "m")
+        self.user, _ = self.store.accounts.ensure_admin("test-token")
+        found = self.store.catalog.model(self.user.username, "m")
+        self.model = found or self.store.catalog.create_model(self.user.id, "m")
 
     def version(self, fixture: str, *, concurrency: int = 1, schema: dict | None = None) -> str:
         version_id = f"{fixture}-{new_id()}".ljust(64, "0")[:64]
-        self.store.create_version(
+        self.store.catalog.create_version(
             self.model.id,
             version_id,
             openapi_schema=schema or {},
@@ -83,7 +83,7 @@ class Platform:
 
     async def wait(self, prediction_id: str, timeout: float = 60) -> PredictionRow:
         assert await self.bus.wait_done(prediction_id, timeout), "prediction did not finish"
-        row = self.store.get_prediction(prediction_id)
+        row = self.store.predictions.get(prediction_id)
         assert row is not None
         return row
 
@@ -153,7 +153,7 @@ async def test_iterator_output_grows_while_processing(platform: Platform) -> Non
     pid = platform.submit(version, count=4, pause=0.4)
 
     def partial() -> bool:
-        row = platform.store.get_prediction(pid)
+        row = platform.store.predictions.get(pid)
         return (
             row is not None
             and row.status == "processing"
@@ -196,10 +196,10 @@ async def test_slots_are_honoured_and_extra_jobs_wait_queued(platform: Platform)
     ids = [platform.submit(version, n=i, sleep=0.6) for i in range(5)]
     seen_queued = False
     while not all(platform.bus.is_done(i) for i in ids):
-        rows = [platform.store.get_prediction(i) for i in ids]
+        rows = [platform.store.predictions.get(i) for i in ids]
         processing = sum(1 for r in rows if r is not None and r.status == "processing")
         assert processing <= 2
-        jobs = [platform.store.get_job(i) for i in ids]
+        jobs = [platform.store.predictions.job(i) for i in ids]
         seen_queued = seen_queued or sum(1 for j in jobs if j and j.state == "queued") >= 2
         await asyncio.sleep(0.05)
     rows = [await platform.wait(i) for i in ids]
@@ -215,9 +215,9 @@ async def test_cancel_queued_is_immediate_and_never_runs(platform: Platform) -> 
     version = platform.version("plt_echo")
     running = platform.submit(version, text="long", sleep=2)
     queued = platform.submit(version, text="never")
-    await platform.until(lambda: platform.store.get_prediction(running).status == "processing")
+    await platform.until(lambda: platform.store.predictions.get(running).status == "processing")
     assert await platform.scheduler.cancel(queued)
-    row = platform.store.get_prediction(queued)
+    row = platform.store.predictions.get(queued)
     assert row.status == "canceled" and row.started_at is None
     assert await platform.scheduler.cancel(running)
     row = await platform.wait(running)
@@ -295,7 +295,7 @@ async def test_file_outputs_go_to_file_storage(tmp_path: Path) -> None:
         row = await p.wait(p.submit(p.version("plt_file")))
         assert row.status == "succeeded", row.error
         assert set(row.output) == {"__vendo_file_id__"}
-        [stored] = p.store.files_of_prediction(row.id)
+        [stored] = p.store.files.of_prediction(row.id)
         assert stored.id == row.output["__vendo_file_id__"]
         assert stored.size == len("file output")
     finally:
@@ -325,7 +325,7 @@ async def test_cancel_during_a_cold_start_is_immediate(
     version = platform.version("plt_slow_setup")
     pid = platform.submit(version)
     await platform.until(
-        lambda: (j := platform.store.get_job(pid)) is not None and j.state == "claimed"
+        lambda: (j := platform.store.predictions.job(pid)) is not None and j.state == "claimed"
     )
     assert await platform.scheduler.cancel(pid)
     row = await platform.wait(pid)  # setup() cannot have ended: the gate is closed
@@ -342,10 +342,12 @@ async def test_a_stop_during_a_cold_start_leaves_the_prediction_queued(tmp_path:
     await first.scheduler.start()
     version = first.version("plt_slow_setup")
     pid = first.submit(version)
-    await first.until(lambda: (j := first.store.get_job(pid)) is not None and j.state == "claimed")
+    await first.until(
+        lambda: (j := first.store.predictions.job(pid)) is not None and j.state == "claimed"
+    )
     await first.scheduler.stop()
-    row = first.store.get_prediction(pid)
-    job = first.store.get_job(pid)
+    row = first.store.predictions.get(pid)
+    job = first.store.predictions.job(pid)
     assert row is not None and row.status == "starting"
     assert job is not None and job.state == "queued"
     first.store.close()

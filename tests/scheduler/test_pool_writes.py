@@ -37,7 +37,7 @@ async def test_a_quick_run_goes_to_its_end_in_one_write(platform: Platform) -> N
     assert row.metrics is not None and row.metrics["predict_time"] >= 0
     assert row.metrics["total_time"] >= row.metrics["predict_time"]
     assert row.run_input is None
-    assert platform.store.get_job(pid) is None
+    assert platform.store.predictions.job(pid) is None
 
 
 async def test_a_run_that_lasts_shows_processing(platform: Platform) -> None:
@@ -45,7 +45,7 @@ async def test_a_run_that_lasts_shows_processing(platform: Platform) -> None:
     pid = platform.submit(version, text="slow", sleep=1.5)
 
     def processing() -> bool:
-        row = platform.store.get_prediction(pid)
+        row = platform.store.predictions.get(pid)
         return row is not None and row.status == "processing" and row.started_at is not None
 
     await platform.until(processing)
@@ -59,7 +59,7 @@ async def test_a_burst_shares_transactions_and_every_run_ends(platform: Platform
     rows = [await platform.wait(i) for i in ids]
     assert [r.output for r in rows] == list(range(30))
     assert all(r.status == "succeeded" for r in rows)
-    assert all(platform.store.get_job(i) is None for i in ids)
+    assert all(platform.store.predictions.job(i) is None for i in ids)
     writer = platform.scheduler.writer
     # claims, starts, logs and ends of several runs went out together
     assert writer.batches < writer.writes
@@ -97,7 +97,7 @@ async def test_with_a_webhook_each_event_follows_its_write(platform: Platform) -
     platform.scheduler.notify(version)
     seen = 0
     async for event in platform.bus.subscribe(row.id):
-        stored = platform.store.get_prediction(row.id)
+        stored = platform.store.predictions.get(row.id)
         assert stored is not None
         if event.event == "start":
             assert stored.status != "starting" and stored.started_at is not None
@@ -124,7 +124,7 @@ async def test_output_files_of_an_iterator_keep_their_place(tmp_path: Path) -> N
         outputs = [d for n, d in events if n == "output"]
         sizes = []
         for ref in outputs:
-            stored = p.store.get_file(ref["__vendo_file_id__"])
+            stored = p.store.files.get(ref["__vendo_file_id__"])
             assert stored is not None
             sizes.append(stored.size)
         assert sizes == [1, 2, 3]
@@ -160,22 +160,22 @@ async def test_jobs_queued_without_a_notify_are_found(tmp_path: Path) -> None:
 async def test_submit_through_the_scheduler_is_durable_and_runs(platform: Platform) -> None:
     version = platform.version("plt_echo")
     await platform.wait(platform.submit(version, text="warm"))  # a warm runner: direct
-    before = platform.store.get_model_by_id(platform.model.id)
+    before = platform.store.catalog.model_by_id(platform.model.id)
     assert before is not None
     rows = [platform.row(version, text=f"t{i}") for i in range(3)]
     done = []
     for row in rows:
         await platform.scheduler.schedule(row, count_run=True)
         # accepted means stored: the 201 may go out now
-        assert platform.store.get_prediction(row.id) is not None
+        assert platform.store.predictions.get(row.id) is not None
         # a free slot on a warm runner: inserted claimed, never waited in the queue
-        job = platform.store.get_job(row.id)
+        job = platform.store.predictions.job(row.id)
         assert job is None or job.state == "claimed"
         done.append(await platform.wait(row.id))
     assert [d.output for d in done] == ["t0", "t1", "t2"]
     assert all(d.status == "succeeded" for d in done)
-    assert all(platform.store.get_job(row.id) is None for row in rows)
-    after = platform.store.get_model_by_id(platform.model.id)
+    assert all(platform.store.predictions.job(row.id) is None for row in rows)
+    after = platform.store.catalog.model_by_id(platform.model.id)
     assert after is not None and after.run_count == before.run_count + 3
 
 
@@ -199,7 +199,7 @@ async def test_outcome_matches_the_stored_row(platform: Platform) -> None:
     pid = platform.submit(version, count=3)
     assert await platform.bus.wait_done(pid, 60)
     outcome = platform.scheduler.outcome(pid)
-    row = platform.store.get_prediction(pid)
+    row = platform.store.predictions.get(pid)
     assert outcome is not None and row is not None
     assert outcome["status"] == row.status == "succeeded"
     assert outcome["output"] == row.output == ["item 0", "item 1", "item 2"]

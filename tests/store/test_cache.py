@@ -3,6 +3,7 @@ SQLite write transactions that never wait. Real SQLite/PostgreSQL stores."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vendo.store import MISS, Store, WriterBusy, hash_token
-from vendo.store.cache import ReadCache
+from vendo.store.cache import CachedRead, ReadCache
 
 VERSION = "c" * 64
 
@@ -49,6 +50,21 @@ def test_the_cache_keeps_at_most_size_entries() -> None:
     assert [cache.get(k) for k in "bcd"] == ["b", "c", "d"]
 
 
+def test_a_cached_read_that_straddles_a_write_is_not_kept() -> None:
+    cache = ReadCache(ttl=60)
+
+    def read(key: str) -> str:
+        cache.clear()  # a write to the catalog commits while this read runs
+        return f"old {key}"
+
+    by_key = CachedRead(cache, "by_key", read)
+    assert by_key("k") == "old k"  # the caller gets what it read...
+    assert by_key.peek("k") is MISS  # ...but the next caller reads again
+    other = CachedRead(cache, "other", str.upper)
+    assert other("k") == "K" and other.peek("k") == "K"
+    assert by_key.peek("k") is MISS  # each read has its own keys in the shared cache
+
+
 def test_ttl_zero_caches_nothing() -> None:
     cache = ReadCache(ttl=0)
     cache.put("k", 1)
@@ -56,45 +72,56 @@ def test_ttl_zero_caches_nothing() -> None:
 
 
 def test_reads_are_kept_and_changes_through_the_store_clear_them(store: Store) -> None:
-    admin, _ = store.ensure_admin("tok")
+    admin, _ = store.accounts.ensure_admin("tok")
     key = hash_token("tok")
-    assert store.peek("authenticate_hash", key) is MISS
-    found = store.read_through("authenticate_hash", key)
+    assert store.cached.caller.peek(key) is MISS
+    found = store.cached.caller(key)
     assert found is not None and found[0].id == admin.id
-    assert store.peek("authenticate_hash", key) is found
+    assert store.cached.caller.peek(key) is found
 
-    model = store.create_model(admin.id, "m", visibility="public")
-    store.create_version(model.id, VERSION, openapi_schema={})
-    assert store.read_through("get_model", "admin", "m").visibility == "public"
-    assert store.read_through("get_version", VERSION) is not None
-    assert store.read_through("latest_version", model.id).id == VERSION
+    model = store.catalog.create_model(admin.id, "m", visibility="public")
+    store.catalog.create_version(model.id, VERSION, openapi_schema={})
+    assert store.cached.model("admin", "m").visibility == "public"
+    assert store.cached.version(VERSION) is not None
+    assert store.cached.latest_version(model.id).id == VERSION
 
-    store.update_model(model.id, visibility="private")
-    assert store.peek("get_model", "admin", "m") is MISS
-    assert store.read_through("get_model", "admin", "m").visibility == "private"
+    store.catalog.update_model(model.id, visibility="private")
+    assert store.cached.model.peek("admin", "m") is MISS
+    assert store.cached.model("admin", "m").visibility == "private"
 
-    store.delete_version(VERSION)
-    assert store.peek("get_version", VERSION) is MISS
-    assert store.read_through("get_version", VERSION) is None
-    assert store.read_through("latest_version", model.id) is None
+    store.catalog.delete_version(VERSION)
+    assert store.cached.version.peek(VERSION) is MISS
+    assert store.cached.version(VERSION) is None
+    assert store.cached.latest_version(model.id) is None
 
     # an unknown token is remembered as unknown until a token is created
-    assert store.read_through("authenticate_hash", hash_token("new")) is None
-    store.create_token(admin.id, "new")
-    assert store.read_through("authenticate_hash", hash_token("new")) is not None
+    assert store.cached.caller(hash_token("new")) is None
+    store.accounts.create_token(admin.id, "new")
+    assert store.cached.caller(hash_token("new")) is not None
 
 
 def test_only_the_listed_reads_go_through_the_cache(store: Store) -> None:
-    with pytest.raises(ValueError, match="not a cached read"):
-        store.read_through("list_models", None)
+    # a listing is never cached: it is not among the store's cached reads
+    assert {f.name for f in dataclasses.fields(store.cached)} == {
+        "caller",
+        "model",
+        "version",
+        "latest_version",
+    }
+    store.accounts.ensure_admin("tok")
+    store.catalog.list_models(None)
+    store.catalog.model("admin", "m")  # the plain read: fresh, and not kept
+    assert store.cached.model.peek("admin", "m") is MISS
+    store.cached.caller(hash_token("tok"))
+    assert store.cached.caller.peek(hash_token("tok")) is not MISS
 
 
 def test_a_store_without_ttl_keeps_nothing(db_url: str) -> None:
     s = Store.open(db_url)
     try:
-        s.ensure_admin("tok")
-        s.read_through("authenticate_hash", hash_token("tok"))
-        assert s.peek("authenticate_hash", hash_token("tok")) is MISS
+        s.accounts.ensure_admin("tok")
+        s.cached.caller(hash_token("tok"))
+        assert s.cached.caller.peek(hash_token("tok")) is MISS
     finally:
         s.close()
 
@@ -154,13 +181,13 @@ def test_postgres_has_no_nowait_writes(db_url: str) -> None:
 
 
 def test_threads_can_read_through_while_the_cache_is_cleared(store: Store) -> None:
-    admin, _ = store.ensure_admin("tok")
+    admin, _ = store.accounts.ensure_admin("tok")
     errors: list[BaseException] = []
 
     def reader() -> None:
         try:
             for _ in range(200):
-                store.read_through("authenticate_hash", hash_token("tok"))
+                store.cached.caller(hash_token("tok"))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -168,8 +195,8 @@ def test_threads_can_read_through_while_the_cache_is_cleared(store: Store) -> No
     for t in threads:
         t.start()
     for i in range(20):
-        store.create_token(admin.id, f"t{i}")
+        store.accounts.create_token(admin.id, f"t{i}")
     for t in threads:
         t.join()
     assert errors == []
-    assert store.read_through("authenticate_hash", hash_token("t19")) is not None
+    assert store.cached.caller(hash_token("t19")) is not None

@@ -94,9 +94,9 @@ def test_old_version_ids_stay_and_are_found_by_digest(
     url, digest, _ = old_database
     store = Store.open(url)  # upgrades to head
     try:
-        version = store.get_version(digest)
+        version = store.catalog.version(digest)
         assert version is not None and version.digest == digest
-        found = store.find_version(version.model_id, digest)
+        found = store.catalog.find_version(version.model_id, digest)
         assert found is not None and found.id == digest
     finally:
         store.close()

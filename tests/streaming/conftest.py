@@ -12,9 +12,10 @@ MODELS = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One platform for a test module, with every fixture model registered."""
+    """One platform for the streaming tests, with every fixture model registered (a
+    server start is seconds of CPU: one per package, not one per module)."""
     root = tmp_path_factory.mktemp("platform")
     data_dir = root / "data"
     server = Server(data_dir, env={"VENDO_CANCEL_GRACE": "2", "VENDO_THROTTLE_INTERVAL": "0.2"})

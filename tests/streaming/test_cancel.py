@@ -4,11 +4,11 @@ grace period (2 s here) and replaced; ``Cancel-After`` deadlines take the same p
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from streaming_support import Server, runner_pids
+
+from support import until
 
 
 def running(
@@ -17,10 +17,8 @@ def running(
     """A prediction inside its blocking call, and the pids of its model's runners."""
     p = server.create(version, inputs)
     server.wait(p["id"], ("processing",), timeout=60)
-    deadline = time.monotonic() + 10
-    while "sleep" not in server.get(p["id"])["logs"]:  # inside the blocking call
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    # inside the blocking call
+    until(lambda: "sleep" in server.get(p["id"])["logs"], timeout=10, what="the sleep to start")
     return p["id"], runner_pids(server, fixture)
 
 

@@ -19,8 +19,11 @@ TOKENS = ["Hello", " world", "\n two\nlines", "  ", "!"]
 INPUT = {"tokens": json.dumps(TOKENS), "pause": 0.05}
 
 
-def python_client(server: Server) -> replicate.Client:
-    return replicate.Client(api_token=TOKEN, base_url=server.url)
+@pytest.fixture
+def client(server: Server, replicate_client: Any) -> replicate.Client:
+    """The official Python client against the module's server."""
+    client: replicate.Client = replicate_client(TOKEN, server.url)
+    return client
 
 
 def outputs(events: list[Any]) -> list[str]:
@@ -30,8 +33,9 @@ def outputs(events: list[Any]) -> list[str]:
 # --- Python replicate 1.0.7 ------------------------------------------------------------
 
 
-def test_python_stream_yields_tokens_intact(server: Server, versions: dict[str, str]) -> None:
-    client = python_client(server)
+def test_python_stream_yields_tokens_intact(
+    client: replicate.Client, server: Server, versions: dict[str, str]
+) -> None:
     events = list(client.stream(f"admin/tokens:{versions['tokens']}", input=INPUT))
     assert outputs(events) == TOKENS  # leading spaces and newlines survive the decoder
     assert events[-1].event.value == "done"
@@ -41,8 +45,9 @@ def test_python_stream_yields_tokens_intact(server: Server, versions: dict[str, 
     assert "".join(str(e) for e in events) == "".join(TOKENS)
 
 
-def test_python_late_subscriber_gets_everything(server: Server, versions: dict[str, str]) -> None:
-    client = python_client(server)
+def test_python_late_subscriber_gets_everything(
+    client: replicate.Client, server: Server, versions: dict[str, str]
+) -> None:
     prediction = client.predictions.create(version=versions["tokens"], input=INPUT)
     prediction.wait()
     assert prediction.status == "succeeded"
@@ -54,8 +59,9 @@ def test_python_late_subscriber_gets_everything(server: Server, versions: dict[s
     assert events[-1].event.value == "done"
 
 
-def test_python_reconnect_with_last_event_id(server: Server, versions: dict[str, str]) -> None:
-    client = python_client(server)
+def test_python_reconnect_with_last_event_id(
+    client: replicate.Client, server: Server, versions: dict[str, str]
+) -> None:
     prediction = client.predictions.create(version=versions["tokens"], input=INPUT)
     url = prediction.urls["stream"]
     first: list[Any] = []
@@ -74,8 +80,9 @@ def test_python_reconnect_with_last_event_id(server: Server, versions: dict[str,
     assert server.wait(prediction.id)["status"] == "succeeded"
 
 
-def test_python_stream_of_failing_model_raises(server: Server, versions: dict[str, str]) -> None:
-    client = python_client(server)
+def test_python_stream_of_failing_model_raises(
+    client: replicate.Client, server: Server, versions: dict[str, str]
+) -> None:
     got: list[str] = []
     with pytest.raises(RuntimeError, match="failed after the tokens"):
         for event in client.stream(
@@ -154,9 +161,8 @@ def test_js_reconnect_with_last_event_id(
 
 
 def test_python_stream_keeps_text_after_carriage_returns(
-    server: Server, versions: dict[str, str]
+    client: replicate.Client, server: Server, versions: dict[str, str]
 ) -> None:
-    client = python_client(server)
     tokens = ["a\rb", "c\r\nd", "x"]
     events = client.stream(
         f"admin/tokens:{versions['tokens']}", input={"tokens": json.dumps(tokens)}

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from streaming_support import TOKEN, free_port, register_models
+from streaming_support import TOKEN, register_models
 
 import vendo.api.v1.prediction_stream as predictions_api
 import vendo.api.v1.stream as stream
+from support import serve_in_thread
 from vendo.app import create_app
 from vendo.config import Settings
 
@@ -29,21 +28,8 @@ def idle_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     versions = register_models(data_dir, {"tokens": "sse_tokens"})
     settings = Settings(data_dir=data_dir, api_token=TOKEN, _env_file=None)  # type: ignore[call-arg]
     app = create_app(settings, run_scheduler=False)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", versions["tokens"]
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve_in_thread(app) as url:
+        yield url, versions["tokens"]
 
 
 def test_idle_stream_sends_keepalive_comments(idle_server: tuple[str, str]) -> None:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import time
-
 from streaming_support import Server
+
+from support import until
 
 
 def test_logs_grow_while_processing(server: Server, versions: dict[str, str]) -> None:
     p = server.create(versions["tokens"], {"count": 6, "pause": 0.4})
     seen: list[tuple[str, list[str]]] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
         now = server.get(p["id"])
         grew = not seen or seen[-1][0] != now["logs"]
         if now["status"] == "processing" and now["logs"] and grew:
             seen.append((now["logs"], list(now["output"] or [])))
-        if now["status"] in ("succeeded", "failed", "canceled"):
-            break
-        time.sleep(0.05)
+        return now["status"] in ("succeeded", "failed", "canceled")
+
+    until(finished, timeout=60, what="the prediction to finish")
     final = server.get(p["id"])
     assert final["status"] == "succeeded"
     assert len(seen) >= 2, f"logs never grew while processing: {seen}"

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import pytest
 from streaming_support import Server, register_models, sse_events
 
 TOKENS = ["a", " b", "c\nd", "\n", "e "]
@@ -137,6 +138,7 @@ def test_cancel_sends_done_canceled(server: Server, versions: dict[str, str]) ->
     assert server.wait(p["id"])["status"] == "canceled"
 
 
+@pytest.mark.slow  # a second server
 def test_replay_after_a_server_restart(tmp_path: Path) -> None:
     """The live history is gone with the old process; the replay comes from the store."""
     data_dir = tmp_path / "data"

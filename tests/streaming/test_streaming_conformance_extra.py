@@ -3,9 +3,9 @@ is processing, GET shows the iterator output produced so far, not just growing l
 
 from __future__ import annotations
 
-import time
-
 from streaming_support import Server
+
+from support import until
 
 
 def test_cf_get_shows_partial_iterator_output_while_processing(
@@ -13,16 +13,16 @@ def test_cf_get_shows_partial_iterator_output_while_processing(
 ) -> None:
     p = server.create(versions["tokens"], {"count": 5, "pause": 0.4})
     partial: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def partial_or_done() -> bool:
         now = server.get(p["id"])
-        if now["status"] != "processing" and now["status"] != "starting":
-            break
+        if now["status"] not in ("processing", "starting"):
+            return True
         if now["status"] == "processing" and now["output"]:
-            partial = list(now["output"])
-            if len(partial) >= 2:
-                break
-        time.sleep(0.05)
+            partial[:] = now["output"]
+        return len(partial) >= 2
+
+    until(partial_or_done, timeout=60, what="partial output")
     assert partial, "no partial output was seen while processing"
     assert len(partial) < 5  # seen before the end
     final = server.wait(p["id"])

@@ -5,25 +5,17 @@ package."""
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
-from streaming_support import Server, WebhookReceiver, register_models
+from streaming_support import Server, register_models
+
+from support import Receiver, free_port, pending_deliveries, until
 
 TERMINAL = ("succeeded", "failed", "canceled")
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().up()
-    yield r
-    r.down()
 
 
 def verified(secret: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -31,12 +23,12 @@ def verified(secret: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def test_start_output_completed_arrive_signed_and_in_order(
-    server: Server, versions: dict[str, str], receiver: WebhookReceiver
+    server: Server, versions: dict[str, str], receiver: Receiver
 ) -> None:
     secret = server.secret()
     p = server.create(versions["tokens"], {"count": 5, "pause": 0.3}, webhook=receiver.url)
     got = receiver.wait_for(lambda rs: any(b"succeeded" in r["body"] for r in rs))
-    time.sleep(1.0)  # nothing may follow completed
+    until(lambda: pending_deliveries(server.data_dir) == [], what="the outbox to be done")
     bodies = verified(secret, receiver.received())
     assert len(bodies) == len(got)
     assert all(b["id"] == p["id"] for b in bodies)
@@ -60,7 +52,7 @@ def test_start_output_completed_arrive_signed_and_in_order(
 
 
 def test_events_filter_is_honoured(
-    server: Server, versions: dict[str, str], receiver: WebhookReceiver
+    server: Server, versions: dict[str, str], receiver: Receiver
 ) -> None:
     secret = server.secret()
     server.create(
@@ -70,7 +62,7 @@ def test_events_filter_is_honoured(
         webhook_events_filter=["completed"],
     )
     receiver.wait_for(lambda rs: len(rs) >= 1)
-    time.sleep(1.0)
+    until(lambda: pending_deliveries(server.data_dir) == [], what="the outbox to be done")
     (body,) = verified(secret, receiver.received())
     assert body["status"] == "succeeded"
 
@@ -92,32 +84,28 @@ def test_link_local_webhook_is_refused_at_create(
     assert "webhook" in json.dumps(r.json())
 
 
-def _pending(data_dir: Path) -> list[tuple[str, int]]:
-    with sqlite3.connect(data_dir / "vendo.db") as db:
-        return list(db.execute("SELECT id, attempts FROM webhook_deliveries"))
-
-
 def _platform(tmp_path: Path, **env: str) -> tuple[Server, dict[str, str]]:
     data_dir = tmp_path / "data"
     versions = register_models(data_dir, {"coop": "cancel_cooperative"})
     return Server(data_dir, env=env), versions
 
 
+@pytest.mark.slow  # two servers of its own
 def test_pending_delivery_survives_a_server_restart(tmp_path: Path) -> None:
     server, versions = _platform(tmp_path)
-    receiver = WebhookReceiver()  # down: nothing listens on its port yet
+    receiver = Receiver(port=free_port())  # down: nothing listens on its port yet
     server.start()
     try:
         secret = server.secret()
         p = server.create(versions["coop"], {"seconds": 0}, webhook=receiver.url)
         server.wait(p["id"])
-        deadline = time.monotonic() + 30
-        while not any(attempts >= 1 for _, attempts in _pending(server.data_dir)):
-            assert time.monotonic() < deadline, "the failed delivery was not recorded"
-            time.sleep(0.05)
+        until(
+            lambda: any(attempts >= 1 for _, attempts in pending_deliveries(server.data_dir)),
+            what="the failed delivery to be recorded",
+        )
     finally:
         server.stop()
-    ((webhook_id, _),) = _pending(server.data_dir)  # still there with the server gone
+    ((webhook_id, _),) = pending_deliveries(server.data_dir)  # still there with the server gone
 
     receiver.up()
     try:
@@ -131,34 +119,36 @@ def test_pending_delivery_survives_a_server_restart(tmp_path: Path) -> None:
         receiver.down()
     assert request["headers"]["webhook-id"] == webhook_id
     assert body["id"] == p["id"] and body["status"] == "succeeded"
-    assert _pending(server.data_dir) == []
+    assert pending_deliveries(server.data_dir) == []
 
 
 @pytest.mark.slow
 def test_completed_arrives_after_receiver_is_down_for_30_seconds(tmp_path: Path) -> None:
     """Default settings: retries back off until about a minute after completion."""
     server, versions = _platform(tmp_path)
-    receiver = WebhookReceiver()
+    receiver = Receiver(port=free_port())
     server.start()
     try:
         secret = server.secret()
         p = server.create(versions["coop"], {"seconds": 0}, webhook=receiver.url)
         completed = server.wait(p["id"])
-        time.sleep(30.0)
-        assert _pending(server.data_dir), "still pending while the receiver is down"
+        # five attempts take the default schedule (1.9 + 3.9 + 7.7 + 15.5 s) about 30 s
+        until(
+            lambda: any(n >= 5 for _, n in pending_deliveries(server.data_dir)),
+            timeout=90,
+            what="five failed attempts while the receiver is down",
+        )
         receiver.up()
         (request,) = receiver.wait_for(lambda rs: len(rs) >= 1, timeout=60)
         (body,) = verified(secret, [request])
         assert body["status"] == "succeeded" and body["id"] == completed["id"]
-        deadline = time.monotonic() + 10
-        while _pending(server.data_dir):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        until(lambda: pending_deliveries(server.data_dir) == [], timeout=10, what="delivery")
     finally:
         server.stop()
         receiver.down()
 
 
+@pytest.mark.slow  # a server of its own; tests/api_v1 covers the rule in-process
 def test_private_webhooks_refused_when_the_setting_says_so(tmp_path: Path) -> None:
     server, versions = _platform(tmp_path, VENDO_ALLOW_PRIVATE_URLS="false")
     server.start()
@@ -177,7 +167,7 @@ def test_private_webhooks_refused_when_the_setting_says_so(tmp_path: Path) -> No
 
 
 def test_canceled_prediction_sends_completed_canceled(
-    server: Server, versions: dict[str, str], receiver: WebhookReceiver
+    server: Server, versions: dict[str, str], receiver: Receiver
 ) -> None:
     secret = server.secret()
     p = server.create(versions["coop"], {"seconds": 60}, webhook=receiver.url)

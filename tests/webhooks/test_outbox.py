@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,8 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
+import support
+from support import free_port, until_async
 from vendo.webhooks.outbox import (
     Outbox,
     WebhookTarget,
@@ -41,74 +40,33 @@ class Received:
     at: float
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that can go down and come back on the same port."""
-
-    port: int = 0
-    statuses: list[int] = field(default_factory=list)  # answers to give first, then 200
-    delay: float = 0.0
-    received: list[Received] = field(default_factory=list)
-    attempts: list[dict[str, str]] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
+class Receiver(support.Receiver):
+    """The shared receiver, reading each accepted delivery as the outbox's payload with
+    its signature checked."""
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+    def accepted(self) -> list[Received]:
+        """Every delivery answered 200, verified (raises if one is forged)."""
+        return [
+            Received(payload["_event"], payload, dict(r["headers"]), r["at"])
+            for r in self.received()
+            if r["status"] == 200
+            for payload in [Webhook(SECRET).verify(r["body"], r["headers"])]
+        ]
 
-    def up(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.attempts.append(headers)
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                if status == 200:
-                    payload = Webhook(SECRET).verify(body, headers)  # raises if forged
-                    receiver.received.append(
-                        Received(payload["_event"], payload, headers, time.monotonic())
-                    )
-                self.send_response(status)
-                if status in (301, 302, 307):
-                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    @property
+    def attempts(self) -> list[dict[str, str]]:
+        """The headers of every request, answered or refused."""
+        return [dict(r["headers"]) for r in self.received()]
 
     def events(self) -> list[str]:
-        return [r.event for r in self.received]
+        return [r.event for r in self.accepted]
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.up()
-    yield r
-    r.down()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with Receiver() as r:
+        yield r
 
 
 def payload(event: str, **extra: Any) -> dict[str, Any]:
@@ -139,12 +97,12 @@ async def test_events_arrive_signed_and_in_order(receiver: Receiver) -> None:
     await outbox.start()
     target = WebhookTarget(receiver.url, SECRET)
     outbox.publish("p1", target, "start", payload("start", status="processing"))
-    await wait_until(lambda: len(receiver.received) == 1)
+    await until_async(lambda: len(receiver.accepted) == 1)
     outbox.publish("p1", target, "output", payload("output", output=[0]))
-    await wait_until(lambda: len(receiver.received) == 2)
+    await until_async(lambda: len(receiver.accepted) == 2)
     for n in range(2, 6):
         outbox.publish("p1", target, "output", payload("output", output=list(range(n))))
-    await wait_until(lambda: len(receiver.received) == 3)
+    await until_async(lambda: len(receiver.accepted) == 3)
     # the throttle window is open again, but completed, published right after, wins
     outbox.publish("p1", target, "logs", payload("logs", logs="a\nb\n"))
     outbox.publish("p1", target, "completed", payload("completed", status="succeeded"))
@@ -155,11 +113,11 @@ async def test_events_arrive_signed_and_in_order(receiver: Receiver) -> None:
     # first output at once, the burst coalesced into one trailing send of the latest
     # state; the pending logs is superseded by completed, and nothing follows completed
     assert receiver.events() == ["start", "output", "output", "completed"]
-    assert receiver.received[1].body["output"] == [0]
-    assert receiver.received[2].body["output"] == [0, 1, 2, 3, 4]
-    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert receiver.accepted[1].body["output"] == [0]
+    assert receiver.accepted[2].body["output"] == [0, 1, 2, 3, 4]
+    ids = {r.headers["webhook-id"] for r in receiver.accepted}
     assert len(ids) == 4
-    assert all(r.headers["content-type"] == "application/json" for r in receiver.received)
+    assert all(r.headers["content-type"] == "application/json" for r in receiver.accepted)
 
 
 class RecordingTransport(httpx.AsyncHTTPTransport):
@@ -182,22 +140,15 @@ async def test_progress_is_throttled_with_trailing_send(receiver: Receiver) -> N
     started = time.monotonic()
     for n in range(30):  # 30 updates over ~0.9 s
         outbox.publish("p1", target, "logs", payload("logs", logs="x" * (n + 1)))
-        await asyncio.sleep(0.03)
-    await wait_until(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.received))
+        await asyncio.sleep(0.03)  # not a wait: the rate of updates under test
+    await until_async(lambda: any(r.body["logs"] == "x" * 30 for r in receiver.accepted))
     elapsed = time.monotonic() - started
     await outbox.stop()
     sent = transport.sent
     # 0.2 s apart, less what the event loop's timers may be late by under load
     assert all(b - a >= 0.15 for a, b in zip(sent, sent[1:], strict=False)), sent
     assert 2 <= len(sent) <= elapsed / 0.2 + 2
-    assert receiver.received[-1].body["logs"] == "x" * 30  # the last state always goes out
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+    assert receiver.accepted[-1].body["logs"] == "x" * 30  # the last state always goes out
 
 
 async def test_filter_is_honoured(receiver: Receiver) -> None:
@@ -206,7 +157,7 @@ async def test_filter_is_honoured(receiver: Receiver) -> None:
     target = WebhookTarget(receiver.url, SECRET, parse_events_filter(["start", "completed"]))
     for event in ("start", "output", "logs"):
         outbox.publish("p1", target, event, payload(event))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # not a wait: events apart, as a run makes them
     outbox.publish("p1", target, "completed", payload("completed"))
     await outbox.drain()
     await outbox.stop()
@@ -231,11 +182,16 @@ async def test_intermediate_events_are_not_retried(receiver: Receiver) -> None:
     await outbox.start()
     target = WebhookTarget(receiver.url, SECRET)
     outbox.publish("p1", target, "start", payload("start"))
-    await wait_until(lambda: receiver.attempts)
-    await asyncio.sleep(0.3)
+    await until_async(lambda: receiver.attempts)
+    # one prediction's deliveries go out one at a time, in order: once its completed is
+    # delivered, a retry of start would have come before it
+    outbox.publish("p1", target, "completed", payload("completed"))
+    await outbox.drain()
     await outbox.stop()
-    assert len(receiver.attempts) == 1
-    assert receiver.received == []
+    assert [a["webhook-id"] for a in receiver.attempts][1:] == [
+        r.headers["webhook-id"] for r in receiver.accepted
+    ]
+    assert len(receiver.attempts) == 2 and receiver.events() == ["completed"]
 
 
 async def test_gives_up_after_the_last_attempt(receiver: Receiver) -> None:
@@ -297,13 +253,17 @@ async def test_receiver_down_for_30_seconds_default_schedule() -> None:
     assert 30.0 <= clock.now - clock.start <= 62.0
 
 
-async def test_receiver_down_then_back_in_real_time() -> None:
+async def test_receiver_down_then_back_in_real_time(caplog: pytest.LogCaptureFixture) -> None:
     receiver = Receiver(port=free_port())
     outbox = Outbox(delays=[0.2, 0.4, 0.8, 1.6])
     await outbox.start()
     outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed"))
-    await asyncio.sleep(1.0)
-    assert receiver.received == []
+    # the first try and the first retry fail while nothing listens
+    await until_async(
+        lambda: sum("failed" in r.getMessage() for r in caplog.records) >= 2,
+        what="two failed attempts",
+    )
+    assert receiver.accepted == []
     receiver.up()
     try:
         await asyncio.wait_for(outbox.drain(), 10)
@@ -330,11 +290,7 @@ async def test_pending_delivery_survives_a_restart(tmp_path: Path) -> None:
     first = Outbox(engine, delays=[0.3, 0.3, 0.3])
     await first.start()
     first.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", payload("completed", n=1))
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        rows = _pending(engine)
-        if rows and rows[0].attempts == 1:
-            break
+    await until_async(lambda: [r for r in _pending(engine) if r.attempts == 1])
     await first.stop()  # the server goes away between two attempts
     (row,) = _pending(engine)
     assert row.attempts == 1 and row.last_error
@@ -348,8 +304,8 @@ async def test_pending_delivery_survives_a_restart(tmp_path: Path) -> None:
     finally:
         receiver.down()
     assert receiver.events() == ["completed"]
-    assert receiver.received[0].headers["webhook-id"] == row.id
-    assert receiver.received[0].body["n"] == 1
+    assert receiver.accepted[0].headers["webhook-id"] == row.id
+    assert receiver.accepted[0].body["n"] == 1
     assert _pending(engine) == []
     engine.dispose()
 
@@ -416,7 +372,7 @@ def test_body_is_the_payload_json(receiver: Receiver) -> None:
         await outbox.stop()
 
     asyncio.run(main())
-    assert receiver.received[0].body == json.loads(json.dumps(payload("completed", x="é")))
+    assert receiver.accepted[0].body == json.loads(json.dumps(payload("completed", x="é")))
 
 
 async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: Receiver) -> None:
@@ -428,7 +384,7 @@ async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: R
     target = WebhookTarget(receiver.url, SECRET)
     first.publish("p1", target, "start", payload("start"))
     first.publish("p1", target, "completed", payload("completed", n=2))
-    await wait_until(lambda: receiver.attempts)  # start is in flight
+    await until_async(lambda: receiver.attempts)  # start is in flight
     await first.stop()
     (row,) = _pending(engine)
     assert row.attempts == 0
@@ -438,7 +394,7 @@ async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: R
     await second.start()
     await asyncio.wait_for(second.drain(), 10)
     await second.stop()
-    completed = [r for r in receiver.received if r.event == "completed"]
+    completed = [r for r in receiver.accepted if r.event == "completed"]
     assert len(completed) == 1 and completed[0].body["n"] == 2
     assert completed[0].headers["webhook-id"] == row.id
     assert _pending(engine) == []
@@ -478,10 +434,16 @@ async def test_a_repeated_completed_keeps_its_id(tmp_path: Path, receiver: Recei
         await second.start()
         second.publish("p1", WebhookTarget(down.url, SECRET), "completed", payload("completed"))
         second.publish("p1", target, "completed", payload("completed", n=n))
-        await asyncio.sleep(0.2)
+        # delivered, and its row removed: the outbox is done with it
+        await until_async(
+            lambda n=n: (
+                any(r.body["n"] == n for r in receiver.accepted)
+                and all(row.url == down.url for row in _pending(engine))
+            )
+        )
         await second.stop()
-    ids = {r.headers["webhook-id"] for r in receiver.received}
-    assert len(receiver.received) >= 2 and len(ids) == 1
+    ids = {r.headers["webhook-id"] for r in receiver.accepted}
+    assert len(receiver.accepted) >= 2 and len(ids) == 1
     # one pending row per (prediction, url), never a second for the same message
     rows = _pending(engine)
     assert len(rows) == 1 and rows[0].url == down.url

@@ -90,9 +90,11 @@ async def test_progress_is_throttled_with_trailing_send(receiver: Any) -> None:
     for i in range(20):
         state["output"].append(i)
         hook.notify("output")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # not a wait: the rate of updates under test
     # no completed yet: the trailing send must still deliver the latest state
-    await in_thread(receiver.wait_for, lambda bodies: bodies and len(bodies[-1]["output"]) == 20)
+    await in_thread(
+        receiver.wait_for_bodies, lambda bodies: bodies and len(bodies[-1]["output"]) == 20
+    )
     elapsed = time.monotonic() - started
     assert 2 <= len(receiver.requests) <= elapsed / 0.3 + 2
     hook.notify("completed")

@@ -175,12 +175,13 @@ def _run(cmd: list[str], log: Log, *, what: str, env: dict[str, str], cwd: Path)
         )
     except OSError as exc:
         raise BuildError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        line = raw.rstrip("\n")
-        tail.append(line)
-        log(line)
-    code = proc.wait()
+    with proc:  # closes the pipe (a ResourceWarning otherwise) and waits
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            tail.append(line)
+            log(line)
+    code = proc.returncode
     if code != 0:
         raise BuildError(f"{what} failed (exit status {code}): {shlex.join(cmd)}", "\n".join(tail))
 

@@ -81,7 +81,7 @@ class LocalStorage:
     @property
     def key(self) -> bytes:
         if self._key is None:
-            value = self.store.meta_value("file_signing_key", secrets.token_hex(32))
+            value = self.store.meta.value("file_signing_key", secrets.token_hex(32))
             self._key = value.encode("ascii")
         return self._key
 
@@ -160,7 +160,7 @@ class LocalStorage:
             created_at=now,
             expires_at=expires_at or now + timedelta(seconds=self.file_expiry),
         )
-        return self.store.add_file(row)
+        return self.store.files.add(row)
 
     def save_output(self, prediction_id: str, owner_id: int, source: Path) -> dict[str, str]:
         """Move a file the runner wrote into storage as an output of the prediction (it
@@ -193,7 +193,7 @@ class LocalStorage:
             created_at=utcnow(),
             expires_at=None,
         )
-        return self.store.add_file(row)
+        return self.store.files.add(row)
 
     def encode_outputs(self, prediction_id: str, owner_id: int, value: Any) -> Any:
         """Replace every runner file marker ``{"__vendo_file__": path}`` in ``value``
@@ -217,17 +217,17 @@ class LocalStorage:
     # --- deleting --------------------------------------------------------------------
     def delete(self, row: FileRow) -> None:
         shutil.rmtree(self.path(row).parent, ignore_errors=True)
-        self.store.delete_file_row(row.id)
+        self.store.files.delete(row.id)
 
     def delete_prediction_files(self, prediction_id: str) -> int:
-        rows = self.store.files_of_prediction(prediction_id)
+        rows = self.store.files.of_prediction(prediction_id)
         for row in rows:
             self.delete(row)
         return len(rows)
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete uploads past their ``expires_at``."""
-        rows = self.store.expired_files(now or utcnow())
+        rows = self.store.files.expired(now or utcnow())
         for row in rows:
             self.delete(row)
         return len(rows)

@@ -143,7 +143,9 @@ class Queue:
             )
             if not getattr(result, "rowcount", 0):
                 return None
-            return self.store.finish(prediction_id, CANCELED, cancel_reason=reason, session=s)
+            return self.store.predictions.finish(
+                prediction_id, CANCELED, cancel_reason=reason, session=s
+            )
 
     def pending_versions(self) -> list[str]:
         """Versions that have queued jobs, oldest job first (for a scheduler at start-up
@@ -209,7 +211,7 @@ class Queue:
                 )
                 report.failed.extend(o for o in orphans if o not in report.failed)
         for prediction_id in report.failed:
-            self.store.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
+            self.store.predictions.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
         return report
 
 

@@ -210,7 +210,7 @@ class Claimer:
         pool = ctx.pools.get(version_id)
         if pool is not None:
             return pool
-        version = await ctx.blocking(ctx.store.get_version, version_id)
+        version = await ctx.blocking(ctx.store.catalog.version, version_id)
         try:
             if version is None:
                 raise RunnerError(f"version {version_id} does not exist")
@@ -279,7 +279,7 @@ class Claimer:
             deadline = here.claimed.deadline
             if deadline is not None and deadline <= now and here.cancel_reason is None:
                 await self.lifecycle.cancel(pid, DEADLINE_REASON)
-        for row in await ctx.blocking(ctx.store.overdue_predictions, now):
+        for row in await ctx.blocking(ctx.store.predictions.overdue, now):
             run = ctx.runs.get(row.id)
             if run is None or run.cancel_reason is None:
                 # queued here or anywhere: cancel_queued is atomic against claims

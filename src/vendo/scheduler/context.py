@@ -86,7 +86,7 @@ class SchedulerContext:
     async def is_iterator(self, version_id: str) -> bool:
         found = self.iterators.get(version_id)
         if found is None:
-            version = await self.blocking(self.store.get_version, version_id)
+            version = await self.blocking(self.store.catalog.version, version_id)
             found = is_iterator_schema(version.openapi_schema if version else None)
         return found
 

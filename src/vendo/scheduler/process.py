@@ -178,6 +178,8 @@ class RunnerProcess:
         self._closing = False
         self._intentional_kill = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        # children not yet waited for: close() reaps them (a ResourceWarning otherwise)
+        self._unreaped: set[asyncio.subprocess.Process] = set()
 
     # --- state ---------------------------------------------------------------------
 
@@ -253,6 +255,7 @@ class RunnerProcess:
         )
         self._channel = channel
         process = self._process
+        self._unreaped.add(process)
         assert process.stdout is not None and process.stderr is not None
         self._spawn(self._pump(process.stdout, "stdout", generation))
         self._spawn(self._pump(process.stderr, "stderr", generation))
@@ -276,6 +279,10 @@ class RunnerProcess:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for child in list(self._unreaped):  # killed, but its watcher was cancelled
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(child.wait(), 5.0)
+        self._unreaped.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -302,6 +309,7 @@ class RunnerProcess:
 
     async def _watch_exit(self, process: asyncio.subprocess.Process, generation: int) -> None:
         code = await process.wait()
+        self._unreaped.discard(process)
         # What the model started (its process group) goes with the child, however the
         # child ended: helpers left running would hold memory, ports or the GPU.
         with contextlib.suppress(ProcessLookupError, PermissionError):

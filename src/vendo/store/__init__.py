@@ -1,15 +1,24 @@
 """Records of the platform: SQLAlchemy 2 + Alembic on SQLite (WAL) or PostgreSQL.
 
     store = Store.open(database_url(settings.data_dir, settings.database_url))
-    model = store.create_model(admin.id, "hello")
+    model = store.catalog.create_model(admin.id, "hello")
 
-See :class:`vendo.store.store.Store` for every operation and
-:mod:`vendo.store.tables` for the rows it returns.
+:class:`Store` is the entry point (see :mod:`vendo.store.store` for why it is shaped so);
+its parts, one module each: :mod:`~vendo.store.accounts` (users, tokens),
+:mod:`~vendo.store.catalog` (models, versions, builds), :mod:`~vendo.store.predictions`,
+:mod:`~vendo.store.files` (files, server-wide values), over the shared engine of
+:mod:`~vendo.store.database`. :mod:`vendo.store.tables` holds the rows they return.
 """
 
-from vendo.store.cache import MISS
+from vendo.store.accounts import Accounts
+from vendo.store.cache import MISS, CachedRead, Miss
+from vendo.store.catalog import Catalog
+from vendo.store.database import Database, WriterBusy
 from vendo.store.engine import database_url
+from vendo.store.files import Files, Meta
 from vendo.store.ids import hash_token, new_id, new_token, new_webhook_secret, utcnow
+from vendo.store.paging import Page
+from vendo.store.predictions import Predictions
 from vendo.store.status import (
     CANCELED,
     FAILED,
@@ -21,7 +30,7 @@ from vendo.store.status import (
     JobState,
     PredictionStatus,
 )
-from vendo.store.store import Page, Store, WriterBusy
+from vendo.store.store import CachedReads, Store
 from vendo.store.tables import (
     BuildRow,
     FileRow,
@@ -44,12 +53,21 @@ __all__ = [
     "MISS",
     "JobState",
     "PredictionStatus",
+    "Accounts",
     "BuildRow",
+    "CachedRead",
+    "CachedReads",
+    "Catalog",
+    "Database",
     "FileRow",
+    "Files",
     "JobRow",
+    "Meta",
+    "Miss",
     "ModelRow",
     "Page",
     "PredictionRow",
+    "Predictions",
     "Store",
     "TokenRow",
     "UserRow",

@@ -7,25 +7,37 @@ recent results here for ``ttl`` seconds. Its own writes to users, tokens, models
 versions clear the cache at once; a change made by another process that shares the
 database (another server, an agent, ``sqlite3`` by hand) shows within ``ttl``.
 
+Each such read is a :class:`CachedRead`: a typed handle on one read of the store
+(``store.cached.version``), so a caller names the read by attribute, not by a string,
+and the type checker knows its arguments and what it returns.
+
 Values are the store's detached rows, shared between readers: never change them.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, Final, Generic, TypeVar, TypeVarTuple, Unpack
 
-__all__ = ["MISS", "ReadCache"]
+__all__ = ["MISS", "CachedRead", "Miss", "ReadCache"]
+
+V = TypeVar("V")
+Args = TypeVarTuple("Args")
 
 
-class _Miss:
+class Miss(enum.Enum):
+    """The type of :data:`MISS` (an enum member, so that ``is MISS`` narrows types)."""
+
+    MISS = "MISS"
+
     def __repr__(self) -> str:
         return "MISS"
 
 
-MISS: Any = _Miss()
+MISS: Final = Miss.MISS
 
 
 class ReadCache:
@@ -64,3 +76,33 @@ class ReadCache:
     def clear(self) -> None:
         self.generation += 1
         self._items.clear()
+
+
+class CachedRead(Generic[Unpack[Args], V]):
+    """One blocking read of the store, kept in a shared :class:`ReadCache`.
+
+    Calling it reads through: the database (blocking: off the event loop), and the
+    value is kept unless the cache was cleared meanwhile. :meth:`peek` answers from
+    memory only (no I/O: safe on the event loop)."""
+
+    __slots__ = ("_cache", "_read", "name")
+
+    def __init__(self, cache: ReadCache, name: str, read: Callable[[Unpack[Args]], V]) -> None:
+        self._cache = cache
+        self._read = read
+        self.name = name
+
+    def peek(self, *args: Unpack[Args]) -> V | Miss:
+        """What the read returned lately, else :data:`MISS`."""
+        value: V | Miss = self._cache.get((self, *args))
+        return value
+
+    def __call__(self, *args: Unpack[Args]) -> V:
+        cache = self._cache
+        generation = cache.generation
+        value = self._read(*args)
+        cache.put((self, *args), value, generation)
+        return value
+
+    def __repr__(self) -> str:
+        return f"<cached read {self.name}>"

@@ -223,6 +223,11 @@ def unfinished() -> sa.TextClause:
     return sa.text("predictions." + UNFINISHED_SQL)
 
 
+def _partial_index(name: str, *columns: str, where: str) -> sa.Index:
+    """An index of the rows that match ``where`` only (both dialects support it)."""
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
 def data_kept() -> sa.TextClause:
     """``WHERE`` clause: retention has not removed the prediction's data yet."""
     return sa.text("predictions." + DATA_KEPT_SQL)
@@ -252,34 +257,14 @@ class PredictionRow(Base):
         sa.Index("ix_predictions_owner_created", "owner_id", "created_at", "id"),
         # Only unfinished predictions are looked up by status (deadlines, recovery): a
         # partial index leaves the finished ones, nearly all, out of it.
-        sa.Index(
-            "ix_predictions_unfinished",
-            "status",
-            sqlite_where=sa.text(UNFINISHED_SQL),
-            postgresql_where=sa.text(UNFINISHED_SQL),
-        ),
+        _partial_index("ix_predictions_unfinished", "status", where=UNFINISHED_SQL),
         # What the retention sweep looks for: data still kept, by completion time.
-        sa.Index(
-            "ix_predictions_retention",
-            "completed_at",
-            sqlite_where=sa.text(DATA_KEPT_SQL),
-            postgresql_where=sa.text(DATA_KEPT_SQL),
-        ),
-        # Predictions owed a ``completed`` webhook (see Store.owed_webhooks): few, and
+        _partial_index("ix_predictions_retention", "completed_at", where=DATA_KEPT_SQL),
+        # Predictions owed a ``completed`` webhook (see Predictions.owed_webhooks): few, and
         # only finished ones with a webhook are ever in it.
-        sa.Index(
-            "ix_predictions_webhook_owed",
-            "id",
-            sqlite_where=sa.text(WEBHOOK_OWED_SQL),
-            postgresql_where=sa.text(WEBHOOK_OWED_SQL),
-        ),
-        # The deadline sweep (Store.overdue_predictions).
-        sa.Index(
-            "ix_predictions_deadline",
-            "deadline",
-            sqlite_where=sa.text(DEADLINE_PENDING_SQL),
-            postgresql_where=sa.text(DEADLINE_PENDING_SQL),
-        ),
+        _partial_index("ix_predictions_webhook_owed", "id", where=WEBHOOK_OWED_SQL),
+        # The deadline sweep (Predictions.overdue).
+        _partial_index("ix_predictions_deadline", "deadline", where=DEADLINE_PENDING_SQL),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
@@ -352,12 +337,7 @@ class JobRow(Base):
     __table_args__ = (
         sa.Index("ix_jobs_claim", "version_id", "state", "id"),
         # Start-up recovery reads the claimed jobs (of one worker on PostgreSQL) only.
-        sa.Index(
-            "ix_jobs_claimed",
-            "claimed_by",
-            sqlite_where=sa.text(CLAIMED_SQL),
-            postgresql_where=sa.text(CLAIMED_SQL),
-        ),
+        _partial_index("ix_jobs_claimed", "claimed_by", where=CLAIMED_SQL),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

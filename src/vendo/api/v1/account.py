@@ -28,7 +28,7 @@ async def list_hardware(request: Request) -> Response:
 async def webhook_secret(request: Request) -> Response:
     """The account's default webhook signing secret."""
     who = await caller(request)
-    key = await call(platform(request).store.webhook_secret, who.user.id)
+    key = await call(platform(request).store.accounts.webhook_secret, who.user.id)
     return JSONResponse({"key": key})
 
 

@@ -77,13 +77,13 @@ def current_build(p: Platform, build: BuildRow | None) -> BuildRow | None:
     (interrupted) on the way. Blocking."""
     if build is None or build.status != "building" or not _process_gone(build.builder):
         return build
-    p.store.finish_build(build.id, "failed", error=INTERRUPTED)
-    return p.store.get_build(build.id) or build
+    p.store.catalog.finish_build(build.id, "failed", error=INTERRUPTED)
+    return p.store.catalog.build(build.id) or build
 
 
 def latest_build(p: Platform, model_id: int) -> BuildRow | None:
     """The model's newest accepted push, as it stands. Blocking."""
-    return current_build(p, p.store.latest_build(model_id))
+    return current_build(p, p.store.catalog.latest_build(model_id))
 
 
 def _ago(at: datetime) -> str:
@@ -138,9 +138,9 @@ async def missing_version(
     """The error for a version id that names no version (of ``model``, when given): a
     404, or, when a visible model's push makes that version, what became of it."""
     p = platform(request)
-    build = await call(p.store.build_of_version, version_id)
+    build = await call(p.store.catalog.build_of_version, version_id)
     if build is not None and (model is None or build.model_id == model.id):
-        owner = model or await call(p.store.get_model_by_id, build.model_id)
+        owner = model or await call(p.store.catalog.model_by_id, build.model_id)
         if owner is not None and can_see(who, owner):
             build = await call(current_build, p, build)
             return not_ready(base_url(request), owner, build, version_id)
@@ -154,7 +154,7 @@ async def _build(request: Request) -> tuple[ModelRow, BuildRow]:
     p = platform(request)
     owner, name = request.path_params["owner"], request.path_params["name"]
     model = await visible_model(request, who, owner, name)
-    found = await call(p.store.get_build, request.path_params["id"])
+    found = await call(p.store.catalog.build, request.path_params["id"])
     if found is None or found.model_id != model.id:
         raise NotFound(f"build {request.path_params['id']} of {owner}/{name} not found")
     build = await call(current_build, p, found)
@@ -173,7 +173,7 @@ async def get_build_log(request: Request) -> Response:
     model, build = await _build(request)
     text = build.log
     if build.status == "succeeded" and not text:
-        version = await call(platform(request).store.get_version, build.version_id)
+        version = await call(platform(request).store.catalog.version, build.version_id)
         text = version.build_log if version is not None else ""
     elif build.status == "building" and not text:
         text = f"building since {iso(build.created_at)}; vendo push shows the log as it runs\n"

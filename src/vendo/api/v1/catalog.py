@@ -43,11 +43,11 @@ async def search(request: Request) -> Response:
         )
     limit = max(1, min(50, int(raw_limit)))
     viewer = None if who.is_admin else who.user.id
-    rows = await call(lambda: p.store.list_models(viewer, query=query, limit=limit))
+    rows = await call(lambda: p.store.catalog.list_models(viewer, query=query, limit=limit))
     base = base_url(request)
     models = []
     for model in rows:
-        latest = await call(p.store.latest_version, model.id)
+        latest = await call(p.store.catalog.latest_version, model.id)
         build = await call(latest_build, p, model.id)
         models.append(
             {

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, TypeVarTuple, Unpack
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,16 @@ from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
 from vendo.queue import EventBus, Queue
-from vendo.store import MISS, ModelRow, PredictionRow, Store, TokenRow, UserRow, hash_token
+from vendo.store import (
+    MISS,
+    CachedRead,
+    ModelRow,
+    PredictionRow,
+    Store,
+    TokenRow,
+    UserRow,
+    hash_token,
+)
 from vendo.store.sealing import SecretBox
 
 __all__ = [
@@ -40,6 +49,9 @@ __all__ = [
     "secret_box",
     "visible_model",
 ]
+
+V = TypeVar("V")
+Args = TypeVarTuple("Args")
 
 
 class SchedulerLike(Protocol):
@@ -126,13 +138,13 @@ async def call(func: Any, *args: Any, **kwargs: Any) -> Any:
     return await run_in_threadpool(func, *args, **kwargs)
 
 
-async def cached(p: Platform, name: str, *args: Any) -> Any:
-    """``p.store.<name>(*args)`` through the store's read cache: from memory when it
-    has it (no thread hop), else read off the event loop and kept."""
-    store = p.store
-    value = store.peek(name, *args)
+async def cached(read: CachedRead[Unpack[Args], V], *args: Unpack[Args]) -> V:
+    """``read(*args)`` (one of ``store.cached``) through the store's read cache: from
+    memory when it has it (no thread hop), else read off the event loop and kept."""
+    value = read.peek(*args)
     if value is MISS:
-        value = await call(store.read_through, name, *args)
+        found: V = await run_in_threadpool(read, *args)
+        return found
     return value
 
 
@@ -145,7 +157,7 @@ async def caller(request: Request) -> Caller:
         raise Unauthenticated("You did not pass an authentication token")
     if scheme.lower() not in ("bearer", "token") or not token:
         raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
-    found = await cached(platform(request), "authenticate_hash", hash_token(token))
+    found = await cached(platform(request).store.cached.caller, hash_token(token))
     if found is None:
         raise Unauthenticated("You did not pass a valid authentication token")
     return Caller(*found)
@@ -222,9 +234,9 @@ async def visible_model(
     old): for requests that only need its identity and visibility."""
     p = platform(request)
     if fresh:
-        model = await call(p.store.get_model, owner, name)
+        model = await call(p.store.catalog.model, owner, name)
     else:
-        model = await cached(p, "get_model", owner, name)
+        model = await cached(p.store.cached.model, owner, name)
     if model is None or not can_see(who, model):
         raise NotFound(f"model {owner}/{name} not found")
     return model

@@ -96,7 +96,7 @@ async def upload(request: Request) -> Response:
 async def _own_file(request: Request) -> FileRow:
     who = await caller(request)
     file_id = request.path_params["id"]
-    row = await call(platform(request).store.get_file, file_id)
+    row = await call(platform(request).store.files.get, file_id)
     if row is None or row.kind != "upload" or row.owner_id != who.user.id or _expired(row):
         raise NotFound(f"file {file_id} not found")
     return row
@@ -117,7 +117,7 @@ async def list_files(request: Request) -> Response:
     who = await caller(request)
     p = platform(request)
     rows = await call(
-        lambda: p.store.list_files(who.user.id, cursor=request.query_params.get("cursor"))
+        lambda: p.store.files.page(who.user.id, cursor=request.query_params.get("cursor"))
     )
     base = base_url(request)
     return page(request, [file_json(base, r) for r in rows], rows.next_cursor, rows.previous_cursor)
@@ -140,7 +140,7 @@ async def download(request: Request) -> Response:
         file_id, params.get("owner", ""), params.get("expiry", ""), params.get("signature", "")
     ):
         raise Forbidden("the download link is invalid or has expired")
-    row = await call(p.store.get_file, file_id)
+    row = await call(p.store.files.get, file_id)
     if row is None or _expired(row):
         raise NotFound(f"file {file_id} not found")
     path = p.storage.path(row)

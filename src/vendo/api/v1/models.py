@@ -37,11 +37,11 @@ _PATCHABLE = ("description", "readme", *_URL_FIELDS)
 
 async def _model_body(request: Request, model: ModelRow) -> dict[str, Any]:
     p = platform(request)
-    latest = await call(p.store.latest_version, model.id)
+    latest = await call(p.store.catalog.latest_version, model.id)
     build = await call(latest_build, p, model.id)
     example = None
     if model.default_example_id:
-        row = await call(p.store.get_prediction, model.default_example_id)
+        row = await call(p.store.predictions.get, model.default_example_id)
         if row is not None:
             example = prediction_json(p, base_url(request), row, owner=model.owner.username)
     return model_json(base_url(request), model, latest, example, build)
@@ -96,16 +96,16 @@ async def create_model(request: Request) -> Response:
     if errors:
         raise InvalidInput(errors)
     assert isinstance(owner, str) and isinstance(name, str)
-    owner_row = await call(p.store.get_user_by_name, owner)
+    owner_row = await call(p.store.accounts.user_named, owner)
     if owner != who.user.username and not who.is_admin:
         raise Forbidden(f"you cannot create models under {owner!r}")
     if owner_row is None:
         if not who.is_admin:
             raise NotFound(f"owner {owner!r} not found")
         # The admin may publish under any name: the owner becomes an organization.
-        owner_row = await call(lambda: p.store.create_user(owner, type="organization"))
+        owner_row = await call(lambda: p.store.accounts.create_user(owner, type="organization"))
     model = await call(
-        lambda: p.store.create_model(
+        lambda: p.store.catalog.create_model(
             owner_row.id, name, visibility=visibility, hardware=hardware, **fields
         )
     )
@@ -158,7 +158,9 @@ async def _list(request: Request, who: Caller, **kwargs: Any) -> Response:
     p = platform(request)
     viewer = None if who.is_admin else who.user.id
     rows = await call(
-        lambda: p.store.list_models(viewer, cursor=request.query_params.get("cursor"), **kwargs)
+        lambda: p.store.catalog.list_models(
+            viewer, cursor=request.query_params.get("cursor"), **kwargs
+        )
     )
     results = [await _model_body(request, m) for m in rows]
     return page(request, results, rows.next_cursor, rows.previous_cursor)
@@ -195,14 +197,14 @@ async def patch_model(request: Request) -> Response:
                 for k in unknown
             ]
         )
-    updated = await call(lambda: platform(request).store.update_model(model.id, **fields))
+    updated = await call(lambda: platform(request).store.catalog.update_model(model.id, **fields))
     return JSONResponse(await _model_body(request, updated))
 
 
 async def delete_model(request: Request) -> Response:
     """Delete a private model without versions."""
     model = await _writable(request)
-    await call(platform(request).store.delete_model, model.id)
+    await call(platform(request).store.catalog.delete_model, model.id)
     return Response(status_code=204)
 
 
@@ -220,7 +222,7 @@ async def list_examples(request: Request) -> Response:
     model = await visible_model(request, who, **request.path_params)
     results = []
     if model.default_example_id:
-        row = await call(p.store.get_prediction, model.default_example_id)
+        row = await call(p.store.predictions.get, model.default_example_id)
         if row is not None:
             results.append(prediction_json(p, base_url(request), row, owner=model.owner.username))
     return page(request, results, None, None)
@@ -230,13 +232,13 @@ async def list_versions(request: Request) -> Response:
     """List a model's versions."""
     who = await caller(request)
     model = await visible_model(request, who, **request.path_params)
-    versions = await call(platform(request).store.list_versions, model.id)
+    versions = await call(platform(request).store.catalog.versions, model.id)
     return page(request, [version_json(v) for v in versions], None, None)
 
 
 async def _version(request: Request, model: ModelRow) -> Any:
     version_id = request.path_params["id"]
-    version = await call(platform(request).store.get_version, version_id)
+    version = await call(platform(request).store.catalog.version, version_id)
     if version is None or version.model_id != model.id:
         raise NotFound(f"version {version_id} not found")
     return version
@@ -248,7 +250,7 @@ async def get_version(request: Request) -> Response:
     owner, name = request.path_params["owner"], request.path_params["name"]
     model = await visible_model(request, who, owner, name)
     version_id = request.path_params["id"]
-    version = await call(platform(request).store.get_version, version_id)
+    version = await call(platform(request).store.catalog.version, version_id)
     if version is None or version.model_id != model.id:
         # a version still building or whose build failed is not there yet: a 404 that
         # says so (GET of a missing resource stays a 404 for the clients)
@@ -263,7 +265,7 @@ async def delete_version(request: Request) -> Response:
     """Delete a model version."""
     model = await _writable(request)
     version = await _version(request, model)
-    await call(platform(request).store.delete_version, version.id)
+    await call(platform(request).store.catalog.delete_version, version.id)
     # 204, not the documented 202: replicate 1.0.7 treats anything else as a failure.
     return Response(status_code=204)
 

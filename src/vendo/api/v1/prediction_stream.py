@@ -80,10 +80,10 @@ async def stream_prediction(request: Request) -> Response:
     token = request.query_params.get("token", "")
     if not token or not verify_stream_token(p, prediction_id, token):
         raise Forbidden("invalid stream token")
-    row = await call(p.store.get_prediction, prediction_id)
+    row = await call(p.store.predictions.get, prediction_id)
     if row is None:
         raise NotFound(f"prediction {prediction_id} not found")
-    owner_user = await call(p.store.get_user, row.owner_id)
+    owner_user = await call(p.store.accounts.user, row.owner_id)
     owner = owner_user.username if owner_user else ""
     base = base_url(request)
     iterator = bool(await iterator_versions(p, {row.version_id}))

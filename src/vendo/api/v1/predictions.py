@@ -118,11 +118,10 @@ def parse_cancel_after(value: str) -> float:
 
 
 async def _latest(request: Request, model: ModelRow) -> VersionRow:
-    version = await cached(platform(request), "latest_version", model.id)
+    version = await cached(platform(request).store.cached.latest_version, model.id)
     if version is None:
         # still building, failed to build, or never pushed: say which
         raise await no_ready_version(request, model)
-    assert isinstance(version, VersionRow)
     return version
 
 
@@ -135,7 +134,7 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
     if "/" not in ref:
         if not _HEX64.match(ref):
             raise NotFound(f"version {ref!r} not found")
-        version = await cached(p, "get_version", ref)
+        version = await cached(p.store.cached.version, ref)
         if version is None:
             raise await missing_version(request, who, ref)
         if not can_see(who, version.model):
@@ -146,7 +145,7 @@ async def resolve_version(request: Request, who: Caller, ref: Any) -> VersionRow
     model = await visible_model(request, who, owner, model_name, fresh=False)
     if not version_id:
         return await _latest(request, model)
-    version = await cached(p, "get_version", version_id)
+    version = await cached(p.store.cached.version, version_id)
     if version is None or version.model_id != model.id:
         raise await missing_version(request, who, version_id, model)
     return version
@@ -236,7 +235,7 @@ async def _prepared_input(
     p = platform(request)
 
     async def lookup(file_id: str) -> FileRow | None:
-        return await call(p.store.get_file, file_id)
+        return await call(p.store.files.get, file_id)
 
     try:
         return await prepare_input(
@@ -327,7 +326,7 @@ async def _run(
             await p.bus.wait_done(row.id, wait)
     if not read_back:
         return row
-    found: PredictionRow | None = await call(p.store.get_prediction, row.id)
+    found: PredictionRow | None = await call(p.store.predictions.get, row.id)
     if found is None:
         raise VendoError(f"prediction {row.id} could not be recorded")
     return found
@@ -394,7 +393,7 @@ async def post_model_predictions(request: Request) -> Response:
 
 
 async def _owned(request: Request, who: Caller, prediction_id: str) -> PredictionRow:
-    row = await call(platform(request).store.get_prediction, prediction_id)
+    row = await call(platform(request).store.predictions.get, prediction_id)
     if (
         row is None
         or row.kind != "prediction"
@@ -407,7 +406,7 @@ async def _owned(request: Request, who: Caller, prediction_id: str) -> Predictio
 async def _owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
     if row.owner_id == who.user.id:
         return who.user.username
-    user = await call(p.store.get_user, row.owner_id)
+    user = await call(p.store.accounts.user, row.owner_id)
     return user.username if user is not None else ""
 
 
@@ -453,7 +452,7 @@ async def list_predictions(request: Request) -> Response:
     p = platform(request)
     params = request.query_params
     rows = await call(
-        lambda: p.store.list_predictions(
+        lambda: p.store.predictions.page(
             who.user.id,
             cursor=params.get("cursor"),
             created_after=_parse_time("created_after", params.get("created_after")),
@@ -482,7 +481,7 @@ async def cancel_prediction(request: Request) -> Response:
             if finished is not None:
                 for name, data in terminal_events(finished.status, finished.error):
                     p.bus.publish(row.id, name, data)
-        row = await call(p.store.get_prediction, row.id)
+        row = await call(p.store.predictions.get, row.id)
     return await _one(request, p, who, row)
 
 

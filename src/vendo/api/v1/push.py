@@ -127,7 +127,7 @@ def version_id_for(owner: str, name: str, digest: str) -> str:
 def _target(p: Platform, user: UserRow, owner: str, name: str) -> ModelRow | None:
     """The model to push to, or None when it is to be created; refuses a caller who
     may not push there. Creates nothing."""
-    model = p.store.get_model(owner, name)
+    model = p.store.catalog.model(owner, name)
     if user.is_admin or (model is not None and model.owner_id == user.id):
         return model
     if model is None and owner == user.username:
@@ -144,18 +144,20 @@ def _target(p: Platform, user: UserRow, owner: str, name: str) -> ModelRow | Non
 
 def _create_model(p: Platform, owner: str, name: str, visibility: str) -> ModelRow:
     """The model of an accepted push, created now (a concurrent push may have won)."""
-    owner_row = p.store.get_user_by_name(owner)
+    owner_row = p.store.accounts.user_named(owner)
     if owner_row is None:
         try:
             # The admin may publish under any name: the owner becomes an organization.
-            owner_row = p.store.create_user(owner, type="organization")
+            owner_row = p.store.accounts.create_user(owner, type="organization")
         except Conflict:
-            owner_row = p.store.get_user_by_name(owner)
+            owner_row = p.store.accounts.user_named(owner)
             assert owner_row is not None
     try:
-        return p.store.create_model(owner_row.id, name, visibility=visibility, hardware="cpu")
+        return p.store.catalog.create_model(
+            owner_row.id, name, visibility=visibility, hardware="cpu"
+        )
     except Conflict:
-        found = p.store.get_model(owner, name)
+        found = p.store.catalog.model(owner, name)
         assert found is not None
         return found
 
@@ -245,14 +247,14 @@ def push_package(
     # Accepted from here on: what follows is recorded, failures included.
     if model is None:
         model = _create_model(p, owner, name, visibility)
-    existing = p.store.find_version(model.id, digest)
+    existing = p.store.catalog.find_version(model.id, digest)
     if existing is not None:
-        build = p.store.create_build(model.id, existing.id, builder=BUILDER)
-        p.store.finish_build(build.id, "succeeded")
+        build = p.store.catalog.create_build(model.id, existing.id, builder=BUILDER)
+        p.store.catalog.finish_build(build.id, "succeeded")
         say({"type": "step", "text": f"Version {existing.id} exists already"})
         return PushResult(existing, model, False)
     version_id = version_id_for(owner, name, digest)
-    build = p.store.create_build(model.id, version_id, builder=BUILDER)
+    build = p.store.catalog.create_build(model.id, version_id, builder=BUILDER)
     lines: list[str] = []
 
     def log(line: str) -> None:
@@ -265,12 +267,12 @@ def push_package(
     except BaseException as exc:
         reason = exc.detail if isinstance(exc, VendoError) else f"internal error: {exc}"
         lines.append(f"build failed: {reason}")
-        p.store.finish_build(build.id, "failed", error=reason, log=_tail(lines))
+        p.store.catalog.finish_build(build.id, "failed", error=reason, log=_tail(lines))
         if isinstance(exc, VendoError):
-            failed = p.store.get_build(build.id) or build
+            failed = p.store.catalog.build(build.id) or build
             exc.extra["build"] = build_json(_base(p, base), model, failed)
         raise
-    p.store.finish_build(build.id, "succeeded")
+    p.store.catalog.finish_build(build.id, "succeeded")
     say({"type": "step", "text": f"Pushed {owner}/{name}:{version.id}"})
     return PushResult(version, model, created)
 
@@ -308,7 +310,7 @@ def _build_version(
     with contextlib.suppress(OSError):
         build_log = Path(result.log_path).read_text(encoding="utf-8", errors="replace")
     try:
-        version = p.store.create_version(
+        version = p.store.catalog.create_version(
             model.id,
             version_id,
             openapi_schema=result.openapi,
@@ -322,7 +324,7 @@ def _build_version(
         return version, True
     except Conflict:
         # the same package pushed to this model twice at once: the other push recorded it
-        found = p.store.find_version(model.id, digest)
+        found = p.store.catalog.find_version(model.id, digest)
         if found is None:
             raise
         return found, False
@@ -434,7 +436,7 @@ async def build_log(request: Request) -> Response:
     who = await caller(request)
     owner, name = request.path_params["owner"], request.path_params["name"]
     model = await visible_model(request, who, owner, name)
-    version = await call(platform(request).store.get_version, request.path_params["id"])
+    version = await call(platform(request).store.catalog.version, request.path_params["id"])
     if version is None or version.model_id != model.id:
         raise NotFound(f"version {request.path_params['id']} not found")
     if not can_write(who, model) and model.visibility != "public":
@@ -501,7 +503,7 @@ async def push_examples(
         (d for d in folder.iterdir() if (d / "cog.yaml").is_file()),
         key=lambda d: (_installs_packages(d), d.name),
     )
-    admin, _ = await to_thread.run_sync(lambda: p.store.ensure_admin(None))
+    admin, _ = await to_thread.run_sync(lambda: p.store.accounts.ensure_admin(None))
 
     async def push_all() -> None:
         write(f"examples: pushing {len(projects)} models from {folder}")

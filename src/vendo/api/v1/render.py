@@ -178,6 +178,6 @@ async def iterator_versions(p: Platform, version_ids: set[str]) -> set[str]:
     """Which of ``version_ids`` have an iterator Output (each version read once)."""
     cache = p.iterator_versions
     for version_id in version_ids - set(cache):
-        version = await call(p.store.get_version, version_id)
+        version = await call(p.store.catalog.version, version_id)
         cache[version_id] = is_iterator(version.openapi_schema if version else None)
     return {v for v in version_ids if cache.get(v)}

@@ -60,10 +60,10 @@ class WebhookRelay:
         module's doc); returns how many. Those the outbox resumed from its own table
         are only marked."""
         p = self.platform
-        owed = await to_thread.run_sync(p.store.owed_webhooks)
+        owed = await to_thread.run_sync(p.store.predictions.owed_webhooks)
         for prediction_id in owed:
             if prediction_id in self.outbox.resumed:
-                await to_thread.run_sync(p.store.mark_webhook_done, prediction_id)
+                await to_thread.run_sync(p.store.predictions.mark_webhook_done, prediction_id)
                 continue
             log.info("sending the completed webhook prediction %s is owed", prediction_id)
             try:
@@ -112,7 +112,7 @@ class WebhookRelay:
             if kind == "completed":
                 self._targets.pop(prediction_id, None)
             return
-        row = await to_thread.run_sync(p.store.get_prediction, prediction_id)
+        row = await to_thread.run_sync(p.store.predictions.get, prediction_id)
         if row is None:
             return
         if row.webhook_done:
@@ -123,8 +123,8 @@ class WebhookRelay:
         if target is _UNSET:
             target = None
             if row.webhook:
-                secret = await to_thread.run_sync(p.store.webhook_secret, row.owner_id)
-                owner = await to_thread.run_sync(p.store.get_user, row.owner_id)
+                secret = await to_thread.run_sync(p.store.accounts.webhook_secret, row.owner_id)
+                owner = await to_thread.run_sync(p.store.accounts.user, row.owner_id)
                 events = frozenset(row.webhook_events_filter or ALL_EVENTS)
                 name = owner.username if owner is not None else ""
                 target = (WebhookTarget(row.webhook, secret, events), name)
@@ -134,7 +134,7 @@ class WebhookRelay:
         if target is None:
             return
         webhook_target, owner_name = target
-        version = await to_thread.run_sync(p.store.get_version, row.version_id)
+        version = await to_thread.run_sync(p.store.catalog.version, row.version_id)
         base = p.settings.public_url or row.base_url or ""
         payload = prediction_json(
             p,
@@ -151,4 +151,4 @@ class WebhookRelay:
         self.outbox.publish(prediction_id, webhook_target, kind, payload)
         if kind == "completed":
             await self.outbox.recorded(prediction_id, webhook_target.url)
-            await to_thread.run_sync(p.store.mark_webhook_done, prediction_id)
+            await to_thread.run_sync(p.store.predictions.mark_webhook_done, prediction_id)

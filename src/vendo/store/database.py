@@ -1,0 +1,122 @@
+"""The shared engine under every part of the store: sessions, transactions, the read
+cache, and SQLite's write lock and WAL upkeep.
+
+Call its methods off the event loop (``anyio.to_thread.run_sync`` or Starlette's
+``run_in_threadpool``), except :meth:`Database.transaction_nowait`, which is made for
+the loop. Rows come back detached: read their attributes freely, change records only
+through the store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from vendo.store.cache import ReadCache
+from vendo.store.engine import Engines
+
+__all__ = ["Database", "WriterBusy"]
+
+
+class WriterBusy(Exception):
+    """:meth:`Database.transaction_nowait` found SQLite's write lock taken."""
+
+
+class Database:
+    """Sessions and transactions over one store's :class:`Engines`, and the
+    :class:`ReadCache` of the reads the prediction path makes (see :meth:`changed`)."""
+
+    def __init__(self, engines: Engines, *, cache_ttl: float = 0.0) -> None:
+        self.engines = engines
+        self._read = sessionmaker(engines.reader, expire_on_commit=False)
+        self._write = sessionmaker(engines.writer, expire_on_commit=False)
+        self._loop_conn: sa.Connection | None = None  # see transaction_nowait()
+        self.cache = ReadCache(cache_ttl)
+
+    def close(self) -> None:
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
+        self.engines.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engines.writer.dialect.name
+
+    def changed(self) -> None:
+        """Users, tokens, models or versions changed: forget cached reads. Every write
+        to those records calls it after its commit."""
+        self.cache.clear()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (never commits)."""
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed when the block ends without an error.
+
+        On SQLite it holds the one writer connection: keep the block short and never
+        await inside it.
+        """
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction on a Core connection, committed when the block ends
+        without an error: for writes made of statements (no ORM unit of work)."""
+        with self.engines.writer.begin() as conn:
+            yield conn
+
+    @property
+    def writes_nowait(self) -> bool:
+        """Whether :meth:`transaction_nowait` is available (SQLite)."""
+        return self.engines.loop_writer is not None
+
+    @contextmanager
+    def transaction_nowait(self) -> Iterator[sa.Connection]:
+        """:meth:`transaction` that never waits for a lock: :class:`WriterBusy` at once
+        when another connection holds SQLite's write lock. SQLite only (see
+        :attr:`writes_nowait`), for the short group commits that run on the event loop,
+        one at a time. Its connection stays open between transactions and never
+        checkpoints the WAL: call :meth:`checkpoint` now and then."""
+        if self.engines.loop_writer is None:
+            raise RuntimeError("transaction_nowait() needs SQLite")
+        if self._loop_conn is None:
+            self._loop_conn = self.engines.loop_writer.connect()
+        conn = self._loop_conn
+        try:
+            transaction = conn.begin()  # BEGIN IMMEDIATE: take the lock now, or fail
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            self._loop_conn = None
+            conn.invalidate()
+            reason = str(getattr(exc, "orig", exc))
+            if "locked" in reason or "busy" in reason:
+                raise WriterBusy(reason) from exc
+            raise
+        with transaction:
+            yield conn
+
+    def checkpoint(self, *, truncate: bool = False) -> None:
+        """Copy what the WAL holds back into the SQLite file. ``PASSIVE`` waits for no
+        one but cannot restart a WAL that a writer keeps appending to; ``truncate``
+        (``TRUNCATE``) holds writers back for the moment it takes to finish the copy and
+        empties the WAL. Without the latter now and then the WAL would grow without
+        end. Blocking; no-op on PostgreSQL."""
+        if self.engines.loop_writer is None:
+            return
+        mode = "TRUNCATE" if truncate else "PASSIVE"
+        # The DBAPI connection: outside any transaction (the engine's would open one).
+        raw = self.engines.reader.raw_connection()
+        try:
+            raw.cursor().execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        finally:
+            raw.close()
