@@ -143,28 +143,36 @@ def create_app(
     ``examples`` pushes the models in ``examples/`` in the background once the app is
     up."""
     settings = settings or Settings()  # type: ignore[call-arg]  # every field has a default
+    factory = scheduler_factory or (Scheduler if run_scheduler else None)
+    routes = v1_routes()
+    routes.append(openapi_route(routes))
+    app = Starlette(
+        routes=by_path(routes),
+        lifespan=_lifespan(settings, factory, sweep_interval, examples),
+        exception_handlers={
+            VendoError: _vendo_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.add_middleware(_Arrival)
+    app.state.settings = settings
+    return app
+
+
+def _lifespan(
+    settings: Settings,
+    factory: SchedulerFactory | None,
+    sweep_interval: float | None,
+    examples: bool,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """Starts the platform's parts in dependency order and stops them in reverse."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        store = await to_thread.run_sync(
-            lambda: Store.from_settings(
-                Path(settings.data_dir), settings.database_url, cache_ttl=settings.cache_ttl
-            )
-        )
-        bus = EventBus()
-        bus.bind(asyncio.get_running_loop())
-        storage = LocalStorage.from_settings(settings, store)
-        # Load the signing key now: rendering URLs later must not touch the database.
-        await to_thread.run_sync(lambda: storage.key)
-        scheduler = None
-        factory = scheduler_factory or (Scheduler if run_scheduler else None)
-        if factory is not None:
-            scheduler = factory(settings, store, bus, storage)
-        # The secrets key is made (or read) now: a bad one stops the start with its error.
-        box = await to_thread.run_sync(SecretBox.from_settings, settings)
-        p = Platform(settings, store, Queue(store), bus, storage, scheduler, secrets=box)
+        p = await _open_platform(settings, factory)
         app.state.platform = p
+        store, scheduler = p.store, p.scheduler
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
         await relay.start()
         if scheduler is not None:
@@ -173,16 +181,9 @@ def create_app(
         await relay.resume_owed()
         # Last of the start-up steps that can fail: a start that fails creates no admin
         # and prints no token (the examples below are pushed as the admin).
-        token = await to_thread.run_sync(bootstrap_admin, settings, store)
-        if token is not None:
-            path = Path(settings.data_dir) / TOKEN_FILE
-            print(
-                f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
-                file=sys.stderr,
-                flush=True,
-            )
+        await _announce_admin(settings, store)
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
-        sweeper = asyncio.create_task(_sweep_forever(settings, store, storage, interval))
+        sweeper = asyncio.create_task(_sweep_forever(settings, store, p.storage, interval))
         background = await push_examples(p) if examples else None
         # What start-up made (modules, tables, settings) lives as long as the server:
         # out of the cyclic collector's sight, each full collection stays short.
@@ -201,20 +202,40 @@ def create_app(
             await relay.stop()
             await to_thread.run_sync(store.close)
 
-    routes = v1_routes()
-    routes.append(openapi_route(routes))
-    app = Starlette(
-        routes=by_path(routes),
-        lifespan=lifespan,
-        exception_handlers={
-            VendoError: _vendo_error,
-            HTTPException: _http_error,
-            Exception: _unexpected,
-        },
+    return lifespan
+
+
+async def _open_platform(settings: Settings, factory: SchedulerFactory | None) -> Platform:
+    """The database, bus, file storage, scheduler (not yet started) and secrets key."""
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    store = await to_thread.run_sync(
+        lambda: Store.from_settings(
+            Path(settings.data_dir), settings.database_url, cache_ttl=settings.cache_ttl
+        )
     )
-    app.add_middleware(_Arrival)
-    app.state.settings = settings
-    return app
+    bus = EventBus()
+    bus.bind(asyncio.get_running_loop())
+    storage = LocalStorage.from_settings(settings, store)
+    # Load the signing key now: rendering URLs later must not touch the database.
+    await to_thread.run_sync(lambda: storage.key)
+    scheduler = None
+    if factory is not None:
+        scheduler = factory(settings, store, bus, storage)
+    # The secrets key is made (or read) now: a bad one stops the start with its error.
+    box = await to_thread.run_sync(SecretBox.from_settings, settings)
+    return Platform(settings, store, Queue(store), bus, storage, scheduler, secrets=box)
+
+
+async def _announce_admin(settings: Settings, store: Store) -> None:
+    """Creates the admin on the first start and prints its token, which is shown once."""
+    token = await to_thread.run_sync(bootstrap_admin, settings, store)
+    if token is not None:
+        path = Path(settings.data_dir) / TOKEN_FILE
+        print(
+            f"Created the admin user. API token (shown once, saved to {path}):\n  {token}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _sweep_forever(

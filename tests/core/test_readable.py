@@ -44,6 +44,30 @@ def test_lifecycle_modules_and_functions_are_small() -> None:
     assert problems == []
 
 
+# Items allowed over the limits while they are being split ("path" for a module,
+# "path:function" for a function); empty now that every one has been.
+OVER_LIMIT_ALLOWED: set[str] = set()
+
+
+def test_every_module_and_function_is_small() -> None:
+    """Issue 10's acceptance over all of src/vendo (migrations are generated history)."""
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        name = str(path.relative_to(SRC))
+        if "migrations" in path.parts:
+            continue
+        text = path.read_text()
+        lines = text.count("\n")
+        if lines > 600 and name not in OVER_LIMIT_ALLOWED:
+            problems.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60 and f"{name}:{node.name}" not in OVER_LIMIT_ALLOWED:
+                    problems.append(f"{name}: {node.name}() {length} lines")
+    assert problems == []
+
+
 def test_terminal_statuses_are_defined_once() -> None:
     from vendo.status import TERMINAL, PredictionStatus
 

@@ -34,7 +34,6 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from vendo import __version__
-from vendo.api.body import parse_json
 from vendo.api.cog_outputs import OutputFiles
 from vendo.api.cog_predictions import (
     FetchLimits,
@@ -42,15 +41,21 @@ from vendo.api.cog_predictions import (
     PredictionService,
     new_prediction_id,
 )
+from vendo.api.cog_requests import (
+    Rejected,
+    check_context,
+    check_webhook,
+    prediction_id,
+    read_payload,
+)
 from vendo.api.routing import by_path
 from vendo.config import Settings
-from vendo.errors import InvalidInput, RequestError
 from vendo.files.addresses import refusal
 from vendo.files.fetch import guarded_transport
 from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
 from vendo.schema import InputValidationError
-from vendo.webhooks.outbox import WebhookURLError, check_webhook_url
-from vendo.webhooks.sender import RetryPolicy, WebhookSender, parse_events_filter
+from vendo.webhooks.outbox import WebhookURLError
+from vendo.webhooks.sender import RetryPolicy, WebhookSender
 
 if TYPE_CHECKING:
     from vendo.build import BuildResult, CogConfig
@@ -374,67 +379,40 @@ class CogServer:
     async def _create(
         self, request: Request, service: PredictionService, path_id: str | None
     ) -> Response:
-        body = await request.body()
-        try:
-            # strict JSON with a depth cap: nothing a client sends may end in a 500
-            payload = parse_json(body, max_depth=_MAX_JSON_DEPTH) if body else {}
-        except InvalidInput as exc:
-            first = exc.errors[0]
-            where = [] if first.field == "body" else first.field.split(".")
-            return _detail(["body", *where], first.description)
-        except RequestError as exc:
-            return _detail(["body"], f"Invalid JSON: {exc.detail}", 400)
-        if not isinstance(payload, dict):
-            return _detail(["body"], "Request body should be a JSON object")
         headers = request.headers
         wants_sse = "text/event-stream" in headers.get("accept", "")
         respond_async = prefers_async(headers.get("prefer"))
-        pid = payload.get("id")
-        if pid is not None and not isinstance(pid, str):
-            return _detail(["body", "id"], "id should be a string")
-        if path_id is not None:
-            if pid is not None and pid != path_id:
-                return _detail(
-                    ["body", "id"], "prediction ID must match the ID supplied in the URL"
-                )
-            pid = path_id
-            existing = service.get(pid)
-            if existing is not None:
-                return await self._existing(request, service, existing, wants_sse, respond_async)
-        elif pid is not None:
-            existing = service.get(pid)
-            if existing is not None and not existing.done:
-                return _failure(f"prediction {pid} is already running", 409)
-        if wants_sse and not service.streaming:
-            return _failure("this model does not stream: it has no @streaming run", 406)
         runner = service.runner
-        if not runner.accepting:
-            return _failure(f"the model is not ready (state {runner.state.value})", 503)
         try:
-            validated, masked = service.validate(payload.get("input"))
-        except InputValidationError as exc:
-            return _json({"detail": exc.errors}, 422)
-        context = payload.get("context") or {}
-        if not isinstance(context, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in context.items()
-        ):
-            return _detail(["body", "context"], "context should map strings to strings")
-        webhook = payload.get("webhook")
-        events = None
-        if webhook is not None:
-            if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
-                return _detail(["body", "webhook"], "webhook should be an http(s) URL")
+            payload = read_payload(await request.body(), _MAX_JSON_DEPTH)
+            pid = prediction_id(payload, path_id)
+            if path_id is not None:
+                existing = service.get(path_id)
+                if existing is not None:
+                    return await self._existing(
+                        request, service, existing, wants_sse, respond_async
+                    )
+            elif pid is not None:
+                existing = service.get(pid)
+                if existing is not None and not existing.done:
+                    return _failure(f"prediction {pid} is already running", 409)
+            if wants_sse and not service.streaming:
+                return _failure("this model does not stream: it has no @streaming run", 406)
+            if not runner.accepting:
+                return _failure(f"the model is not ready (state {runner.state.value})", 503)
             try:
-                check_webhook_url(webhook, allow_private=self.options.fetch_limits.allow_private)
-            except WebhookURLError as exc:
-                return _detail(["body", "webhook"], str(exc))
-            try:
-                events = parse_events_filter(payload.get("webhook_events_filter"))
-            except (TypeError, ValueError) as exc:
-                return _detail(["body", "webhook_events_filter"], str(exc))
+                validated, masked = service.validate(payload.get("input"))
+            except InputValidationError as exc:
+                return _json({"detail": exc.errors}, 422)
+            context = check_context(payload)
+            allow_private = self.options.fetch_limits.allow_private
+            webhook, events = check_webhook(payload, allow_private=allow_private)
+        except Rejected as exc:
+            return _detail(exc.loc, exc.msg, exc.status)
         slot = runner.acquire_slot()
         if slot is None:
             return _failure("Already running a prediction", 409)
+        # Cog passes the caller's trace context on to the prediction's webhooks.
         webhook_headers = {}
         if "traceparent" in headers:
             webhook_headers["traceparent"] = headers["traceparent"]

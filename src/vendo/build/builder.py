@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -272,78 +272,75 @@ def _site_packages(env_dir: Path, interpreter: Interpreter) -> Path:
     return env_dir / "lib" / f"python{major}.{minor}" / "site-packages"
 
 
-def _make_env(
-    temp: Path,
-    *,
-    config: CogConfig,
-    interpreter: Interpreter,
-    requirements: Requirements,
-    torch_backend: str | None,
-    index_options: list[str],
-    uv: str,
-    uv_env: dict[str, str],
-    log: Log,
-    step: Log,
-) -> None:
-    step(f"Creating a Python {interpreter.version_text} environment")
-    workdir = temp.parent
+@dataclass
+class _Plan:
+    """What the build decided before touching the environment store: the inputs of the
+    environment's key and of every install step."""
+
+    config: CogConfig
+    interpreter: Interpreter
+    requirements: Requirements
+    torch_backend: str | None
+    index_options: list[str]
+    uv: str
+    warnings: list[str]
+
+
+def _make_env(temp: Path, plan: _Plan, uv_env: dict[str, str], log: Log, step: Log) -> None:
+    _create_venv(temp, plan, uv_env, log, step)
+    shell_env = _shell_env(temp, uv_env)
+    build = plan.config.build
+    with tempfile.TemporaryDirectory(prefix="vendo-build-") as scratch_dir:
+        # Build commands run without the project's source, as Cog's do.
+        scratch = Path(scratch_dir)
+        _run_shell_steps("build.pre_install", build.pre_install, shell_env, scratch, log, step)
+        if plan.requirements.lines:
+            _install_packages(temp, plan, uv_env, log, step)
+        step("Adding Vendo's runtime")
+        link_runtime(temp, _site_packages(temp, plan.interpreter))
+        commands = [run_step.command for run_step in build.run]
+        _run_shell_steps("build.run", commands, shell_env, scratch, log, step)
+
+
+def _create_venv(temp: Path, plan: _Plan, uv_env: dict[str, str], log: Log, step: Log) -> None:
+    step(f"Creating a Python {plan.interpreter.version_text} environment")
     _run(
         [
-            uv,
+            plan.uv,
             "venv",
             "--relocatable",
             "--seed",
             "--no-project",
             "--python",
-            str(interpreter.path),
-            *index_options,  # seeding pip reads the indexes too
+            str(plan.interpreter.path),
+            *plan.index_options,  # seeding pip reads the indexes too
             str(temp),
         ],
         log,
         what="creating the environment",
         env=uv_env,
-        cwd=workdir,
+        cwd=temp.parent,
     )
-    shell_env = _shell_env(temp, uv_env)
-    with tempfile.TemporaryDirectory(prefix="vendo-build-") as scratch:
-        # Build commands run without the project's source, as Cog's do.
-        for i, command in enumerate(config.build.pre_install):
-            step(f"build.pre_install[{i}]")
-            _run(
-                ["bash", "-c", command],
-                log,
-                what=f"build.pre_install[{i}]",
-                env=shell_env,
-                cwd=Path(scratch),
-            )
-        if requirements.lines:
-            step("Installing Python packages")
-            req_file = temp / "vendo-requirements.txt"
-            req_file.write_text("\n".join(requirements.lines) + "\n", encoding="utf-8")
-            cmd = [
-                uv,
-                "pip",
-                "install",
-                "--python",
-                str(temp / "bin" / "python"),
-                "-r",
-                str(req_file),
-            ]
-            cmd += index_options
-            if torch_backend is not None:
-                cmd += ["--torch-backend", torch_backend]
-            _run(cmd, log, what="installing Python packages", env=uv_env, cwd=workdir)
-        step("Adding Vendo's runtime")
-        link_runtime(temp, _site_packages(temp, interpreter))
-        for i, run_step in enumerate(config.build.run):
-            step(f"build.run[{i}]")
-            _run(
-                ["bash", "-c", run_step.command],
-                log,
-                what=f"build.run[{i}]",
-                env=shell_env,
-                cwd=Path(scratch),
-            )
+
+
+def _install_packages(temp: Path, plan: _Plan, uv_env: dict[str, str], log: Log, step: Log) -> None:
+    step("Installing Python packages")
+    req_file = temp / "vendo-requirements.txt"
+    req_file.write_text("\n".join(plan.requirements.lines) + "\n", encoding="utf-8")
+    cmd = [plan.uv, "pip", "install", "--python", str(temp / "bin" / "python"), "-r", str(req_file)]
+    cmd += plan.index_options
+    if plan.torch_backend is not None:
+        cmd += ["--torch-backend", plan.torch_backend]
+    _run(cmd, log, what="installing Python packages", env=uv_env, cwd=temp.parent)
+
+
+def _run_shell_steps(
+    label: str, commands: Sequence[str], env: dict[str, str], cwd: Path, log: Log, step: Log
+) -> None:
+    """Runs cog.yaml's shell commands in order; ``label[i]`` names the one that failed."""
+    for i, command in enumerate(commands):
+        step(f"{label}[{i}]")
+        _run(["bash", "-c", command], log, what=f"{label}[{i}]", env=env, cwd=cwd)
 
 
 def _extract_schema(
@@ -437,10 +434,75 @@ def _build(
     uv_cache_dir: Path | None,
     started: float,
 ) -> BuildResult:
-    import uv as uv_package
-
     data_dir = Path(settings.data_dir).resolve()
     project = Path(project_dir).resolve()
+    plan = _plan(project, settings, log, step)
+    warnings = plan.warnings
+    definition = _definition(
+        plan.config, plan.interpreter, plan.requirements, plan.torch_backend, plan.index_options
+    )
+    key = env_key(definition)
+    records = RecordStore(data_dir)
+    content_hash = project_hash(project, skip=(data_dir,))
+    record_dir = records.dir_for(key, content_hash)
+    log.open(record_dir / "build.log")
+    for warning in warnings:
+        log(f"warning: {warning}")
+
+    store = EnvStore(data_dir)
+    reused = _ensure_env(store, key, plan, definition, uv_cache_dir, log, step)
+    store.touch(key)
+    env_dir = store.path(key)
+    runtime = env_dir / RUNTIME_DIR
+    env = _model_env(env_dir, plan.config)
+    openapi = _schema(records, record_dir, plan.config, env_dir, env, log, step, warnings)
+    records.save(
+        record_dir,
+        BuildRecord(
+            project_dir=str(project),
+            env_key=key,
+            project_hash=content_hash,
+            built_at=time.time(),
+            openapi_file="openapi.json",
+            warnings=warnings,
+        ),
+    )
+    seconds = time.monotonic() - started
+    log(f"Built in {seconds:.2f} s")
+    return BuildResult(
+        project_dir=project,
+        config=plan.config,
+        env_key=key,
+        env_dir=env_dir,
+        python=env_dir / "bin" / "python",
+        runtime_path=runtime,
+        env=env,
+        openapi=openapi,
+        openapi_path=record_dir / "openapi.json",
+        log_path=record_dir / "build.log",
+        warnings=warnings,
+        reused=reused,
+        seconds=seconds,
+    )
+
+
+def _model_env(env_dir: Path, config: CogConfig) -> dict[str, str]:
+    """Variables the model's process runs with: the environment, Vendo's runtime on the
+    path, no user site-packages, unbuffered output, then cog.yaml's own."""
+    return {
+        "VIRTUAL_ENV": str(env_dir),
+        "PYTHONPATH": str(env_dir / RUNTIME_DIR),
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **config.environment,
+    }
+
+
+def _plan(project: Path, settings: Settings, log: _BuildLog, step: Log) -> _Plan:
+    """Reads cog.yaml and settles everything the environment's key depends on: the
+    interpreter, the package lines, the PyTorch wheels and the package indexes."""
+    import uv as uv_package
+
     step("Reading cog.yaml")
     config = load_config(project)
     warnings = list(config.warnings)
@@ -474,97 +536,61 @@ def _build(
             log=log,
         )
         warnings += system.warnings
+    return _Plan(config, interpreter, requirements, torch_backend, index_options, uv, warnings)
 
-    definition = _definition(config, interpreter, requirements, torch_backend, index_options)
-    key = env_key(definition)
-    records = RecordStore(data_dir)
-    content_hash = project_hash(project, skip=(data_dir,))
-    record_dir = records.dir_for(key, content_hash)
-    log.open(record_dir / "build.log")
-    for warning in warnings:
-        log(f"warning: {warning}")
 
-    store = EnvStore(data_dir)
-    reused = store.is_ready(key)
-    if not reused:
-        uv_env = _uv_env(uv_cache_dir)
-        with store.lock(key):
-            if store.is_ready(key):
-                reused = True  # another build finished it while this one waited
-            else:
-                temp = store.new_temp(key)
-                building = time.monotonic()
-                try:
-                    _make_env(
-                        temp,
-                        config=config,
-                        interpreter=interpreter,
-                        requirements=requirements,
-                        torch_backend=torch_backend,
-                        index_options=index_options,
-                        uv=uv,
-                        uv_env=uv_env,
-                        log=log,
-                        step=step,
-                    )
-                    info = {
-                        "python": interpreter.version_text,
-                        "definition": definition,
-                        "build_seconds": round(time.monotonic() - building, 3),
-                    }
-                    store.commit(key, temp, info)
-                except BaseException:
-                    shutil.rmtree(temp, ignore_errors=True)
-                    raise
-    else:
+def _ensure_env(
+    store: EnvStore,
+    key: str,
+    plan: _Plan,
+    definition: dict[str, Any],
+    uv_cache_dir: Path | None,
+    log: Log,
+    step: Log,
+) -> bool:
+    """Makes the environment ``key`` unless it exists; True when an existing one is reused."""
+    if store.is_ready(key):
         log(f"Reusing environment {key}")
-    store.touch(key)
-    env_dir = store.path(key)
-    runtime = env_dir / RUNTIME_DIR
-    env = {
-        "VIRTUAL_ENV": str(env_dir),
-        "PYTHONPATH": str(runtime),
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONUNBUFFERED": "1",
-        **config.environment,
-    }
+        return True
+    uv_env = _uv_env(uv_cache_dir)
+    with store.lock(key):
+        if store.is_ready(key):
+            return True  # another build finished it while this one waited
+        temp = store.new_temp(key)
+        building = time.monotonic()
+        try:
+            _make_env(temp, plan, uv_env, log, step)
+            info = {
+                "python": plan.interpreter.version_text,
+                "definition": definition,
+                "build_seconds": round(time.monotonic() - building, 3),
+            }
+            store.commit(key, temp, info)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+    return False
 
+
+def _schema(
+    records: RecordStore,
+    record_dir: Path,
+    config: CogConfig,
+    env_dir: Path,
+    env: dict[str, str],
+    log: Log,
+    step: Log,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The OpenAPI schema, extracted once per (environment, project content)."""
     openapi_path = record_dir / "openapi.json"
-    openapi: dict[str, Any]
     record = records.load(record_dir)
     if record is not None and record.openapi_file and openapi_path.is_file():
-        openapi = json.loads(openapi_path.read_text(encoding="utf-8"))
         # The model's own warnings came from the extraction that made this record.
         warnings += [w for w in record.warnings if w not in warnings]
-    else:
-        step("Extracting the OpenAPI schema")
-        openapi = _extract_schema(config, env_dir, env, log, warnings)
-        write_json_atomic(openapi_path, openapi)
-    records.save(
-        record_dir,
-        BuildRecord(
-            project_dir=str(project),
-            env_key=key,
-            project_hash=content_hash,
-            built_at=time.time(),
-            openapi_file="openapi.json",
-            warnings=warnings,
-        ),
-    )
-    seconds = time.monotonic() - started
-    log(f"Built in {seconds:.2f} s")
-    return BuildResult(
-        project_dir=project,
-        config=config,
-        env_key=key,
-        env_dir=env_dir,
-        python=env_dir / "bin" / "python",
-        runtime_path=runtime,
-        env=env,
-        openapi=openapi,
-        openapi_path=openapi_path,
-        log_path=record_dir / "build.log",
-        warnings=warnings,
-        reused=reused,
-        seconds=seconds,
-    )
+        openapi: dict[str, Any] = json.loads(openapi_path.read_text(encoding="utf-8"))
+        return openapi
+    step("Extracting the OpenAPI schema")
+    openapi = _extract_schema(config, env_dir, env, log, warnings)
+    write_json_atomic(openapi_path, openapi)
+    return openapi

@@ -61,11 +61,6 @@ def render_dockerfile(
         raise ValueError("give exactly one of wheel and vendo_spec")
     build = build_command(dockerfile, model_context)
     where = "in the model folder" if model_context is None else "in this Dockerfile's folder"
-    if config.build.python_version is not None:
-        major, minor = config.build.python_minor or (3, 12)
-        model_python = f"{major}.{minor}"
-    else:
-        model_python = f"{MAX_TESTED_PYTHON[0]}.{MAX_TESTED_PYTHON[1]}"
     lines = [
         "# syntax=docker/dockerfile:1",
         DOCKERFILE_HEADER + " from cog.yaml; edit cog.yaml and generate it again.",
@@ -79,16 +74,37 @@ def render_dockerfile(
         "    UV_LINK_MODE=copy",
         "",
     ]
-    if config.build.system_packages:
-        packages = " ".join(shlex.quote(p) for p in config.build.system_packages)
-        lines += [
-            "# build.system_packages",
-            "RUN apt-get update \\",
-            f" && apt-get install -y --no-install-recommends {packages} \\",
-            " && rm -rf /var/lib/apt/lists/*",
-            "",
-        ]
-    lines.append("# Vendo in its own venv: none of its packages are visible to the model.")
+    lines += _system_packages(config)
+    lines += _vendo_install(wheel, vendo_spec)
+    lines += _model_python(config)
+    lines += [
+        "WORKDIR /src",
+        "COPY . /src" if model_context is None else "COPY --from=model . /src",
+        "# The model's environment, Vendo's runtime in it, and the OpenAPI schema.",
+        "RUN --mount=type=cache,target=/root/.cache/uv vendo build /src",
+        "",
+        "EXPOSE 5000",
+        'CMD ["vendo", "serve-model", "/src", "--host", "0.0.0.0", "--port", "5000"]',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _system_packages(config: CogConfig) -> list[str]:
+    if not config.build.system_packages:
+        return []
+    packages = " ".join(shlex.quote(p) for p in config.build.system_packages)
+    return [
+        "# build.system_packages",
+        "RUN apt-get update \\",
+        f" && apt-get install -y --no-install-recommends {packages} \\",
+        " && rm -rf /var/lib/apt/lists/*",
+        "",
+    ]
+
+
+def _vendo_install(wheel: str | None, vendo_spec: str | None) -> list[str]:
+    lines = ["# Vendo in its own venv: none of its packages are visible to the model."]
     if wheel is not None:
         # The Vendo that wrote this file, packed from its installation: the same
         # release need not exist on PyPI.
@@ -106,21 +122,20 @@ def render_dockerfile(
             "RUN python -m venv /opt/vendo \\",
             ' && /opt/vendo/bin/pip install --no-cache-dir "$VENDO_SPEC"',
         ]
-    lines += ['ENV PATH="/opt/vendo/bin:$PATH"', ""]
-    if model_python != VENDO_PYTHON:
-        lines += [
-            f"# build.python_version: {model_python}, a uv-managed interpreter",
-            f"RUN uv python install {model_python}",
-            "",
-        ]
-    lines += [
-        "WORKDIR /src",
-        "COPY . /src" if model_context is None else "COPY --from=model . /src",
-        "# The model's environment, Vendo's runtime in it, and the OpenAPI schema.",
-        "RUN --mount=type=cache,target=/root/.cache/uv vendo build /src",
-        "",
-        "EXPOSE 5000",
-        'CMD ["vendo", "serve-model", "/src", "--host", "0.0.0.0", "--port", "5000"]',
+    return [*lines, 'ENV PATH="/opt/vendo/bin:$PATH"', ""]
+
+
+def _model_python(config: CogConfig) -> list[str]:
+    """The model's interpreter, installed by uv unless it is the image's own."""
+    if config.build.python_version is not None:
+        major, minor = config.build.python_minor or (3, 12)
+        model_python = f"{major}.{minor}"
+    else:
+        model_python = f"{MAX_TESTED_PYTHON[0]}.{MAX_TESTED_PYTHON[1]}"
+    if model_python == VENDO_PYTHON:
+        return []
+    return [
+        f"# build.python_version: {model_python}, a uv-managed interpreter",
+        f"RUN uv python install {model_python}",
         "",
     ]
-    return "\n".join(lines)

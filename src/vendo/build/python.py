@@ -170,22 +170,8 @@ def find_python(
     A patch level in ``requested`` is a preference, not a requirement: any 3.11 serves a
     model that asked for 3.11.4 (Cog's images also track the newest patch).
     """
-    warnings: list[str] = []
     if requested is None:
-        # Newest first, and uv only when nothing on disk answers: this runs on every
-        # rebuild of a model without the key.
-        pythons = [p for p in (_find_minor(m, None) for m in _minors()) if p is not None][:1]
-        pythons = pythons or installed_pythons(uv)[:1]
-        if not pythons:
-            raise ConfigError(
-                "cog.yaml: build.python_version: missing, and no Python 3.8 or later is installed"
-            )
-        # cog.yaml's loader already warned that the key is missing.
-        log(
-            f"build.python_version is not set; using the newest installed Python, "
-            f"{pythons[0].version_text}"
-        )
-        return pythons[0], warnings
+        return _newest_python(uv, log), []
     minor = int(requested.split(".")[1])
     found = _find_minor(minor, uv)
     if found is None and download and uv is not None and _uv_install(uv, minor, log):
@@ -193,20 +179,43 @@ def find_python(
     if found is not None:
         wanted = tuple(int(p) for p in requested.split("."))
         if len(wanted) == 3 and wanted != found.version:
-            warnings.append(
-                f"build.python_version asks for {requested}; using {found.version_text}"
-            )
-        return found, warnings
+            return found, [f"build.python_version asks for {requested}; using {found.version_text}"]
+        return found, []
+    return _nearest_python(requested, minor, uv, allow_nearest)
+
+
+def _newest_python(uv: str | None, log: Callable[[str], None]) -> Interpreter:
+    """For a cog.yaml without build.python_version: the newest installed interpreter."""
+    # Newest first, and uv only when nothing on disk answers: this runs on every
+    # rebuild of a model without the key.
+    pythons = [p for p in (_find_minor(m, None) for m in _minors()) if p is not None][:1]
+    pythons = pythons or installed_pythons(uv)[:1]
+    if not pythons:
+        raise ConfigError(
+            "cog.yaml: build.python_version: missing, and no Python 3.8 or later is installed"
+        )
+    # cog.yaml's loader already warned that the key is missing.
+    log(
+        f"build.python_version is not set; using the newest installed Python, "
+        f"{pythons[0].version_text}"
+    )
+    return pythons[0]
+
+
+def _nearest_python(
+    requested: str, minor: int, uv: str | None, allow_nearest: bool
+) -> tuple[Interpreter, list[str]]:
+    """When the requested minor version is missing: the nearest installed one if the
+    settings allow it, else an error that names it and how to get the requested one."""
     pythons = installed_pythons(uv)
     available = ", ".join(p.version_text for p in pythons) or "none"
     # Ties go to the newer one: a model written for 3.9 more likely runs on 3.10 than 3.8.
     nearest = min(pythons, key=lambda p: (abs(p.minor[1] - minor), -p.minor[1]), default=None)
     if allow_nearest and nearest is not None:
-        warnings.append(
+        return nearest, [
             f"Python {requested} is not available; using the nearest installed, "
             f"{nearest.version_text} (VENDO_ALLOW_NEAREST_PYTHON is set)"
-        )
-        return nearest, warnings
+        ]
     # uv downloads interpreters only with internet access, hence "could not be".
     advice = (
         f"the nearest available is {nearest.version_text}: set VENDO_ALLOW_NEAREST_PYTHON=1 "

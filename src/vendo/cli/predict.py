@@ -103,9 +103,7 @@ async def _run(
     output_dir: Path,
     work: Path,
 ) -> int:
-    from vendo.files.fetch import fetch_input, is_fetchable
     from vendo.scheduler.process import RunnerProcess, RunnerState
-    from vendo.schema import InputValidationError, validate_input
 
     def runner_log(source: str, data: str) -> None:
         sys.stderr.write(data)
@@ -120,23 +118,10 @@ async def _run(
         document = runner.openapi or {}
         components = document.get("components", {}).get("schemas", {})
         schema = components.get("Input", {"properties": {}})
-        payload = parse_inputs(pairs, json_input, schema.get("properties", {}), _local_file)
-        try:
-            valid = validate_input(schema, payload, components)
-            validated = {**valid, **dict.fromkeys(valid.unknown)}  # the runner warns of these
-        except InputValidationError as exc:
-            for error in exc.errors:
-                click.echo(f"Error: input {error['loc'][-1]}: {error['msg']}", err=True)
+        validated = _validated(pairs, json_input, schema, components)
+        if validated is None:
             return 2
-        for name, value in list(validated.items()):
-            prop = schema["properties"].get(name, {})
-            if prop.get("format") == "uri" and is_fetchable(value):
-                validated[name] = str(await fetch_input(value, work / "inputs"))
-            elif prop.get("items", {}).get("format") == "uri" and isinstance(value, list):
-                validated[name] = [
-                    str(await fetch_input(v, work / "inputs")) if is_fetchable(v) else v
-                    for v in value
-                ]
+        await _fetch_urls(validated, schema, work / "inputs")
         outputs: list[Any] = []
         output_schema = components.get("Output", {})
         # a token stream is printed as it comes, like a chat reply
@@ -155,23 +140,60 @@ async def _run(
         assert slot is not None
         done = await runner.predict(slot, "local", validated, on_event=on_event)
         result = outputs if output_schema.get("x-cog-array-type") == "iterator" else done["output"]
-        placed = _Outputs(output_dir).place(result)
-        if done["status"] != "succeeded":
-            if concatenate and outputs:
-                click.echo()
-            elif outputs:
-                click.echo(json.dumps(placed, indent=2))
-            click.echo(f"Error: prediction {done['status']}: {done.get('error')}", err=True)
-            return 1
-        if concatenate:
-            click.echo()  # the chunks are out already
-        elif isinstance(placed, str):
-            click.echo(placed)
-        else:
-            click.echo(json.dumps(placed, indent=2, ensure_ascii=False))
-        return 0
+        return _report(done, outputs, _Outputs(output_dir).place(result), concatenate)
     finally:
         await runner.close()
+
+
+def _validated(
+    pairs: tuple[str, ...],
+    json_input: str | None,
+    schema: dict[str, Any],
+    components: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The inputs checked against the model's schema; None once each error is printed."""
+    from vendo.schema import InputValidationError, validate_input
+
+    payload = parse_inputs(pairs, json_input, schema.get("properties", {}), _local_file)
+    try:
+        valid = validate_input(schema, payload, components)
+    except InputValidationError as exc:
+        for error in exc.errors:
+            click.echo(f"Error: input {error['loc'][-1]}: {error['msg']}", err=True)
+        return None
+    return {**valid, **dict.fromkeys(valid.unknown)}  # the runner warns of these
+
+
+async def _fetch_urls(validated: dict[str, Any], schema: dict[str, Any], folder: Path) -> None:
+    """Downloads URL inputs into ``folder`` and puts the local paths in their place."""
+    from vendo.files.fetch import fetch_input, is_fetchable
+
+    for name, value in list(validated.items()):
+        prop = schema["properties"].get(name, {})
+        if prop.get("format") == "uri" and is_fetchable(value):
+            validated[name] = str(await fetch_input(value, folder))
+        elif prop.get("items", {}).get("format") == "uri" and isinstance(value, list):
+            validated[name] = [
+                str(await fetch_input(v, folder)) if is_fetchable(v) else v for v in value
+            ]
+
+
+def _report(done: dict[str, Any], outputs: list[Any], placed: Any, concatenate: bool) -> int:
+    """Prints the output (or what came before a failure) and returns the exit code."""
+    if done["status"] != "succeeded":
+        if concatenate and outputs:
+            click.echo()
+        elif outputs:
+            click.echo(json.dumps(placed, indent=2))
+        click.echo(f"Error: prediction {done['status']}: {done.get('error')}", err=True)
+        return 1
+    if concatenate:
+        click.echo()  # the chunks are out already
+    elif isinstance(placed, str):
+        click.echo(placed)
+    else:
+        click.echo(json.dumps(placed, indent=2, ensure_ascii=False))
+    return 0
 
 
 @click.command("predict")

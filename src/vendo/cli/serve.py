@@ -9,11 +9,15 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import uvicorn
 
 from vendo.cli.options import data_dir_option, host_option, port_option
+
+if TYPE_CHECKING:
+    from vendo.config import Settings
 
 __all__ = ["serve"]
 
@@ -46,18 +50,8 @@ def serve(
     """Run the platform: Replicate's HTTP API over an embedded store."""
     from vendo.app import create_app
     from vendo.cli.remote import forget_server, record_server
-    from vendo.config import Settings
-    from vendo.errors import VendoError
-    from vendo.store.sealing import SecretBox
 
-    overrides: dict[str, object] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = _settings(data_dir, host, port)
     # The port first: a start that cannot listen must not create a database, an admin
     # or a token (uvicorn would bind only after the app's start-up has made them).
     sock = _bind(settings.host, settings.port)
@@ -67,36 +61,10 @@ def serve(
     app = create_app(settings, examples=examples)
     scheme = "https" if ssl_certfile else "http"
     url = f"{scheme}://{_client_host(settings.host)}:{bound}"
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=bound,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        lifespan="on",
-        # vendo.api reads X-Forwarded-Proto/Host itself (base_url); uvicorn's layer only
-        # rewrites the client address, which only the access log shows
-        proxy_headers=settings.access_log,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        log_level="info",
-        access_log=settings.access_log,
-    )
+    config = _uvicorn_config(app, settings, bound, ssl_certfile, ssl_keyfile)
     startup_errors = _OneLineStartupError()
     logging.getLogger("uvicorn.error").addFilter(startup_errors)
-    try:
-        config.load()  # the TLS files are read here: a bad one is one line, not a traceback
-    except (OSError, ValueError) as exc:
-        sock.close()
-        what = "load the TLS certificate or key" if ssl_certfile else "start"
-        raise click.ClickException(f"cannot {what}: {exc}") from None
-    try:
-        # after the port and TLS checks, since a missing key file is created here; an
-        # unusable key is one clear line, not a traceback from the lifespan
-        SecretBox.from_settings(settings)
-    except VendoError as exc:
-        sock.close()
-        raise click.ClickException(exc.detail) from exc
+    _check_before_start(config, settings, sock, tls=bool(ssl_certfile))
     data = Path(settings.data_dir)
 
     def started() -> None:
@@ -114,6 +82,67 @@ def serve(
         sock.close()
     if server.started is False:
         sys.exit(1)
+
+
+def _settings(data_dir: Path | None, host: str | None, port: int | None) -> Settings:
+    """The environment's settings, with what the command line gave over them."""
+    from vendo.config import Settings
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _uvicorn_config(
+    app: Any,
+    settings: Settings,
+    port: int,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        lifespan="on",
+        # vendo.api reads X-Forwarded-Proto/Host itself (base_url); uvicorn's layer only
+        # rewrites the client address, which only the access log shows
+        proxy_headers=settings.access_log,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level="info",
+        access_log=settings.access_log,
+    )
+
+
+def _check_before_start(
+    config: uvicorn.Config, settings: Settings, sock: socket.socket, *, tls: bool
+) -> None:
+    """The TLS files and the secrets key, each refused in one line (closing ``sock``)
+    rather than with a traceback from uvicorn or the app's start-up."""
+    from vendo.errors import VendoError
+    from vendo.store.sealing import SecretBox
+
+    try:
+        config.load()  # the TLS files are read here: a bad one is one line, not a traceback
+    except (OSError, ValueError) as exc:
+        sock.close()
+        what = "load the TLS certificate or key" if tls else "start"
+        raise click.ClickException(f"cannot {what}: {exc}") from None
+    try:
+        # after the port and TLS checks, since a missing key file is created here; an
+        # unusable key is one clear line, not a traceback from the lifespan
+        SecretBox.from_settings(settings)
+    except VendoError as exc:
+        sock.close()
+        raise click.ClickException(exc.detail) from exc
 
 
 def _bind(host: str, port: int) -> socket.socket:

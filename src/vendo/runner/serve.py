@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 import traceback
-from typing import Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 from vendo.schema.openapi import openapi_document
 from vendo.schema.records import LoadError
@@ -16,7 +16,7 @@ from vendo.schema.records import LoadError
 from .capture import Capture, RoutedStream
 from .channel import Channel, error_text
 from .lifeline import watch_parent
-from .loader import load, register_cog
+from .loader import Bound, Loaded, load, register_cog
 from .setup import call_setup, resolve_max_concurrency, start_setup_watchdog
 from .worker import Worker
 
@@ -35,6 +35,54 @@ def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd:
 
     capture = Capture(log_sink)
     capture.start()
+    ready = _set_up(project, ref, mode, cli_concurrency, channel, capture)
+    loop, max_concurrency = ready.loop, ready.max_concurrency
+    worker = Worker(channel, capture, ready.loaded, ready.bound, max_concurrency, loop)
+    # Async predictors are canceled without signals: nothing can raise mid-frame.
+    channel.guard_main = loop is None
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, RoutedStream):
+            stream.route_by_context = max_concurrency > 1
+    capture.drain()
+    channel.send(
+        {
+            "type": "ready",
+            "openapi": ready.openapi,
+            "max_concurrency": max_concurrency,
+            "has_healthcheck": ready.bound.healthcheck is not None,
+        }
+    )
+    reader = threading.Thread(target=worker.read_loop, name="vendo-reader", daemon=True)
+    reader.start()
+    if loop is not None:
+        worker.serve_async(loop)
+    else:
+        worker.serve_sync()
+    capture.drain()
+    worker.out_dir.remove()
+    return 0
+
+
+class _Ready(NamedTuple):
+    """A model set up and about to serve."""
+
+    loaded: Loaded
+    bound: Bound
+    max_concurrency: int
+    openapi: Dict[str, Any]
+    loop: Optional[asyncio.AbstractEventLoop]  # async predictors' event loop
+
+
+def _set_up(
+    project: str,
+    ref: str,
+    mode: str,
+    cli_concurrency: Optional[int],
+    channel: Channel,
+    capture: Capture,
+) -> _Ready:
+    """Loads the model and runs its setup; on any failure it reports ``setup_failed``
+    and ends this process."""
     setup_done = threading.Event()
     loop: Optional[asyncio.AbstractEventLoop] = None
     try:
@@ -66,27 +114,4 @@ def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd:
         channel.send({"type": "setup_failed", "error": error_text(exc)})
         # Threads the model started during setup must not keep a failed child alive.
         os._exit(1)
-    worker = Worker(channel, capture, loaded, bound, max_concurrency, loop)
-    # Async predictors are canceled without signals: nothing can raise mid-frame.
-    channel.guard_main = loop is None
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, RoutedStream):
-            stream.route_by_context = max_concurrency > 1
-    capture.drain()
-    channel.send(
-        {
-            "type": "ready",
-            "openapi": openapi,
-            "max_concurrency": max_concurrency,
-            "has_healthcheck": bound.healthcheck is not None,
-        }
-    )
-    reader = threading.Thread(target=worker.read_loop, name="vendo-reader", daemon=True)
-    reader.start()
-    if loop is not None:
-        worker.serve_async(loop)
-    else:
-        worker.serve_sync()
-    capture.drain()
-    worker.out_dir.remove()
-    return 0
+    return _Ready(loaded, bound, max_concurrency, openapi, loop)

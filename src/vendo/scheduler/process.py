@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import itertools
 import logging
 import os
@@ -23,12 +22,18 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, cast
 
 from vendo.runner.protocol import PARENT_ENV, FrameDecoder, ProtocolError, encode
+from vendo.scheduler.runner_spec import (
+    RunnerBusy,
+    RunnerNotReady,
+    RunnerSpec,
+    RunnerState,
+    SetupInfo,
+    now_iso,
+)
 
 __all__ = [
     "EventCallback",
@@ -58,91 +63,6 @@ def handoff_error(exc: BaseException) -> str:
         # json.loads lets a lone surrogate escape (\ud800) through; UTF-8 cannot hold it
         return f"{prefix}: an input holds a lone UTF-16 surrogate, which is not valid Unicode"
     return f"{prefix}: {type(exc).__name__}: {exc}"
-
-
-class RunnerState(str, enum.Enum):
-    STARTING = "STARTING"
-    READY = "READY"
-    BUSY = "BUSY"
-    SETUP_FAILED = "SETUP_FAILED"
-    UNHEALTHY = "UNHEALTHY"
-    DEFUNCT = "DEFUNCT"
-
-
-class RunnerNotReady(Exception):
-    """The runner cannot take work now (starting, setup failed, defunct or closed)."""
-
-
-class RunnerBusy(Exception):
-    """Every concurrency slot is taken."""
-
-
-@dataclass(frozen=True)
-class RunnerSpec:
-    """What to start: one model ref in one project, on one interpreter.
-
-    ``runtime_path`` is the folder made by ``vendo.runner.dist.install_runtime`` and
-    becomes the child's PYTHONPATH, so that only the runtime (never Vendo's own
-    third-party packages) is importable next to the model's packages.
-    """
-
-    project: Path
-    ref: str
-    python: str
-    runtime_path: Path | None = None
-    mode: str = "predict"
-    max_concurrency: int | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-
-    def command(self, fd: int) -> list[str]:
-        cmd = [
-            self.python,
-            "-m",
-            "vendo.runner",
-            "serve",
-            "--project",
-            str(self.project),
-            "--ref",
-            self.ref,
-            "--mode",
-            self.mode,
-            "--fd",
-            str(fd),
-        ]
-        if self.max_concurrency is not None:
-            cmd += ["--max-concurrency", str(self.max_concurrency)]
-        return cmd
-
-    def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        if self.runtime_path is not None:
-            env["PYTHONPATH"] = str(self.runtime_path)
-        else:
-            env.pop("PYTHONPATH", None)
-        return env
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-@dataclass
-class SetupInfo:
-    """The latest setup of the child: Cog's ``setup`` object in /health-check."""
-
-    started_at: str = field(default_factory=_now)
-    completed_at: str | None = None
-    status: str = "starting"  # starting | succeeded | failed
-    logs: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"started_at": self.started_at, "status": self.status}
-        if self.completed_at is not None:
-            body["completed_at"] = self.completed_at
-        body["logs"] = "".join(self.logs)
-        return body
 
 
 class Slot:
@@ -505,13 +425,13 @@ class RunnerProcess:
             self.max_concurrency = max(1, int(message.get("max_concurrency") or 1))
             self.has_healthcheck = bool(message.get("has_healthcheck"))
             self.setup.status = "succeeded"
-            self.setup.completed_at = _now()
+            self.setup.completed_at = now_iso()
             self.setup_error = None
             self._set_state(RunnerState.READY)
         elif kind == "setup_failed":
             self.setup_error = str(message.get("error") or "setup failed")
             self.setup.status = "failed"
-            self.setup.completed_at = _now()
+            self.setup.completed_at = now_iso()
             if not self.setup.logs or self.setup_error not in self.setup.logs[-1]:
                 self.setup.logs.append(self.setup_error.rstrip("\n") + "\n")
             self._set_state(RunnerState.SETUP_FAILED)

@@ -149,44 +149,10 @@ def resolve_type(tp: Any, where: str, *, output: bool = False) -> FieldType:
     if tp is typing.Any or tp is object:
         return FieldType(OBJECT)
     if _is_union(tp):
-        args = typing.get_args(tp)
-        members = [a for a in args if a is not type(None)]
-        nullable = len(members) < len(args)
-        if len(members) == 1:
-            inner = resolve_type(members[0], where, output=output)
-            return dataclasses.replace(inner, nullable=nullable)
-        resolved = tuple(resolve_type(m, where) for m in members)
-        for member in resolved:
-            if member.kind in (PATH, FILE, SECRET, MODEL) or (
-                member.kind == OBJECT and member.python is not None
-            ):
-                raise LoadError(
-                    f"{where}: unions may only combine str, int, float, bool, dict and "
-                    f"list types, not {_type_name(member.python) or member.kind}"
-                )
-            if (
-                member.kind == LIST
-                and member.items is not None
-                and member.items.kind
-                in (
-                    PATH,
-                    FILE,
-                    SECRET,
-                )
-            ):
-                raise LoadError(f"{where}: unions must not contain lists of files or secrets")
-        return FieldType(UNION, nullable=nullable, members=resolved)
+        return _resolve_union(tp, where, output)
     origin = typing.get_origin(tp)
     if tp is list or origin in (list, typing.List):
-        args = typing.get_args(tp)
-        if not args:
-            return FieldType(LIST, items=FieldType(OBJECT))
-        item = resolve_type(args[0], where, output=output)
-        if item.kind == UNION or (not output and (item.kind == LIST or item.nullable)):
-            raise LoadError(
-                f"{where}: nested generic {tp!r} is not supported; list items must be a plain type"
-            )
-        return FieldType(LIST, items=item)
+        return _resolve_list(tp, where, output)
     if tp is dict or origin in (dict, typing.Dict):
         args = typing.get_args(tp)
         value = resolve_type(args[1], where, output=output) if len(args) == 2 else None
@@ -201,19 +167,72 @@ def resolve_type(tp: Any, where: str, *, output: bool = False) -> FieldType:
     if tp in _SCALARS:
         return FieldType(_SCALARS[tp], python=tp)
     if isinstance(tp, type):
-        if issubclass(tp, Secret):
-            return FieldType(SECRET, python=tp)
-        if issubclass(tp, io.IOBase):
-            return FieldType(FILE, python=tp)
-        if issubclass(tp, os.PathLike):
-            return FieldType(PATH, python=tp)
-        if _is_typeddict(tp):
-            return FieldType(OBJECT)
-        if _is_record(tp):
-            return FieldType(MODEL, python=tp, fields=_record_fields(tp, where, output))
-        if Coder.lookup(tp) is not None:
-            return FieldType(OBJECT, python=tp)
+        resolved = _resolve_class(tp, where, output)
+        if resolved is not None:
+            return resolved
     raise LoadError(f"{where}: unsupported type {tp!r}")
+
+
+def _resolve_union(tp: Any, where: str, output: bool) -> FieldType:
+    """``Optional[X]`` is X made nullable; a real union may only join JSON types, since a
+    value must say by itself which member it is."""
+    args = typing.get_args(tp)
+    members = [a for a in args if a is not type(None)]
+    nullable = len(members) < len(args)
+    if len(members) == 1:
+        inner = resolve_type(members[0], where, output=output)
+        return dataclasses.replace(inner, nullable=nullable)
+    resolved = tuple(resolve_type(m, where) for m in members)
+    for member in resolved:
+        if member.kind in (PATH, FILE, SECRET, MODEL) or (
+            member.kind == OBJECT and member.python is not None
+        ):
+            raise LoadError(
+                f"{where}: unions may only combine str, int, float, bool, dict and "
+                f"list types, not {_type_name(member.python) or member.kind}"
+            )
+        if (
+            member.kind == LIST
+            and member.items is not None
+            and member.items.kind
+            in (
+                PATH,
+                FILE,
+                SECRET,
+            )
+        ):
+            raise LoadError(f"{where}: unions must not contain lists of files or secrets")
+    return FieldType(UNION, nullable=nullable, members=resolved)
+
+
+def _resolve_list(tp: Any, where: str, output: bool) -> FieldType:
+    args = typing.get_args(tp)
+    if not args:
+        return FieldType(LIST, items=FieldType(OBJECT))
+    item = resolve_type(args[0], where, output=output)
+    if item.kind == UNION or (not output and (item.kind == LIST or item.nullable)):
+        raise LoadError(
+            f"{where}: nested generic {tp!r} is not supported; list items must be a plain type"
+        )
+    return FieldType(LIST, items=item)
+
+
+def _resolve_class(tp: type, where: str, output: bool) -> Optional[FieldType]:
+    """Cog's special types, typed dicts, records (BaseModel, dataclass) and types with
+    a registered coder; None for any other class."""
+    if issubclass(tp, Secret):
+        return FieldType(SECRET, python=tp)
+    if issubclass(tp, io.IOBase):
+        return FieldType(FILE, python=tp)
+    if issubclass(tp, os.PathLike):
+        return FieldType(PATH, python=tp)
+    if _is_typeddict(tp):
+        return FieldType(OBJECT)
+    if _is_record(tp):
+        return FieldType(MODEL, python=tp, fields=_record_fields(tp, where, output))
+    if Coder.lookup(tp) is not None:
+        return FieldType(OBJECT, python=tp)
+    return None
 
 
 def _scalar(ft: FieldType) -> FieldType:

@@ -16,7 +16,7 @@ from anyio import to_thread
 from vendo.errors import FieldError, InvalidInput, RequestError
 from vendo.files.fetch import fetch_input
 from vendo.files.storage import LocalStorage
-from vendo.schema.validation import InputValidationError, validate_input
+from vendo.schema.validation import InputValidationError, ValidatedInput, validate_input
 from vendo.store import FileRow
 
 __all__ = ["PreparedInput", "prepare_input", "split_url"]
@@ -62,6 +62,48 @@ async def prepare_input(
     ``folder``. ``hosts()`` gives this server's own host names, asked only when an
     input is a URL: ``/v1/files/{id}`` URLs on them resolve in-process, and only to
     files ``may_use`` allows."""
+    valid, properties = _validate(payload, openapi_schema)
+    files = False
+
+    async def local(value: str) -> str:
+        nonlocal files
+        files = True
+        return await _local(value, folder, hosts, lookup_file, storage, may_use, fetch_options)
+
+    shown: dict[str, Any] = {}
+    run: dict[str, Any] = {}
+    secrets: list[str] = []
+    for name, value in valid.items():
+        prop = properties.get(name) or {}
+        items = prop.get("items") if prop.get("type") == "array" else None
+        shown[name] = payload[name]
+        if _is_secret(prop) or (isinstance(items, dict) and _is_secret(items)):
+            secrets.append(name)
+            shown[name] = _masked(value, payload[name])
+        run[name] = value
+        try:
+            if _is_file(prop) and isinstance(value, str):
+                run[name] = await local(value)
+            elif isinstance(items, dict) and _is_file(items) and isinstance(value, list):
+                run[name] = [await local(v) if isinstance(v, str) else v for v in value]
+        except InvalidInput:
+            raise
+        except RequestError as exc:
+            if exc.status == 413:
+                raise
+            raise InvalidInput([FieldError(name, "file", exc.detail)]) from None
+    # Ignored as on Cog, but by name only (valued null) the runner gets them: it starts
+    # the prediction's logs with a warning naming each and the closest known input.
+    for name in valid.unknown:
+        run[name] = None
+    return PreparedInput(shown=shown, run=run, files=files, secrets=secrets)
+
+
+def _validate(
+    payload: Any, openapi_schema: dict[str, Any]
+) -> tuple[ValidatedInput, dict[str, Any]]:
+    """The valid inputs, and the Input schema's properties that say which are files or
+    secrets; 422 naming each bad field otherwise."""
     if payload is None:
         raise InvalidInput([FieldError("input", "missing", "input is required")])
     if not isinstance(payload, dict):
@@ -81,44 +123,16 @@ async def prepare_input(
             ]
         ) from None
     properties: dict[str, Any] = input_schema.get("properties") or {}
+    return valid, properties
 
-    files = False
 
-    async def local(value: str) -> str:
-        nonlocal files
-        files = True
-        return await _local(value, folder, hosts, lookup_file, storage, may_use, fetch_options)
-
-    shown: dict[str, Any] = {}
-    run: dict[str, Any] = {}
-    secrets: list[str] = []
-    for name, value in valid.items():
-        prop = properties.get(name) or {}
-        items = prop.get("items") if prop.get("type") == "array" else None
-        shown[name] = payload[name]
-        if _is_secret(prop) or (isinstance(items, dict) and _is_secret(items)):
-            secrets.append(name)
-            if isinstance(value, list):
-                shown[name] = [SECRET_MASK] * len(value)
-            elif value is not None:
-                shown[name] = SECRET_MASK
-        run[name] = value
-        try:
-            if _is_file(prop) and isinstance(value, str):
-                run[name] = await local(value)
-            elif isinstance(items, dict) and _is_file(items) and isinstance(value, list):
-                run[name] = [await local(v) if isinstance(v, str) else v for v in value]
-        except InvalidInput:
-            raise
-        except RequestError as exc:
-            if exc.status == 413:
-                raise
-            raise InvalidInput([FieldError(name, "file", exc.detail)]) from None
-    # Ignored as on Cog, but by name only (valued null) the runner gets them: it starts
-    # the prediction's logs with a warning naming each and the closest known input.
-    for name in valid.unknown:
-        run[name] = None
-    return PreparedInput(shown=shown, run=run, files=files, secrets=secrets)
+def _masked(value: Any, given: Any) -> Any:
+    """How a secret input is shown: each value masked, a null left as it was given."""
+    if isinstance(value, list):
+        return [SECRET_MASK] * len(value)
+    if value is not None:
+        return SECRET_MASK
+    return given
 
 
 def split_url(value: str) -> SplitResult:

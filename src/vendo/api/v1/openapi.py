@@ -18,7 +18,8 @@ from starlette.routing import BaseRoute, Route
 
 from vendo import __version__
 from vendo.api.v1.hardware import hardware_skus
-from vendo.api.v1.openapi_spec import OPERATIONS, PROBLEM, components
+from vendo.api.v1.openapi_schemas import components
+from vendo.api.v1.openapi_spec import OPERATIONS, PROBLEM
 
 __all__ = ["document", "openapi_route", "undescribed"]
 

@@ -1,372 +1,20 @@
 """What each ``/v1`` operation takes and answers, for the served OpenAPI document.
 
-Field names follow Replicate's reference (spec/replicate-api.md §3, §4, §7); each schema
-says what the handler really accepts and what :mod:`vendo.api.v1.render` really
-writes. ``OPERATIONS`` is keyed by ``(METHOD, path)`` exactly as the routes are
-declared; a route missing here fails the document's test, so a new route comes with
-its description.
+The records' schemas are in :mod:`vendo.api.v1.openapi_schemas`. ``OPERATIONS`` is
+keyed by ``(METHOD, path)`` exactly as the routes are declared; a route missing here
+fails the document's test, so a new route comes with its description.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OPERATIONS", "PROBLEM", "components"]
+from vendo.api.v1.openapi_schemas import Schema, ref
 
-Schema = dict[str, Any]
+__all__ = ["OPERATIONS", "PROBLEM"]
+
 
 PROBLEM = "application/problem+json"
-_NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,199}$"
-_URL_FIELDS = ("github_url", "paper_url", "license_url", "weights_url", "cover_image_url")
-WEBHOOK_EVENTS = ["start", "output", "logs", "completed"]
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-_TIME: Schema = {"type": "string", "format": "date-time"}
-_TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
-
-
-def _page(item: str) -> Schema:
-    return {
-        "type": "object",
-        "required": ["next", "previous", "results"],
-        "properties": {
-            "next": {"type": ["string", "null"], "description": "absolute URL of the next page"},
-            "previous": {"type": ["string", "null"]},
-            "results": {"type": "array", "items": _ref(item)},
-        },
-    }
-
-
-def components(hardware_skus: list[str]) -> dict[str, Schema]:
-    """The document's ``components.schemas``; ``hardware_skus`` is what this server
-    offers (models are created with one of them)."""
-    prediction_urls = {
-        "type": "object",
-        "required": ["get", "cancel", "web"],
-        "properties": {
-            "get": {"type": "string"},
-            "cancel": {"type": "string"},
-            "web": {"type": "string"},
-            "stream": {
-                "type": "string",
-                "description": "signed SSE URL; present for streamable predictions only",
-            },
-        },
-        "additionalProperties": {"type": "string"},
-    }
-    model_fields: dict[str, Schema] = {
-        "description": _TEXT_OR_NULL,
-        "readme": _TEXT_OR_NULL,
-        **{
-            name: {"type": ["string", "null"], "pattern": "^(https?://.*)?$"}
-            for name in _URL_FIELDS
-        },
-    }
-    return {
-        "Problem": {
-            "type": "object",
-            "description": "RFC 9457 problem details: the one error shape",
-            "required": ["title", "status", "detail"],
-            "properties": {
-                "type": {"type": "string"},
-                "title": {"type": "string"},
-                "status": {"type": "integer", "minimum": 400, "maximum": 599},
-                "detail": {"type": "string"},
-                "instance": {"type": "string"},
-                "invalid_fields": {
-                    "type": "array",
-                    "description": "one entry per invalid field (422 only)",
-                    "items": {
-                        "type": "object",
-                        "required": ["field", "type", "description"],
-                        "properties": {
-                            "field": {"type": "string"},
-                            "type": {"type": "string"},
-                            "description": {"type": "string"},
-                        },
-                    },
-                },
-            },
-        },
-        "Prediction": {
-            "type": "object",
-            "required": [
-                "id",
-                "model",
-                "version",
-                "input",
-                "output",
-                "logs",
-                "error",
-                "status",
-                "created_at",
-                "started_at",
-                "completed_at",
-                "urls",
-                "metrics",
-                "data_removed",
-                "source",
-                "deployment",
-            ],  # fmt: skip
-            "properties": {
-                "id": {"type": "string"},
-                "model": {"type": "string", "description": "owner/name"},
-                "version": {"type": "string"},
-                "input": {"type": "object", "description": "secret inputs shown masked"},
-                "output": {"description": "the model's output; files as URLs"},
-                "logs": {"type": "string"},
-                "error": _TEXT_OR_NULL,
-                "status": {
-                    "type": "string",
-                    "enum": ["starting", "processing", "succeeded", "failed", "canceled"],
-                },
-                "created_at": _TIME,
-                "started_at": _nullable(_TIME),
-                "completed_at": _nullable(_TIME),
-                "urls": prediction_urls,
-                "metrics": {
-                    "type": ["object", "null"],
-                    "description": "predict_time, total_time, ...; null until terminal",
-                },
-                "data_removed": {"type": "boolean"},
-                "source": {"type": "string", "enum": ["api", "web"]},
-                "deployment": _TEXT_OR_NULL,
-                "deadline": {**_TIME, "description": "only with Cancel-After"},
-            },
-        },
-        "PredictionRequest": {
-            "type": "object",
-            "required": ["input"],
-            "description": "unknown keys are ignored",
-            "properties": {
-                "input": {
-                    "type": "object",
-                    "description": "validated against the version's Input schema (422)",
-                },
-                "webhook": {
-                    "type": "string",
-                    "format": "uri",
-                    "pattern": "^https?://",
-                    "description": "http(s) URL notified of the prediction's events",
-                },
-                "webhook_events_filter": {
-                    "type": "array",
-                    "items": {"type": "string", "enum": WEBHOOK_EVENTS},
-                },
-                "webhook_completed": {
-                    "type": "string",
-                    "format": "uri",
-                    "pattern": "^https?://",
-                    "description": "legacy: a webhook for the completed event only",
-                },
-                "stream": {"type": "boolean", "description": "deprecated; accepted"},
-            },
-        },
-        "PredictionCreate": {
-            "allOf": [
-                _ref("PredictionRequest"),
-                {
-                    "type": "object",
-                    "required": ["version"],
-                    "properties": {
-                        "version": {
-                            "type": "string",
-                            "minLength": 1,
-                            "description": "64-hex version id, owner/name:id or owner/name",
-                        }
-                    },
-                },
-            ]
-        },
-        "Version": {
-            "type": "object",
-            "required": ["id", "created_at", "cog_version", "openapi_schema"],
-            "properties": {
-                "id": {"type": "string"},
-                "created_at": _TIME,
-                "cog_version": {"type": "string"},
-                "openapi_schema": {"type": "object", "description": "the model's Cog schema"},
-            },
-        },
-        "Model": {
-            "type": "object",
-            "required": [
-                "url",
-                "owner",
-                "name",
-                "description",
-                "visibility",
-                *_URL_FIELDS,
-                "run_count",
-                "is_official",
-                "hardware",
-                "default_example",
-                "latest_version",
-            ],  # fmt: skip
-            "properties": {
-                "url": {"type": "string"},
-                "owner": {"type": "string"},
-                "name": {"type": "string"},
-                "description": _TEXT_OR_NULL,
-                "visibility": {"type": "string", "enum": ["public", "private"]},
-                **{name: _TEXT_OR_NULL for name in _URL_FIELDS},
-                "run_count": {"type": "integer", "minimum": 0},
-                "is_official": {"type": "boolean"},
-                "hardware": _TEXT_OR_NULL,
-                "default_example": _nullable(_ref("Prediction")),
-                "latest_version": _nullable(_ref("Version")),
-                "latest_build": {
-                    "anyOf": [_ref("Build"), {"type": "null"}],
-                    "description": "Vendo: the latest accepted push",
-                },
-            },
-        },
-        "Build": {
-            "type": "object",
-            "description": "Vendo: one accepted push of a model",
-            "required": ["id", "status", "version", "error", "created_at", "completed_at", "urls"],
-            "properties": {
-                "id": {"type": "string"},
-                "status": {"type": "string", "enum": ["building", "failed", "succeeded"]},
-                "version": {"type": "string", "description": "the id it has or will have"},
-                "error": _TEXT_OR_NULL,
-                "created_at": _TIME,
-                "completed_at": _nullable(_TIME),
-                "urls": {
-                    "type": "object",
-                    "required": ["get", "log"],
-                    "properties": {"get": {"type": "string"}, "log": {"type": "string"}},
-                },
-            },
-        },
-        "ModelCreate": {
-            "type": "object",
-            "required": ["owner", "name", "visibility", "hardware"],
-            "properties": {
-                "owner": {"type": "string", "minLength": 1},
-                "name": {"type": "string", "pattern": _NAME_PATTERN},
-                "visibility": {"type": "string", "enum": ["public", "private"]},
-                "hardware": {"type": "string", "enum": hardware_skus},
-                **model_fields,
-            },
-        },
-        "ModelUpdate": {
-            "type": "object",
-            "properties": model_fields,
-            "additionalProperties": False,
-        },
-        "File": {
-            "type": "object",
-            "required": [
-                "id",
-                "name",
-                "content_type",
-                "size",
-                "etag",
-                "checksums",
-                "metadata",
-                "created_at",
-                "expires_at",
-                "urls",
-            ],  # fmt: skip
-            "properties": {
-                "id": {"type": "string"},
-                "name": {"type": "string"},
-                "content_type": {"type": "string"},
-                "size": {"type": "integer", "minimum": 0},
-                "etag": {"type": "string", "description": "MD5, hex"},
-                "checksums": {
-                    "type": "object",
-                    "required": ["sha256", "md5"],
-                    "properties": {"sha256": {"type": "string"}, "md5": {"type": "string"}},
-                },
-                "metadata": {"type": "object"},
-                "created_at": _TIME,
-                "expires_at": _nullable(_TIME),
-                "urls": {
-                    "type": "object",
-                    "required": ["get"],
-                    "properties": {"get": {"type": "string"}},
-                },
-            },
-        },
-        "FileUpload": {
-            "type": "object",
-            "required": ["content"],
-            "properties": {
-                "content": {"type": "string", "format": "binary"},
-                "filename": {"type": "string", "description": "defaults to the part's"},
-                "type": {"type": "string", "description": "content type; else guessed"},
-                "metadata": {
-                    "type": "string",
-                    "description": "a JSON object, as text or as an application/json part",
-                },
-            },
-        },
-        "Account": {
-            "type": "object",
-            "required": ["type", "username", "name", "github_url", "avatar_url"],
-            "properties": {
-                "type": {"type": "string", "enum": ["user", "organization"]},
-                "username": {"type": "string"},
-                "name": {"type": "string"},
-                "github_url": _TEXT_OR_NULL,
-                "avatar_url": _TEXT_OR_NULL,
-            },
-        },
-        "Hardware": {
-            "type": "object",
-            "required": ["sku", "name"],
-            "properties": {"sku": {"type": "string"}, "name": {"type": "string"}},
-        },
-        "Collection": {
-            "type": "object",
-            "required": ["name", "slug", "description"],
-            "properties": {
-                "name": {"type": "string"},
-                "slug": {"type": "string"},
-                "description": _TEXT_OR_NULL,
-                "full_description": _TEXT_OR_NULL,
-                "models": {"type": "array", "items": _ref("Model")},
-            },
-        },
-        "SearchResult": {
-            "type": "object",
-            "required": ["query", "models", "collections", "pages"],
-            "properties": {
-                "query": {"type": "string"},
-                "models": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["model", "metadata"],
-                        "properties": {
-                            "model": _ref("Model"),
-                            "metadata": {"type": "object"},
-                        },
-                    },
-                },
-                "collections": {"type": "array", "items": _ref("Collection")},
-                "pages": {"type": "array"},
-            },
-        },
-        "PredictionPage": _page("Prediction"),
-        "ModelPage": _page("Model"),
-        "VersionPage": _page("Version"),
-        "FilePage": _page("File"),
-        "CollectionPage": _page("Collection"),
-    }
-
-
-# --- operations -------------------------------------------------------------------------
 
 
 def _json(schema: Schema) -> dict[str, Any]:
@@ -404,7 +52,7 @@ def _query(name: str, schema: Schema, description: str, required: bool = False) 
 
 
 # empty: no filter
-_TIME_FILTER: Schema = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
+TIME_FILTER: Schema = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
 _CURSOR = _query("cursor", {"type": "string"}, "opaque; from a page's next/previous URL")
 _PREFER = {
     "name": "Prefer",
@@ -431,7 +79,7 @@ _CREATED = {
             "Location": {"schema": {"type": "string"}, "description": "its urls.get"},
             "Preference-Applied": {"schema": {"type": "string"}},
         },
-        "content": _json(_ref("Prediction")),
+        "content": _json(ref("Prediction")),
         "links": {
             "get": _link("get_prediction_get", id="$response.body#/id"),
             "cancel": _link("cancel_prediction_post", id="$response.body#/id"),
@@ -446,20 +94,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # predictions
     ("POST", "/v1/predictions"): {
         "parameters": [_PREFER, _CANCEL_AFTER],
-        "requestBody": _body(_ref("PredictionCreate")),
+        "requestBody": _body(ref("PredictionCreate")),
         "responses": _CREATED,
     },
     ("GET", "/v1/predictions"): {
         "parameters": [
-            _query("created_after", _TIME_FILTER, "ISO 8601; only predictions created after"),
-            _query("created_before", _TIME_FILTER, "ISO 8601; only predictions created before"),
+            _query("created_after", TIME_FILTER, "ISO 8601; only predictions created after"),
+            _query("created_before", TIME_FILTER, "ISO 8601; only predictions created before"),
             _CURSOR,
         ],
-        "responses": _ok("a page of your predictions, newest first", _ref("PredictionPage")),
+        "responses": _ok("a page of your predictions, newest first", ref("PredictionPage")),
     },
-    ("GET", "/v1/predictions/{id}"): {"responses": _ok("the prediction", _ref("Prediction"))},
+    ("GET", "/v1/predictions/{id}"): {"responses": _ok("the prediction", ref("Prediction"))},
     ("POST", "/v1/predictions/{id}/cancel"): {
-        "responses": _ok("the prediction (unchanged if it had ended)", _ref("Prediction")),
+        "responses": _ok("the prediction (unchanged if it had ended)", ref("Prediction")),
     },
     ("GET", "/v1/predictions/{id}/stream"): {
         "parameters": [_query("token", {"type": "string"}, "from urls.stream", required=True)],
@@ -468,7 +116,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     },
     ("POST", "/v1/models/{owner}/{name}/predictions"): {
         "parameters": [_PREFER, _CANCEL_AFTER],
-        "requestBody": _body(_ref("PredictionRequest")),
+        "requestBody": _body(ref("PredictionRequest")),
         "responses": _CREATED,
     },
     # models
@@ -482,14 +130,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             _query("sort_direction", {"type": "string", "enum": ["asc", "desc"]}, "default desc"),
             _CURSOR,
         ],
-        "responses": _ok("a page of the models you may see", _ref("ModelPage")),
+        "responses": _ok("a page of the models you may see", ref("ModelPage")),
     },
     ("POST", "/v1/models"): {
-        "requestBody": _body(_ref("ModelCreate")),
+        "requestBody": _body(ref("ModelCreate")),
         "responses": {
             "201": {
                 "description": "the new model",
-                "content": _json(_ref("Model")),
+                "content": _json(ref("Model")),
                 "links": {
                     "get": _link("get_model_get", **_MODEL),
                     "update": _link("patch_model_patch", **_MODEL),
@@ -508,12 +156,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             },
             "text/plain",
         ),
-        "responses": _ok("a page of matching models", _ref("ModelPage")),
+        "responses": _ok("a page of matching models", ref("ModelPage")),
     },
-    ("GET", "/v1/models/{owner}/{name}"): {"responses": _ok("the model", _ref("Model"))},
+    ("GET", "/v1/models/{owner}/{name}"): {"responses": _ok("the model", ref("Model"))},
     ("PATCH", "/v1/models/{owner}/{name}"): {
-        "requestBody": _body(_ref("ModelUpdate")),
-        "responses": _ok("the updated model", _ref("Model")),
+        "requestBody": _body(ref("ModelUpdate")),
+        "responses": _ok("the updated model", ref("Model")),
     },
     ("DELETE", "/v1/models/{owner}/{name}"): {
         "responses": {"204": {"description": "deleted"}},
@@ -522,13 +170,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "responses": _text("the README", "text/markdown"),
     },
     ("GET", "/v1/models/{owner}/{name}/examples"): {
-        "responses": _ok("a page of example predictions", _ref("PredictionPage")),
+        "responses": _ok("a page of example predictions", ref("PredictionPage")),
     },
     ("GET", "/v1/models/{owner}/{name}/versions"): {
-        "responses": _ok("a page of versions, newest first", _ref("VersionPage")),
+        "responses": _ok("a page of versions, newest first", ref("VersionPage")),
     },
     ("GET", "/v1/models/{owner}/{name}/versions/{id}"): {
-        "responses": _ok("the version", _ref("Version")),
+        "responses": _ok("the version", ref("Version")),
     },
     ("DELETE", "/v1/models/{owner}/{name}/versions/{id}"): {
         "responses": {"204": {"description": "deleted"}},
@@ -552,19 +200,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             },
         },
         "responses": {
-            "201": {"description": "the new version", "content": _json(_ref("Version"))},
+            "201": {"description": "the new version", "content": _json(ref("Version"))},
             "200": {
                 "description": "the version, which existed already; or the build as "
                 "JSON lines (step, log, then version or error)",
                 "content": {
-                    **_json(_ref("Version")),
+                    **_json(ref("Version")),
                     "application/x-ndjson": {"schema": {"type": "string"}},
                 },
             },
         },
     },
     ("GET", "/v1/models/{owner}/{name}/builds/{id}"): {
-        "responses": _ok("the build", _ref("Build")),
+        "responses": _ok("the build", ref("Build")),
     },
     ("GET", "/v1/models/{owner}/{name}/builds/{id}/log"): {
         "responses": _text("the build's log"),
@@ -578,7 +226,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": _ref("FileUpload"),
+                    "schema": ref("FileUpload"),
                     "encoding": {"metadata": {"contentType": "text/plain, application/json"}},
                 }
             },
@@ -586,7 +234,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "responses": {
             "201": {
                 "description": "the stored file",
-                "content": _json(_ref("File")),
+                "content": _json(ref("File")),
                 "links": {
                     "get": _link("get_file_get", id="$response.body#/id"),
                     "delete": _link("delete_file_delete", id="$response.body#/id"),
@@ -596,9 +244,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     },
     ("GET", "/v1/files"): {
         "parameters": [_CURSOR],
-        "responses": _ok("a page of your files, newest first", _ref("FilePage")),
+        "responses": _ok("a page of your files, newest first", ref("FilePage")),
     },
-    ("GET", "/v1/files/{id}"): {"responses": _ok("the file's metadata", _ref("File"))},
+    ("GET", "/v1/files/{id}"): {"responses": _ok("the file's metadata", ref("File"))},
     ("DELETE", "/v1/files/{id}"): {"responses": {"204": {"description": "deleted"}}},
     ("GET", "/v1/files/{id}/download"): {
         "parameters": [
@@ -614,9 +262,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "security": [],
     },
     # account and catalogue
-    ("GET", "/v1/account"): {"responses": _ok("the account", _ref("Account"))},
+    ("GET", "/v1/account"): {"responses": _ok("the account", ref("Account"))},
     ("GET", "/v1/hardware"): {
-        "responses": _ok("a bare array", {"type": "array", "items": _ref("Hardware")}),
+        "responses": _ok("a bare array", {"type": "array", "items": ref("Hardware")}),
     },
     ("GET", "/v1/webhooks/default/secret"): {
         "responses": _ok(
@@ -630,10 +278,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     },
     ("GET", "/v1/collections"): {
         "parameters": [_CURSOR],
-        "responses": _ok("a page of collections", _ref("CollectionPage")),
+        "responses": _ok("a page of collections", ref("CollectionPage")),
     },
     ("GET", "/v1/collections/{slug}"): {
-        "responses": _ok("the collection", _ref("Collection")),
+        "responses": _ok("the collection", ref("Collection")),
     },
     ("GET", "/v1/search"): {
         "parameters": [
@@ -644,7 +292,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 "results (1-50, default 20; larger values count as 50)",
             ),
         ],
-        "responses": _ok("matching models", _ref("SearchResult")),
+        "responses": _ok("matching models", ref("SearchResult")),
     },
     ("GET", "/openapi.json"): {
         "responses": _ok("this document", {"type": "object"}),

@@ -386,6 +386,12 @@ async def push_version(request: Request) -> Response:
         status = 201 if result.created else 200
         return JSONResponse(version_json(result.version), status_code=status)
 
+    return _streamed(run, f"{owner}/{name}")
+
+
+def _streamed(run: Callable[[Emit | None], PushResult], model: str) -> StreamingResponse:
+    """The push's progress as NDJSON lines, the new version last; the build runs in a
+    thread and goes on if the client leaves."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -399,7 +405,7 @@ async def push_version(request: Request) -> Response:
                 {
                     "type": "version",
                     "version": version_json(result.version),
-                    "model": f"{owner}/{name}",
+                    "model": model,
                     "created": result.created,
                 }
             )
@@ -420,7 +426,7 @@ async def push_version(request: Request) -> Response:
         finally:
             # a client that goes away does not stop the build: the version still lands
             if not task.done():
-                log.info("push client left; the build of %s/%s goes on", owner, name)
+                log.info("push client left; the build of %s goes on", model)
 
     return StreamingResponse(lines(), media_type=NDJSON, status_code=200)
 
