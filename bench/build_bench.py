@@ -90,7 +90,7 @@ def pip_build(interpreter: str, venv: Path) -> float:
 def find_interpreter(python: str) -> str:
     import uv
 
-    from vendo.build.python import find_python
+    from vendo.envs.python import find_python
 
     interpreter, _ = find_python(python, uv=uv.find_uv_bin(), download=False)
     return str(interpreter.path)
@@ -143,8 +143,8 @@ def main() -> None:
         for _ in range(args.rebuilds):
             results["rebuild"].append(vendo_build(model, data, shared_cache))
         # The same through the library call that serve-model and predict make.
-        from vendo.build import build_project
         from vendo.config import Settings
+        from vendo.envs import build_project
 
         settings = Settings(data_dir=data)
         for _ in range(args.rebuilds):

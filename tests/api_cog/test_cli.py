@@ -2,7 +2,7 @@
 
 Both build (or reuse) the model's environment first and run the model inside it. The
 module shares one data dir, so the srv_* fixtures (same Python, no requirements) share
-one environment, built once; uv's cache is the one tests/build keeps between runs.
+one environment, built once; uv's cache is the one tests/envs keeps between runs.
 """
 
 from __future__ import annotations

@@ -175,8 +175,8 @@ def publish_models(
 ) -> dict[str, str]:
     """Build each fixture's environment and record it as a version of ``admin/<name>``
     straight in the data dir's store, the way push does. Returns name -> version id."""
-    from vendo.build.builder import build_project
     from vendo.config import Settings
+    from vendo.envs.builder import build_project
     from vendo.store import Store, database_url
 
     settings = Settings(data_dir=data_dir, _env_file=None)

@@ -1,10 +1,10 @@
 """Imports flow one way (ARCHITECTURE.md §4); this test keeps them that way.
 
 Extensions to the architecture's table, each for a reason:
-- ``build`` installs the runtime into environments: it may use ``runner.dist``.
+- ``envs`` installs the runtime into environments: it may use ``runner.dist``.
 - ``scheduler`` and ``api`` speak the runner's wire format: ``runner.protocol``.
-- ``api`` builds pushed packages (``build``, ``packages``) and queues webhooks.
-- ``packages`` (project archives) is a leaf next to ``build``.
+- ``api`` builds pushed packages (``envs``, ``packages``) and queues webhooks.
+- ``packages`` (project archives) is a leaf next to ``envs``.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ ALLOWED: dict[str, set[str]] = {
     "sdk": {"__init__"},
     "schema": {"__init__", "sdk"},
     "runner": {"__init__", "sdk", "schema"},
-    "build": BASE | {"runner.dist"},
+    "envs": BASE | {"runner.dist"},
     "packages": BASE,
     "store": BASE,
     "queue": BASE | {"store"},
     "files": BASE | {"store"},
     "webhooks": BASE | {"store", "files"},
-    "scheduler": BASE | {"runner.protocol", "queue", "store", "files", "schema", "build"},
+    "scheduler": BASE | {"runner.protocol", "queue", "store", "files", "schema", "envs"},
     "api": BASE
-    | {"store", "queue", "files", "scheduler", "schema", "webhooks", "build", "packages"}
+    | {"store", "queue", "files", "scheduler", "schema", "webhooks", "envs", "packages"}
     | {"runner.protocol"},
     "web": BASE | {"store", "queue", "files", "scheduler", "schema"},
 }

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from vendo.build import build_project
 from vendo.config import Settings
+from vendo.envs import build_project
 from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -66,8 +66,8 @@ def test_every_example_has_cog_yaml_predict_and_readme() -> None:
 
 
 def test_examples_configs_have_no_warnings() -> None:
-    from vendo.build.config import load_config
-    from vendo.build.requirements import collect_requirements
+    from vendo.envs.config import load_config
+    from vendo.envs.requirements import collect_requirements
 
     for folder in sorted(d for d in EXAMPLES.iterdir() if d.is_dir()):
         config = load_config(folder)

@@ -177,7 +177,7 @@ async def test_child_on_each_python_version(make_runner: Any) -> None:
     """The driver starts the runtime on every interpreter 3.10-3.13 that is installed."""
     import pytest
 
-    from vendo.build.python import installed_pythons
+    from vendo.envs.python import installed_pythons
 
     found = [str(i.path) for i in installed_pythons() if (3, 10) <= i.minor <= (3, 13)]
     if not found:

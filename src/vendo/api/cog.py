@@ -58,7 +58,7 @@ from vendo.webhooks.outbox import WebhookURLError
 from vendo.webhooks.sender import RetryPolicy, WebhookSender
 
 if TYPE_CHECKING:
-    from vendo.build import BuildResult, CogConfig
+    from vendo.envs import BuildResult, CogConfig
 
 __all__ = ["CogServerOptions", "create_app", "prefers_async"]
 
@@ -103,7 +103,7 @@ class CogServerOptions:
         """Options for the model in ``project``: cog.yaml (read unless ``config`` is
         given), then COG_* variables, then ``overrides``. The child runs on ``python``
         (default: this interpreter); :meth:`from_build` runs it in a built environment."""
-        from vendo.build.config import load_config
+        from vendo.envs.config import load_config
 
         if config is None:
             config = load_config(project)
@@ -127,7 +127,7 @@ class CogServerOptions:
     @classmethod
     def from_build(cls, result: BuildResult, **overrides: Any) -> CogServerOptions:
         """Options that run the model inside the environment ``build_project`` made."""
-        from vendo.build import child_environment
+        from vendo.envs import child_environment
 
         values: dict[str, Any] = {
             "python": str(result.python),

@@ -19,15 +19,15 @@ def _write_dockerfile(
 ) -> None:
     import os
 
-    from vendo.build.config import load_config
-    from vendo.build.dockerfile import (
+    from vendo.envs.config import load_config
+    from vendo.envs.dockerfile import (
         DOCKERFILE_HEADER,
         DOCKERIGNORE,
         WHEEL_DIR,
         build_command,
         render_dockerfile,
     )
-    from vendo.build.wheel import build_wheel
+    from vendo.envs.wheel import build_wheel
 
     config = load_config(project)
     for warning in config.warnings:

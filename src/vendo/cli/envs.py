@@ -47,8 +47,8 @@ def envs(ctx: click.Context, data_dir: Path | None) -> None:
     ctx.obj["data_dir"] = data_dir
     if ctx.invoked_subcommand is not None:
         return
-    from vendo.build.records import RecordStore
-    from vendo.build.store import EnvStore
+    from vendo.envs.records import RecordStore
+    from vendo.envs.store import EnvStore
 
     root = _data_dir(data_dir)
     found = EnvStore(root).all()
@@ -84,8 +84,8 @@ def _match(keys: list[str], prefix: str) -> str:
 @click.pass_context
 def rm(ctx: click.Context, keys: tuple[str, ...], data_dir: Path | None) -> None:
     """Remove environments by key (a unique prefix is enough)."""
-    from vendo.build.records import RecordStore
-    from vendo.build.store import EnvStore
+    from vendo.envs.records import RecordStore
+    from vendo.envs.store import EnvStore
 
     root = _data_dir(data_dir or ctx.obj.get("data_dir"))
     store = EnvStore(root)
@@ -111,8 +111,8 @@ def prune(
     ctx: click.Context, older_than: float | None, dry_run: bool, data_dir: Path | None
 ) -> None:
     """Remove environments no project uses any more, and interrupted builds."""
-    from vendo.build.records import RecordStore
-    from vendo.build.store import EnvStore
+    from vendo.envs.records import RecordStore
+    from vendo.envs.store import EnvStore
 
     root = _data_dir(data_dir or ctx.obj.get("data_dir"))
     store = EnvStore(root)

@@ -66,9 +66,9 @@ class _Outputs:
 def _runner_spec(directory: Path, no_build: bool, data_dir: Path | None, work: Path) -> RunnerSpec:
     """How to start the model: in its built environment (built now if needed), or with
     ``--no-build`` on this interpreter with a fresh copy of the runtime."""
-    from vendo.build import child_environment
-    from vendo.build.config import load_config
     from vendo.cli.progress import build_with_progress, load_settings, stderr_console
+    from vendo.envs import child_environment
+    from vendo.envs.config import load_config
     from vendo.runner.dist import install_runtime
     from vendo.scheduler.process import RunnerSpec
 

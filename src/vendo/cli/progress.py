@@ -16,8 +16,8 @@ from rich.markup import escape
 from rich.status import Status
 
 if TYPE_CHECKING:
-    from vendo.build import BuildResult
     from vendo.config import Settings
+    from vendo.envs import BuildResult
 
 __all__ = ["build_with_progress", "load_settings", "stderr_console"]
 
@@ -48,7 +48,7 @@ def build_with_progress(
     On failure the end of the build log and the log's path are shown and a
     ClickException naming the problem is raised (exit status 1).
     """
-    from vendo.build import build_project
+    from vendo.envs import build_project
     from vendo.errors import BuildError, VendoError
 
     started = time.monotonic()

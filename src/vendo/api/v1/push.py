@@ -3,7 +3,7 @@
 ``POST /v1/models/{owner}/{name}/versions`` takes the project as a (gzipped) tar in the
 request body (what ``vendo push`` sends). The server extracts it safely
 (:func:`vendo.packages.safe_extract`), checks its ``cog.yaml``, builds the environment
-with :func:`vendo.build.build_project`, extracts the schema there and records an
+with :func:`vendo.envs.build_project`, extracts the schema there and records an
 immutable version. The model is created when missing and the caller may own it (its
 own name, or any name for the admin).
 
@@ -164,7 +164,7 @@ def _create_model(p: Platform, owner: str, name: str, visibility: str) -> ModelR
 
 def _check_package(folder: Path) -> None:
     """Refuse, before anything is recorded, a package that cannot become a version."""
-    from vendo.build import load_config
+    from vendo.envs import load_config
 
     if not (folder / "cog.yaml").is_file():
         raise InvalidInput([FieldError("package", "missing", "the package has no cog.yaml")])
@@ -298,7 +298,7 @@ def _build_version(
     say: Emit,
 ) -> tuple[VersionRow, bool]:
     """Build the environment and record the version; (version, created)."""
-    from vendo.build import build_project
+    from vendo.envs import build_project
 
     result = build_project(
         package_dir,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shlex
 
-from vendo.build.config import MAX_TESTED_PYTHON, CogConfig
+from vendo.envs.config import MAX_TESTED_PYTHON, CogConfig
 
 __all__ = ["DOCKERFILE_HEADER", "DOCKERIGNORE", "WHEEL_DIR", "build_command", "render_dockerfile"]
 

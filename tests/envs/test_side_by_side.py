@@ -10,8 +10,8 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from vendo.build import BuildResult, build_project, child_environment
 from vendo.config import Settings
+from vendo.envs import BuildResult, build_project, child_environment
 from vendo.errors import ConfigError
 from vendo.runner.protocol import encode, read_message
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import uv
 
-from vendo.build.config import load_config
-from vendo.build.python import find_python, installed_pythons
-from vendo.build.requirements import (
+from vendo.envs.config import load_config
+from vendo.envs.python import find_python, installed_pythons
+from vendo.envs.requirements import (
     choose_torch_backend,
     collect_requirements,
     host_index_options,
     local_cpu_torch_wheels,
 )
-from vendo.build.system import check_system_packages
+from vendo.envs.system import check_system_packages
 from vendo.errors import BuildError, ConfigError
 
 NO_SUCH_PACKAGE = "vendo-no-such-package-xyz"

@@ -199,7 +199,7 @@ def test_build_fails_when_the_predictor_cannot_load(runner: CliRunner, tmp_path:
 
 
 def test_build_fails_on_a_missing_system_package(runner: CliRunner, tmp_path: Path) -> None:
-    from vendo.build.system import check_system_packages
+    from vendo.envs.system import check_system_packages
 
     if check_system_packages(("ffmpeg",), strict=False).missing != ("ffmpeg",):
         pytest.skip("ffmpeg is installed here, or apt does not know it")

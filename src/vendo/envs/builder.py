@@ -28,19 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from vendo.build.config import CogConfig, load_config
-from vendo.build.python import Interpreter, find_python
-from vendo.build.records import BuildRecord, RecordStore, write_json_atomic
-from vendo.build.requirements import (
+from vendo.envs.config import CogConfig, load_config
+from vendo.envs.python import Interpreter, find_python
+from vendo.envs.records import BuildRecord, RecordStore, write_json_atomic
+from vendo.envs.requirements import (
     Requirements,
     choose_torch_backend,
     collect_requirements,
     host_index_options,
     local_cpu_torch_wheels,
 )
-from vendo.build.runtime import RUNTIME_DIR, link_runtime, runtime_hash
-from vendo.build.store import EnvStore
-from vendo.build.system import check_system_packages
+from vendo.envs.runtime import RUNTIME_DIR, link_runtime, runtime_hash
+from vendo.envs.store import EnvStore
+from vendo.envs.system import check_system_packages
 from vendo.errors import BuildError
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vendo.build.config import CONFIG_FILE, CogConfig
+from vendo.envs.config import CONFIG_FILE, CogConfig
 from vendo.errors import ConfigError
 
 __all__ = [

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from support import until
-from vendo.build import BuildResult, build_project
-from vendo.build.store import MARKER, EnvStore
 from vendo.config import Settings
+from vendo.envs import BuildResult, build_project
+from vendo.envs.store import MARKER, EnvStore
 from vendo.errors import BuildError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -26,7 +26,7 @@ BUILD_SCRIPT = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from vendo.build import build_project
+    from vendo.envs import build_project
     from vendo.config import Settings
     build_project(sys.argv[1], Settings(data_dir=sys.argv[2]), uv_cache_dir=Path(sys.argv[3]))
     """

@@ -6,8 +6,8 @@ settings)`` builds (or reuses) the environment and extracts the OpenAPI schema i
 
 from __future__ import annotations
 
-from vendo.build.builder import BuildResult, build_project, child_environment
-from vendo.build.config import BuildConfig, CogConfig, RunStep, load_config, parse_config
+from vendo.envs.builder import BuildResult, build_project, child_environment
+from vendo.envs.config import BuildConfig, CogConfig, RunStep, load_config, parse_config
 
 __all__ = [
     "BuildConfig",

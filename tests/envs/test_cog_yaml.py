@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vendo.build.config import CogConfig, load_config
+from vendo.envs.config import CogConfig, load_config
 from vendo.errors import ConfigError
 
 
