@@ -292,9 +292,17 @@ ECHO_SCHEMA: dict[str, Any] = {
 
 
 @contextlib.asynccontextmanager
-async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[Api]:
+async def echo_api(
+    tmp_path: Path,
+    db_url: str,
+    version: str,
+    *,
+    concurrency_max: int | None = 1,
+    raise_app_exceptions: bool = False,
+) -> AsyncIterator[Api]:
     """The app in-process with the real scheduler, and alice's public ``echo`` model
-    whose ``version`` runs tests/fixtures/plt_echo in a real runner child (one slot)."""
+    whose ``version`` runs tests/fixtures/plt_echo in a real runner child (one slot
+    unless ``concurrency_max`` says otherwise); bob is a second user."""
     import vendo
     from vendo.app import create_app
     from vendo.config import Settings
@@ -309,21 +317,25 @@ async def echo_api(tmp_path: Path, db_url: str, version: str) -> AsyncIterator[A
         p: Platform = app.state.platform
         store = p.store
         alice = store.accounts.create_user("alice")
+        bob = store.accounts.create_user("bob")
         model = store.catalog.create_model(alice.id, "echo", visibility="public")
+        config: dict[str, Any] = {"predict": "predict.py:Predictor"}
+        if concurrency_max is not None:
+            config["concurrency_max"] = concurrency_max
         store.catalog.create_version(
             model.id,
             version,
             openapi_schema=ECHO_SCHEMA,
             package_path=str(FIXTURES / "plt_echo"),
             environment={"python": sys.executable, "runtime_path": str(runtime)},
-            config={"predict": "predict.py:Predictor", "concurrency_max": 1},
+            config=config,
         )
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield Api(
                 client=c,
                 platform=p,
                 admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                 alice={"Authorization": f"Bearer {store.accounts.create_token(alice.id)}"},
-                bob={},
+                bob={"Authorization": f"Bearer {store.accounts.create_token(bob.id)}"},
             )

@@ -6,74 +6,25 @@ through the server. In-process app on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_v1_support import ADMIN_TOKEN, Api
+from api_v1_support import Api, echo_api
 
-import vendo
 from support import until_async
-from vendo.api.v1.context import Platform
-from vendo.app import create_app
-from vendo.config import Settings
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-RUNTIME = Path(vendo.__file__).resolve().parent.parent  # src/: the runtime, nothing else
 VERSION = "e1" * 32
-ECHO_SCHEMA: dict[str, Any] = {
-    "openapi": "3.0.2",
-    "info": {"title": "Cog", "version": "0.1.0"},
-    "paths": {},
-    "components": {
-        "schemas": {
-            "Input": {
-                "type": "object",
-                "title": "Input",
-                "properties": {
-                    "text": {"type": "string", "default": "hi", "x-order": 0},
-                    "sleep": {"type": "number", "default": 0, "x-order": 1},
-                },
-            },
-            "Output": {"type": "string", "title": "Output"},
-        }
-    },
-}
 
 
 @pytest.fixture
 async def api(tmp_path: Path, db_url: str) -> AsyncIterator[Api]:
-    database = None if db_url.startswith("sqlite") else db_url
-    settings = Settings(
-        data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, database_url=database, _env_file=None
-    )
-    app = create_app(settings)  # the real scheduler
-    async with app.router.lifespan_context(app):
-        p: Platform = app.state.platform
-        store = p.store
-        alice = store.accounts.create_user("alice")
-        bob = store.accounts.create_user("bob")
-        model = store.catalog.create_model(alice.id, "echo", visibility="public")
-        store.catalog.create_version(
-            model.id,
-            VERSION,
-            openapi_schema=ECHO_SCHEMA,
-            package_path=str(FIXTURES / "plt_echo"),
-            environment={"python": sys.executable, "runtime_path": str(RUNTIME)},
-            config={"predict": "predict.py:Predictor"},
-        )
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield Api(
-                client=c,
-                platform=p,
-                admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                alice={"Authorization": f"Bearer {store.accounts.create_token(alice.id)}"},
-                bob={"Authorization": f"Bearer {store.accounts.create_token(bob.id)}"},
-            )
+    async with echo_api(
+        tmp_path, db_url, VERSION, concurrency_max=None, raise_app_exceptions=True
+    ) as api:
+        yield api
 
 
 async def run(api: Api, who: dict[str, str], wait: str = "wait", **body: Any) -> httpx.Response:
