@@ -20,6 +20,7 @@ import httpx
 import pytest
 from api_v1_support import LiveServer, publish_models, wait_status
 
+from serve_support import clean_env, vendo
 from support import until
 from vendo.store import Store, database_url
 
@@ -200,3 +201,19 @@ def test_kill_9_during_a_training(tmp_path: Path) -> None:
             assert versions_after["results"] == []
     finally:
         live.stop()
+
+
+def test_vendo_train_shows_logs_and_prints_the_new_version(server: Server, tmp_path: Path) -> None:
+    _destination(server.http, "cli-dest")
+    env = clean_env(VENDO_API_TOKEN=TOKEN, VENDO_URL=server.live.url)
+    ref = f"admin/trainer:{server.versions['trainer']}"
+    done = vendo("train", ref, "-d", "admin/cli-dest", "-i", "text=cli", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "training with cli" in done.stderr
+    new_version = done.stdout.strip()
+    assert new_version.startswith("admin/cli-dest:")
+    assert server.client.run(new_version, input={"text": "y"}) == "cli: y"
+    # a failure is one line: the destination must exist
+    missing = vendo("train", ref, "-d", "admin/nowhere", "-i", "text=cli", cwd=tmp_path, env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "Error: 404: model admin/nowhere not found"
