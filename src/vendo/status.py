@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["TERMINAL", "JobState", "PredictionStatus"]
+__all__ = ["TERMINAL", "JobState", "PredictionStatus", "pool_key"]
 
 
 class PredictionStatus(enum.StrEnum):
@@ -37,3 +37,12 @@ class JobState(enum.StrEnum):
 
     QUEUED = "queued"  # waiting for a scheduler
     CLAIMED = "claimed"  # a scheduler runs it
+
+
+def pool_key(version_id: str, deployment: str | None = None) -> str:
+    """The key of the pool (and queue) a prediction runs in: its deployment's
+    (``deployment:<owner>/<name>``) or, without one, its version's shared pool
+    (``version:<id>``). Metrics label pools with it."""
+    if deployment:
+        return f"deployment:{deployment}"
+    return f"version:{version_id}"

@@ -21,6 +21,7 @@ from typing import Any
 from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import INTERRUPTED_ERROR, claims
 from vendo.scheduler.context import SchedulerContext
+from vendo.scheduler.pool import NoCapacity
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot, handoff_error
 from vendo.scheduler.recording import Recorder
 from vendo.scheduler.run import Run, RunPhase
@@ -100,12 +101,15 @@ class RunLifecycle:
             return self.send(run, runner, slot)
         runner = None
         try:
-            runner = await run.unless_canceled(run.pool.runner())
+            if run.instance is None:
+                run.instance = run.pool.bind(run.job.version_id)
+            runner = await run.unless_canceled(run.pool.runner(run.instance))
             if runner is None or self.past_deadline(run):
                 return _result(PredictionStatus.CANCELED)
             slot = await run.unless_canceled(run.pool.acquire(runner))
         except RunnerError as exc:
-            if self.ctx.stopping:
+            if self.ctx.stopping or isinstance(exc, NoCapacity):
+                # never failed for want of room: back to the queue, claimed again later
                 run.advance(RunPhase.REQUEUED)
                 return None
             if runner is not None:
@@ -133,6 +137,10 @@ class RunLifecycle:
         except SecretsKeyError as exc:
             return _failed_handoff(slot, exc.detail)
         run.runner = runner
+        if run.instance is None:
+            run.instance = run.pool.instance_of(runner)
+            if run.instance is not None:
+                run.instance.bind()
         try:
             on_event = functools.partial(self.recorder.on_event, run)
             done = runner.predict(slot, pid, inputs, context={}, on_event=on_event)
@@ -259,6 +267,9 @@ class RunLifecycle:
             run.start_timer.cancel()
         self.ctx.runs.pop(pid, None)
         self.ctx.release_slot(run)
+        if run.instance is not None:
+            instance, run.instance = run.instance, None
+            run.pool.unbind(instance)
         if run.phase < RunPhase.ENDED:
             run.advance(RunPhase.ENDED)
         with contextlib.suppress(Exception):
