@@ -101,7 +101,9 @@ class EchoScheduler:
         await to_thread.run_sync(
             lambda: self.queue.submit(prediction, kind=kind, count_run=count_run)
         )
-        self.notify(prediction.version_id)
+        from vendo.status import pool_key
+
+        self.notify(pool_key(prediction.version_id, prediction.deployment))
 
     async def run_and_wait(
         self,
@@ -118,12 +120,12 @@ class EchoScheduler:
         if wait > 0:
             await self.bus.wait_done(prediction.id, wait)
 
-    def notify(self, version_id: str) -> None:
+    def notify(self, pool: str) -> None:
         import asyncio
 
         if self.hold:
             return
-        task = asyncio.get_running_loop().create_task(self._run(version_id))
+        task = asyncio.get_running_loop().create_task(self._run(pool))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -135,7 +137,19 @@ class EchoScheduler:
             self.bus.publish(prediction_id, "done", {"reason": "canceled"})
         return row is not None
 
-    async def _run(self, version_id: str) -> None:
+    async def deployment_changed(self, key: str, *, disabled: bool = False) -> None:
+        from anyio import to_thread
+
+        if disabled:
+            for row in await to_thread.run_sync(self.queue.cancel_pool, key):
+                self.bus.publish(row.id, "done", {"reason": "canceled"})
+        else:
+            self.notify(key)
+
+    def instance_count(self, key: str) -> int:
+        return 0  # runs no instances
+
+    async def _run(self, pool: str) -> None:
         import shutil
         from pathlib import Path
 
@@ -143,7 +157,7 @@ class EchoScheduler:
 
         from vendo.store import SUCCEEDED
 
-        for job in await to_thread.run_sync(self.queue.claim, version_id, 10):
+        for job in await to_thread.run_sync(self.queue.claim, pool, 10):
             row = self.store.predictions.get(job.prediction_id)
             self.store.predictions.mark_started(row.id)
             self.bus.publish(row.id, "start", {})

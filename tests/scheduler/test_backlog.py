@@ -12,8 +12,8 @@ import pytest
 from test_pool import Platform, running_platform
 
 from vendo.queue import INTERRUPTED_ERROR
-from vendo.store import PROCESSING, SUCCEEDED
 from vendo.status import pool_key
+from vendo.store import PROCESSING, SUCCEEDED
 
 
 @pytest.fixture

@@ -169,6 +169,11 @@ class Scheduler:
         """The pool ``key`` (a bare version id: its shared pool), if made."""
         return self._ctx.pools.get(_key(key))
 
+    def instance_count(self, key: str) -> int:
+        """Instances of the pool ``key`` (starting, running or draining)."""
+        pool = self._ctx.pools.get(_key(key))
+        return len(pool.instances) if pool is not None else 0
+
     def pools(self) -> list[RunnerPool]:
         return list(self._ctx.pools.values())
 

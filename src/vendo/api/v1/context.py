@@ -79,6 +79,10 @@ class SchedulerLike(Protocol):
 
     async def cancel(self, prediction_id: str, reason: str = "canceled") -> bool: ...
 
+    async def deployment_changed(self, key: str, *, disabled: bool = False) -> None: ...
+
+    def instance_count(self, key: str) -> int: ...
+
 
 class RelayLike(Protocol):
     """What create needs of the webhook relay."""
