@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vendo.api.metrics import HttpMetrics, metrics_route
 from vendo.api.routing import by_path
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
@@ -150,6 +151,7 @@ def create_app(
         log.warning("VENDO_GPU_AS_CPU: GPU SKUs are offered and run on the CPU")
     routes = v1_routes()
     routes.append(openapi_route(routes, hardware.offered_skus()))
+    routes.append(metrics_route())
     app = Starlette(
         routes=by_path(routes),
         lifespan=_lifespan(settings, hardware, factory, sweep_interval, examples),
@@ -160,6 +162,7 @@ def create_app(
         },
     )
     app.add_middleware(_Arrival)
+    app.add_middleware(HttpMetrics)
     app.state.settings = settings
     return app
 

@@ -149,6 +149,15 @@ class EchoScheduler:
     def instance_count(self, key: str) -> int:
         return 0  # runs no instances
 
+    def pool_states(self) -> dict[str, dict[str, int]]:
+        return {}
+
+    @property
+    def metrics_registry(self) -> Any:
+        from prometheus_client import CollectorRegistry
+
+        return CollectorRegistry()
+
     async def _run(self, pool: str) -> None:
         import shutil
         from pathlib import Path

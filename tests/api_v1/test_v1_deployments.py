@@ -78,9 +78,7 @@ async def test_create_names_the_bad_field(api: Api, changes: dict[str, Any], fie
 
 
 async def test_create_refuses_unseen_models_and_taken_names(api: Api) -> None:
-    r = await api.client.post(
-        "/v1/deployments", json=_body(model="alice/secret"), headers=api.bob
-    )
+    r = await api.client.post("/v1/deployments", json=_body(model="alice/secret"), headers=api.bob)
     assert r.status_code == 404
     await _create(api)
     again = await api.client.post("/v1/deployments", json=_body(), headers=api.alice)
@@ -100,7 +98,9 @@ async def test_every_update_is_the_next_release(api: Api) -> None:
     assert empty.status_code == 422
     low = await api.client.patch(url, json={"min_instances": 5}, headers=api.alice)
     assert low.status_code == 422 and "min_instances" in low.text
-    assert (await api.client.patch(url, json={"max_instances": 1}, headers=api.bob)).status_code == 404
+    assert (
+        await api.client.patch(url, json={"max_instances": 1}, headers=api.bob)
+    ).status_code == 404
     store = api.platform.store
     found = store.deployments.get("alice", "prod")
     assert found is not None
@@ -142,7 +142,9 @@ async def test_disable_cancels_queued_and_refuses_new(api: Api) -> None:
         queued.append(r.json()["id"])
     assert api.platform.queue.depth(pool_key(VERSION, "alice/prod")) == 3
     url = "/v1/deployments/alice/prod"
-    r = await api.client.patch(url, json={"min_instances": 0, "max_instances": 0}, headers=api.alice)
+    r = await api.client.patch(
+        url, json={"min_instances": 0, "max_instances": 0}, headers=api.alice
+    )
     assert r.status_code == 200
     for pid in queued:
         got = (await api.client.get(f"/v1/predictions/{pid}", headers=api.alice)).json()

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from vendo.config import Settings
 from vendo.queue import EventBus, Queue
+from vendo.scheduler.metrics import SchedulerMetrics
 from vendo.scheduler.pool import RunnerPool
 from vendo.scheduler.run import Outcomes, Run
 from vendo.scheduler.spec import is_iterator_schema
@@ -41,6 +42,7 @@ class SchedulerContext:
     # transactions: see vendo.store.batch.
     writer: BatchWriter
     outcomes: Outcomes = field(default_factory=Outcomes)
+    metrics: SchedulerMetrics = field(default_factory=SchedulerMetrics)
     pools: dict[str, RunnerPool] = field(default_factory=dict)  # by pool key
     iterators: dict[str, bool] = field(default_factory=dict)  # version id -> iterator Output
     runs: dict[str, Run] = field(default_factory=dict)

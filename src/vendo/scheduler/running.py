@@ -194,6 +194,8 @@ class RunLifecycle:
             return
         pid = run.prediction_id
         self.ctx.outcomes.remember(pid, end)
+        predict_time = (end["metrics"] or {}).get("predict_time")
+        self.ctx.metrics.ended(run.pool.key, end["status"], predict_time)
         if not quiet:
             status = end["status"]
             if status == PredictionStatus.SUCCEEDED and not iterator:

@@ -17,13 +17,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from vendo.config import Settings
 from vendo.errors import ConfigError
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.scheduler.claiming import TICK, Claimer
 from vendo.scheduler.context import SchedulerContext
-from vendo.scheduler.instance import InstanceEvent, InstanceObserver
+from vendo.scheduler.instance import InstanceEvent, InstanceObserver, InstanceState
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.recording import Recorder
@@ -173,6 +175,24 @@ class Scheduler:
         """Instances of the pool ``key`` (starting, running or draining)."""
         pool = self._ctx.pools.get(_key(key))
         return len(pool.instances) if pool is not None else 0
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The scheduler's Prometheus counters (predictions ended, their durations)."""
+        return self._ctx.metrics.registry
+
+    def pool_states(self) -> dict[str, dict[str, int]]:
+        """Per pool key: its instances by state (``setting_up``, ``idle``, ``active``)
+        and ``unplaced`` (1 while this machine cannot place the instance it wants)."""
+        states: dict[str, dict[str, int]] = {}
+        for key, pool in self._ctx.pools.items():
+            counts = {s.value: 0 for s in InstanceState if s is not InstanceState.STOPPED}
+            for instance in pool.instances:
+                if instance.state is not InstanceState.STOPPED:
+                    counts[instance.state.value] += 1
+            counts["unplaced"] = int(pool.unplaced is not None)
+            states[key] = counts
+        return states
 
     def pools(self) -> list[RunnerPool]:
         return list(self._ctx.pools.values())

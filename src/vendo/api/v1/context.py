@@ -83,6 +83,11 @@ class SchedulerLike(Protocol):
 
     def instance_count(self, key: str) -> int: ...
 
+    def pool_states(self) -> dict[str, dict[str, int]]: ...
+
+    @property
+    def metrics_registry(self) -> Any: ...
+
 
 class RelayLike(Protocol):
     """What create needs of the webhook relay."""
