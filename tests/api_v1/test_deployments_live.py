@@ -12,10 +12,12 @@ each version sets ``DEP_RELEASE``, and the model says which release and which in
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,23 +77,32 @@ def record_sleeper(data_dir: Path) -> dict[str, str]:
         store.close()
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+@contextmanager
+def serving(tmp_path: Path, **settings: Any) -> Iterator[Served]:
+    """The app with the real scheduler on a loopback socket, ``admin/sleeper`` recorded."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     versions = record_sleeper(data_dir)
-    settings = Settings(
-        data_dir=data_dir, api_token=TOKEN, idle_timeout=IDLE_TIMEOUT, _env_file=None
+    config = Settings(
+        data_dir=data_dir, api_token=TOKEN, idle_timeout=IDLE_TIMEOUT, _env_file=None, **settings
     )
     with (
-        serve_in_thread(create_app(settings)) as url,
+        serve_in_thread(create_app(config)) as url,
         httpx.Client(base_url=url, headers=AUTH, timeout=30) as http,
     ):
         yield Served(url, versions, http)
 
 
-def _deploy(served: Served, name: str, version: str, **scale: int) -> dict[str, Any]:
-    body = {"name": name, "model": "admin/sleeper", "version": version, "hardware": "cpu"}
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serving(tmp_path) as served:
+        yield served
+
+
+def _deploy(
+    served: Served, name: str, version: str, hardware: str = "cpu", **scale: int
+) -> dict[str, Any]:
+    body = {"name": name, "model": "admin/sleeper", "version": version, "hardware": hardware}
     body.update({"min_instances": 0, "max_instances": 1} | scale)
     r = served.http.post("/v1/deployments", json=body)
     assert r.status_code == 201, r.text
@@ -259,3 +270,50 @@ def test_kill_9_loses_no_queued_deployment_prediction(tmp_path: Path) -> None:
     assert first["status"] == "failed" and "interrupted" in first["error"]
     assert [r["status"] for r in rest] == ["succeeded"] * 5
     assert [r["output"] for r in rest] == [f"q{i}@a" for i in range(5)]
+
+
+def _hardware_file(tmp_path: Path) -> Path:
+    cores = len(os.sched_getaffinity(0))
+    path = tmp_path / "hardware.toml"
+    path.write_text(
+        "[[hardware]]\nsku = 'small'\ncpus = 1\nmemory_gb = 2\nprice_per_second = 0.0001\n"
+        f"[[hardware]]\nsku = 'whole'\ncpus = {cores}\nmemory_gb = 2\n"
+        "price_per_second = 0.0002\n"
+        "[[hardware]]\nsku = 'gpu-one'\ncpus = 1\nmemory_gb = 2\ngpus = 1\n"
+        "price_per_second = 0.001\n"
+    )
+    return path
+
+
+def test_instances_get_their_skus_share(tmp_path: Path) -> None:
+    hardware = _hardware_file(tmp_path)
+    with serving(tmp_path, hardware_file=hardware, gpu_as_cpu=True) as served:
+        _deploy(served, "small", served.versions["a"], hardware="small")
+        _deploy(served, "gpu", served.versions["a"], hardware="gpu-one")
+        rows = _all_ended(
+            served, [_predict(served, "admin/small", "s"), _predict(served, "admin/gpu", "g")]
+        )
+    small, gpu = (re.search(r"cores (\S+) memory (\d+) gpus (\S+)", r["logs"]) for r in rows)
+    assert small is not None and gpu is not None
+    assert len(small.group(1).split(",")) == 1  # one core of its own
+    assert int(small.group(2)) == 2 * 1024**3  # its memory limit
+    # a GPU SKU on a machine without GPUs (VENDO_GPU_AS_CPU) runs on the CPU
+    assert rows[1]["status"] == "succeeded"
+
+
+def test_no_capacity_leaves_predictions_queued(tmp_path: Path) -> None:
+    hardware = _hardware_file(tmp_path)
+    with serving(tmp_path, hardware_file=hardware, strict_placement=True) as served:
+        _deploy(served, "whole", served.versions["a"], hardware="whole", max_instances=2)
+        pool = "deployment:admin/whole"
+        ids = [_predict(served, "admin/whole", f"w{i}", sleep=1) for i in range(3)]
+        until(
+            lambda: _metric(served, "vendo_instances_unplaced", pool=pool) == 1,
+            timeout=60,
+            what="the second instance to be reported unplaced",
+        )
+        rows = _all_ended(served, ids)
+        most = _metric(served, "vendo_instances", pool=pool)
+    assert [r["status"] for r in rows] == ["succeeded"] * 3  # waited, never failed
+    pids = {re.search(r"in pid (\d+)", r["logs"]).group(1) for r in rows}  # type: ignore[union-attr]
+    assert len(pids) == 1 and most <= 1  # the machine held one instance of it

@@ -20,13 +20,11 @@ import os
 from dataclasses import dataclass
 
 from vendo.hardware import Sku
+from vendo.runner.limits import AFFINITY_ENV, MEMORY_ENV
 
 __all__ = ["AFFINITY_ENV", "MEMORY_ENV", "Placement", "Placer"]
 
 log = logging.getLogger(__name__)
-
-AFFINITY_ENV = "VENDO_CPU_AFFINITY"  # comma-separated core numbers
-MEMORY_ENV = "VENDO_MEMORY_LIMIT"  # bytes
 
 
 @dataclass(frozen=True)
