@@ -39,7 +39,7 @@ from vendo.errors import RateLimited, VendoError, problem
 from vendo.files.storage import LocalStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
-from vendo.scheduler import Scheduler
+from vendo.scheduler import Scheduler, tracing
 from vendo.store import Store, utcnow
 from vendo.store.sealing import SecretBox
 from vendo.webhooks.outbox import Outbox
@@ -178,6 +178,7 @@ def _lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tracing.setup()  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set
         p = await _open_platform(settings, hardware, factory)
         app.state.platform = p
         store, scheduler = p.store, p.scheduler
@@ -209,6 +210,7 @@ def _lifespan(
                 await scheduler.stop()
             await relay.stop()
             await to_thread.run_sync(store.close)
+            await to_thread.run_sync(tracing.flush)
 
     return lifespan
 

@@ -232,6 +232,39 @@ def publish_models(
         store.close()
 
 
+def record_sleeper(data_dir: Path, token: str) -> dict[str, str]:
+    """``admin/sleeper`` (the admin of ``token``) with versions ``a`` and ``b`` of the
+    dep_sleep fixture, run by this interpreter with Vendo's source as the runtime: each
+    sets ``DEP_RELEASE`` to its letter. Returns letter -> version id."""
+    import vendo
+    from vendo.store import Store, database_url
+
+    runtime = Path(vendo.__file__).resolve().parent.parent
+    store = Store.open(database_url(data_dir, None))
+    try:
+        admin, _ = store.accounts.ensure_admin(token)
+        model = store.catalog.create_model(admin.id, "sleeper", visibility="public")
+        versions = {}
+        for letter in "ab":
+            version_id = letter * 64
+            store.catalog.create_version(
+                model.id,
+                version_id,
+                openapi_schema=ECHO_SCHEMA,
+                package_path=str(FIXTURES / "dep_sleep"),
+                environment={"python": sys.executable, "runtime_path": str(runtime)},
+                config={
+                    "predict": "predict.py:Predictor",
+                    "concurrency_max": 1,
+                    "environment": {"DEP_RELEASE": letter},
+                },
+            )
+            versions[letter] = version_id
+        return versions
+    finally:
+        store.close()
+
+
 def wait_status(
     client: httpx.Client, url: str, statuses: set[str], timeout: float = 60
 ) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,17 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
-from api_v1_support import ECHO_SCHEMA, LiveServer
+from api_v1_support import LiveServer, record_sleeper
 
-import vendo
 from support import serve_in_thread, until
 from vendo.app import create_app
 from vendo.config import Settings
-from vendo.store import Store, database_url
 
 replicate = pytest.importorskip("replicate")
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "dep_sleep"
 TOKEN = "deploy-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 IDLE_TIMEOUT = 1.0  # seconds: scale-down is observed, not waited out
@@ -48,41 +44,12 @@ class Served:
     http: httpx.Client
 
 
-def record_sleeper(data_dir: Path) -> dict[str, str]:
-    """``admin/sleeper`` with versions ``a`` and ``b`` of the dep_sleep fixture, run by
-    this interpreter with Vendo's source as the runtime."""
-    runtime = Path(vendo.__file__).resolve().parent.parent
-    store = Store.open(database_url(data_dir, None))
-    try:
-        admin, _ = store.accounts.ensure_admin(TOKEN)
-        model = store.catalog.create_model(admin.id, "sleeper", visibility="public")
-        versions = {}
-        for letter in "ab":
-            version_id = letter * 64
-            store.catalog.create_version(
-                model.id,
-                version_id,
-                openapi_schema=ECHO_SCHEMA,
-                package_path=str(FIXTURE),
-                environment={"python": sys.executable, "runtime_path": str(runtime)},
-                config={
-                    "predict": "predict.py:Predictor",
-                    "concurrency_max": 1,
-                    "environment": {"DEP_RELEASE": letter},
-                },
-            )
-            versions[letter] = version_id
-        return versions
-    finally:
-        store.close()
-
-
 @contextmanager
 def serving(tmp_path: Path, **settings: Any) -> Iterator[Served]:
     """The app with the real scheduler on a loopback socket, ``admin/sleeper`` recorded."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    versions = record_sleeper(data_dir)
+    versions = record_sleeper(data_dir, TOKEN)
     config = Settings(
         data_dir=data_dir, api_token=TOKEN, idle_timeout=IDLE_TIMEOUT, _env_file=None, **settings
     )
@@ -247,7 +214,7 @@ def test_release_change_under_load_runs_each_prediction_once(served: Served) -> 
 def test_kill_9_loses_no_queued_deployment_prediction(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    versions = record_sleeper(data_dir)
+    versions = record_sleeper(data_dir, TOKEN)
     live = LiveServer(data_dir, tmp_path / "server.log", TOKEN)
     live.start()
     try:

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vendo.api.v1.context import call, caller, platform
+from vendo.scheduler import tracing
 
 __all__ = ["HttpMetrics", "metrics_route"]
 
@@ -72,11 +73,22 @@ class HttpMetrics:
                 self.duration.labels(scope["method"], route).observe(time.monotonic() - began)
             await send(message)
 
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.requests.labels(scope["method"], route, str(status)).inc()
+        if not tracing.enabled():
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.requests.labels(scope["method"], route, str(status)).inc()
+            return
+        with tracing.request_span(scope["method"]) as span:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.requests.labels(scope["method"], route, str(status)).inc()
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
 
 
 def _gauges(states: dict[str, dict[str, int]], depths: dict[str, int]) -> CollectorRegistry:

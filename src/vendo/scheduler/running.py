@@ -20,6 +20,7 @@ from typing import Any
 
 from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import INTERRUPTED_ERROR, claims
+from vendo.scheduler import tracing
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.pool import NoCapacity
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot, handoff_error
@@ -60,6 +61,18 @@ class RunLifecycle:
     async def perform(self, run: Run, sent: Answer | None = None) -> None:
         """Run a claimed job to its end; ``sent``: its prediction was already handed to
         a runner (:meth:`send`), and this is what it will answer."""
+        if not tracing.enabled():
+            await self._perform(run, sent)
+            return
+        pid = run.prediction_id
+        with tracing.run_span(pid, run.pool.key, run.job.version_id) as span:
+            await self._perform(run, sent)
+            outcome = self.ctx.outcomes.get(pid)
+            if outcome is not None:
+                span.set_attribute("vendo.status", str(outcome["status"]))
+        tracing.forget(pid)
+
+    async def _perform(self, run: Run, sent: Answer | None) -> None:
         keep_job = False
         try:
             started = sent if sent is not None else await self._start(run)
@@ -150,6 +163,8 @@ class RunLifecycle:
             log.warning("prediction %s could not be handed to its runner: %s", pid, exc)
             return _failed_handoff(slot, handoff_error(exc))
         run.advance(RunPhase.SENT)
+        if tracing.enabled():
+            tracing.queued(pid, run.pool.key, run.claimed.created_at)
         if run.cancel_reason is not None:
             runner.cancel(pid)
         return done
