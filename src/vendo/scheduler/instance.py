@@ -106,6 +106,13 @@ class Instance:
         self.state = state
         self._report()
 
+    def set_up(self) -> None:
+        """Setup ended well: active when runs wait for it, else idle."""
+        if self.state is InstanceState.SETTING_UP:
+            if not self.bound:
+                self.idle_since = asyncio.get_running_loop().time()
+            self.set_state(InstanceState.ACTIVE if self.bound else InstanceState.IDLE)
+
     def settle(self) -> None:
         """After setup ended or a run was bound or unbound: idle or active."""
         if self.state in (InstanceState.SETTING_UP, InstanceState.STOPPED):

@@ -254,8 +254,7 @@ class RunnerPool:
             await instance.started
             state = await instance.runner.wait_ready(self.options.setup_timeout or None)
             if state in (RunnerState.READY, RunnerState.BUSY):
-                instance.set_state(InstanceState.IDLE)
-                instance.settle()
+                instance.set_up()
                 self.slot_done()
 
     def _stop(self, instance: Instance, why: str) -> None:
