@@ -360,7 +360,7 @@ async def test_instance_transitions_reach_the_observers(tmp_path: Path) -> None:
         platform.scheduler.add_instance_observer(events.append)
         version = platform.version("plt_echo")
         assert (await platform.wait(platform.submit(version))).status == "succeeded"
-        await platform.until(lambda: bool(events) and events[-1].state == "stopped")
+        await until_async(lambda: bool(events) and events[-1].state == "stopped")
     states = [e.state for e in events]
     # started with its prediction waiting: active from setup on, idle, stopped when idle
     assert states == ["setting_up", "active", "idle", "stopped"]
