@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vendo.api.metrics import HttpMetrics, metrics_route
 from vendo.api.routing import by_path
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
@@ -38,7 +39,7 @@ from vendo.errors import RateLimited, VendoError, problem
 from vendo.files.storage import LocalStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
-from vendo.scheduler import Scheduler
+from vendo.scheduler import Scheduler, tracing
 from vendo.store import Store, utcnow
 from vendo.store.sealing import SecretBox
 from vendo.webhooks.outbox import Outbox
@@ -150,6 +151,7 @@ def create_app(
         log.warning("VENDO_GPU_AS_CPU: GPU SKUs are offered and run on the CPU")
     routes = v1_routes()
     routes.append(openapi_route(routes, hardware.offered_skus()))
+    routes.append(metrics_route())
     app = Starlette(
         routes=by_path(routes),
         lifespan=_lifespan(settings, hardware, factory, sweep_interval, examples),
@@ -160,6 +162,7 @@ def create_app(
         },
     )
     app.add_middleware(_Arrival)
+    app.add_middleware(HttpMetrics)
     app.state.settings = settings
     return app
 
@@ -175,6 +178,7 @@ def _lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tracing.setup()  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set
         p = await _open_platform(settings, hardware, factory)
         app.state.platform = p
         store, scheduler = p.store, p.scheduler
@@ -206,6 +210,7 @@ def _lifespan(
                 await scheduler.stop()
             await relay.stop()
             await to_thread.run_sync(store.close)
+            await to_thread.run_sync(tracing.flush)
 
     return lifespan
 

@@ -103,6 +103,25 @@ class Settings(BaseSettings):
         description="Seconds a warm runner with no work stays up before it is stopped "
         "(scale to zero).",
     )
+    pool_max_instances: int = Field(
+        1,
+        ge=0,
+        description="Most instances of a version's shared pool (predictions not made through "
+        "a deployment); the autoscaler adds them as its queue grows and stops them after the "
+        "idle timeout. Deployments set their own min and max.",
+    )
+    strict_placement: bool = Field(
+        False,
+        description="Count CPU cores and memory as capacity when placing instances: an "
+        "instance whose SKU's cores or memory are taken waits (its predictions stay queued). "
+        "Off: cores and memory are shared between instances (each still gets its affinity "
+        "and memory limit); GPUs are never shared.",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve `GET /metrics` (Prometheus) without a token, for a scraper on a "
+        "private network. Off: it needs an API token like the API.",
+    )
     setup_timeout: float = Field(
         0.0, description="Seconds setup() may take before the runner fails; 0 = no limit."
     )

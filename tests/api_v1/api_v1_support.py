@@ -101,7 +101,9 @@ class EchoScheduler:
         await to_thread.run_sync(
             lambda: self.queue.submit(prediction, kind=kind, count_run=count_run)
         )
-        self.notify(prediction.version_id)
+        from vendo.status import pool_key
+
+        self.notify(pool_key(prediction.version_id, prediction.deployment))
 
     async def run_and_wait(
         self,
@@ -118,12 +120,12 @@ class EchoScheduler:
         if wait > 0:
             await self.bus.wait_done(prediction.id, wait)
 
-    def notify(self, version_id: str) -> None:
+    def notify(self, pool: str) -> None:
         import asyncio
 
         if self.hold:
             return
-        task = asyncio.get_running_loop().create_task(self._run(version_id))
+        task = asyncio.get_running_loop().create_task(self._run(pool))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -135,7 +137,28 @@ class EchoScheduler:
             self.bus.publish(prediction_id, "done", {"reason": "canceled"})
         return row is not None
 
-    async def _run(self, version_id: str) -> None:
+    async def deployment_changed(self, key: str, *, disabled: bool = False) -> None:
+        from anyio import to_thread
+
+        if disabled:
+            for row in await to_thread.run_sync(self.queue.cancel_pool, key):
+                self.bus.publish(row.id, "done", {"reason": "canceled"})
+        else:
+            self.notify(key)
+
+    def instance_count(self, key: str) -> int:
+        return 0  # runs no instances
+
+    def pool_states(self) -> dict[str, dict[str, int]]:
+        return {}
+
+    @property
+    def metrics_registry(self) -> Any:
+        from prometheus_client import CollectorRegistry
+
+        return CollectorRegistry()
+
+    async def _run(self, pool: str) -> None:
         import shutil
         from pathlib import Path
 
@@ -143,7 +166,7 @@ class EchoScheduler:
 
         from vendo.store import SUCCEEDED
 
-        for job in await to_thread.run_sync(self.queue.claim, version_id, 10):
+        for job in await to_thread.run_sync(self.queue.claim, pool, 10):
             row = self.store.predictions.get(job.prediction_id)
             self.store.predictions.mark_started(row.id)
             self.bus.publish(row.id, "start", {})
@@ -209,6 +232,39 @@ def publish_models(
                 },
             )
             versions[name] = version_id
+        return versions
+    finally:
+        store.close()
+
+
+def record_sleeper(data_dir: Path, token: str) -> dict[str, str]:
+    """``admin/sleeper`` (the admin of ``token``) with versions ``a`` and ``b`` of the
+    dep_sleep fixture, run by this interpreter with Vendo's source as the runtime: each
+    sets ``DEP_RELEASE`` to its letter. Returns letter -> version id."""
+    import vendo
+    from vendo.store import Store, database_url
+
+    runtime = Path(vendo.__file__).resolve().parent.parent
+    store = Store.open(database_url(data_dir, None))
+    try:
+        admin, _ = store.accounts.ensure_admin(token)
+        model = store.catalog.create_model(admin.id, "sleeper", visibility="public")
+        versions = {}
+        for letter in "ab":
+            version_id = letter * 64
+            store.catalog.create_version(
+                model.id,
+                version_id,
+                openapi_schema=ECHO_SCHEMA,
+                package_path=str(FIXTURES / "dep_sleep"),
+                environment={"python": sys.executable, "runtime_path": str(runtime)},
+                config={
+                    "predict": "predict.py:Predictor",
+                    "concurrency_max": 1,
+                    "environment": {"DEP_RELEASE": letter},
+                },
+            )
+            versions[letter] = version_id
         return versions
     finally:
         store.close()

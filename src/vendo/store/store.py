@@ -27,6 +27,7 @@ from vendo.store.accounts import Accounts
 from vendo.store.cache import CachedRead
 from vendo.store.catalog import Catalog
 from vendo.store.database import Database, WriterBusy
+from vendo.store.deployments import Deployments
 from vendo.store.engine import Engines, create_engines, database_url, upgrade
 from vendo.store.files import Files, Meta
 from vendo.store.predictions import Predictions
@@ -64,6 +65,7 @@ class Store(Database):
         super().__init__(engines, cache_ttl=cache_ttl)
         self.accounts = Accounts(self)
         self.catalog = Catalog(self)
+        self.deployments = Deployments(self)
         self.predictions = Predictions(self)
         self.files = Files(self)
         self.meta = Meta(self)

@@ -27,11 +27,13 @@ __all__ = [
     "WEBHOOK_OWED_SQL",
     "Base",
     "BuildRow",
+    "DeploymentRow",
     "FileRow",
     "JobRow",
     "MetaRow",
     "ModelRow",
     "PredictionRow",
+    "ReleaseRow",
     "TokenRow",
     "UTCDateTime",
     "UserRow",
@@ -339,7 +341,7 @@ class JobRow(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        sa.Index("ix_jobs_claim", "version_id", "state", "id"),
+        sa.Index("ix_jobs_claim", "pool", "state", "id"),
         # Start-up recovery reads the claimed jobs (of one worker on PostgreSQL) only.
         _partial_index("ix_jobs_claimed", "claimed_by", where=CLAIMED_SQL),
     )
@@ -347,9 +349,11 @@ class JobRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="predict")  # predict | train
     prediction_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
-    # The queue the job waits in: its version's id, or ``train:<id>`` for a training
-    # (vendo.queue.jobs.queue_key), served by a runner in train mode.
-    version_id: Mapped[str] = mapped_column(sa.String(128))
+    version_id: Mapped[str] = mapped_column(sa.String(64))
+    # The queue the job waits in: its pool's key, ``version:<id>`` (the version's shared
+    # pool), ``deployment:<owner>/<name>``, or ``train:<id>`` for the trainings of a
+    # version, served by a runner in train mode (see vendo.status.pool_key).
+    pool: Mapped[str] = mapped_column(sa.String(320))
     state: Mapped[str] = mapped_column(sa.String(16), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -358,12 +362,50 @@ class JobRow(Base):
 
 def job_queued() -> sa.ColumnElement[bool]:
     """``WHERE`` clause: the job is queued, for a read ordered by ``state, id`` within
-    one version (the order of ix_jobs_claim). Said as a range, ``state BETWEEN 'queued'
+    one pool (the order of ix_jobs_claim). Said as a range, ``state BETWEEN 'queued'
     AND 'queued'``: the same rows as ``=``, but PostgreSQL then cannot drop ``state``
     from the order, so it reads the version's queued jobs from ix_jobs_claim instead of
     walking the primary key past every other version's job (it thinks that cheap)."""
     state = cast(sa.Table, JobRow.__table__).c.state
     return state.between(sa.literal_column("'queued'"), sa.literal_column("'queued'"))
+
+
+class DeploymentRow(Base):
+    """A deployment: a name under an owner; what it runs is its newest release."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_deployments_owner_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    owner: Mapped[UserRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class ReleaseRow(Base):
+    """One release of a deployment: every change inserts the next number, and the
+    newest is the current one (the older ones are its history)."""
+
+    __tablename__ = "deployment_releases"
+    __table_args__ = (
+        sa.UniqueConstraint("deployment_id", "number", name="uq_deployment_releases_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(sa.ForeignKey("deployments.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column()
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    version_id: Mapped[str] = mapped_column(sa.String(64))
+    hardware: Mapped[str] = mapped_column(sa.String(64))
+    min_instances: Mapped[int] = mapped_column()
+    max_instances: Mapped[int] = mapped_column()
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
+    created_by: Mapped[UserRow] = relationship(lazy="joined", innerjoin=True)
 
 
 class MetaRow(Base):

@@ -459,6 +459,69 @@ def _search_result() -> Schema:
     }
 
 
+_INSTANCES: Schema = {"type": "integer", "minimum": 0, "maximum": 100}
+_SCALE = ("min_instances", "max_instances")
+
+
+def _deployment() -> Schema:
+    """A deployment and its current release."""
+    configuration = {
+        "type": "object",
+        "required": ["hardware", *_SCALE],
+        "properties": {"hardware": {"type": "string"}} | {n: _INSTANCES for n in _SCALE},
+    }
+    release = {
+        "type": "object",
+        "required": ["number", "model", "version", "created_at", "created_by", "configuration"],
+        "properties": {
+            "number": {"type": "integer", "minimum": 1},
+            "model": {"type": "string"},
+            "version": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "created_by": ref("Account"),
+            "configuration": configuration,
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["owner", "name", "current_release"],
+        "properties": {
+            "owner": {"type": "string"},
+            "name": {"type": "string"},
+            "current_release": release,
+        },
+    }
+
+
+def _deployment_create(hardware_skus: list[str]) -> Schema:
+    """``POST /v1/deployments``: every field is required."""
+    return {
+        "type": "object",
+        "required": ["name", "model", "version", "hardware", *_SCALE],
+        "properties": {
+            "name": {"type": "string", "pattern": _NAME_PATTERN},
+            "model": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
+            "version": {"type": "string", "minLength": 1},
+            "hardware": {"type": "string", "enum": hardware_skus},
+        }
+        | {n: _INSTANCES for n in _SCALE},
+    }
+
+
+def _deployment_update(hardware_skus: list[str]) -> Schema:
+    """``PATCH`` of a deployment: any of these, at least one; each change is a release."""
+    return {
+        "type": "object",
+        "minProperties": 1,
+        "properties": {
+            "version": {"type": "string", "minLength": 1},
+            "hardware": {"type": "string", "enum": hardware_skus},
+        }
+        | {n: _INSTANCES for n in _SCALE},
+        "additionalProperties": False,
+    }
+
+
 def components(hardware_skus: list[str]) -> dict[str, Schema]:
     """The document's ``components.schemas``; ``hardware_skus`` is what this server
     offers (models are created with one of them)."""
@@ -480,6 +543,10 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
         "Hardware": _hardware(),
         "Collection": _collection(),
         "SearchResult": _search_result(),
+        "Deployment": _deployment(),
+        "DeploymentCreate": _deployment_create(hardware_skus),
+        "DeploymentUpdate": _deployment_update(hardware_skus),
+        "DeploymentPage": _page("Deployment"),
         "PredictionPage": _page("Prediction"),
         "TrainingPage": _page("Training"),
         "ModelPage": _page("Model"),

@@ -322,6 +322,46 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ],
         "responses": _ok("matching models", ref("SearchResult")),
     },
+    # deployments
+    ("POST", "/v1/deployments"): {
+        "requestBody": _body(ref("DeploymentCreate")),
+        "responses": {
+            "201": {
+                "description": "the new deployment, at release 1",
+                "content": _json(ref("Deployment")),
+                "links": {
+                    "get": _link("get_deployment_get", **_MODEL),
+                    "update": _link("update_deployment_patch", **_MODEL),
+                },
+            }
+        },
+    },
+    ("GET", "/v1/deployments"): {
+        "parameters": [_CURSOR],
+        "responses": _ok("a page of your deployments", ref("DeploymentPage")),
+    },
+    ("GET", "/v1/deployments/{owner}/{name}"): {
+        "responses": _ok("the deployment and its current release", ref("Deployment")),
+    },
+    ("PATCH", "/v1/deployments/{owner}/{name}"): {
+        "description": "Every change creates the next release. min_instances = "
+        "max_instances = 0 disables the deployment: its queued and running predictions are "
+        "canceled and new ones refused (409).",
+        "requestBody": _body(ref("DeploymentUpdate")),
+        "responses": _ok("the deployment at its new release", ref("Deployment")),
+    },
+    ("DELETE", "/v1/deployments/{owner}/{name}"): {
+        "description": "Only a disabled deployment (min = max = 0) without instances or "
+        "predictions left is deleted; otherwise 409.",
+        "responses": {"204": {"description": "deleted"}},
+    },
+    ("POST", "/v1/deployments/{owner}/{name}/predictions"): {
+        "description": "A prediction on the deployment's current release, in its own queue; "
+        "409 while the deployment is disabled.",
+        "parameters": [_PREFER, _CANCEL_AFTER],
+        "requestBody": _body(ref("PredictionRequest")),
+        "responses": _CREATED,
+    },
     ("GET", "/openapi.json"): {
         "responses": _ok("this document", {"type": "object"}),
         "security": [],

@@ -44,6 +44,7 @@ from vendo.errors import (
     VendoError,
 )
 from vendo.queue.events import terminal_events
+from vendo.scheduler import tracing
 from vendo.store import (
     STARTING,
     TERMINAL,
@@ -362,6 +363,7 @@ async def create_prediction(
     arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
     p = platform(request)
     row = await new_prediction(request, who, version, body, deployment)
+    tracing.remember(row.id)  # the scheduler's spans join this request's trace
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
     remaining = 0.0
