@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("push", "push", "Upload a model to a server as a new version."),
     "run": ("run", "run", "Run a prediction through a server's API."),
     "agent": ("agent", "agent", "Scaled mode: run models for the shared queue."),
+    "users": ("accounts", "users", "Add and list the people who may use this server."),
+    "tokens": ("accounts", "tokens", "Create, list and revoke API tokens."),
+    "orgs": ("accounts", "orgs", "Create organizations and add members."),
 }
 
 

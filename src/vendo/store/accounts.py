@@ -12,6 +12,7 @@ from typing import Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from vendo.errors import Conflict, FieldError, InvalidInput, NotFound
 from vendo.store.database import Database
@@ -37,8 +38,8 @@ def check_username(username: str, field_name: str = "username") -> None:
                 FieldError(
                     field_name,
                     "pattern",
-                    f"{field_name} must be 1 to 64 letters, digits, '-' or '_', starting "
-                    f"with a letter or digit; got {username[:80]!r}",
+                    "must be 1 to 64 letters, digits, '-' or '_', starting with a letter "
+                    f"or digit; got {username[:80]!r}",
                 )
             ]
         )
@@ -217,16 +218,22 @@ class Accounts:
         with self._db.read() as s:
             return s.get(TokenRow, token_id)
 
-    def tokens(self, user_id: int, organization_id: int | None = None) -> list[TokenRow]:
-        """The user's tokens not revoked, oldest first (only those scoped to
-        ``organization_id`` when given)."""
-        query = sa.select(TokenRow).where(
-            TokenRow.user_id == user_id, TokenRow.revoked_at.is_(None)
+    def tokens(
+        self, user_id: int, organization_id: int | None = None
+    ) -> list[tuple[TokenRow, str | None]]:
+        """The user's tokens not revoked, oldest first, each with the username of the
+        organization it is scoped to (only those scoped to ``organization_id`` when
+        given)."""
+        org = aliased(UserRow)
+        query = (
+            sa.select(TokenRow, org.username)
+            .outerjoin(org, org.id == TokenRow.organization_id)
+            .where(TokenRow.user_id == user_id, TokenRow.revoked_at.is_(None))
         )
         if organization_id is not None:
             query = query.where(TokenRow.organization_id == organization_id)
         with self._db.read() as s:
-            return list(s.scalars(query.order_by(TokenRow.id)))
+            return [(row[0], row[1]) for row in s.execute(query.order_by(TokenRow.id))]
 
     def revoke_token(self, token_id: int) -> TokenRow:
         """Revoke a token: from the next request on it authenticates no more (the read

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from vendo import __version__
 from vendo.api.v1.hardware import hardware_skus
+from vendo.api.v1.openapi_accounts import account_schemas
 from vendo.api.v1.openapi_schemas import components
 from vendo.api.v1.openapi_spec import OPERATIONS, PROBLEM
 
@@ -85,7 +86,7 @@ def document(routes: list[BaseRoute]) -> dict[str, Any]:
             "description": "Replicate's HTTP API, self-hosted, plus Vendo's own routes.",
         },
         "components": {
-            "schemas": components(hardware_skus()),
+            "schemas": {**components(hardware_skus()), **account_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": paths,
