@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 from api_v1_support import Api
 
-
 PROBLEM = "application/problem+json"
 
 
