@@ -8,9 +8,9 @@ model" (``predict``, ``build``, ``push``, ``run``, ``envs``), the push of an exa
 under a second name, and "Add a second person" (``vendo users``/``orgs`` on the data
 dir, then a push and a run with the new user's token). The only edits are the ones a
 test machine forces: ``.venv/bin/vendo`` and ``vendo`` are this checkout's command, and
-``VENDO_PORT`` is set to a free port (the
-README says to do that when 5000 is taken). The install step (``pip install -e .``) is
-the one this test runs under, so it is not repeated.
+``VENDO_PORT`` is set to a free port (the README says to do that when 5000 is taken).
+The install step (``pip install -e .``) is the one this test runs under, so it is not
+repeated.
 """
 
 from __future__ import annotations
