@@ -138,3 +138,17 @@ async def test_bad_account_input_names_the_field(
     r = await api.client.post(path, headers=api.admin, json=body)
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["invalid_fields"]] == [field]
+
+
+async def test_deleting_an_organizations_model_takes_an_owner(api: Api) -> None:
+    store = api.platform.store
+    acme = store.accounts.create_organization("acme", "alice")
+    store.accounts.add_member("acme", "bob")  # a member, not an owner
+    store.catalog.create_model(acme.id, "draft", visibility="private")
+    bob_sees = await api.client.get("/v1/models/acme/draft", headers=api.bob)
+    assert bob_sees.status_code == 200
+    refused = await api.client.delete("/v1/models/acme/draft", headers=api.bob)
+    assert refused.status_code == 403 and refused.headers["content-type"] == PROBLEM
+    assert "only an owner of acme" in refused.json()["detail"]
+    deleted = await api.client.delete("/v1/models/acme/draft", headers=api.alice)
+    assert deleted.status_code == 204
