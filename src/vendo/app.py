@@ -36,6 +36,7 @@ from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
 from vendo.errors import RateLimited, VendoError, problem
 from vendo.files.storage import LocalStorage
+from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.scheduler import Scheduler
 from vendo.store import Store, utcnow
@@ -144,11 +145,14 @@ def create_app(
     up."""
     settings = settings or Settings()  # type: ignore[call-arg]  # every field has a default
     factory = scheduler_factory or (Scheduler if run_scheduler else None)
+    hardware = server_hardware(settings)
+    if settings.gpu_as_cpu and not hardware.gpus:
+        log.warning("VENDO_GPU_AS_CPU: GPU SKUs are offered and run on the CPU")
     routes = v1_routes()
-    routes.append(openapi_route(routes))
+    routes.append(openapi_route(routes, hardware.offered_skus()))
     app = Starlette(
         routes=by_path(routes),
-        lifespan=_lifespan(settings, factory, sweep_interval, examples),
+        lifespan=_lifespan(settings, hardware, factory, sweep_interval, examples),
         exception_handlers={
             VendoError: _vendo_error,
             HTTPException: _http_error,
@@ -162,6 +166,7 @@ def create_app(
 
 def _lifespan(
     settings: Settings,
+    hardware: Hardware,
     factory: SchedulerFactory | None,
     sweep_interval: float | None,
     examples: bool,
@@ -170,7 +175,7 @@ def _lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        p = await _open_platform(settings, factory)
+        p = await _open_platform(settings, hardware, factory)
         app.state.platform = p
         store, scheduler = p.store, p.scheduler
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
@@ -205,7 +210,9 @@ def _lifespan(
     return lifespan
 
 
-async def _open_platform(settings: Settings, factory: SchedulerFactory | None) -> Platform:
+async def _open_platform(
+    settings: Settings, hardware: Hardware, factory: SchedulerFactory | None
+) -> Platform:
     """The database, bus, file storage, scheduler (not yet started) and secrets key."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     store = await to_thread.run_sync(
@@ -223,7 +230,9 @@ async def _open_platform(settings: Settings, factory: SchedulerFactory | None) -
         scheduler = factory(settings, store, bus, storage)
     # The secrets key is made (or read) now: a bad one stops the start with its error.
     box = await to_thread.run_sync(SecretBox.from_settings, settings)
-    return Platform(settings, store, Queue(store), bus, storage, scheduler, secrets=box)
+    return Platform(
+        settings, store, Queue(store), bus, storage, scheduler, secrets=box, hardware=hardware
+    )
 
 
 async def _announce_admin(settings: Settings, store: Store) -> None:

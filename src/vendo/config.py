@@ -72,6 +72,18 @@ class Settings(BaseSettings):
         "API token.",
     )
 
+    hardware_file: Path | None = Field(
+        None,
+        description="TOML file of the hardware catalogue (`[[hardware]]` tables with sku, name, "
+        "cpus, memory_gb, price_per_second and optionally gpus, gpu_model, vram_gb); see "
+        "docs/hardware.md. Unset: `cpu` and Replicate's GPU SKUs at Replicate's prices.",
+    )
+    gpu_as_cpu: bool = Field(
+        False,
+        description="Offer GPU SKUs on a machine without (enough) GPUs, running them on the "
+        "CPU: for developing against a model's production hardware. Logs a warning.",
+    )
+
     examples_dir: Path | None = Field(
         None,
         description="Folder of example models that `vendo serve --examples` pushes. Unset: "

@@ -15,12 +15,13 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "vendo"
 
 STDLIB_ONLY = {"sdk", "schema", "runner"}
-BASE = {"errors", "config", "status", "__init__"}
+BASE = {"errors", "config", "status", "hardware", "__init__"}
 
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "status": set(),
     "config": {"errors"},
+    "hardware": {"errors", "config"},
     # vendo/__init__.py is import-free and ships with the runtime (it holds the version)
     "sdk": {"__init__"},
     "schema": {"__init__", "sdk"},

@@ -7,7 +7,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vendo.api.v1.context import call, caller, platform
-from vendo.api.v1.hardware import hardware
 from vendo.api.v1.render import account_json
 
 __all__ = ["routes"]
@@ -22,7 +21,8 @@ async def get_account(request: Request) -> Response:
 async def list_hardware(request: Request) -> Response:
     """Hardware this server can run models on."""
     await caller(request)
-    return JSONResponse(hardware())  # a bare array, as Replicate's
+    offered = platform(request).hardware.offered
+    return JSONResponse([s.listed() for s in offered])  # a bare array, as Replicate's
 
 
 async def webhook_secret(request: Request) -> Response:

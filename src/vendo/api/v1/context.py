@@ -19,6 +19,7 @@ from vendo.api.v1.policy import Caller, can_see
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
+from vendo.hardware import Hardware
 from vendo.queue import EventBus, Queue
 from vendo.store import (
     MISS,
@@ -92,6 +93,8 @@ class Platform:
     bus: EventBus
     storage: LocalStorage
     scheduler: SchedulerLike | None = None
+    # the hardware catalogue and what this machine offers of it (read by create_app)
+    hardware: Hardware = field(kw_only=True)
     # seals secret inputs before anything is stored; loaded at start-up (see secret_box)
     secrets: SecretBox | None = None
     # the running webhook relay (vendo.api.v1.webhooks.WebhookRelay), once started

@@ -22,7 +22,6 @@ from vendo.api.v1.context import (
     platform,
     visible_model,
 )
-from vendo.api.v1.hardware import hardware_skus
 from vendo.api.v1.policy import can_delete, can_write, may_publish_under, model_viewers
 from vendo.api.v1.render import model_json, prediction_json, version_json
 from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound, RequestError
@@ -85,7 +84,7 @@ async def create_model(request: Request) -> Response:
         )
     if visibility not in ("public", "private"):
         errors.append(FieldError("visibility", "enum", "visibility must be public or private"))
-    skus = hardware_skus()
+    skus = p.hardware.offered_skus()
     if hardware not in skus:
         errors.append(FieldError("hardware", "enum", f"hardware must be one of {', '.join(skus)}"))
     fields: dict[str, Any] = {}

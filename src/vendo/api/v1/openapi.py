@@ -17,7 +17,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vendo import __version__
-from vendo.api.v1.hardware import hardware_skus
 from vendo.api.v1.openapi_accounts import account_schemas
 from vendo.api.v1.openapi_schemas import components
 from vendo.api.v1.openapi_spec import OPERATIONS, PROBLEM
@@ -55,7 +54,7 @@ def undescribed(routes: list[BaseRoute]) -> list[str]:
     return [f"{m} {r.path}" for m, r in _declared(routes) if (m, r.path) not in OPERATIONS]
 
 
-def document(routes: list[BaseRoute]) -> dict[str, Any]:
+def document(routes: list[BaseRoute], hardware_skus: list[str]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, route in _declared(routes):
         path = _PARAM.sub(r"{\1}", route.path)
@@ -86,14 +85,14 @@ def document(routes: list[BaseRoute]) -> dict[str, Any]:
             "description": "Replicate's HTTP API, self-hosted, plus Vendo's own routes.",
         },
         "components": {
-            "schemas": {**components(hardware_skus()), **account_schemas()},
+            "schemas": {**components(hardware_skus), **account_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": paths,
     }
 
 
-def openapi_route(routes: list[BaseRoute]) -> Route:
+def openapi_route(routes: list[BaseRoute], hardware_skus: list[str]) -> Route:
     body: dict[str, Any] = {}
 
     async def openapi(request: Request) -> Response:
@@ -101,5 +100,5 @@ def openapi_route(routes: list[BaseRoute]) -> Route:
         return JSONResponse(body)
 
     route = Route("/openapi.json", openapi, methods=["GET"])
-    body.update(document([*routes, route]))  # it describes itself too
+    body.update(document([*routes, route], hardware_skus))  # it describes itself too
     return route
