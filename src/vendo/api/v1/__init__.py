@@ -15,6 +15,7 @@ __all__ = ["routes"]
 # Modules with a module-level ``routes`` list; ``push`` (model upload) is optional.
 _MODULES = (
     "predictions",
+    "trainings",
     "models",
     "builds",
     "files",

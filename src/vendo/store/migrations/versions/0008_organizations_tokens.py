@@ -6,7 +6,7 @@
   the admin) but authenticates no more.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0011 (0011, trainings, was merged first)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
