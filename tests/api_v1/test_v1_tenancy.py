@@ -5,7 +5,7 @@ on SQLite and PostgreSQL. A caller reaches what the policy says
 list, and no denial says more than that it was refused.
 
 The matrix is data: ``CALLERS`` (who asks) and ``ROWS`` (a record and the requests
-that touch it). A new kind of record (trainings, usage) is one more ``Row``, made in
+that touch it). A new kind of record (usage, deployments) is one more ``Row``, made in
 ``_world`` and given probes; each caller's test walks every row.
 """
 
@@ -22,6 +22,18 @@ from vendo.store import Store
 
 PROBLEM = "application/problem+json"
 ORG_VERSION = "ef" * 32
+OWN_TRAINER = "77" * 32  # a second version of alice/secret, trainable
+# the versions that train take the same fields as they predict with
+TRAINER_SCHEMA = {
+    **SCHEMA,
+    "components": {
+        "schemas": {
+            **SCHEMA["components"]["schemas"],
+            "TrainingInput": SCHEMA["components"]["schemas"]["Input"],
+        }
+    },
+}
+TRAINER_CONFIG = {"predict": "predict.py:Predictor", "train": "train.py:train"}
 
 
 @dataclass(frozen=True)
@@ -107,8 +119,9 @@ def _model_row(name: str, owner: str, model: str, version: str, public: bool = F
     )
 
 
-async def _make(api: Api, headers: dict[str, str], version: str) -> tuple[str, str]:
-    """A prediction and an uploaded file made by the caller of ``headers``."""
+async def _make(api: Api, headers: dict[str, str], version: str) -> tuple[str, str, str]:
+    """A prediction, an uploaded file and a training (of ``version`` into its own
+    model) made by the caller of ``headers``."""
     r = await api.client.post(
         "/v1/predictions", headers=headers, json={"version": version, "input": {"text": "x"}}
     )
@@ -117,10 +130,18 @@ async def _make(api: Api, headers: dict[str, str], version: str) -> tuple[str, s
         "/v1/files", headers=headers, files={"content": ("a.txt", b"secret", "text/plain")}
     )
     assert f.status_code == 201, f.text
-    return r.json()["id"], f.json()["id"]
+    model = r.json()["model"]
+    t = await api.client.post(
+        f"/v1/models/{model}/versions/{version}/trainings",
+        headers=headers,
+        json={"destination": model, "input": {"text": "x"}},
+    )
+    assert t.status_code == 201, t.text
+    return r.json()["id"], f.json()["id"], t.json()["id"]
 
 
-def _owned_rows(owner: str, prediction: str, file: str, listed_for: set[str]) -> list[Row]:
+def _owned_rows(owner: str, made: tuple[str, str, str], listed_for: set[str]) -> list[Row]:
+    prediction, file, training = made
     return [
         Row(
             f"prediction of {owner}",
@@ -141,12 +162,24 @@ def _owned_rows(owner: str, prediction: str, file: str, listed_for: set[str]) ->
             listing=("/v1/files", lambda f: f["id"], file),
             listed_for=frozenset(listed_for),
         ),
+        Row(
+            f"training of {owner}",
+            owner,
+            training,
+            probes=(
+                Probe("GET", f"/v1/trainings/{training}"),
+                Probe("POST", f"/v1/trainings/{training}/cancel"),
+            ),
+            listing=("/v1/trainings", lambda t: t["id"], training),
+            listed_for=frozenset(listed_for),
+        ),
     ]
 
 
 async def _world(api: Api) -> World:
     """acme (owner alice, member carol), dave outside it; a private model, a
-    prediction and a file of acme's and of alice's own; a public model of acme's."""
+    prediction, a file and a training of acme's and of alice's own; a public model of
+    acme's."""
     store: Store = api.platform.store
     accounts = store.accounts
     tokens = {"admin": ADMIN_TOKEN, "alice": api.alice["Authorization"].split()[1]}
@@ -162,21 +195,28 @@ async def _world(api: Api) -> World:
         row = store.catalog.create_model(
             acme.id, model, visibility="public" if public else "private"
         )
-        store.catalog.create_version(row.id, version, openapi_schema=SCHEMA)
+        store.catalog.create_version(
+            row.id, version, openapi_schema=TRAINER_SCHEMA, config=TRAINER_CONFIG
+        )
+    secret = store.catalog.model("alice", "secret")
+    assert secret is not None
+    store.catalog.create_version(
+        secret.id, OWN_TRAINER, openapi_schema=TRAINER_SCHEMA, config=TRAINER_CONFIG
+    )
     world = World(api, tokens, [])
     # the revoked token worked (and was cached) before it was revoked
     assert (await api.client.get("/v1/account", headers=world.headers("revoked"))).is_success
     r = await api.client.delete(f"/v1/tokens/{revoked.id}", headers=world.headers("carol"))
     assert r.status_code == 204
-    acme_prediction, acme_file = await _make(api, world.headers("alice@acme"), ORG_VERSION)
-    own_prediction, own_file = await _make(api, world.headers("alice"), PRIVATE_VERSION)
+    acme_made = await _make(api, world.headers("alice@acme"), ORG_VERSION)
+    own_made = await _make(api, world.headers("alice"), OWN_TRAINER)
     world.rows = [
         _model_row("acme's private model", "acme", "plans", ORG_VERSION),
         _model_row("acme's public model", "acme", "demo", "12" * 32, public=True),
         _model_row("alice's private model", "alice", "secret", PRIVATE_VERSION),
         # lists show the records of the account the token acts as
-        *_owned_rows("acme", acme_prediction, acme_file, {"alice@acme"}),
-        *_owned_rows("alice", own_prediction, own_file, {"alice"}),
+        *_owned_rows("acme", acme_made, {"alice@acme"}),
+        *_owned_rows("alice", own_made, {"alice"}),
     ]
     return world
 
