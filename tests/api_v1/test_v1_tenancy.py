@@ -4,9 +4,10 @@ on SQLite and PostgreSQL. A caller reaches what the policy says
 403 where the caller may see but not change it) as problem+json, never shows in a
 list, and no denial says more than that it was refused.
 
-The matrix is data: ``CALLERS`` (who asks) and ``ROWS`` (a record and the requests
-that touch it). A new kind of record (usage, deployments) is one more ``Row``, made in
-``_world`` and given probes; each caller's test walks every row.
+The matrix is data: ``CALLERS`` (who asks) and the ``Row``s that ``_world`` makes (a
+record and the requests that touch it). A new kind of record (usage, deployments) is
+one more ``Row``, made in ``_world`` and given probes; each caller's test walks every
+row.
 """
 
 from __future__ import annotations
