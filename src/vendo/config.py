@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     cache_ttl: float = Field(
         5.0,
         description="Seconds the tokens, models and versions read by prediction requests stay "
-        "cached in memory. Changes made through this server apply at once; changes made by "
-        "another process sharing the database apply within this delay. 0 turns it off.",
+        "cached in memory. Changes made through this server, or by another process on the "
+        "same data dir (`vendo tokens revoke`), apply at once; changes made by a process "
+        "sharing only the database apply within this delay. 0 turns it off.",
     )
 
     # --- HTTP server -------------------------------------------------------------

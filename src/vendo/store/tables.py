@@ -30,6 +30,7 @@ __all__ = [
     "DeploymentRow",
     "FileRow",
     "JobRow",
+    "MembershipRow",
     "MetaRow",
     "ModelRow",
     "PredictionRow",
@@ -92,17 +93,38 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class MembershipRow(Base):
+    """A user's membership of an organization, with its role (``owner`` | ``member``)."""
+
+    __tablename__ = "memberships"
+
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class TokenRow(Base):
-    """An API token; only its SHA-256 is stored."""
+    """An API token; only its SHA-256 is stored. With ``organization_id`` it acts as
+    that organization (its user must be a member); once ``revoked_at`` is set it
+    authenticates no more."""
 
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_tokens_organization_id")
+    )
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     name: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ModelRow(Base):

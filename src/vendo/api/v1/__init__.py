@@ -22,6 +22,8 @@ _MODULES = (
     "account",
     "catalog",
     "deployments",
+    "tokens",
+    "users",
 )
 _OPTIONAL = ("push",)
 

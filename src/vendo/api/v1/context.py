@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vendo.api.body import parse_json, read_body
+from vendo.api.v1.policy import Caller, can_see
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
@@ -26,8 +27,6 @@ from vendo.store import (
     ModelRow,
     PredictionRow,
     Store,
-    TokenRow,
-    UserRow,
     hash_token,
 )
 from vendo.store.sealing import SecretBox
@@ -41,8 +40,6 @@ __all__ = [
     "cached",
     "call",
     "caller",
-    "can_see",
-    "can_write",
     "iso",
     "json_body",
     "page",
@@ -130,16 +127,6 @@ def secret_box(p: Platform) -> SecretBox:
     return p.secrets
 
 
-@dataclass(frozen=True)
-class Caller:
-    user: UserRow
-    token: TokenRow
-
-    @property
-    def is_admin(self) -> bool:
-        return bool(self.user.is_admin)
-
-
 def platform(request: Request) -> Platform:
     found: Platform = request.app.state.platform
     return found
@@ -169,10 +156,16 @@ async def caller(request: Request) -> Caller:
         raise Unauthenticated("You did not pass an authentication token")
     if scheme.lower() not in ("bearer", "token") or not token:
         raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
-    found = await cached(platform(request).store.cached.caller, hash_token(token))
+    store = platform(request).store
+    # another process sharing the data dir (`vendo tokens revoke`, say) may have
+    # changed accounts: one stat, and the cache is forgotten if it did
+    store.sync_cache()
+    found = await cached(store.cached.caller, hash_token(token))
     if found is None:
         raise Unauthenticated("You did not pass a valid authentication token")
-    return Caller(*found)
+    if store.accounts.due(found.token.id):  # at most once a minute per token
+        await call(store.accounts.used, found.token.id)
+    return Caller.of(found)
 
 
 def base_url(request: Request) -> str:
@@ -241,7 +234,7 @@ def page(
 async def visible_model(
     request: Request, who: Caller, owner: str, name: str, *, fresh: bool = True
 ) -> ModelRow:
-    """The model if the caller may see it (public, own, or admin), else 404. With
+    """The model if the caller may see it (see :mod:`~vendo.api.v1.policy`), else 404. With
     ``fresh=False`` it may come from the read cache (its ``run_count`` a few seconds
     old): for requests that only need its identity and visibility."""
     p = platform(request)
@@ -252,11 +245,3 @@ async def visible_model(
     if model is None or not can_see(who, model):
         raise NotFound(f"model {owner}/{name} not found")
     return model
-
-
-def can_see(who: Caller, model: ModelRow) -> bool:
-    return model.visibility == "public" or model.owner_id == who.user.id or who.is_admin
-
-
-def can_write(who: Caller, model: ModelRow) -> bool:
-    return model.owner_id == who.user.id or who.is_admin

@@ -22,6 +22,7 @@ from vendo.api.v1.context import (
     platform,
     visible_model,
 )
+from vendo.api.v1.policy import owns
 from vendo.api.v1.predictions import create_prediction
 from vendo.api.v1.render import account_json
 from vendo.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -105,7 +106,7 @@ async def _version_of(request: Request, model_id: int, ref: Any, model: str) -> 
 async def _owned(request: Request, who: Caller) -> Deployed:
     owner, name = request.path_params["owner"], request.path_params["name"]
     found = await call(platform(request).store.deployments.get, owner, name)
-    if found is None or (found.deployment.owner_id != who.user.id and not who.is_admin):
+    if found is None or not owns(who, found.deployment.owner_id):
         raise NotFound(f"deployment {owner}/{name} not found")
     return found
 
@@ -144,7 +145,7 @@ async def create_deployment(request: Request) -> Response:
     version = await _version_of(request, model.id, body.get("version"), model_ref)
     found = await call(
         lambda: p.store.deployments.create(
-            who.user.id,
+            who.account.id,
             name,
             created_by_id=who.user.id,
             model_id=model.id,
@@ -161,7 +162,7 @@ async def list_deployments(request: Request) -> Response:
     """List your deployments."""
     who = await caller(request)
     p = platform(request)
-    rows = await call(p.store.deployments.page, who.user.id, request.query_params.get("cursor"))
+    rows = await call(p.store.deployments.page, who.account.id, request.query_params.get("cursor"))
     return page(request, [deployment_json(d) for d in rows], rows.next_cursor, rows.previous_cursor)
 
 

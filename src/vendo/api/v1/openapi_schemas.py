@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TIME", "WEBHOOK_EVENTS", "Schema", "components", "ref"]
+__all__ = ["TIME", "WEBHOOK_EVENTS", "Schema", "components", "page_of", "ref"]
 
 Schema = dict[str, Any]
 
@@ -30,7 +30,8 @@ TIME: Schema = {"type": "string", "format": "date-time"}
 _TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
 
 
-def _page(item: str) -> Schema:
+def page_of(item: str) -> Schema:
+    """A page of ``item``: ``{next, previous, results}``."""
     return {
         "type": "object",
         "required": ["next", "previous", "results"],
@@ -546,11 +547,11 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
         "Deployment": _deployment(),
         "DeploymentCreate": _deployment_create(hardware_skus),
         "DeploymentUpdate": _deployment_update(hardware_skus),
-        "DeploymentPage": _page("Deployment"),
-        "PredictionPage": _page("Prediction"),
-        "TrainingPage": _page("Training"),
-        "ModelPage": _page("Model"),
-        "VersionPage": _page("Version"),
-        "FilePage": _page("File"),
-        "CollectionPage": _page("Collection"),
+        "DeploymentPage": page_of("Deployment"),
+        "PredictionPage": page_of("Prediction"),
+        "TrainingPage": page_of("Training"),
+        "ModelPage": page_of("Model"),
+        "VersionPage": page_of("Version"),
+        "FilePage": page_of("File"),
+        "CollectionPage": page_of("Collection"),
     }

@@ -362,6 +362,45 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "requestBody": _body(ref("PredictionRequest")),
         "responses": _CREATED,
     },
+    # Vendo's own: tokens (each user's own) and accounts (the admin's)
+    ("GET", "/v1/tokens"): {
+        "description": "Vendo's own. Through a token scoped to an organization, only the "
+        "tokens scoped to it.",
+        "responses": _ok("your tokens (never the tokens themselves)", ref("TokenPage")),
+    },
+    ("POST", "/v1/tokens"): {
+        "description": "Vendo's own. `organization`: one of yours, which the token acts as.",
+        "requestBody": _body(ref("TokenCreate")),
+        "responses": _ok("the new token, shown this once", ref("TokenCreated"), "201"),
+    },
+    ("DELETE", "/v1/tokens/{id}"): {
+        "description": "Vendo's own. The token stops working from the next request on.",
+        "responses": {"204": {"description": "revoked"}},
+    },
+    ("GET", "/v1/users"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "responses": _ok("the users", ref("UserPage")),
+    },
+    ("POST", "/v1/users"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "requestBody": _body(ref("UserCreate")),
+        "responses": _ok("the new user, with their first token", ref("UserCreated"), "201"),
+    },
+    ("GET", "/v1/organizations"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "responses": _ok("the organizations and their members", ref("OrganizationPage")),
+    },
+    ("POST", "/v1/organizations"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "requestBody": _body(ref("OrganizationCreate")),
+        "responses": _ok("the new organization", ref("Organization"), "201"),
+    },
+    ("POST", "/v1/organizations/{name}/members"): {
+        "description": "Vendo's own; the admin only (403 otherwise). A member already: "
+        "their role changes.",
+        "requestBody": _body(ref("MemberAdd")),
+        "responses": _ok("the organization", ref("Organization")),
+    },
     ("GET", "/openapi.json"): {
         "responses": _ok("this document", {"type": "object"}),
         "security": [],

@@ -25,7 +25,6 @@ from vendo.api.v1.context import (
     cached,
     call,
     caller,
-    can_see,
     json_body,
     page,
     platform,
@@ -33,6 +32,7 @@ from vendo.api.v1.context import (
     visible_model,
 )
 from vendo.api.v1.inputs import prepare_input, split_url
+from vendo.api.v1.policy import can_see, owns
 from vendo.api.v1.prediction_stream import stream_prediction
 from vendo.api.v1.render import is_iterator, iterator_versions, prediction_json
 from vendo.errors import (
@@ -259,7 +259,7 @@ async def _prepared_input(
             hosts=lambda: _own_hosts(request),
             lookup_file=lookup,
             storage=p.storage,
-            may_use=lambda row: row.owner_id == who.user.id,
+            may_use=lambda row: owns(who, row.owner_id),
             fetch_options={
                 "max_bytes": p.settings.max_upload_bytes,
                 "max_data_uri_bytes": p.settings.max_data_uri_bytes,
@@ -299,8 +299,8 @@ async def new_prediction(
         dict(
             id=prediction_id,
             kind="prediction" if destination is None else "training",
-            owner_id=who.user.id,
-            token_id=who.token.id,
+            owner_id=who.account.id,
+            token_id=who.token.id if who.token else None,
             model_id=model.id,
             model=f"{model.owner.username}/{model.name}",
             version_id=version.id,
@@ -374,7 +374,7 @@ async def create_prediction(
         prediction_json,
         p,
         base_url(request),
-        owner=who.user.username,
+        owner=who.account.username,
         streamable=is_iterator(version.openapi_schema),
     )
     if wait is None:
@@ -415,18 +415,14 @@ async def post_model_predictions(request: Request) -> Response:
 
 async def _owned(request: Request, who: Caller, prediction_id: str) -> PredictionRow:
     row = await call(platform(request).store.predictions.get, prediction_id)
-    if (
-        row is None
-        or row.kind != "prediction"
-        or (row.owner_id != who.user.id and not who.is_admin)
-    ):
+    if row is None or row.kind != "prediction" or not owns(who, row.owner_id):
         raise NotFound(f"prediction {prediction_id} not found")
     return row
 
 
 async def owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
-    if row.owner_id == who.user.id:
-        return who.user.username
+    if row.owner_id == who.account.id:
+        return who.account.username
     user = await call(p.store.accounts.user, row.owner_id)
     return user.username if user is not None else ""
 
@@ -474,7 +470,7 @@ async def list_predictions(request: Request) -> Response:
     params = request.query_params
     rows = await call(
         lambda: p.store.predictions.page(
-            who.user.id,
+            who.account.id,
             cursor=params.get("cursor"),
             created_after=_parse_time("created_after", params.get("created_after")),
             created_before=_parse_time("created_before", params.get("created_before")),
@@ -483,7 +479,9 @@ async def list_predictions(request: Request) -> Response:
     base = base_url(request)
     iterators = await iterator_versions(p, {r.version_id for r in rows})
     results = [
-        prediction_json(p, base, r, owner=who.user.username, streamable=r.version_id in iterators)
+        prediction_json(
+            p, base, r, owner=who.account.username, streamable=r.version_id in iterators
+        )
         for r in rows
     ]
     return page(request, results, rows.next_cursor, rows.previous_cursor)
