@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("push", "push", "Upload a model to a server as a new version."),
     "run": ("run", "run", "Run a prediction through a server's API."),
     "agent": ("agent", "agent", "Scaled mode: run models for the shared queue."),
+    "usage": ("usage", "usage", "Show an account's billed usage and cost, from a server."),
+    "credit": ("credit", "credit", "Set or show an account's credit (admin, on the database)."),
 }
 
 

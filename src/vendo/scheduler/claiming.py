@@ -18,6 +18,7 @@ from collections.abc import Callable
 from vendo.errors import RunnerError
 from vendo.queue import Claimed, Job, claims
 from vendo.scheduler.context import SchedulerContext
+from vendo.scheduler.instances import PoolIdentity
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.run import Run
@@ -27,11 +28,24 @@ from vendo.status import PredictionStatus
 from vendo.store import utcnow
 from vendo.store.tables import PredictionRow, VersionRow
 
-__all__ = ["TICK", "Claimer", "new_run"]
+__all__ = ["TICK", "Claimer", "new_run", "pool_identity"]
 
 log = logging.getLogger(__name__)
 
 TICK = 0.5  # seconds between deadline checks when nothing else wakes the loop
+
+
+def pool_identity(version: VersionRow) -> PoolIdentity:
+    """Who a version's shared pool belongs to and bills (see vendo.store.usage)."""
+    model = version.model
+    return PoolIdentity(
+        pool=f"version:{version.id}",
+        hardware=model.hardware,
+        owner_id=model.owner_id,
+        model=f"{model.owner.username}/{model.name}",
+        version_id=version.id,
+        shared=model.visibility == "public",
+    )
 
 
 def new_run(pool: RunnerPool, prediction: PredictionRow, job_id: int, kind: str) -> Run:
@@ -218,7 +232,13 @@ class Claimer:
         except RunnerError as exc:
             await self._fail_unrunnable(version_id, exc.detail)
             return None
-        pool = ctx.pools[version_id] = RunnerPool(version_id, spec, self._options)
+        pool = ctx.pools[version_id] = RunnerPool(
+            version_id,
+            spec,
+            self._options,
+            identity=pool_identity(version),
+            observer=ctx.instances,
+        )
         ctx.iterators[version_id] = is_iterator_schema(version.openapi_schema)
         return pool
 

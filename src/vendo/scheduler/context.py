@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from vendo.config import Settings
 from vendo.queue import EventBus, Queue
+from vendo.scheduler.instances import InstanceObserver, NoObserver
 from vendo.scheduler.pool import RunnerPool
 from vendo.scheduler.run import Outcomes, Run
 from vendo.scheduler.spec import is_iterator_schema
@@ -41,6 +42,8 @@ class SchedulerContext:
     # transactions: see vendo.store.batch.
     writer: BatchWriter
     outcomes: Outcomes = field(default_factory=Outcomes)
+    # told of every runner instance's change of state (the usage meter)
+    instances: InstanceObserver = field(default_factory=NoObserver)
     pools: dict[str, RunnerPool] = field(default_factory=dict)
     iterators: dict[str, bool] = field(default_factory=dict)  # version id -> iterator Output
     runs: dict[str, Run] = field(default_factory=dict)

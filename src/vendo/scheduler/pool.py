@@ -8,17 +8,29 @@ one when there is none. When the last job finishes, a timer stops the runner aft
 idle timeout: scale to zero. A crashed child is replaced by the driver itself
 (:class:`~vendo.scheduler.process.RunnerProcess`); one that keeps crashing becomes
 defunct and the pool drops it, so the next job starts afresh.
+
+Each runner is an *instance* (:mod:`vendo.scheduler.instances`): the pool tells its
+observer, the usage meter, of every change of an instance's state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from vendo.errors import RunnerError
+from vendo.scheduler.instances import (
+    Instance,
+    InstanceObserver,
+    InstanceState,
+    NoObserver,
+    PoolIdentity,
+    new_instance_id,
+)
 from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState, Slot
 
 __all__ = ["PoolOptions", "RunnerPool"]
@@ -44,10 +56,15 @@ class RunnerPool:
         options: PoolOptions,
         *,
         on_runner_log: Callable[[str, str], None] | None = None,
+        identity: PoolIdentity | None = None,
+        observer: InstanceObserver | None = None,
     ) -> None:
         self.version_id = version_id
         self.spec = spec
         self.options = options
+        self.identity = identity or PoolIdentity(f"version:{version_id}", "cpu", 0, "", version_id)
+        self._observer = observer or NoObserver()
+        self._stop_when_idle = False  # the owner is out of credit: no idle time
         self._on_runner_log = on_runner_log
         self._runner: RunnerProcess | None = None
         self._starting: asyncio.Task[RunnerProcess] | None = None
@@ -93,7 +110,10 @@ class RunnerPool:
         self._slot_freed.set()
         self._slot_freed = asyncio.Event()
         if self._reserved == 0 and self._runner is not None:
-            self._arm_idle_timer()
+            if self._stop_when_idle:
+                self._drop(self._runner)
+            else:
+                self._arm_idle_timer()
 
     # --- runners ---------------------------------------------------------------------
 
@@ -144,17 +164,21 @@ class RunnerPool:
         return runner
 
     async def _cold_start(self) -> RunnerProcess:
+        self._stop_when_idle = False
+        instance = Instance(new_instance_id(), self.identity)
         runner = RunnerProcess(
             self.spec,
             cancel_grace=self.options.cancel_grace,
             max_restarts=self.options.max_restarts,
             on_runner_log=self._on_runner_log,
+            on_state=functools.partial(self._transition, instance),
         )
         self.cold_starts += 1
         log.info("cold start of a runner for version %s", self.version_id)
         try:
             await runner.start()
         except OSError as exc:
+            self._transition(instance, InstanceState.STOPPED)
             raise RunnerError(f"could not start the runner: {exc}") from exc
         self._runner = runner
         return runner
@@ -181,6 +205,16 @@ class RunnerPool:
         """A prediction left its runner slot (wakes :meth:`acquire` waiters)."""
         self._slot_freed.set()
         self._slot_freed = asyncio.Event()
+
+    def _transition(self, instance: Instance, state: InstanceState) -> None:
+        self._observer.transition(instance, state)
+
+    def stop_when_idle(self) -> None:
+        """Stop the runner now if it has no work, else as soon as its work is done
+        (no idle timeout); a later job starts a new one. Work already accepted runs."""
+        self._stop_when_idle = True
+        if self._reserved == 0 and self._runner is not None and self._starting is None:
+            self._drop(self._runner)
 
     def _arm_idle_timer(self) -> None:
         if self._idle_timer is not None:

@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from vendo.runner.protocol import PARENT_ENV, FrameDecoder, ProtocolError, encode
+from vendo.scheduler.instances import InstanceState, runner_state
 from vendo.scheduler.runner_spec import (
     RunnerBusy,
     RunnerNotReady,
     RunnerSpec,
     RunnerState,
     SetupInfo,
+    Slot,
+    handoff_error,
     now_iso,
 )
 
@@ -54,36 +57,6 @@ WORKER_EXITED = "worker exited unexpectedly"
 HEALTHCHECK_TIMEOUT = 5.0
 
 EventCallback = Callable[[dict[str, Any]], None]
-
-
-def handoff_error(exc: BaseException) -> str:
-    """The error of a prediction that failed before its runner accepted it."""
-    prefix = "the prediction could not be handed to the model"
-    if isinstance(exc, UnicodeEncodeError):
-        # json.loads lets a lone surrogate escape (\ud800) through; UTF-8 cannot hold it
-        return f"{prefix}: an input holds a lone UTF-16 surrogate, which is not valid Unicode"
-    return f"{prefix}: {type(exc).__name__}: {exc}"
-
-
-class Slot:
-    """One reserved concurrency slot; use it for one prediction or release it."""
-
-    __slots__ = ("_runner", "_used")
-
-    def __init__(self, runner: RunnerProcess) -> None:
-        self._runner = runner
-        self._used = False
-
-    def release(self) -> None:
-        if not self._used:
-            self._used = True
-            self._runner._reserved -= 1
-
-    def _take(self) -> None:
-        if self._used:
-            raise RuntimeError("slot already used or released")
-        self._used = True
-        self._runner._reserved -= 1
 
 
 @dataclass
@@ -148,6 +121,7 @@ class RunnerProcess:
         healthcheck_timeout: float = HEALTHCHECK_TIMEOUT + 5.0,
         hung_after_missed_healthchecks: int = 3,
         on_runner_log: Callable[[str, str], None] | None = None,
+        on_state: Callable[[InstanceState], None] | None = None,
     ) -> None:
         self.spec = spec
         self.cancel_grace = cancel_grace
@@ -156,6 +130,9 @@ class RunnerProcess:
         self.healthcheck_timeout = healthcheck_timeout
         self.hung_after_missed_healthchecks = hung_after_missed_healthchecks
         self._on_runner_log = on_runner_log
+        # told of each change of the billed state (setting up, idle, active, stopped)
+        self._on_state = on_state
+        self._reported: InstanceState | None = None
 
         self.setup = SetupInfo()
         self.openapi: dict[str, Any] | None = None
@@ -205,6 +182,17 @@ class RunnerProcess:
         self._state = state
         self._changed.set()
         self._changed = asyncio.Event()
+        self._report()
+
+    def _report(self) -> None:
+        """Tell ``on_state`` when what metering counts changes (see instances.py)."""
+        if self._on_state is None:
+            return
+        starting = self._state is RunnerState.STARTING and not self._closing
+        state = runner_state(starting, self._process is not None, bool(self._inflight))
+        if state is not self._reported:
+            self._reported = state
+            self._on_state(state)
 
     async def wait_ready(self, timeout: float | None = None) -> RunnerState:
         """Wait until setup ends: READY, SETUP_FAILED or DEFUNCT."""
@@ -283,6 +271,7 @@ class RunnerProcess:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(child.wait(), 5.0)
         self._unreaped.clear()
+        self._report()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -453,6 +442,7 @@ class RunnerProcess:
         # The slot is free before anyone hears of the result: a caller that answers its
         # client on ``done`` and gets the next request at once always finds it free.
         self._inflight.pop(inflight.id, None)
+        self._report()
         if inflight.cancel_timer is not None:
             inflight.cancel_timer.cancel()
         if message is None:
@@ -508,6 +498,7 @@ class RunnerProcess:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         inflight = _InFlight(prediction_id, on_event or _ignore, future)
         self._inflight[prediction_id] = inflight
+        self._report()
         try:
             sent = self.accepting and self._send(
                 {

@@ -13,9 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["RunnerBusy", "RunnerNotReady", "RunnerSpec", "RunnerState", "SetupInfo", "now_iso"]
+__all__ = [
+    "RunnerBusy",
+    "RunnerNotReady",
+    "RunnerSpec",
+    "RunnerState",
+    "SetupInfo",
+    "Slot",
+    "handoff_error",
+    "now_iso",
+]
 
 
 class RunnerState(str, enum.Enum):
@@ -102,3 +111,39 @@ class SetupInfo:
             body["completed_at"] = self.completed_at
         body["logs"] = "".join(self.logs)
         return body
+
+
+def handoff_error(exc: BaseException) -> str:
+    """The error of a prediction that failed before its runner accepted it."""
+    prefix = "the prediction could not be handed to the model"
+    if isinstance(exc, UnicodeEncodeError):
+        # json.loads lets a lone surrogate escape (\ud800) through; UTF-8 cannot hold it
+        return f"{prefix}: an input holds a lone UTF-16 surrogate, which is not valid Unicode"
+    return f"{prefix}: {type(exc).__name__}: {exc}"
+
+
+class _Reserving(Protocol):
+    """The runner a slot is reserved on (vendo.scheduler.process.RunnerProcess)."""
+
+    _reserved: int
+
+
+class Slot:
+    """One reserved concurrency slot; use it for one prediction or release it."""
+
+    __slots__ = ("_runner", "_used")
+
+    def __init__(self, runner: _Reserving) -> None:
+        self._runner = runner
+        self._used = False
+
+    def release(self) -> None:
+        if not self._used:
+            self._used = True
+            self._runner._reserved -= 1
+
+    def _take(self) -> None:
+        if self._used:
+            raise RuntimeError("slot already used or released")
+        self._used = True
+        self._runner._reserved -= 1

@@ -21,6 +21,7 @@ from vendo.config import Settings
 from vendo.queue import EventBus, Queue
 from vendo.scheduler.claiming import TICK, Claimer
 from vendo.scheduler.context import SchedulerContext
+from vendo.scheduler.instances import UsageMeter
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.recording import Recorder
@@ -62,6 +63,11 @@ class Scheduler:
             cancel_grace=settings.cancel_grace,
             max_restarts=settings.max_restarts,
         )
+        ctx = self._ctx
+        self.meter = UsageMeter(
+            lambda rows: ctx.blocking(store.usage.record, rows), settings.usage_flush_interval
+        )
+        ctx.instances = self.meter
         self._lifecycle = RunLifecycle(self._ctx, Recorder(self._ctx))
         self._claimer = Claimer(
             self._ctx, self._lifecycle, spec_for=spec_for, options=options, tick=tick
@@ -70,6 +76,7 @@ class Scheduler:
 
     async def start(self) -> None:
         """Recover jobs left by a stopped server, then start claiming."""
+        self.meter.start()
         await self._claimer.start()
 
     async def stop(self) -> None:
@@ -85,6 +92,7 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         ctx.pools.clear()
+        await self.meter.close()  # after the runners: their last seconds are written
         await ctx.writer.close()
         ctx.close()
 
@@ -117,6 +125,14 @@ class Scheduler:
         """Cancel a queued or running prediction. False when it is neither (finished,
         unknown, or claimed by another scheduler)."""
         return await self._lifecycle.cancel(prediction_id, reason)
+
+    def stop_pools_of(self, owner_id: int) -> None:
+        """The account ran out of credit: its billed pools (private models) stop their
+        runners as soon as they have no work. Shared public pools go on: their time is
+        not billed to their owner."""
+        for pool in self._ctx.pools.values():
+            if pool.identity.owner_id == owner_id and not pool.identity.shared:
+                pool.stop_when_idle()
 
     # --- introspection (tests, metrics) -----------------------------------------------
 

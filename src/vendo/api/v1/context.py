@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vendo.api.body import parse_json, read_body
+from vendo.api.v1.credit import CreditGate
+from vendo.api.v1.limits import RateLimiter
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import LocalStorage
@@ -46,6 +48,7 @@ __all__ = [
     "iso",
     "json_body",
     "page",
+    "parse_time",
     "platform",
     "secret_box",
     "visible_model",
@@ -79,6 +82,8 @@ class SchedulerLike(Protocol):
 
     async def cancel(self, prediction_id: str, reason: str = "canceled") -> bool: ...
 
+    def stop_pools_of(self, owner_id: int) -> None: ...
+
 
 class RelayLike(Protocol):
     """What create needs of the webhook relay."""
@@ -108,9 +113,16 @@ class Platform:
     examples_task: asyncio.Task[Any] | None = None
     # ``<data_dir>/inputs``: each prediction's input files go in a folder of its own
     inputs_root: Path = field(init=False)
+    # rate limits per token, and credit per account (docs/usage.md)
+    limits: RateLimiter = field(init=False)
+    credit: CreditGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.inputs_root = Path(self.settings.data_dir) / "inputs"
+        self.limits = RateLimiter.from_settings(self.settings)
+        self.credit = CreditGate(
+            self.store, self.hardware.catalog, self.settings.credit_check_interval
+        )
 
 
 def secret_box(p: Platform) -> SecretBox:
@@ -160,10 +172,29 @@ async def caller(request: Request) -> Caller:
         raise Unauthenticated("You did not pass an authentication token")
     if scheme.lower() not in ("bearer", "token") or not token:
         raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
-    found = await cached(platform(request).store.cached.caller, hash_token(token))
+    p = platform(request)
+    found = await cached(p.store.cached.caller, hash_token(token))
     if found is None:
         raise Unauthenticated("You did not pass a valid authentication token")
+    p.limits.check(found[1].id, request.method, request.scope["path"])
     return Caller(*found)
+
+
+def parse_time(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 date-time (or date) query parameter in UTC (naive: UTC), else 400
+    naming it; None when absent or empty."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        # in UTC here: 0001-01-01T00:00:00+14:00 has no UTC date-time (OverflowError)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date-time from year 1 to 9999, got {value[:60]!r}"
+        ) from None
 
 
 def base_url(request: Request) -> str:

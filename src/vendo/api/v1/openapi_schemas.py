@@ -380,6 +380,52 @@ def _hardware() -> Schema:
     }
 
 
+def _usage() -> Schema:
+    """``GET /v1/usage``: billed seconds and cost per group."""
+    seconds = {"type": "number", "minimum": 0}
+    group = {
+        "type": "object",
+        "required": [
+            "key", "setup_seconds", "idle_seconds", "active_seconds", "total_seconds", "cost"
+        ],
+        "properties": {
+            "key": _TEXT_OR_NULL,
+            "setup_seconds": seconds,
+            "idle_seconds": seconds,
+            "active_seconds": seconds,
+            "total_seconds": seconds,
+            "cost": {"type": "number"},
+        },
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["account", "start", "end", "group_by", "results", "total"],
+        "properties": {
+            "account": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "string", "enum": ["day", "model", "hardware", "deployment"]},
+            "results": {"type": "array", "items": group},
+            "total": group,
+        },
+    }
+
+
+def _credit() -> Schema:
+    """An account's credit: null amounts mean unlimited."""
+    number_or_null = {"type": ["number", "null"]}
+    return {
+        "type": "object",
+        "required": ["account", "credit", "remaining", "set_at"],
+        "properties": {
+            "account": {"type": "string"},
+            "credit": number_or_null,
+            "remaining": number_or_null,
+            "set_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
+
+
 def _collection() -> Schema:
     """A curated list of models."""
     return {
@@ -436,6 +482,8 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
         "FileUpload": _file_upload(),
         "Account": _account(),
         "Hardware": _hardware(),
+        "Usage": _usage(),
+        "Credit": _credit(),
         "Collection": _collection(),
         "SearchResult": _search_result(),
         "PredictionPage": _page("Prediction"),
