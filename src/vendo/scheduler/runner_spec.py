@@ -1,5 +1,6 @@
 """What a runner child is, apart from driving it: how to start one (:class:`RunnerSpec`),
-the states it goes through, and the record of its setup that ``/health-check`` shows.
+the states it goes through, the record of its setup that ``/health-check`` shows, and
+a reserved concurrency slot (:class:`Slot`).
 
 :mod:`vendo.scheduler.process` drives the child; these types are also what the pools,
 the CLI and serve-model name, so they live apart from that driver.
