@@ -110,7 +110,7 @@ def test_usage_matches_predict_time_and_the_runners_lifetime(tmp_path: Path) -> 
         # the idle timeout stops the runner: its end, seen as closely as we can
         until(lambda: not is_running(int(pid)), timeout=60, interval=0.005)
         lifetime = _since_boot() - started
-        assert server.children() == []
+        assert not any(is_running(child) for child in server.children())  # no other runner
     finally:
         server.stop()  # a clean stop writes every metered second
     server.start()  # and the usage is read back from the database
