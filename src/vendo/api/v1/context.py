@@ -176,7 +176,7 @@ async def caller(request: Request) -> Caller:
     found = await cached(p.store.cached.caller, hash_token(token))
     if found is None:
         raise Unauthenticated("You did not pass a valid authentication token")
-    p.limits.check(found[1].id, request.method, request.scope["path"])
+    p.limits.check(found[1].id, request.scope)
     return Caller(*found)
 
 

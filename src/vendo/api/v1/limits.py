@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from vendo.config import Settings
 from vendo.errors import RateLimited
@@ -90,12 +91,14 @@ class RateLimiter:
             (settings.rate_limit_other, settings.rate_limit_other_burst),
         )
 
-    def check(self, token_id: int, method: str, path: str) -> None:
-        """Count one request of ``token_id``; raise :class:`RateLimited` when its bucket
-        is empty (the request must then do nothing)."""
-        if not self.enabled:
+    def check(self, token_id: int, scope: MutableMapping[str, Any]) -> None:
+        """Count the request (its ASGI ``scope``) of ``token_id``, once however often a
+        route authenticates; raise :class:`RateLimited` when its bucket is empty (the
+        request must then do nothing)."""
+        if not self.enabled or scope.get("vendo.rate_counted"):
             return
-        kind = self._create if is_create(method, path) else self._other
+        scope["vendo.rate_counted"] = True
+        kind = self._create if is_create(scope["method"], scope["path"]) else self._other
         if kind is None:
             return
         wait, bucket = kind.take(token_id, self._clock())
