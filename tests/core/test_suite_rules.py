@@ -15,7 +15,7 @@ ROOT = TESTS.parent
 SHARED = {"free_port", "_free_port", "until", "wait_until", "_wait_until", "children_of"}
 # moving with the scheduler/store redesign (issue 10 items 1-2); their owners adopt
 # tests/support as they move them
-NOT_YET = ("scheduler", "store")
+NOT_YET: tuple[str, ...] = ()
 # A sleep here is part of the scenario, not a wait for something to happen; the comment
 # `# not a wait: why` on its line says so.
 MARK = "# not a wait:"

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from test_pool import ITERATOR_SCHEMA, Platform, running_platform
 
+from support import until_async
+
 
 @pytest.fixture
 async def platform(tmp_path: Path, db_url: str) -> AsyncIterator[Platform]:
@@ -33,6 +35,17 @@ async def defer(p: Platform, row: Any, count_run: bool = False) -> asyncio.Futur
     if ended is None:
         await p.scheduler.schedule(row, count_run=count_run)
     return ended
+
+
+def logged(p: Platform, prediction_id: str) -> bool:
+    """The run is going and its child's first log line has come back."""
+    run = p.scheduler.run(prediction_id)
+    return run is not None and bool(run.all_logs)
+
+
+def outputs(p: Platform, prediction_id: str) -> int:
+    run = p.scheduler.run(prediction_id)
+    return len(run.outputs) if run is not None else 0
 
 
 def run_count(p: Platform) -> int:
@@ -73,8 +86,7 @@ async def test_persist_writes_a_running_deferred_run_which_then_goes_on(
     row = platform.row(version, text="slow", sleep=1.5)
     ended = await defer(platform, row, count_run=True)
     assert ended is not None
-    await platform.until(lambda: platform.scheduler.running() == [row.id])
-    await asyncio.sleep(0.3)  # the child has printed its log line and sleeps
+    await until_async(lambda: logged(platform, row.id))  # the child logged and now sleeps
     await platform.scheduler.sync.persist(row.id)
     stored = platform.store.predictions.get(row.id)
     assert stored is not None and stored.status == "processing"
@@ -133,8 +145,7 @@ async def test_a_deferred_run_stopped_with_the_server_is_recorded(tmp_path: Path
         row = p.row(version, text="slow", sleep=30)
         ended = await defer(p, row)
         assert ended is not None
-        await p.until(lambda: p.scheduler.running() == [row.id])
-        await asyncio.sleep(0.3)
+        await until_async(lambda: logged(p, row.id))
         await p.scheduler.stop()
         assert ended.done()
         stored = p.store.predictions.get(row.id)
@@ -150,7 +161,7 @@ async def test_the_bus_gets_what_a_persisted_run_did_before(platform: Platform) 
     row = platform.row(version, count=6, pause=0.3)
     ended = await defer(platform, row)
     assert ended is not None
-    await asyncio.sleep(0.8)  # a few items are out, unseen
+    await until_async(lambda: outputs(platform, row.id) >= 2)  # a few items are out, unseen
     assert platform.bus.history(row.id) is None
     await platform.scheduler.sync.persist(row.id)
     events = [(e.event, e.data) async for e in platform.bus.subscribe(row.id)]

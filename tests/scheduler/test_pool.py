@@ -3,7 +3,6 @@ real runner children started from tests/fixtures/plt_*."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 import vendo
+from support import until_async
 from vendo.config import Settings
 from vendo.queue import EventBus, Queue
 from vendo.scheduler import Scheduler
@@ -87,13 +87,6 @@ class Platform:
         assert row is not None
         return row
 
-    async def until(self, check: Any, timeout: float = 30) -> None:
-        for _ in range(int(timeout / 0.05)):
-            if check():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("condition not met in time")
-
 
 @contextlib.asynccontextmanager
 async def running_platform(
@@ -161,7 +154,7 @@ async def test_iterator_output_grows_while_processing(platform: Platform) -> Non
             and 0 < len(row.output) < 4
         )
 
-    await platform.until(partial)
+    await until_async(partial)
     row = await platform.wait(pid)
     assert row.output == [f"item {i}" for i in range(4)]
 
@@ -177,7 +170,7 @@ async def _idle_scenario(platform: Platform) -> None:
     pool = platform.scheduler.pool(version)
     assert pool is not None
     [pid] = pool.pids()
-    await platform.until(lambda: not pool.warm)
+    await until_async(lambda: not pool.warm)
 
     def gone() -> bool:
         try:
@@ -186,7 +179,7 @@ async def _idle_scenario(platform: Platform) -> None:
             return True
         return False
 
-    await platform.until(gone)
+    await until_async(gone)
     assert (await platform.wait(platform.submit(version, text="again"))).output == "again"
     assert pool.cold_starts == 2
 
@@ -195,13 +188,18 @@ async def test_slots_are_honoured_and_extra_jobs_wait_queued(platform: Platform)
     version = platform.version("plt_slots", concurrency=2)
     ids = [platform.submit(version, n=i, sleep=0.6) for i in range(5)]
     seen_queued = False
-    while not all(platform.bus.is_done(i) for i in ids):
+
+    def sample() -> bool:
+        """Checks the states while they run; true once every prediction is done."""
+        nonlocal seen_queued
         rows = [platform.store.predictions.get(i) for i in ids]
         processing = sum(1 for r in rows if r is not None and r.status == "processing")
         assert processing <= 2
         jobs = [platform.store.predictions.job(i) for i in ids]
         seen_queued = seen_queued or sum(1 for j in jobs if j and j.state == "queued") >= 2
-        await asyncio.sleep(0.05)
+        return all(platform.bus.is_done(i) for i in ids)
+
+    await until_async(sample, timeout=60, interval=0.05)
     rows = [await platform.wait(i) for i in ids]
     assert [r.output for r in rows] == list(range(5))
     assert all(r.status == "succeeded" for r in rows)
@@ -215,7 +213,7 @@ async def test_cancel_queued_is_immediate_and_never_runs(platform: Platform) -> 
     version = platform.version("plt_echo")
     running = platform.submit(version, text="long", sleep=2)
     queued = platform.submit(version, text="never")
-    await platform.until(lambda: platform.store.predictions.get(running).status == "processing")
+    await until_async(lambda: platform.store.predictions.get(running).status == "processing")
     assert await platform.scheduler.cancel(queued)
     row = platform.store.predictions.get(queued)
     assert row.status == "canceled" and row.started_at is None
@@ -324,7 +322,7 @@ async def test_cancel_during_a_cold_start_is_immediate(
     monkeypatch.setenv("PLT_SLOW_SETUP_GATE", str(gate))  # setup() lasts until it exists
     version = platform.version("plt_slow_setup")
     pid = platform.submit(version)
-    await platform.until(
+    await until_async(
         lambda: (j := platform.store.predictions.job(pid)) is not None and j.state == "claimed"
     )
     assert await platform.scheduler.cancel(pid)
@@ -342,7 +340,7 @@ async def test_a_stop_during_a_cold_start_leaves_the_prediction_queued(tmp_path:
     await first.scheduler.start()
     version = first.version("plt_slow_setup")
     pid = first.submit(version)
-    await first.until(
+    await until_async(
         lambda: (j := first.store.predictions.job(pid)) is not None and j.state == "claimed"
     )
     await first.scheduler.stop()

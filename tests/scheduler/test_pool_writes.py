@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_pool import ITERATOR_SCHEMA, Platform, running_platform
 
+from support import until_async
 from vendo.scheduler import Scheduler
 from vendo.store import new_id, utcnow
 from vendo.store.tables import PredictionRow
@@ -48,7 +49,7 @@ async def test_a_run_that_lasts_shows_processing(platform: Platform) -> None:
         row = platform.store.predictions.get(pid)
         return row is not None and row.status == "processing" and row.started_at is not None
 
-    await platform.until(processing)
+    await until_async(processing)
     row = await platform.wait(pid)
     assert row.status == "succeeded" and row.output == "slow"
 

@@ -4,6 +4,7 @@ import asyncio
 import os
 from typing import Any
 
+from support import until_async
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, RunnerState
 
 
@@ -65,11 +66,7 @@ async def test_defunct_after_crashes_in_a_row(make_runner: Any) -> None:
     await run(runner, "p1", {"crash": True})
     assert await runner.wait_ready(30) is RunnerState.READY
     await run(runner, "p2", {"crash": True})
-    for _ in range(100):
-        if runner.state is RunnerState.DEFUNCT:
-            break
-        await asyncio.sleep(0.05)
-    assert runner.state is RunnerState.DEFUNCT
+    await until_async(lambda: runner.state is RunnerState.DEFUNCT, timeout=10)
     assert runner.acquire_slot() is None
 
 
@@ -112,8 +109,7 @@ async def test_ignored_cancel_kills_and_replaces(make_runner: Any) -> None:
         {"seconds": 60, "mode": "stubborn"},
         on_event=lambda m: m["type"] == "log" and logs.append(m["data"]),
     )
-    while not any("started" in line for line in logs):
-        await asyncio.sleep(0.02)
+    await until_async(lambda: any("started" in line for line in logs))
     runner.cancel("p1")
     result = await asyncio.wait_for(done, 10)
     assert result["status"] == "canceled"
@@ -164,10 +160,7 @@ async def test_hung_child_is_replaced(make_runner: Any, tmp_path: Any) -> None:
     ok, error = await runner.healthcheck()
     assert not ok and "timed out" in (error or "")
     await runner.healthcheck()  # the second miss in a row: killed and replaced
-    for _ in range(100):
-        if runner.pid not in (None, pid):
-            break
-        await asyncio.sleep(0.05)
+    await until_async(lambda: runner.pid not in (None, pid), timeout=10)
     assert await runner.wait_ready(30) is RunnerState.READY
     assert runner.pid != pid
     assert await runner.healthcheck() == (True, None)
@@ -197,8 +190,4 @@ async def test_a_killed_childs_temp_files_are_removed(make_runner: Any) -> None:
     assert os.path.exists(left)
     assert not left.startswith(os.environ.get("TMPDIR", "/nonexistent") + os.sep)
     runner.kill()
-    for _ in range(200):
-        if not os.path.exists(os.path.dirname(left)):
-            break
-        await asyncio.sleep(0.05)
-    assert not os.path.exists(left)
+    await until_async(lambda: not os.path.exists(os.path.dirname(left)), timeout=10)

@@ -47,7 +47,7 @@ async def test_batches_commit_on_the_loop_and_wait_on_the_thread_when_locked(
         pending = writer.add(insert(99))
         ticks = 0
         for _ in range(10):  # the loop goes on while the batch waits for the lock
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # not a wait: proves the loop turns meanwhile
             ticks += 1
         assert ticks == 10 and not pending.done()
         other.execute("COMMIT")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from support import ManualClock
 from vendo.store import MISS, Store, WriterBusy, hash_token
+from vendo.store import cache as cache_module
 from vendo.store.cache import CachedRead, ReadCache
 
 VERSION = "c" * 64
@@ -24,11 +26,14 @@ def store(db_url: str):
     s.close()
 
 
-def test_values_expire_after_the_ttl() -> None:
-    cache = ReadCache(ttl=0.05)
+def test_values_expire_after_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ManualClock()
+    monkeypatch.setattr(cache_module, "time", clock.module)
+    cache = ReadCache(ttl=5)
     cache.put("k", None)  # None is a value (an unknown token), not a miss
+    clock.advance(4.9)
     assert cache.get("k") is None
-    time.sleep(0.1)
+    clock.advance(0.2)
     assert cache.get("k") is MISS
 
 

@@ -25,6 +25,7 @@ from vendo.scheduler.instances import UsageMeter
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.recording import Recorder
+from vendo.scheduler.run import Run
 from vendo.scheduler.running import RunLifecycle
 from vendo.scheduler.spec import runner_spec
 from vendo.scheduler.sync import SyncRuns
@@ -144,6 +145,10 @@ class Scheduler:
 
     def running(self) -> list[str]:
         return list(self._ctx.runs)
+
+    def run(self, prediction_id: str) -> Run | None:
+        """The run of a prediction while it runs here (read-only: the lifecycle owns it)."""
+        return self._ctx.runs.get(prediction_id)
 
     def outcome(self, prediction_id: str) -> dict[str, Any] | None:
         """How a prediction this scheduler ran ended, as written to the store: ``status``,
