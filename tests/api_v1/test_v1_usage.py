@@ -78,6 +78,17 @@ async def test_credit_is_set_by_an_admin_and_zero_refuses_new_predictions(api: A
     assert "alice" in refused["detail"] and "credit" in refused["detail"]
     listed = await c.get("/v1/predictions", headers=api.alice)
     assert listed.json()["results"] == []  # nothing was created
+    # nor a training
+    store, trainer = api.platform.store, "ee" * 32
+    model = store.catalog.model("alice", "hello")
+    assert model is not None
+    store.catalog.create_version(
+        model.id, trainer, openapi_schema=SCHEMA, config={"train": "train.py:train"}
+    )
+    train = {"destination": "alice/secret", "input": {"text": "hi"}}
+    url = f"/v1/models/alice/hello/versions/{trainer}/trainings"
+    _problem(await c.post(url, json=train, headers=api.alice), 402)
+    assert (await c.get("/v1/trainings", headers=api.alice)).json()["results"] == []
     # bob's credit is unlimited: he goes on
     assert (await c.post("/v1/predictions", json=create, headers=api.bob)).status_code == 201
     back = await c.put("/v1/accounts/alice/credit", json={"amount": None}, headers=api.admin)

@@ -170,6 +170,17 @@ class LocalStorage:
 
     def save_output_file(self, prediction_id: str, owner_id: int, source: Path) -> FileRow:
         """:meth:`save_output`, returning the file's record."""
+        return self._move_in(source, "output", owner_id, prediction_id)
+
+    def save_weights(self, owner_id: int, source: Path) -> FileRow:
+        """Move a training's weights file into storage. It belongs to no prediction and
+        never expires: the version made from it runs with it for as long as it exists
+        (the training's own data may be removed long before)."""
+        return self._move_in(source, "weights", owner_id, None)
+
+    def _move_in(
+        self, source: Path, kind: str, owner_id: int, prediction_id: str | None
+    ) -> FileRow:
         file_id = new_id()
         key, path = self._new_location(file_id, source.name)
         shutil.move(str(source), path)
@@ -180,7 +191,7 @@ class LocalStorage:
                 sha256.update(chunk)
         row = FileRow(
             id=file_id,
-            kind="output",
+            kind=kind,
             owner_id=owner_id,
             prediction_id=prediction_id,
             name=path.name,

@@ -16,14 +16,14 @@ import logging
 from collections.abc import Callable
 
 from vendo.errors import RunnerError
-from vendo.queue import Claimed, Job, claims
+from vendo.queue import Claimed, Job, claims, queue_key, queued_version
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.instances import PoolIdentity
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.run import Run
 from vendo.scheduler.running import DEADLINE_REASON, RunLifecycle
-from vendo.scheduler.spec import is_iterator_schema
+from vendo.scheduler.spec import is_iterator_schema, train_spec
 from vendo.status import PredictionStatus
 from vendo.store import utcnow
 from vendo.store.tables import PredictionRow, VersionRow
@@ -35,11 +35,12 @@ log = logging.getLogger(__name__)
 TICK = 0.5  # seconds between deadline checks when nothing else wakes the loop
 
 
-def pool_identity(version: VersionRow) -> PoolIdentity:
-    """Who a version's shared pool belongs to and bills (see vendo.store.usage)."""
+def pool_identity(version: VersionRow, pool: str | None = None) -> PoolIdentity:
+    """Who a version's shared pool (or its train pool, ``train:<id>``) belongs to and
+    bills (see vendo.store.usage)."""
     model = version.model
     return PoolIdentity(
-        pool=f"version:{version.id}",
+        pool=pool or f"version:{version.id}",
         hardware=model.hardware,
         owner_id=model.owner_id,
         model=f"{model.owner.username}/{model.name}",
@@ -178,7 +179,7 @@ class Claimer:
                 pool.unreserve()
             raise
         if pool is None:
-            self.notify(prediction.version_id)
+            self.notify(queue_key(kind, prediction.version_id))
             return
         if ctx.stopping:
             # claimed but never started: the next start requeues it (Queue.recover)
@@ -217,29 +218,33 @@ class Claimer:
                 log.exception("scheduler iteration failed; retrying")
                 await asyncio.sleep(self._tick)
 
-    async def _pool(self, version_id: str) -> RunnerPool | None:
-        """The version's pool, made on first use; None for a version that cannot run
-        (its queued jobs are failed)."""
+    async def _pool(self, key: str) -> RunnerPool | None:
+        """The pool of a queue (a version's, or ``train:<id>``: its runner in train
+        mode), made on first use; None for a version that cannot run (its queued jobs
+        are failed)."""
         ctx = self.ctx
-        pool = ctx.pools.get(version_id)
+        pool = ctx.pools.get(key)
         if pool is not None:
             return pool
+        kind, version_id = queued_version(key)
         version = await ctx.blocking(ctx.store.catalog.version, version_id)
         try:
             if version is None:
                 raise RunnerError(f"version {version_id} does not exist")
             spec = self._spec_for(version)
+            if kind == "train":
+                spec = train_spec(version, spec)
         except RunnerError as exc:
-            await self._fail_unrunnable(version_id, exc.detail)
+            await self._fail_unrunnable(key, exc.detail)
             return None
-        pool = ctx.pools[version_id] = RunnerPool(
-            version_id,
+        pool = ctx.pools[key] = RunnerPool(
+            key,
             spec,
             self._options,
-            identity=pool_identity(version),
+            identity=pool_identity(version, key if kind == "train" else None),
             observer=ctx.instances,
         )
-        ctx.iterators[version_id] = is_iterator_schema(version.openapi_schema)
+        ctx.iterators[key] = kind == "predict" and is_iterator_schema(version.openapi_schema)
         return pool
 
     async def _fill(self, version_id: str) -> None:

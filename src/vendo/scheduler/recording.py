@@ -221,6 +221,7 @@ class Recorder:
                 # delay never had it written
                 started_at=run.started_at,
                 job_id=run.job.id or None,
+                then=end.get("then"),
             )
         )
         return changed

@@ -24,8 +24,10 @@ from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot, handoff_error
 from vendo.scheduler.recording import Recorder
 from vendo.scheduler.run import Run, RunPhase
+from vendo.scheduler.training import trained_version
 from vendo.status import TERMINAL, PredictionStatus
 from vendo.store import utcnow
+from vendo.store.batch import Write
 from vendo.store.prediction_writes import append_logs, final_metrics
 
 __all__ = ["DEADLINE_REASON", "RunLifecycle"]
@@ -84,12 +86,6 @@ class RunLifecycle:
             # Started under an earlier claim whose server stopped: never run twice (the
             # restart policy), whether or not that server's recovery got to it.
             return _result(PredictionStatus.FAILED, INTERRUPTED_ERROR)
-        if run.job.kind != "predict":
-            # trainings need a runner in train mode (train.py): not scheduled here yet
-            return _result(
-                PredictionStatus.FAILED,
-                f"{run.job.kind} jobs are not supported by this scheduler yet",
-            )
         if self.past_deadline(run):
             return _result(PredictionStatus.CANCELED)
         # A warm runner with a free slot (the common case) is taken without a wait, and
@@ -182,6 +178,8 @@ class RunLifecycle:
         else:
             changed = await self.recorder.record_end(run, end)
         run.advance(RunPhase.RECORDED)
+        if end.pop("then", None) is not None and changed:
+            self.ctx.store.changed()  # a training made a version: cached reads must see it
         if not changed:
             return
         pid = run.prediction_id
@@ -210,9 +208,12 @@ class RunLifecycle:
         iterator = self.ctx.iterators.get(run.job.version_id)
         if iterator is None:  # known for every version with a pool: no await here
             iterator = await self.ctx.is_iterator(run.job.version_id)
-        output = result.get("output")
+        output, then = result.get("output"), None
         if output is not None and status == PredictionStatus.SUCCEEDED:
-            output = await self.recorder.store_files(run, output)
+            try:
+                output, then = await self._stored_output(run, output)
+            except RunnerError as exc:
+                status, error, output = PredictionStatus.FAILED, exc.detail, None
         if iterator and (run.outputs or output is None):
             output = list(run.outputs)
         if status == PredictionStatus.CANCELED and run.cancel_reason is None and run.runner is None:
@@ -234,8 +235,17 @@ class RunLifecycle:
             "started_at": started_at,
             "completed_at": at,
             "cancel_reason": run.cancel_reason if status == PredictionStatus.CANCELED else None,
+            "then": then,
         }
         return end, iterator
+
+    async def _stored_output(self, run: Run, output: Any) -> tuple[Any, Write | None]:
+        """A succeeded run's output as stored, its files in file storage; a training's
+        is its new version (with the write that inserts it)."""
+        if run.job.kind != "train":
+            return await self.recorder.store_files(run, output), None
+        trained = await trained_version(self.ctx, run, output)
+        return trained.output, trained.write
 
     async def _fail(self, run: Run, message: str) -> bool:
         """The scheduler itself failed the run: record it failed, as best it can (its

@@ -5,8 +5,8 @@ active (a row per instance and state every few seconds); ``credits`` an account'
 credit as of when it was set. The cost of usage is worked out when it is read
 (vendo.store.usage), from the hardware catalogue's prices.
 
-Revision ID: 0009
-Revises: 0007
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0007"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
