@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from typing import Any
 
 from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import INTERRUPTED_ERROR, claims
 from vendo.scheduler.context import SchedulerContext
+from vendo.scheduler.events import decide_end
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot, handoff_error
 from vendo.scheduler.recording import Recorder
 from vendo.scheduler.run import Run, RunPhase
 from vendo.scheduler.training import trained_version
-from vendo.status import TERMINAL, PredictionStatus
+from vendo.status import TERMINAL, PredictionStatus, final_metrics
 from vendo.store import utcnow
 from vendo.store.batch import Write
-from vendo.store.prediction_writes import append_logs, final_metrics
+from vendo.store.prediction_writes import append_logs
 
 __all__ = ["DEADLINE_REASON", "RunLifecycle"]
 
@@ -130,8 +130,8 @@ class RunLifecycle:
             return _failed_handoff(slot, exc.detail)
         run.runner = runner
         try:
-            on_event = functools.partial(self.recorder.on_event, run)
-            done = runner.predict(slot, pid, inputs, context={}, on_event=on_event)
+            run.events = self.recorder.events(run)
+            done = runner.predict(slot, pid, inputs, context={}, on_event=run.events.push)
         except Exception as exc:
             # Nothing may stay held by a prediction the runner never took: its runner slot
             # goes back (a no-op once predict() used it), and it ends failed like any run.
@@ -147,8 +147,8 @@ class RunLifecycle:
             result = await done
         finally:
             run.pool.slot_done()
-        while run.storing is not None:  # an output file is still being stored
-            await run.storing.wait()
+        if run.events is not None:  # an output file may still be being stored
+            await run.events.settled()
         return result
 
     def past_deadline(self, run: Run) -> bool:
@@ -195,14 +195,7 @@ class RunLifecycle:
     async def _terminal(self, run: Run, result: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """The terminal columns of a run that answered ``result`` (its outcome), and
         whether its version's output is an iterator."""
-        status = str(result.get("status") or PredictionStatus.FAILED)
-        if status not in TERMINAL:
-            status = PredictionStatus.FAILED
-        error = result.get("error")
-        if status == PredictionStatus.FAILED and not error:
-            error = "prediction failed"
-        if status == PredictionStatus.CANCELED:
-            error = None
+        status, error = decide_end(result, canceled=run.cancel_reason is not None)
         if self.ctx.stopping and error == WORKER_EXITED:
             error = INTERRUPTED_ERROR  # the server stopped it, the model did not crash
         iterator = self.ctx.iterators.get(run.job.version_id)
@@ -223,7 +216,7 @@ class RunLifecycle:
         end = {
             "status": status,
             "output": output,
-            "error": str(error) if error else None,
+            "error": error,
             "logs": "".join(run.all_logs),
             "metrics": final_metrics(
                 claimed.metrics,
