@@ -35,7 +35,7 @@ from vendo.api.v1.openapi import openapi_route
 from vendo.api.v1.push import push_examples
 from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
-from vendo.errors import RateLimited, VendoError, problem
+from vendo.errors import VendoError, problem
 from vendo.files.storage import LocalStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
@@ -106,7 +106,7 @@ def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = Non
 
 async def _vendo_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, VendoError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = exc.headers or None  # Retry-After and ratelimit-* of a RateLimited
     if exc.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
     return _problem_response(exc.to_problem(), headers)
@@ -193,6 +193,7 @@ def _lifespan(
         await _announce_admin(settings, store)
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, p.storage, interval))
+        credit = asyncio.create_task(p.credit.watch(scheduler)) if scheduler else None
         background = await push_examples(p) if examples else None
         # What start-up made (modules, tables, settings) lives as long as the server:
         # out of the cyclic collector's sight, each full collection stays short.
@@ -201,7 +202,7 @@ def _lifespan(
         try:
             yield
         finally:
-            for task in (sweeper, background):
+            for task in (sweeper, background, credit):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

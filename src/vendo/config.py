@@ -123,6 +123,13 @@ class Settings(BaseSettings):
         description="Serve `GET /metrics` (Prometheus) without a token, for a scraper on a "
         "private network. Off: it needs an API token like the API.",
     )
+    usage_flush_interval: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between writes of the runners' metered time (setting up, idle, "
+        "active) to the database; a runner's last seconds are written when it stops. Usage "
+        "reports and credit lag by at most this much.",
+    )
     setup_timeout: float = Field(
         0.0, description="Seconds setup() may take before the runner fails; 0 = no limit."
     )
@@ -198,6 +205,38 @@ class Settings(BaseSettings):
         "or private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). "
         "Link-local, cloud metadata, unspecified (0.0.0.0, ::) and the other special-purpose "
         "addresses are always refused (docs/api.md, Address policy).",
+    )
+
+    # --- credit, rate limits (docs/usage.md) ---------------------------------------
+    credit_check_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds an account's remaining credit stays cached by a server, and "
+        "between its checks for accounts out of credit (whose private runners it then "
+        "stops). Credit set through this server applies at once; `vendo credit set` within "
+        "this delay.",
+    )
+    rate_limit_create: float = Field(
+        0.0,
+        ge=0,
+        description="Predictions and trainings one API token may create per minute, on "
+        "average (Replicate: 600). 0 = no limit. Each server process counts on its own.",
+    )
+    rate_limit_create_burst: int = Field(
+        10,
+        ge=1,
+        description="Creates one token may send at once, above the average rate.",
+    )
+    rate_limit_other: float = Field(
+        0.0,
+        ge=0,
+        description="Other API requests one token may send per minute, on average "
+        "(Replicate: 3000). 0 = no limit. Each server process counts on its own.",
+    )
+    rate_limit_other_burst: int = Field(
+        50,
+        ge=1,
+        description="Other requests one token may send at once, above the average rate.",
     )
 
     # --- webhooks ----------------------------------------------------------------

@@ -93,6 +93,9 @@ class EchoScheduler:
         for task in list(self.tasks):
             await task
 
+    def stop_pools_of(self, owner_id: int) -> None:
+        pass  # no runners here
+
     async def schedule(
         self, prediction: Any, kind: str = "predict", *, count_run: bool = False
     ) -> None:
@@ -296,9 +299,11 @@ class LiveServer:
         *,
         cert: Path | None = None,
         key: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir, self.log_path, self.token = data_dir, log_path, token
         self.cert, self.key = cert, key
+        self.env = env or {}  # VENDO_ settings over the defaults below
         self.port = free_port()
         scheme = "https" if cert else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
@@ -311,7 +316,7 @@ class LiveServer:
         ]  # fmt: skip
         if self.cert and self.key:
             args += ["--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
-        env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60"}
+        env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60", **self.env}
         verify: Any = ssl.create_default_context(cafile=str(self.cert)) if self.cert else True
         self.process = start_server(
             args,
@@ -360,20 +365,26 @@ async def echo_api(
     *,
     concurrency_max: int | None = 1,
     raise_app_exceptions: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[Api]:
     """The app in-process with the real scheduler, and alice's public ``echo`` model
     whose ``version`` runs tests/fixtures/plt_echo in a real runner child (one slot
-    unless ``concurrency_max`` says otherwise); bob is a second user."""
+    unless ``concurrency_max`` says otherwise); bob is a second user. ``settings`` go
+    over the defaults (``idle_timeout=2``, ...)."""
     import vendo
     from vendo.app import create_app
     from vendo.config import Settings
 
     runtime = Path(vendo.__file__).resolve().parent.parent  # src/: the runtime only
     database = None if db_url.startswith("sqlite") else db_url
-    settings = Settings(
-        data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, database_url=database, _env_file=None
+    config = Settings(
+        data_dir=tmp_path / "data",
+        api_token=ADMIN_TOKEN,
+        database_url=database,
+        _env_file=None,
+        **settings,
     )
-    app = create_app(settings)
+    app = create_app(config)
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store

@@ -32,6 +32,7 @@ CLIENT_COMMANDS: dict[str, list[str]] = {
     "push": ["push", str(FIXTURES / "cli_named_file"), "admin/named"],
     "train": ["train", "admin/text-classifier", "-d", "admin/mine", "-i", "examples=x"],
     "deployments": ["deployments", "list"],
+    "usage": ["usage", "--since", "7d", "--by", "model"],
 }
 
 

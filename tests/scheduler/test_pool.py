@@ -322,9 +322,8 @@ async def test_cancel_during_a_cold_start_is_immediate(
     monkeypatch.setenv("PLT_SLOW_SETUP_GATE", str(gate))  # setup() lasts until it exists
     version = platform.version("plt_slow_setup")
     pid = platform.submit(version)
-    await until_async(
-        lambda: (j := platform.store.predictions.job(pid)) is not None and j.state == "claimed"
-    )
+    # claimed and handed to a run here (the claim's commit is seen a moment before)
+    await until_async(lambda: pid in platform.scheduler.running())
     assert await platform.scheduler.cancel(pid)
     row = await platform.wait(pid)  # setup() cannot have ended: the gate is closed
     assert row.status == "canceled" and row.started_at is None

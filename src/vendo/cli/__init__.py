@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "users": ("accounts", "users", "Add and list the people who may use this server."),
     "tokens": ("accounts", "tokens", "Create, list and revoke API tokens."),
     "orgs": ("accounts", "orgs", "Create organizations and add members."),
+    "usage": ("usage", "usage", "Show an account's billed usage and cost, from a server."),
+    "credit": ("credit", "credit", "Set or show an account's credit (admin, on the database)."),
 }
 
 

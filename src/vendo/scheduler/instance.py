@@ -33,13 +33,14 @@ class InstanceState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class InstanceEvent:
-    """A state transition of one instance."""
+    """A state transition of one instance, with what metering bills it by."""
 
     instance_id: str
-    pool: str  # the pool key: version:<id> or deployment:<owner>/<name>
+    pool: str  # the pool key: version:<id>, deployment:<owner>/<name> or train:<id>
     sku: str
     owner: str  # who pays: the deployment's or the model's owner
     state: InstanceState
+    release: Release
 
 
 InstanceObserver = Callable[[InstanceEvent], None]
@@ -56,6 +57,13 @@ class Release:
     hardware: Sku | None = None  # None: not placed (no affinity, limits or GPUs given)
     owner: str = ""
     number: int = 0  # the deployment's release number (0: a version's shared pool)
+    # what usage is billed by (vendo.store.usage): the paying account, the model
+    # ("owner/name"), the deployment ("owner/name", None for a version's pool), and
+    # whether this is a public model's shared pool (its runs are billed, not its time)
+    owner_id: int = 0
+    model: str = ""
+    deployment: str | None = None
+    shared: bool = False
 
     @property
     def sku(self) -> str:
@@ -135,5 +143,5 @@ class Instance:
         if self._observer is not None:
             release = self.release
             self._observer(
-                InstanceEvent(self.id, self.pool, release.sku, release.owner, self.state)
+                InstanceEvent(self.id, self.pool, release.sku, release.owner, self.state, release)
             )

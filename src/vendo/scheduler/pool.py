@@ -79,6 +79,9 @@ class RunnerPool:
         self.cold_starts = 0
         self.last_setup_logs = ""  # output of the last failed setup, for its predictions
         self.unplaced: str | None = None  # why the last instance could not be placed
+        # its owner ran out of credit: no idle time, no standing instances (until work
+        # accepted before comes and starts one)
+        self._no_credit = False
         self._closed = False
 
     @property
@@ -216,6 +219,9 @@ class RunnerPool:
 
     def _add(self, release: Release, *, draining: bool = False) -> Instance | str:
         """Start one more instance of ``release``; or why this machine cannot place it."""
+        # work came (accepted before the credit ran out, or after it was topped up):
+        # the credit watch says so again while the account stays at zero
+        self._no_credit = False
         placement: Placement | None = None
         if self._placer is not None and release.hardware is not None:
             placed = self._placer.place(release.hardware)
@@ -283,7 +289,8 @@ class RunnerPool:
         """Instances wanted for ``queued`` jobs waiting besides the claimed ones."""
         release = self.release
         wanted = math.ceil((queued + self._reserved) / self.slots)
-        return max(release.min_instances, min(release.max_instances, wanted))
+        low = 0 if self._no_credit else release.min_instances
+        return max(low, min(release.max_instances, wanted))
 
     def autoscale(self, queued: int) -> None:
         """One tick of the autoscaler (see the module's doc)."""
@@ -300,7 +307,7 @@ class RunnerPool:
             self._add(self.release)
             return
         now = asyncio.get_running_loop().time()
-        disabled = self.release.max_instances <= 0
+        disabled = self.release.max_instances <= 0 or self._no_credit
         idle = sorted(
             (i for i in current if not i.bound and i.state is not InstanceState.SETTING_UP),
             key=lambda i: i.idle_since,
@@ -308,6 +315,13 @@ class RunnerPool:
         for instance in idle[: max(0, len(current) - target)]:
             if disabled or now - instance.idle_since >= self.options.idle_timeout:
                 self._stop(instance, "idle (scale down)")
+
+    def stop_when_idle(self) -> None:
+        """The owner ran out of credit: instances stop as soon as they have no work (no
+        idle timeout, no min_instances kept). Work already accepted still runs; a job
+        queued before starts an instance again."""
+        self._no_credit = True
+        self.autoscale(0)
 
     def reconfigure(self, release: Release) -> None:
         """Serve ``release`` from now on. When it runs something else than the current

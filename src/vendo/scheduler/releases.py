@@ -76,7 +76,7 @@ class Releases:
             if found is None:
                 raise RunnerError(f"deployment {owner}/{name} does not exist")
             row = found.release
-            _, spec = await self._version(row.version_id)
+            version, spec = await self._version(row.version_id)
             return Release(
                 row.version_id,
                 spec,
@@ -85,6 +85,9 @@ class Releases:
                 self._sku(row.hardware),
                 owner,
                 row.number,
+                owner_id=found.deployment.owner_id,
+                model=_model_name(version),
+                deployment=f"{owner}/{name}",
             )
         training = key.startswith(TRAIN)
         version_id = key.removeprefix(TRAIN) if training else key.removeprefix(VERSION)
@@ -99,6 +102,9 @@ class Releases:
             1 if training else ctx.settings.pool_max_instances,
             self._sku(model.hardware),
             model.owner.username,
+            owner_id=model.owner_id,
+            model=_model_name(version),
+            shared=model.visibility == "public",
         )
 
     def new_pool(self, key: str, release: Release) -> RunnerPool:
@@ -109,3 +115,7 @@ class Releases:
         ctx = self.ctx
         every = await ctx.blocking(ctx.store.deployments.every)
         return [d.pool for d in every if d.release.min_instances > 0]
+
+
+def _model_name(version: VersionRow) -> str:
+    return f"{version.model.owner.username}/{version.model.name}"

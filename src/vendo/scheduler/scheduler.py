@@ -26,6 +26,7 @@ from vendo.queue import EventBus, Queue
 from vendo.scheduler.claiming import TICK, Claimer
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.instance import InstanceEvent, InstanceObserver, InstanceState
+from vendo.scheduler.metering import UsageMeter
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.recording import Recorder
@@ -77,7 +78,11 @@ class Scheduler:
             max_restarts=settings.max_restarts,
         )
         self._lifecycle = RunLifecycle(self._ctx, Recorder(self._ctx))
-        self._observers: list[InstanceObserver] = []
+        ctx = self._ctx
+        self.meter = UsageMeter(
+            lambda rows: ctx.blocking(store.usage.record, rows), settings.usage_flush_interval
+        )
+        self._observers: list[InstanceObserver] = [self.meter.observe]
         if hardware is None:
             try:
                 hardware = server_hardware(settings)
@@ -95,6 +100,7 @@ class Scheduler:
 
     async def start(self) -> None:
         """Recover jobs left by a stopped server, then start claiming."""
+        self.meter.start()
         await self._claimer.start()
 
     async def stop(self) -> None:
@@ -110,6 +116,7 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         ctx.pools.clear()
+        await self.meter.close()  # after the runners: their last seconds are written
         await ctx.writer.close()
         ctx.close()
 
@@ -131,6 +138,14 @@ class Scheduler:
         for pid, run in list(ctx.runs.items()):
             if run.pool.key == key:
                 await self._lifecycle.cancel(pid)
+
+    def stop_pools_of(self, owner_id: int) -> None:
+        """The account ran out of credit: its billed pools (private models, deployments)
+        stop their instances as soon as they have no work. Shared public pools go on:
+        their time is not billed to their owner."""
+        for pool in self._ctx.pools.values():
+            if pool.release.owner_id == owner_id and not pool.release.shared:
+                pool.stop_when_idle()
 
     def add_instance_observer(self, observer: InstanceObserver) -> None:
         """Call ``observer`` on every state change of every instance (metering)."""

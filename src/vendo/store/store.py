@@ -32,6 +32,7 @@ from vendo.store.engine import Engines, create_engines, database_url, upgrade
 from vendo.store.files import Files, Meta
 from vendo.store.predictions import Predictions
 from vendo.store.tables import ModelRow, VersionRow
+from vendo.store.usage import Usage
 
 # WriterBusy: what Store.transaction_nowait() raises, so it is named next to the Store
 __all__ = ["STAMP_FILE", "CachedReads", "Store", "WriterBusy"]
@@ -73,6 +74,7 @@ class Store(Database):
         self.predictions = Predictions(self)
         self.files = Files(self)
         self.meta = Meta(self)
+        self.usage = Usage(self)
         cache = self.cache
         self.cached = CachedReads(
             caller=CachedRead(cache, "caller", self.accounts.authenticate),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -28,7 +29,9 @@ __all__ = [
     "Base",
     "BuildRow",
     "DeploymentRow",
+    "CreditRow",
     "FileRow",
+    "InstanceUsageRow",
     "JobRow",
     "MembershipRow",
     "MetaRow",
@@ -457,3 +460,43 @@ class WebhookDeliveryRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(sa.Float, index=True)
     created_at: Mapped[float] = mapped_column(sa.Float)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class InstanceUsageRow(Base):
+    """Seconds one runner instance spent in one state (``setting_up``, ``idle``,
+    ``active``) between ``started_at`` and ``ended_at``. The scheduler's meter
+    (:mod:`vendo.scheduler.metering`) adds up each instance's time per state and writes
+    one row per instance and state every few seconds, not one per transition. Who pays
+    for it is decided in :mod:`vendo.store.usage`, from ``shared``: the instance served a
+    public model's shared pool (its time is free; the predictions on it are billed)."""
+
+    __tablename__ = "instance_usage"
+    __table_args__ = (sa.Index("ix_instance_usage_owner_started", "owner_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(sa.String(64))
+    pool: Mapped[str] = mapped_column(sa.String(400))  # version:<id> | deployment:<owner/name>
+    hardware: Mapped[str] = mapped_column(sa.String(64))
+    # the account the instance's time belongs to: the model's (or deployment's) owner
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(sa.String(300))  # "owner/name"
+    version_id: Mapped[str] = mapped_column(sa.String(64))
+    deployment: Mapped[str | None] = mapped_column(sa.String(300))  # "owner/name"
+    shared: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seconds: Mapped[float] = mapped_column(sa.Float)
+
+
+class CreditRow(Base):
+    """An account's credit: ``amount`` as of ``set_at``; what is left is that minus the
+    cost of its usage since (:mod:`vendo.store.usage`). No row: unlimited."""
+
+    __tablename__ = "credits"
+
+    account_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(20, 6))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -24,6 +24,7 @@ _MODULES = (
     "deployments",
     "tokens",
     "users",
+    "usage",
 )
 _OPTIONAL = ("push",)
 

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vendo.api.body import parse_json, read_body
+from vendo.api.v1.credit import CreditGate
+from vendo.api.v1.limits import RateLimiter
 from vendo.api.v1.policy import Caller, can_see
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
@@ -43,6 +45,7 @@ __all__ = [
     "iso",
     "json_body",
     "page",
+    "parse_time",
     "platform",
     "secret_box",
     "visible_model",
@@ -84,6 +87,7 @@ class SchedulerLike(Protocol):
 
     @property
     def metrics_registry(self) -> Any: ...
+    def stop_pools_of(self, owner_id: int) -> None: ...
 
 
 class RelayLike(Protocol):
@@ -114,9 +118,16 @@ class Platform:
     examples_task: asyncio.Task[Any] | None = None
     # ``<data_dir>/inputs``: each prediction's input files go in a folder of its own
     inputs_root: Path = field(init=False)
+    # rate limits per token, and credit per account (docs/usage.md)
+    limits: RateLimiter = field(init=False)
+    credit: CreditGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.inputs_root = Path(self.settings.data_dir) / "inputs"
+        self.limits = RateLimiter.from_settings(self.settings)
+        self.credit = CreditGate(
+            self.store, self.hardware.catalog, self.settings.credit_check_interval
+        )
 
 
 def secret_box(p: Platform) -> SecretBox:
@@ -156,16 +167,35 @@ async def caller(request: Request) -> Caller:
         raise Unauthenticated("You did not pass an authentication token")
     if scheme.lower() not in ("bearer", "token") or not token:
         raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
-    store = platform(request).store
+    p = platform(request)
+    store = p.store
     # another process sharing the data dir (`vendo tokens revoke`, say) may have
     # changed accounts: one stat, and the cache is forgotten if it did
     store.sync_cache()
     found = await cached(store.cached.caller, hash_token(token))
     if found is None:
         raise Unauthenticated("You did not pass a valid authentication token")
+    p.limits.check(found.token.id, request.scope)
     if store.accounts.due(found.token.id):  # at most once a minute per token
         await call(store.accounts.used, found.token.id)
     return Caller.of(found)
+
+
+def parse_time(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 date-time (or date) query parameter in UTC (naive: UTC), else 400
+    naming it; None when absent or empty."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        # in UTC here: 0001-01-01T00:00:00+14:00 has no UTC date-time (OverflowError)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date-time from year 1 to 9999, got {value[:60]!r}"
+        ) from None
 
 
 def base_url(request: Request) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TIME", "WEBHOOK_EVENTS", "Schema", "components", "page_of", "ref"]
+__all__ = ["NAME_PATTERN", "TIME", "WEBHOOK_EVENTS", "Schema", "components", "page_of", "ref"]
 
 Schema = dict[str, Any]
 
-_NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,199}$"
+NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,199}$"
 _URL_FIELDS = ("github_url", "paper_url", "license_url", "weights_url", "cover_image_url")
 WEBHOOK_EVENTS = ["start", "output", "logs", "completed"]
 
@@ -324,7 +324,7 @@ def _model_create(hardware_skus: list[str]) -> Schema:
         "required": ["owner", "name", "visibility", "hardware"],
         "properties": {
             "owner": {"type": "string", "minLength": 1},
-            "name": {"type": "string", "pattern": _NAME_PATTERN},
+            "name": {"type": "string", "pattern": NAME_PATTERN},
             "visibility": {"type": "string", "enum": ["public", "private"]},
             "hardware": {"type": "string", "enum": hardware_skus},
             **_model_fields(),
@@ -421,6 +421,52 @@ def _hardware() -> Schema:
     }
 
 
+def _usage() -> Schema:
+    """``GET /v1/usage``: billed seconds and cost per group."""
+    seconds = {"type": "number", "minimum": 0}
+    group = {
+        "type": "object",
+        "required": [
+            "key", "setup_seconds", "idle_seconds", "active_seconds", "total_seconds", "cost"
+        ],
+        "properties": {
+            "key": _TEXT_OR_NULL,
+            "setup_seconds": seconds,
+            "idle_seconds": seconds,
+            "active_seconds": seconds,
+            "total_seconds": seconds,
+            "cost": {"type": "number"},
+        },
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["account", "start", "end", "group_by", "results", "total"],
+        "properties": {
+            "account": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "string", "enum": ["day", "model", "hardware", "deployment"]},
+            "results": {"type": "array", "items": group},
+            "total": group,
+        },
+    }
+
+
+def _credit() -> Schema:
+    """An account's credit: null amounts mean unlimited."""
+    number_or_null = {"type": ["number", "null"]}
+    return {
+        "type": "object",
+        "required": ["account", "credit", "remaining", "set_at"],
+        "properties": {
+            "account": {"type": "string"},
+            "credit": number_or_null,
+            "remaining": number_or_null,
+            "set_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
+
+
 def _collection() -> Schema:
     """A curated list of models."""
     return {
@@ -460,69 +506,6 @@ def _search_result() -> Schema:
     }
 
 
-_INSTANCES: Schema = {"type": "integer", "minimum": 0, "maximum": 100}
-_SCALE = ("min_instances", "max_instances")
-
-
-def _deployment() -> Schema:
-    """A deployment and its current release."""
-    configuration = {
-        "type": "object",
-        "required": ["hardware", *_SCALE],
-        "properties": {"hardware": {"type": "string"}} | {n: _INSTANCES for n in _SCALE},
-    }
-    release = {
-        "type": "object",
-        "required": ["number", "model", "version", "created_at", "created_by", "configuration"],
-        "properties": {
-            "number": {"type": "integer", "minimum": 1},
-            "model": {"type": "string"},
-            "version": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "created_by": ref("Account"),
-            "configuration": configuration,
-        },
-    }
-    return {
-        "type": "object",
-        "required": ["owner", "name", "current_release"],
-        "properties": {
-            "owner": {"type": "string"},
-            "name": {"type": "string"},
-            "current_release": release,
-        },
-    }
-
-
-def _deployment_create(hardware_skus: list[str]) -> Schema:
-    """``POST /v1/deployments``: every field is required."""
-    return {
-        "type": "object",
-        "required": ["name", "model", "version", "hardware", *_SCALE],
-        "properties": {
-            "name": {"type": "string", "pattern": _NAME_PATTERN},
-            "model": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
-            "version": {"type": "string", "minLength": 1},
-            "hardware": {"type": "string", "enum": hardware_skus},
-        }
-        | {n: _INSTANCES for n in _SCALE},
-    }
-
-
-def _deployment_update(hardware_skus: list[str]) -> Schema:
-    """``PATCH`` of a deployment: any of these, at least one; each change is a release."""
-    return {
-        "type": "object",
-        "minProperties": 1,
-        "properties": {
-            "version": {"type": "string", "minLength": 1},
-            "hardware": {"type": "string", "enum": hardware_skus},
-        }
-        | {n: _INSTANCES for n in _SCALE},
-        "additionalProperties": False,
-    }
-
-
 def components(hardware_skus: list[str]) -> dict[str, Schema]:
     """The document's ``components.schemas``; ``hardware_skus`` is what this server
     offers (models are created with one of them)."""
@@ -542,12 +525,10 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
         "FileUpload": _file_upload(),
         "Account": _account(),
         "Hardware": _hardware(),
+        "Usage": _usage(),
+        "Credit": _credit(),
         "Collection": _collection(),
         "SearchResult": _search_result(),
-        "Deployment": _deployment(),
-        "DeploymentCreate": _deployment_create(hardware_skus),
-        "DeploymentUpdate": _deployment_update(hardware_skus),
-        "DeploymentPage": page_of("Deployment"),
         "PredictionPage": page_of("Prediction"),
         "TrainingPage": page_of("Training"),
         "ModelPage": page_of("Model"),

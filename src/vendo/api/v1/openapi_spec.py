@@ -304,6 +304,39 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             },
         ),
     },
+    # usage and credit (Vendo's own)
+    ("GET", "/v1/usage"): {
+        "description": "Billed seconds (setting up, idle, active) and their cost per group, "
+        "for the caller's account or, for an admin, any `account` (docs/usage.md).",
+        "parameters": [
+            _query("start", TIME_FILTER, "ISO 8601 date or date-time; default end - 30 days"),
+            _query("end", TIME_FILTER, "ISO 8601 date or date-time, excluded; default now"),
+            _query(
+                "group_by",
+                {"type": "string", "enum": ["day", "model", "hardware", "deployment"]},
+                "default day",
+            ),
+            _query("account", {"type": "string"}, "username; only an admin may name another"),
+        ],
+        "responses": _ok("usage per group, and its total", ref("Usage")),
+    },
+    ("GET", "/v1/accounts/{username}/credit"): {
+        "responses": _ok("the account's credit (null: unlimited)", ref("Credit")),
+    },
+    ("PUT", "/v1/accounts/{username}/credit"): {
+        "description": "Admin only. `amount` becomes the account's credit from now on; null "
+        "makes it unlimited.",
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["amount"],
+                "properties": {
+                    "amount": {"type": ["number", "null"], "minimum": 0, "maximum": 1e12}
+                },
+            }
+        ),
+        "responses": _ok("the account's new credit", ref("Credit")),
+    },
     ("GET", "/v1/collections"): {
         "parameters": [_CURSOR],
         "responses": _ok("a page of collections", ref("CollectionPage")),

@@ -8,7 +8,7 @@ import math
 import re
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ from vendo.api.v1.context import (
     caller,
     json_body,
     page,
+    parse_time,
     platform,
     secret_box,
     visible_model,
@@ -36,7 +37,6 @@ from vendo.api.v1.policy import can_see, owns
 from vendo.api.v1.prediction_stream import stream_prediction
 from vendo.api.v1.render import is_iterator, iterator_versions, prediction_json
 from vendo.errors import (
-    BadRequest,
     FieldError,
     InvalidInput,
     NotFound,
@@ -282,8 +282,10 @@ async def new_prediction(
     destination: str | None = None,
 ) -> PredictionRow:
     """The prediction a create request asks for, not yet stored; with a
-    ``destination``, a training (its input is the version's ``TrainingInput``)."""
+    ``destination``, a training (its input is the version's ``TrainingInput``). An
+    account out of credit is refused (402) before anything is made."""
     p = platform(request)
+    await p.credit.require(who.user, version.model)
     webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
     deadline: datetime | None = None
     if request.headers.get("cancel-after"):
@@ -448,21 +450,6 @@ async def get_prediction(request: Request) -> Response:
     return await _one(request, p, who, row)
 
 
-def _parse_time(name: str, value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        # in UTC here: 0001-01-01T00:00:00+14:00 has no UTC date-time (OverflowError)
-        return parsed.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
-        raise BadRequest(
-            f"{name} must be an ISO 8601 date-time from year 1 to 9999, got {value[:60]!r}"
-        ) from None
-
-
 async def list_predictions(request: Request) -> Response:
     """List your predictions, newest first."""
     who = await caller(request)
@@ -472,8 +459,8 @@ async def list_predictions(request: Request) -> Response:
         lambda: p.store.predictions.page(
             who.account.id,
             cursor=params.get("cursor"),
-            created_after=_parse_time("created_after", params.get("created_after")),
-            created_before=_parse_time("created_before", params.get("created_before")),
+            created_after=parse_time("created_after", params.get("created_after")),
+            created_before=parse_time("created_before", params.get("created_before")),
         )
     )
     base = base_url(request)
