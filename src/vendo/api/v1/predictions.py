@@ -58,6 +58,7 @@ from vendo.store import (
 from vendo.store.tables import transient_row
 
 __all__ = [
+    "cancel_run",
     "new_prediction",
     "owner_name",
     "parse_cancel_after",
@@ -474,21 +475,27 @@ async def list_predictions(request: Request) -> Response:
     return page(request, results, rows.next_cursor, rows.previous_cursor)
 
 
+async def cancel_run(p: Platform, row: PredictionRow) -> PredictionRow:
+    """Cancel a prediction or training unless it has ended; the row as it then stands."""
+    if row.status in TERMINAL:
+        return row
+    if p.scheduler is not None:
+        await p.scheduler.cancel(row.id)
+    else:
+        finished = await call(p.queue.cancel_queued, row.id)
+        if finished is not None:
+            for name, data in terminal_events(finished.status, finished.error):
+                p.bus.publish(row.id, name, data)
+    found: PredictionRow | None = await call(p.store.predictions.get, row.id)
+    return found or row
+
+
 async def cancel_prediction(request: Request) -> Response:
     """Cancel a prediction."""
     who = await caller(request)
     p = platform(request)
     row = await _owned(request, who, request.path_params["id"])
-    if row.status not in TERMINAL:
-        if p.scheduler is not None:
-            await p.scheduler.cancel(row.id)
-        else:
-            finished = await call(p.queue.cancel_queued, row.id)
-            if finished is not None:
-                for name, data in terminal_events(finished.status, finished.error):
-                    p.bus.publish(row.id, name, data)
-        row = await call(p.store.predictions.get, row.id)
-    return await _one(request, p, who, row)
+    return await _one(request, p, who, await cancel_run(p, row))
 
 
 routes = [
