@@ -35,7 +35,7 @@ from vendo.api.v1.push import push_examples
 from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
 from vendo.errors import RateLimited, VendoError, problem
-from vendo.files.storage import LocalStorage
+from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.scheduler import Scheduler
@@ -48,7 +48,7 @@ __all__ = ["TOKEN_FILE", "SchedulerFactory", "bootstrap_admin", "create_app", "s
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "api_token"  # in the data dir, mode 0600: `vendo push/run` read it
-SchedulerFactory = Callable[[Settings, Store, EventBus, LocalStorage], Any]
+SchedulerFactory = Callable[[Settings, Store, EventBus, FileStorage], Any]
 PROBLEM = "application/problem+json"
 
 
@@ -68,7 +68,7 @@ def bootstrap_admin(settings: Settings, store: Store) -> str | None:
     return token
 
 
-def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
+def sweep_once(settings: Settings, store: Store, storage: FileStorage) -> int:
     """Retention: clear predictions completed more than ``settings.retention`` seconds
     ago (input {}, output null, logs "", files deleted, data_removed) and delete expired
     uploads. Returns how many records changed."""
@@ -222,7 +222,7 @@ async def _open_platform(
     )
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
-    storage = LocalStorage.from_settings(settings, store)
+    storage = await to_thread.run_sync(FileStorage.from_settings, settings, store)
     # Load the signing key now: rendering URLs later must not touch the database.
     await to_thread.run_sync(lambda: storage.key)
     scheduler = None
@@ -248,7 +248,7 @@ async def _announce_admin(settings: Settings, store: Store) -> None:
 
 
 async def _sweep_forever(
-    settings: Settings, store: Store, storage: LocalStorage, interval: float
+    settings: Settings, store: Store, storage: FileStorage, interval: float
 ) -> None:
     while True:
         await asyncio.sleep(interval)

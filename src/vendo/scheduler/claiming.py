@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from vendo.errors import RunnerError
 from vendo.queue import Claimed, Job, claims
@@ -22,7 +23,7 @@ from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.run import Run
 from vendo.scheduler.running import DEADLINE_REASON, RunLifecycle
-from vendo.scheduler.spec import is_iterator_schema
+from vendo.scheduler.spec import is_iterator_schema, local_package, needs_package
 from vendo.status import PredictionStatus
 from vendo.store import utcnow
 from vendo.store.tables import PredictionRow, VersionRow
@@ -214,6 +215,10 @@ class Claimer:
         try:
             if version is None:
                 raise RunnerError(f"version {version_id} does not exist")
+            if needs_package(version, ctx.storage):  # scaled mode, pushed elsewhere
+                version = await ctx.blocking(
+                    local_package, version, ctx.storage, Path(ctx.settings.data_dir)
+                )
             spec = self._spec_for(version)
         except RunnerError as exc:
             await self._fail_unrunnable(version_id, exc.detail)

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from vendo.api.body import parse_json, read_body
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
-from vendo.files.storage import LocalStorage
+from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware
 from vendo.queue import EventBus, Queue
 from vendo.store import (
@@ -94,7 +94,7 @@ class Platform:
     store: Store
     queue: Queue
     bus: EventBus
-    storage: LocalStorage
+    storage: FileStorage
     scheduler: SchedulerLike | None = None
     # the hardware catalogue and what this machine offers of it (read by create_app)
     hardware: Hardware = field(kw_only=True)
