@@ -141,11 +141,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'vendo.db'}"
         return
-    import sqlalchemy as sa
-
     url: str = request.getfixturevalue("postgres_url")
     yield url
-    # Empty the schema so each test starts from nothing (migrations run again).
+    empty_schema(url)
+
+
+def empty_schema(url: str) -> None:
+    """Drop every table of the schema ``url`` points at, so the next test starts from
+    nothing (migrations run again)."""
+    import sqlalchemy as sa
+
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         names = conn.execute(
@@ -154,6 +159,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         for name in list(names):
             conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def pg_only_url(postgres_url: str) -> Iterator[str]:
+    """:func:`db_url` for PostgreSQL alone (tests of what only PostgreSQL does)."""
+    yield postgres_url
+    empty_schema(postgres_url)
 
 
 # --- the official Python client --------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,9 @@ from vendo.errors import RateLimited, VendoError, problem
 from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
+from vendo.queue.cluster import ClusterRelay
 from vendo.scheduler import Scheduler
-from vendo.store import Store, utcnow
+from vendo.store import Store, database_url, utcnow
 from vendo.store.sealing import SecretBox
 from vendo.webhooks.outbox import Outbox
 
@@ -180,6 +181,8 @@ def _lifespan(
         store, scheduler = p.store, p.scheduler
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
         await relay.start()
+        if p.cluster is not None:
+            await p.cluster.start()
         if scheduler is not None:
             await scheduler.start()
         # after the scheduler's recovery, which may have finished interrupted predictions
@@ -204,6 +207,8 @@ def _lifespan(
                         await task
             if scheduler is not None:
                 await scheduler.stop()
+            if p.cluster is not None:
+                await p.cluster.stop()
             await relay.stop()
             await to_thread.run_sync(store.close)
 
@@ -230,9 +235,30 @@ async def _open_platform(
         scheduler = factory(settings, store, bus, storage)
     # The secrets key is made (or read) now: a bad one stops the start with its error.
     box = await to_thread.run_sync(SecretBox.from_settings, settings)
-    return Platform(
+    platform = Platform(
         settings, store, Queue(store), bus, storage, scheduler, secrets=box, hardware=hardware
     )
+    if not store.engines.is_sqlite:
+        # PostgreSQL: other servers and agents may share it (scaled mode)
+        url = database_url(Path(settings.data_dir), settings.database_url)
+        platform.cluster = ClusterRelay(
+            bus,
+            url,
+            on_cancel=_cancel_here(scheduler),
+            on_job=scheduler.notify if scheduler is not None else None,
+        )
+    return platform
+
+
+def _cancel_here(scheduler: Any) -> Callable[[str], Coroutine[Any, Any, None]]:
+    """What a cancel sent by another process does here: cancel the prediction when this
+    process runs it (every process hears every cancel)."""
+
+    async def cancel(prediction_id: str) -> None:
+        if scheduler is not None and prediction_id in scheduler.running():
+            await scheduler.cancel(prediction_id)
+
+    return cancel
 
 
 async def _announce_admin(settings: Settings, store: Store) -> None:

@@ -269,7 +269,8 @@ class Claimer:
         """Jobs queued without a notify here (another process's API, a lost wake-up)
         are found by one read per tick while some pool has room."""
         ctx = self.ctx
-        if not any(pool.free_slots for pool in ctx.pools.values()):
+        # no pool at all: nothing ran here yet, jobs queued elsewhere may be waiting
+        if ctx.pools and not any(pool.free_slots for pool in ctx.pools.values()):
             return
         for version_id in await ctx.blocking(ctx.queue.pending_versions):
             pool = ctx.pools.get(version_id)

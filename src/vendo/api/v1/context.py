@@ -20,6 +20,7 @@ from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware
 from vendo.queue import EventBus, Queue
+from vendo.queue.cluster import ClusterRelay
 from vendo.store import (
     MISS,
     CachedRead,
@@ -100,6 +101,8 @@ class Platform:
     hardware: Hardware = field(kw_only=True)
     # seals secret inputs before anything is stored; loaded at start-up (see secret_box)
     secrets: SecretBox | None = None
+    # PostgreSQL: events and cancels to and from the other processes of the database
+    cluster: ClusterRelay | None = None
     # the running webhook relay (vendo.api.v1.webhooks.WebhookRelay), once started
     webhook_relay: RelayLike | None = None
     # version id -> whether its Output is an iterator (versions never change)
