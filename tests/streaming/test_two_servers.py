@@ -6,6 +6,7 @@ stream live, the output files, cancel."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from streaming_support import sse_events
 
+from pg_throwaway import find_bindir, start_throwaway_postgres
 from s3_server import AWS_ENV
 from serve_support import clean_env, serving, vendo
 from support import until
@@ -45,13 +47,15 @@ class Cluster:
         return dict(r.json())
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, pg_only_url: str, s3_bucket: str, s3_server: str) -> Iterator[Cluster]:
+@contextmanager
+def two_servers(tmp_path: Path, database: str, bucket_url: str, endpoint: str) -> Iterator[Cluster]:
+    """The runner server and the API-only one on ``database`` and ``bucket_url``, with
+    the model in tests/fixtures/scaled_files pushed."""
     shared = clean_env(
         **AWS_ENV,
-        VENDO_DATABASE_URL=pg_only_url,
-        VENDO_STORAGE_URL=s3_bucket,
-        VENDO_STORAGE_ENDPOINT_URL=s3_server,
+        VENDO_DATABASE_URL=database,
+        VENDO_STORAGE_URL=bucket_url,
+        VENDO_STORAGE_ENDPOINT_URL=endpoint,
         VENDO_API_TOKEN=TOKEN,
         VENDO_SECRETS_KEY=Fernet.generate_key().decode(),
         VENDO_ALLOW_NEAREST_PYTHON="true",
@@ -62,17 +66,25 @@ def cluster(tmp_path: Path, pg_only_url: str, s3_bucket: str, s3_server: str) ->
     (tmp_path / "r").mkdir()
     (tmp_path / "a").mkdir()
     # one after the other: each start runs the migrations
-    with serving(tmp_path / "r", runner_env, "--port", "0", data_dir=runner_dir) as (_, runner):
-        with serving(tmp_path / "a", api_env, "--port", "0", "--no-runners", data_dir=api_dir) as (
+    with (
+        serving(tmp_path / "r", runner_env, "--port", "0", data_dir=runner_dir) as (_, runner),
+        serving(tmp_path / "a", api_env, "--port", "0", "--no-runners", data_dir=api_dir) as (
             _,
             api,
-        ):
-            pushed = vendo("push", str(MODEL), "admin/scaled", "-q", cwd=tmp_path, env=runner_env)
-            assert pushed.returncode == 0, pushed.stderr
-            model = httpx.get(f"{api}/v1/models/admin/scaled", headers=HEADERS, timeout=30)
-            version = model.json()["latest_version"]["id"]
-            bucket = s3_bucket.removeprefix("s3://").split("/")[0]
-            yield Cluster(runner, api, version, bucket, s3_server)
+        ),
+    ):
+        pushed = vendo("push", str(MODEL), "admin/scaled", "-q", cwd=tmp_path, env=runner_env)
+        assert pushed.returncode == 0, pushed.stderr
+        model = httpx.get(f"{api}/v1/models/admin/scaled", headers=HEADERS, timeout=30)
+        version = model.json()["latest_version"]["id"]
+        bucket = bucket_url.removeprefix("s3://").split("/")[0]
+        yield Cluster(runner, api, version, bucket, endpoint)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_only_url: str, s3_bucket: str, s3_server: str) -> Iterator[Cluster]:
+    with two_servers(tmp_path, pg_only_url, s3_bucket, s3_server) as found:
+        yield found
 
 
 def _stream(url: str) -> list[dict[str, Any]]:
@@ -120,3 +132,42 @@ def test_a_cancel_sent_to_the_api_only_server_reaches_the_running_one(cluster: C
         timeout=60,
         what="the cancel to reach the server running the prediction",
     )
+
+
+def test_both_servers_survive_a_database_restart(
+    tmp_path: Path, s3_bucket: str, s3_server: str
+) -> None:
+    """A restart of PostgreSQL cuts every connection: both servers reconnect (the pool
+    checks a connection before use; the relay listens again) and go on answering."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail("initdb/pg_ctl are needed to restart a throwaway PostgreSQL")
+    database = start_throwaway_postgres(bindir)
+    try:
+        with two_servers(tmp_path, database.url, s3_bucket, s3_server) as cluster:
+            before = cluster.create(cluster.api, count=1)
+            assert [e["event"] for e in _stream(before["urls"]["stream"])] == ["output", "done"]
+            database.restart()
+            after = cluster.create(cluster.api, count=2)
+            # live if the relay listens again by then; else from the store when it ends
+            events = _stream(after["urls"]["stream"])
+            assert [e["event"] for e in events] == ["output", "output", "done"]
+            assert cluster.get(cluster.api, after["id"])["status"] == "succeeded"
+            assert cluster.get(cluster.runner, before["id"])["status"] == "succeeded"
+            # the relay is back: a cancel through the API-only server reaches the runner
+            slow = cluster.create(cluster.api, count=1, seconds=600)
+            until(
+                lambda: cluster.get(cluster.api, slow["id"])["status"] == "processing",
+                timeout=120,
+                what="the prediction to run on the other server",
+            )
+            until(
+                lambda: httpx.post(
+                    f"{cluster.api}/v1/predictions/{slow['id']}/cancel", headers=HEADERS,
+                    timeout=30,
+                ).json()["status"] == "canceled",
+                timeout=60,
+                what="a cancel to reach the runner over the reconnected relay",
+            )  # fmt: skip
+    finally:
+        database.stop()
