@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("push", "push", "Upload a model to a server as a new version."),
     "run": ("run", "run", "Run a prediction through a server's API."),
     "agent": ("agent", "agent", "Scaled mode: run models for the shared queue."),
+    "migrate": ("migrate", "migrate", "Upgrade the database schema and exit."),
 }
 
 
