@@ -23,7 +23,7 @@ async def test_concurrency_max_runs_at_once_and_409_beyond(serve: Any) -> None:
 
 async def test_env_beats_cog_yaml(serve: Any) -> None:
     served = await serve("srv_async_slots", environment={"COG_MAX_CONCURRENCY": "2"})
-    assert served.server.main_runner.max_concurrency == 2
+    assert served.server.engine.main_runner.max_concurrency == 2
     runs = [
         asyncio.ensure_future(served.client.post("/predictions", json={"input": {"seconds": 0.5}}))
         for _ in range(2)
@@ -36,12 +36,12 @@ async def test_env_beats_cog_yaml(serve: Any) -> None:
 async def test_explicit_cog_yaml_max_1_beats_the_decorator(serve: Any) -> None:
     # cog.yaml says max: 1, @concurrent says 4: cog.yaml wins (§5 precedence)
     served = await serve("int_concurrency_one")
-    assert served.server.main_runner.max_concurrency == 1
+    assert served.server.engine.main_runner.max_concurrency == 1
 
 
 async def test_decorator_decides_without_cog_yaml_max(serve: Any) -> None:
     served = await serve("rt_concurrent")  # @concurrent(max=2), no concurrency key
-    assert served.server.main_runner.max_concurrency == 2
+    assert served.server.engine.main_runner.max_concurrency == 2
 
 
 def test_platform_runner_spec_keeps_absent_max_absent() -> None:

@@ -106,7 +106,7 @@ async def test_cancel_sleep_and_busy_loop(serve: Any) -> None:
 
 async def test_ignored_cancel_kills_and_replaces_child(serve: Any) -> None:
     served = await serve("srv_sleep", cancel_grace=0.5)
-    runner = served.server.main_runner
+    runner = served.server.engine.main_runner
     first_pid = runner.pid
     await _start_async(served, "stubborn", {"seconds": 60, "mode": "stubborn"})
     await served.client.post("/predictions/stubborn/cancel")
@@ -160,4 +160,4 @@ async def test_a_training_right_after_ready_is_never_refused(serve: Any) -> None
         await served.wait_status("READY", interval=0.005)
         r = await served.client.post("/trainings", json={"input": {"steps": 1}})
         assert r.status_code == 200, (attempt, r.text)
-        await served.server.shutdown()
+        await served.server.engine.stop()

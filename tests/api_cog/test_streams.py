@@ -223,7 +223,7 @@ async def test_webhook_forwards_traceparent(serve: Any, receiver: Any) -> None:
 
 
 async def test_webhooks_follow_the_address_policy(serve: Any, receiver: Any) -> None:
-    from vendo.api.cog_predictions import FetchLimits
+    from vendo.serving.records import FetchLimits
 
     port = receiver.url.rsplit(":", 1)[1].split("/")[0]
     served = await serve("srv_echo")

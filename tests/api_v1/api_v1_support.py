@@ -186,6 +186,7 @@ def publish_models(
         versions = {}
         for name, fixture in models.items():
             package = packages / name
+            # a fixture's name, or the path of a project elsewhere (an example)
             shutil.copytree(FIXTURES / fixture, package)
             result = build_project(package, settings)
             model = store.catalog.create_model(admin.id, name, visibility="public", hardware="cpu")
@@ -201,7 +202,11 @@ def publish_models(
                     "runtime_path": str(result.runtime_path),
                     "env": result.env,
                 },
-                config={"predict": result.config.predict, "concurrency_max": 1},
+                config={
+                    "predict": result.config.predict,
+                    "train": result.config.train,
+                    "concurrency_max": 1,
+                },
             )
             versions[name] = version_id
         return versions

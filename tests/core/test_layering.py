@@ -5,6 +5,9 @@ Extensions to the architecture's table, each for a reason:
 - ``scheduler`` and ``api`` speak the runner's wire format: ``runner.protocol``.
 - ``api`` builds pushed packages (``envs``, ``packages``) and queues webhooks.
 - ``packages`` (project archives) is a leaf next to ``envs``.
+- ``serving`` (serve-model's in-memory engine) sits between ``scheduler`` and ``api``:
+  it drives runners through the scheduler's driver and run-event handling, and sends
+  webhooks; it loads no store (serve-model has no database).
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ ALLOWED: dict[str, set[str]] = {
     "files": BASE | {"store"},
     "webhooks": BASE | {"store", "files"},
     "scheduler": BASE | {"runner.protocol", "queue", "store", "files", "schema", "envs"},
+    "serving": BASE | {"runner.protocol", "scheduler", "files", "schema", "webhooks", "envs"},
     "api": BASE
     | {"store", "queue", "files", "scheduler", "schema", "webhooks", "envs", "packages"}
-    | {"runner.protocol"},
+    | {"runner.protocol", "serving"},
     "web": BASE | {"store", "queue", "files", "scheduler", "schema"},
 }
 

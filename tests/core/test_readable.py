@@ -20,8 +20,8 @@ LIFECYCLE = [
     SRC / "status.py",
     SRC / "api" / "v1" / "predictions.py",
     SRC / "api" / "v1" / "prediction_stream.py",
-    SRC / "api" / "cog_predictions.py",
-    SRC / "api" / "cog_records.py",
+    *sorted((SRC / "serving").glob("*.py")),
+    SRC / "api" / "cog.py",
 ]
 # The runner driver predates the redesign and is shared with serve-model as it is.
 NOT_YET = {SRC / "scheduler" / "process.py"}
@@ -96,3 +96,25 @@ def test_the_api_knows_nothing_of_the_fast_path() -> None:
     text = (SRC / "api" / "v1" / "predictions.py").read_text()
     for word in ("defer", "persist", "outcome", "dispatcher"):
         assert word not in text, word
+
+
+def test_both_engines_share_the_run_below_http() -> None:
+    """serve-model's engine and the platform's run lifecycle handle runner events, decide
+    a run's end and tell it with the same code (issue 10, "one engine"); serve-model's
+    routes hold no run logic."""
+    shared = ("InOrder", "decide_end", "terminal_events", "final_metrics")
+    platform = "".join((SRC / "scheduler" / n).read_text() for n in ("running.py", "recording.py"))
+    serving = (SRC / "serving" / "service.py").read_text()
+    for name in shared:
+        assert f"{name}(" in platform and f"{name}(" in serving, name
+    for name in shared + ("has_files",):
+        defined = [
+            str(path.relative_to(SRC))
+            for path in SRC.rglob("*.py")
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name
+        ]
+        assert len(defined) == 1, (name, defined)
+    routes = (SRC / "api" / "cog.py").read_text()
+    for word in ("RunnerProcess(", "predict(", "on_event", "seal(", "WebhookSender("):
+        assert word not in routes, word

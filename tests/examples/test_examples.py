@@ -158,3 +158,38 @@ async def test_chat_streams_tokens_from_a_real_language_model(tmp_path: Path) ->
     assert len(tokens) > 3  # streamed piece by piece, not as one string
     text = "".join(tokens).lower()
     assert any(color in text for color in ("red", "blue", "green", "yellow"))
+
+
+@pytest.mark.slow  # builds the example's real environment
+async def test_text_classifier_trains_and_predicts_with_its_weights(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", allow_nearest_python=True, _env_file=None)
+    result = build_project(EXAMPLES / "text-classifier", settings)
+    spec = RunnerSpec(
+        project=result.project_dir,
+        ref=result.config.train or "",
+        python=str(result.python),
+        runtime_path=result.runtime_path,
+        mode="train",
+        env=result.env,
+    )
+    trainer = RunnerProcess(spec)
+    await trainer.start()
+    try:
+        assert await trainer.wait_ready(120) is RunnerState.READY, trainer.setup.as_dict()
+        slot = trainer.acquire_slot()
+        assert slot is not None
+        examples = str(EXAMPLES / "text-classifier" / "topics.csv")
+        done = await trainer.predict(slot, "t1", {"examples": examples})
+        assert done["status"] == "succeeded", done
+        weights = tmp_path / "weights.json"
+        weights.write_bytes(Path(done["output"]["weights"]["__vendo_file__"]).read_bytes())
+    finally:
+        await trainer.close()
+    cake = {"text": "whisk the eggs and bake the cake"}
+    untrained = await _predict(tmp_path, "text-classifier", cake)
+    assert untrained["output"] in ("positive", "negative")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COG_WEIGHTS", str(weights))  # the child inherits it, as Cog's would
+        trained = await _predict(tmp_path, "text-classifier", cake)
+        sports = await _predict(tmp_path, "text-classifier", {"text": "the team won the match"})
+    assert (trained["output"], sports["output"]) == ("cooking", "sports")

@@ -1,4 +1,7 @@
-"""Cog's HTTP API for one model: what ``vendo serve-model`` serves.
+"""Cog's HTTP API for one model: the routes of ``vendo serve-model``.
+
+Routes only: request parsing (:mod:`vendo.api.cog_requests`) and responses. Below
+them is serve-model's engine, :mod:`vendo.serving`.
 
 Routes and behaviour follow spec/cog.md sections 8 and 9, taking the better behaviour
 wherever Cog's server is weaker (each such place is marked [dev] in the spec): a slot
@@ -14,19 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
-import os
 import platform
-import shutil
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -34,13 +29,6 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from vendo import __version__
-from vendo.api.cog_outputs import OutputFiles
-from vendo.api.cog_predictions import (
-    FetchLimits,
-    PredictionRecord,
-    PredictionService,
-    new_prediction_id,
-)
 from vendo.api.cog_requests import (
     Rejected,
     check_context,
@@ -50,93 +38,18 @@ from vendo.api.cog_requests import (
 )
 from vendo.api.routing import by_path
 from vendo.config import Settings
-from vendo.files.addresses import refusal
-from vendo.files.fetch import guarded_transport
-from vendo.scheduler.process import RunnerProcess, RunnerSpec, RunnerState
+from vendo.scheduler.process import RunnerState
 from vendo.schema import InputValidationError
-from vendo.webhooks.outbox import WebhookURLError
-from vendo.webhooks.sender import RetryPolicy, WebhookSender
-
-if TYPE_CHECKING:
-    from vendo.envs import BuildResult, CogConfig
+from vendo.serving.engine import ModelEngine
+from vendo.serving.options import CogServerOptions
+from vendo.serving.records import PredictionRecord, new_prediction_id
+from vendo.serving.service import PredictionService
 
 __all__ = ["CogServerOptions", "create_app", "prefers_async"]
 
 # The Cog release whose HTTP API this follows (reported as ``cog_version`` in GET /).
 COG_API_VERSION = "0.23.1"
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-@dataclass
-class CogServerOptions:
-    """Everything ``create_app`` needs; :meth:`from_project` fills it from cog.yaml."""
-
-    project: Path
-    predict_ref: str | None
-    train_ref: str | None = None
-    python: str = sys.executable
-    runtime_path: Path | None = None
-    max_concurrency: int | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
-    upload_url: str | None = None
-    cancel_grace: float = 10.0
-    max_restarts: int = 3
-    restart_backoff: float = 0.5
-    stream_capacity: int = 1024
-    throttle_interval: float = 0.5
-    keepalive: float = 15.0
-    webhook_auth_token: str | None = None
-    webhook_retry: RetryPolicy = field(default_factory=RetryPolicy)
-    webhook_timeout: float = 10.0
-    retention: float = 600.0
-    work_dir: Path | None = None
-    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
-    on_shutdown: Callable[[], None] | None = None
-    # Move everything loaded at start-up out of the collector's sight: shorter GC pauses
-    # on the request path. Process-wide, so only the serve-model command turns it on.
-    freeze_gc: bool = False
-
-    @classmethod
-    def from_project(
-        cls, project: Path, *, config: CogConfig | None = None, **overrides: Any
-    ) -> CogServerOptions:
-        """Options for the model in ``project``: cog.yaml (read unless ``config`` is
-        given), then COG_* variables, then ``overrides``. The child runs on ``python``
-        (default: this interpreter); :meth:`from_build` runs it in a built environment."""
-        from vendo.envs.config import load_config
-
-        if config is None:
-            config = load_config(project)
-        env = os.environ
-        values: dict[str, Any] = {
-            "project": config.project_dir,
-            "predict_ref": config.predict,
-            "train_ref": config.train,
-            # None when cog.yaml has no concurrency.max: the decorator then has its say
-            "max_concurrency": config.concurrency_max,
-            "environment": dict(config.environment),
-            "webhook_auth_token": env.get("WEBHOOK_AUTH_TOKEN") or None,
-        }
-        if env.get("COG_STREAM_HISTORY_CAPACITY"):
-            values["stream_capacity"] = int(env["COG_STREAM_HISTORY_CAPACITY"])
-        if env.get("COG_THROTTLE_RESPONSE_INTERVAL"):
-            values["throttle_interval"] = float(env["COG_THROTTLE_RESPONSE_INTERVAL"])
-        values.update(overrides)
-        return cls(**values)
-
-    @classmethod
-    def from_build(cls, result: BuildResult, **overrides: Any) -> CogServerOptions:
-        """Options that run the model inside the environment ``build_project`` made."""
-        from vendo.envs import child_environment
-
-        values: dict[str, Any] = {
-            "python": str(result.python),
-            "runtime_path": result.runtime_path,
-            # the env's variables, its bin first on PATH, and cog.yaml's environment
-            "environment": child_environment(result),
-            **overrides,
-        }
-        return cls.from_project(result.project_dir, config=result.config, **values)
 
 
 def prefers_async(header: str | None) -> bool:
@@ -174,115 +87,16 @@ class CogServer:
 
     def __init__(self, options: CogServerOptions) -> None:
         self.options = options
-        self.services: dict[str, PredictionService] = {}
-        self.runners: list[RunnerProcess] = []
-        self._work_dir: Path | None = None
-        self._own_work_dir = False
-        self._http: httpx.AsyncClient | None = None
-        self._webhooks: WebhookSender | None = None
-        self._webhook_http: httpx.AsyncClient | None = None
-
-    # --- lifecycle -----------------------------------------------------------------------
-
-    def _runner(self, ref: str, mode: str) -> RunnerProcess:
-        o = self.options
-        spec = RunnerSpec(
-            project=o.project,
-            ref=ref,
-            python=o.python,
-            runtime_path=o.runtime_path,
-            mode=mode,
-            max_concurrency=o.max_concurrency,
-            env=o.environment,
-        )
-        return RunnerProcess(
-            spec,
-            cancel_grace=o.cancel_grace,
-            max_restarts=o.max_restarts,
-            restart_backoff=o.restart_backoff,
-        )
-
-    async def startup(self) -> None:
-        o = self.options
-        if o.work_dir is None:
-            self._work_dir = Path(tempfile.mkdtemp(prefix="vendo-serve-"))
-            self._own_work_dir = True
-        else:
-            self._work_dir = o.work_dir
-        self._http = httpx.AsyncClient(timeout=300.0, follow_redirects=False, trust_env=False)
-        allow_private = o.fetch_limits.allow_private
-
-        def check(address: str) -> None:
-            why = refusal(address, allow_private=allow_private)
-            if why is not None:
-                raise WebhookURLError(f"webhooks may not target {why}")
-
-        # Webhooks follow the address policy of input downloads (docs/api.md), checked
-        # where the connection is made.
-        self._webhook_http = httpx.AsyncClient(
-            timeout=o.webhook_timeout,
-            follow_redirects=False,
-            trust_env=False,
-            transport=guarded_transport(check),
-        )
-        self._webhooks = WebhookSender(
-            user_agent=f"vendo/{__version__}",
-            auth_token=o.webhook_auth_token,
-            timeout=o.webhook_timeout,
-            retry=o.webhook_retry,
-            client=self._webhook_http,
-        )
-        outputs = OutputFiles(o.upload_url, self._http)
-        for kind, ref, mode in (
-            ("predictions", o.predict_ref, "predict"),
-            ("trainings", o.train_ref, "train"),
-        ):
-            if ref is None:
-                continue
-            runner = self._runner(ref, mode)
-            self.runners.append(runner)
-            self.services[kind] = PredictionService(
-                runner,
-                kind=kind,
-                work_dir=self._work_dir / kind,
-                outputs=outputs,
-                webhooks=self._webhooks,
-                http=self._http,
-                fetch_limits=o.fetch_limits,
-                stream_capacity=o.stream_capacity,
-                throttle_interval=o.throttle_interval,
-                retention=o.retention,
-            )
-        for runner in self.runners:
-            await runner.start()
-        if o.freeze_gc:
-            gc.collect()
-            gc.freeze()
-
-    async def shutdown(self) -> None:
-        await asyncio.gather(*(r.close() for r in self.runners), return_exceptions=True)
-        await asyncio.gather(*(s.aclose() for s in self.services.values()))
-        if self._webhooks is not None:
-            await self._webhooks.aclose()
-        if self._webhook_http is not None:
-            await self._webhook_http.aclose()
-        if self._http is not None:
-            await self._http.aclose()
-        if self._own_work_dir and self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
+        self.engine = ModelEngine(options)
+        self.services = self.engine.services
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        await self.startup()
+        await self.engine.start()
         try:
             yield
         finally:
-            await self.shutdown()
-
-    @property
-    def main_runner(self) -> RunnerProcess | None:
-        service = self.services.get("predictions") or self.services.get("trainings")
-        return service.runner if service is not None else None
+            await self.engine.stop()
 
     # --- informational routes ------------------------------------------------------------
 
@@ -302,19 +116,8 @@ class CogServer:
                 body[f"{noun}_cancel_url"] = f"/{noun}/{{{singular}_id}}/cancel"
         return _json(body)
 
-    def _health_runner(self) -> RunnerProcess | None:
-        """The runner whose state health reports: the first one not yet ready (a failed
-        one first), else the main one. With ``train:`` set there are two children, and
-        READY must mean both are set up, or a training sent right after READY would find
-        the trainer still starting."""
-        by_concern = {RunnerState.SETUP_FAILED: 0, RunnerState.DEFUNCT: 1, RunnerState.STARTING: 2}
-        pending = [r for r in self.runners if r.state in by_concern]
-        if pending:
-            return min(pending, key=lambda r: by_concern[r.state])
-        return self.main_runner
-
     async def health(self, request: Request) -> Response:
-        runner = self._health_runner()
+        runner = self.engine.health_runner()
         if runner is None:
             return _json({"status": RunnerState.SETUP_FAILED.value})
         state = runner.state
@@ -334,21 +137,8 @@ class CogServer:
                 body["user_healthcheck_error"] = error
         return _json(body)
 
-    def openapi_document(self) -> dict[str, Any] | None:
-        documents = [r.openapi for r in self.runners if r.openapi]
-        if not documents:
-            return None
-        merged = json.loads(json.dumps(documents[0]))
-        for extra in documents[1:]:
-            for path, item in extra.get("paths", {}).items():
-                merged.setdefault("paths", {}).setdefault(path, item)
-            schemas = merged.setdefault("components", {}).setdefault("schemas", {})
-            for name, schema in extra.get("components", {}).get("schemas", {}).items():
-                schemas.setdefault(name, schema)
-        return merged
-
     async def openapi(self, request: Request) -> Response:
-        document = self.openapi_document()
+        document = self.engine.openapi_document()
         if document is None:
             return _failure("the OpenAPI schema is not available yet (setup has not finished)", 503)
         return _json(document)

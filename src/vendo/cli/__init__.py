@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "envs": ("envs", "envs", "List or remove built model environments."),
     "push": ("push", "push", "Upload a model to a server as a new version."),
     "run": ("run", "run", "Run a prediction through a server's API."),
+    "train": ("train", "train", "Train a model through a server's API into a new version."),
     "agent": ("agent", "agent", "Scaled mode: run models for the shared queue."),
     "migrate": ("migrate", "migrate", "Upgrade the database schema and exit."),
 }

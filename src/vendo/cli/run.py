@@ -27,10 +27,10 @@ from vendo.cli.inputs import parse_inputs
 from vendo.cli.options import token_option, url_option
 from vendo.status import TERMINAL
 
-__all__ = ["run"]
+__all__ = ["follow", "model_version", "run", "split_ref", "upload"]
 
 
-def _split_ref(ref: str) -> tuple[str, str, str | None]:
+def split_ref(ref: str) -> tuple[str, str, str | None]:
     model, _, version = ref.partition(":")
     owner, sep, name = model.partition("/")
     if not sep or not owner or not name or "/" in name:
@@ -38,7 +38,9 @@ def _split_ref(ref: str) -> tuple[str, str, str | None]:
     return owner, name, version or None
 
 
-def _version(client: httpx.Client, owner: str, name: str, version: str | None) -> dict[str, Any]:
+def model_version(
+    client: httpx.Client, owner: str, name: str, version: str | None
+) -> dict[str, Any]:
     from vendo.cli.remote import fail
 
     if version:
@@ -74,7 +76,7 @@ def _version(client: httpx.Client, owner: str, name: str, version: str | None) -
     return dict(latest)
 
 
-def _upload(client: httpx.Client, path: Path) -> str:
+def upload(client: httpx.Client, path: Path) -> str:
     from vendo.cli.remote import fail
 
     if not path.is_file():
@@ -181,9 +183,10 @@ class _Live:
             self.printed += 1
 
 
-def _wait(
-    client: httpx.Client, prediction: dict[str, Any], quiet: bool, live: _Live | None
+def follow(
+    client: httpx.Client, prediction: dict[str, Any], quiet: bool, live: _Live | None = None
 ) -> dict[str, Any]:
+    """Poll a prediction (or training) to its end, writing new log text to stderr."""
     from vendo.cli.remote import fail
 
     shown = 0
@@ -227,16 +230,16 @@ def run(
     """Run a prediction of OWNER/NAME (its latest version unless :VERSION is given)."""
     from vendo.cli.remote import api_client, fail
 
-    owner, name, version_id = _split_ref(ref)
+    owner, name, version_id = split_ref(ref)
     with api_client(url, token) as client:
-        version = _version(client, owner, name, version_id)
+        version = model_version(client, owner, name, version_id)
         document = version.get("openapi_schema") or {}
         props = document.get("components", {}).get("schemas", {}).get("Input", {})
         payload = parse_inputs(
             pairs,
             json_input,
             props.get("properties", {}),
-            lambda path: _upload(client, Path(path).expanduser()),
+            lambda path: upload(client, Path(path).expanduser()),
         )
         output_schema = _output_schema(version)
         live = None
@@ -251,7 +254,7 @@ def run(
         fail(response)
         prediction = response.json()
         try:
-            prediction = _wait(client, prediction, quiet, live)
+            prediction = follow(client, prediction, quiet, live)
         except KeyboardInterrupt:
             click.echo("\nCanceling the prediction...", err=True)
             client.post(prediction["urls"]["cancel"])

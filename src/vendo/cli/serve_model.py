@@ -89,10 +89,10 @@ def _server_options(
     """The model's server options: built now, or with ``runtime`` (``--no-build``) run on
     this interpreter with Vendo's runtime installed into that folder."""
     from vendo.api.cog import CogServerOptions
-    from vendo.api.cog_predictions import FetchLimits
     from vendo.cli.progress import build_with_progress, stderr_console
     from vendo.errors import VendoError
     from vendo.runner.dist import install_runtime
+    from vendo.serving.records import FetchLimits
 
     common: dict[str, Any] = {
         "upload_url": upload_url,

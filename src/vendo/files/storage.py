@@ -196,6 +196,17 @@ class FileStorage:
 
     def save_output_file(self, prediction_id: str, owner_id: int, source: Path) -> FileRow:
         """:meth:`save_output`, returning the file's record."""
+        return self._move_in(source, "output", owner_id, prediction_id)
+
+    def save_weights(self, owner_id: int, source: Path) -> FileRow:
+        """Move a training's weights file into storage. It belongs to no prediction and
+        never expires: the version made from it runs with it for as long as it exists
+        (the training's own data may be removed long before)."""
+        return self._move_in(source, "weights", owner_id, None)
+
+    def _move_in(
+        self, source: Path, kind: str, owner_id: int, prediction_id: str | None
+    ) -> FileRow:
         file_id = new_id()
         key = _key(file_id, source.name)
         md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
@@ -208,7 +219,7 @@ class FileStorage:
         name = key.rsplit("/", 1)[-1]
         row = FileRow(
             id=file_id,
-            kind="output",
+            kind=kind,
             owner_id=owner_id,
             prediction_id=prediction_id,
             name=name,
@@ -277,6 +288,12 @@ class FileStorage:
     def local_path(self, row: FileRow) -> Path | None:
         """The file on this machine's disk (local storage), else None."""
         return self.blobs.local_path(row.key)
+
+    def location(self, row: FileRow) -> str:
+        """Where the file is: its path on this machine's disk, else its bucket URL
+        (``s3://bucket/prefix/key``)."""
+        local = self.local_path(row)
+        return str(local) if local is not None else self.blobs.where + row.key
 
     def chunks(self, row: FileRow) -> Iterator[bytes]:
         """The file's bytes in pieces; FileNotFoundError when they are gone."""

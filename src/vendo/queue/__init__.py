@@ -10,6 +10,8 @@ from vendo.queue.jobs import (
     insert_prediction,
     new_job,
     prediction_values,
+    queue_key,
+    queued_version,
 )
 
 __all__ = [
@@ -23,4 +25,6 @@ __all__ = [
     "insert_prediction",
     "new_job",
     "prediction_values",
+    "queue_key",
+    "queued_version",
 ]

@@ -180,15 +180,20 @@ def _with_predictions(conn: sa.Connection, jobs: list[Job]) -> list[Claimed]:
     return claimed
 
 
-def record_end(prediction_id: str, *, job_id: int | None = None, **values: Any) -> Write:
+def record_end(
+    prediction_id: str, *, job_id: int | None = None, then: Write | None = None, **values: Any
+) -> Write:
     """Record the terminal state unless the prediction is terminal already, and delete
     its job, in one transaction (``values``: see
-    :func:`vendo.store.prediction_writes.finish_params`). The result: whether the
-    prediction changed."""
+    :func:`vendo.store.prediction_writes.finish_params`); ``then`` joins that
+    transaction when the prediction changed (a training's new version). The result:
+    whether the prediction changed."""
     params = finish_params(prediction_id, **values)
 
     def write(conn: sa.Connection) -> bool:
         changed = bool(conn.execute(FINISH, params).rowcount)
+        if changed and then is not None:
+            then(conn)
         if job_id is not None:
             conn.execute(_DELETE_JOB, {"p_job": job_id})
         return changed

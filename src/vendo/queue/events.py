@@ -23,11 +23,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vendo.status import PredictionStatus
+from vendo.status import DONE, terminal_events
 
 __all__ = ["DONE", "Event", "EventBus", "Listener", "terminal_events"]
 
-DONE = "done"
 log = logging.getLogger(__name__)
 
 
@@ -46,18 +45,6 @@ class _Channel:
 
 
 Listener = Callable[[str, Event], None]
-
-
-def terminal_events(status: str, error: str | None) -> list[tuple[str, Any]]:
-    """The events that end a prediction's stream, as ``(event, data)``: ``error`` and
-    ``done`` for a failure, ``done`` alone otherwise. The one place that says so: the
-    scheduler publishes them, the SSE route replays them for a finished prediction, and
-    the webhook relay turns ``done`` into ``completed``."""
-    if status == PredictionStatus.FAILED:
-        return [("error", {"detail": error or "prediction failed"}), (DONE, {"reason": "error"})]
-    if status == PredictionStatus.CANCELED:
-        return [(DONE, {"reason": "canceled"})]
-    return [(DONE, {})]
 
 
 class EventBus:

@@ -39,9 +39,26 @@ __all__ = [
     "insert_prediction",
     "new_job",
     "prediction_values",
+    "queue_key",
+    "queued_version",
 ]
 
 INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
+# A training waits in a queue of its own, served by a runner in train mode: its job's
+# ``version_id`` is this prefix and the trainer version's id.
+TRAIN_QUEUE = "train:"
+
+
+def queue_key(kind: str, version_id: str) -> str:
+    """The queue a job of ``kind`` on ``version_id`` waits in (``jobs.version_id``)."""
+    return TRAIN_QUEUE + version_id if kind == "train" else version_id
+
+
+def queued_version(key: str) -> tuple[str, str]:
+    """``(kind, version id)`` of a queue key made by :func:`queue_key`."""
+    if key.startswith(TRAIN_QUEUE):
+        return "train", key[len(TRAIN_QUEUE) :]
+    return "predict", key
 
 
 @dataclass
@@ -68,7 +85,7 @@ class Queue:
             JobRow(
                 kind=kind,
                 prediction_id=prediction_id,
-                version_id=version_id,
+                version_id=queue_key(kind, version_id),
                 state="queued",
                 created_at=utcnow(),
             )
@@ -96,7 +113,7 @@ class Queue:
         scheduler's group commit); returns the job id. With ``claimed_by`` the job is
         inserted already claimed by that worker (a scheduler that runs it at once: no
         claim round trip); :meth:`recover` treats it like any claimed job."""
-        job = new_job(kind, prediction.id, prediction.version_id, claimed_by)
+        job = new_job(kind, prediction.id, queue_key(kind, prediction.version_id), claimed_by)
         model_id = prediction.model_id if count_run else None
         job_id = insert_prediction(conn, prediction_values(prediction), job, model_id)
         assert job_id is not None

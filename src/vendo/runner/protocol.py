@@ -31,6 +31,7 @@ __all__ = [
     "SetupFailedMessage",
     "StartedMessage",
     "encode",
+    "has_files",
     "read_message",
 ]
 
@@ -131,6 +132,15 @@ class RunnerEvent(TypedDict, total=False):
     output: Any
     error: Optional[str]
     metrics: Dict[str, Any]
+
+
+def has_files(value: Any) -> bool:
+    """Whether an output value holds file markers (``{FILE_KEY: path}``) anywhere."""
+    if isinstance(value, dict):
+        return FILE_KEY in value or any(has_files(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_files(v) for v in value)
+    return False
 
 
 class ProtocolError(Exception):

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vendo.errors import RunnerError
-from vendo.queue import Claimed, Job, claims
+from vendo.queue import Claimed, Job, claims, queue_key, queued_version
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.run import Run
 from vendo.scheduler.running import DEADLINE_REASON, RunLifecycle
-from vendo.scheduler.spec import is_iterator_schema, local_package, needs_package
+from vendo.scheduler.spec import is_iterator_schema, local_package, needs_package, train_spec
 from vendo.status import PredictionStatus
 from vendo.store import utcnow
 from vendo.store.tables import PredictionRow, VersionRow
@@ -165,7 +165,7 @@ class Claimer:
                 pool.unreserve()
             raise
         if pool is None:
-            self.notify(prediction.version_id)
+            self.notify(queue_key(kind, prediction.version_id))
             return
         if ctx.stopping:
             # claimed but never started: the next start requeues it (Queue.recover)
@@ -204,13 +204,15 @@ class Claimer:
                 log.exception("scheduler iteration failed; retrying")
                 await asyncio.sleep(self._tick)
 
-    async def _pool(self, version_id: str) -> RunnerPool | None:
-        """The version's pool, made on first use; None for a version that cannot run
-        (its queued jobs are failed)."""
+    async def _pool(self, key: str) -> RunnerPool | None:
+        """The pool of a queue (a version's, or ``train:<id>``: its runner in train
+        mode), made on first use; None for a version that cannot run (its queued jobs
+        are failed)."""
         ctx = self.ctx
-        pool = ctx.pools.get(version_id)
+        pool = ctx.pools.get(key)
         if pool is not None:
             return pool
+        kind, version_id = queued_version(key)
         version = await ctx.blocking(ctx.store.catalog.version, version_id)
         try:
             if version is None:
@@ -220,11 +222,13 @@ class Claimer:
                     local_package, version, ctx.storage, Path(ctx.settings.data_dir)
                 )
             spec = self._spec_for(version)
+            if kind == "train":
+                spec = train_spec(version, spec)
         except RunnerError as exc:
-            await self._fail_unrunnable(version_id, exc.detail)
+            await self._fail_unrunnable(key, exc.detail)
             return None
-        pool = ctx.pools[version_id] = RunnerPool(version_id, spec, self._options)
-        ctx.iterators[version_id] = is_iterator_schema(version.openapi_schema)
+        pool = ctx.pools[key] = RunnerPool(key, spec, self._options)
+        ctx.iterators[key] = kind == "predict" and is_iterator_schema(version.openapi_schema)
         return pool
 
     async def _fill(self, version_id: str) -> None:

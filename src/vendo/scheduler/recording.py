@@ -23,18 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from vendo.queue import Claimed, claims, insert_prediction, new_job
-from vendo.queue.events import terminal_events
-from vendo.runner.protocol import FILE_KEY, RunnerEvent
+from vendo.runner.protocol import FILE_KEY, RunnerEvent, has_files
 from vendo.scheduler.context import SchedulerContext
+from vendo.scheduler.events import DROP, InOrder
 from vendo.scheduler.run import Run, RunPhase
-from vendo.status import PredictionStatus
+from vendo.status import PredictionStatus, final_metrics, terminal_events
 from vendo.store import prediction_writes as writes
 from vendo.store import utcnow
 from vendo.store.batch import Write
-from vendo.store.metrics import final_metrics
 from vendo.store.tables import PredictionRow
 
-__all__ = ["START_DELAY", "Recorder", "has_file"]
+__all__ = ["START_DELAY", "Recorder"]
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +50,13 @@ class Recorder:
 
     # --- while it runs ----------------------------------------------------------------
 
-    def on_event(self, run: Run, message: RunnerEvent) -> None:
-        """A runner event, straight from the runner's socket (on the loop). Events wait
-        in the run's backlog while an output file is being stored."""
-        if run.storing is not None:
-            run.backlog.append(message)
-            return
-        try:
-            self._apply(run, message)
-        except Exception:
-            log.exception("prediction %s: could not handle a runner event", run.prediction_id)
+    def events(self, run: Run) -> InOrder:
+        """Where the runner's events for ``run`` go (its ``on_event``): handled in
+        order, straight from the runner's socket (on the loop), while output files are
+        stored."""
+        handle = functools.partial(self._apply, run)
+        convert = functools.partial(self._stored_output, run)
+        return InOrder(handle, convert, self.ctx.spawn, run.prediction_id)
 
     def _apply(self, run: Run, message: RunnerEvent) -> None:
         kind = message.get("type")
@@ -69,12 +65,7 @@ class Recorder:
         elif kind == "log":
             self._log(run, message.get("data") or "")
         elif kind == "output":
-            value = message.get("value")
-            if has_file(value):
-                run.storing = asyncio.Event()
-                self.ctx.spawn(self._store_output(run, value))
-            else:
-                self._add_output(run, value)
+            self._add_output(run, message.get("value"))
 
     def _started(self, run: Run) -> None:
         run.started_at = utcnow()
@@ -162,36 +153,19 @@ class Recorder:
         sent.extend(new)
         return writes.set_output(run.prediction_id, list(run.outputs))
 
-    async def _store_output(self, run: Run, value: Any) -> None:
+    async def _stored_output(self, run: Run, value: Any) -> Any:
+        """An iterator item's files, stored; a file that cannot be is logged and the
+        item dropped (the run goes on)."""
         try:
-            await self._add_stored_output(run, value)
-            # what arrived meanwhile, in order, until the next file (if any)
-            while run.backlog:
-                message = run.backlog.popleft()
-                if message.get("type") == "output" and has_file(message.get("value")):
-                    await self._add_stored_output(run, message.get("value"))
-                    continue
-                try:
-                    self._apply(run, message)
-                except Exception:
-                    log.exception("prediction %s: could not handle a runner event", run.job)
-        finally:
-            storing, run.storing = run.storing, None
-            if storing is not None:
-                storing.set()
-
-    async def _add_stored_output(self, run: Run, value: Any) -> None:
-        try:
-            stored = await self.store_files(run, value)
+            return await self.store_files(run, value)
         except Exception:
             log.exception("prediction %s: could not store an output file", run.prediction_id)
-        else:
-            self._add_output(run, stored)
+            return DROP
 
     async def store_files(self, run: Run, value: Any) -> Any:
         """Hand output files (``{"__vendo_file__": path}`` markers) to file storage; the
         store keeps the references storage returns."""
-        if not has_file(value):
+        if not has_files(value):
             return value
         owner_id = run.claimed.owner_id
         storage = self.ctx.storage
@@ -221,12 +195,13 @@ class Recorder:
                 # delay never had it written
                 started_at=run.started_at,
                 job_id=run.job.id or None,
+                then=end.get("then"),
             )
         )
         return changed
 
     def publish_end(self, prediction_id: str, status: str, error: str | None) -> None:
-        """The bus events of a terminal state (:func:`vendo.queue.events.terminal_events`)."""
+        """The bus events of a terminal state (:func:`vendo.status.terminal_events`)."""
         for name, data in terminal_events(status, error):
             self.ctx.bus.publish(prediction_id, name, data)
 
@@ -304,14 +279,6 @@ class Recorder:
         if started:
             run.advance(RunPhase.PROCESSING)
         return values
-
-
-def has_file(value: Any) -> bool:
-    if isinstance(value, dict):
-        return FILE_KEY in value or any(has_file(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_file(v) for v in value)
-    return False
 
 
 def _replace_files(value: Any, fn: Callable[[str], Any]) -> Any:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from vendo.queue import Claimed, Job
-from vendo.runner.protocol import RunnerEvent
+from vendo.scheduler.events import InOrder
 from vendo.scheduler.pool import RunnerPool
 from vendo.scheduler.process import RunnerProcess, Slot
 
@@ -65,9 +65,8 @@ class Run:
     outputs: list[Any] = field(default_factory=list)  # every iterator item so far
     outputs_written: int = 0
     outputs_write: asyncio.Future[Any] | None = None
-    # Runner events wait here while an output file is being stored (keeps their order).
-    backlog: deque[RunnerEvent] = field(default_factory=deque)
-    storing: asyncio.Event | None = None
+    # Its runner events, handled in order around output files (made when it is sent).
+    events: InOrder | None = None
     # A deferred run (see vendo.scheduler.sync) keeps its prediction here, unwritten,
     # until it ends or someone else may learn its id; ``written`` is the insert on its way.
     unwritten: dict[str, Any] | None = None

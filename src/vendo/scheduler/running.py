@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from typing import Any
 
 from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import INTERRUPTED_ERROR, claims
 from vendo.scheduler.context import SchedulerContext
+from vendo.scheduler.events import decide_end
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot, handoff_error
 from vendo.scheduler.recording import Recorder
 from vendo.scheduler.run import Run, RunPhase
-from vendo.status import TERMINAL, PredictionStatus
+from vendo.scheduler.training import trained_version
+from vendo.status import TERMINAL, PredictionStatus, final_metrics
 from vendo.store import utcnow
-from vendo.store.prediction_writes import append_logs, final_metrics
+from vendo.store.batch import Write
+from vendo.store.prediction_writes import append_logs
 
 __all__ = ["DEADLINE_REASON", "RunLifecycle"]
 
@@ -84,12 +86,6 @@ class RunLifecycle:
             # Started under an earlier claim whose server stopped: never run twice (the
             # restart policy), whether or not that server's recovery got to it.
             return _result(PredictionStatus.FAILED, INTERRUPTED_ERROR)
-        if run.job.kind != "predict":
-            # trainings need a runner in train mode (train.py): not scheduled here yet
-            return _result(
-                PredictionStatus.FAILED,
-                f"{run.job.kind} jobs are not supported by this scheduler yet",
-            )
         if self.past_deadline(run):
             return _result(PredictionStatus.CANCELED)
         # A warm runner with a free slot (the common case) is taken without a wait, and
@@ -134,8 +130,8 @@ class RunLifecycle:
             return _failed_handoff(slot, exc.detail)
         run.runner = runner
         try:
-            on_event = functools.partial(self.recorder.on_event, run)
-            done = runner.predict(slot, pid, inputs, context={}, on_event=on_event)
+            run.events = self.recorder.events(run)
+            done = runner.predict(slot, pid, inputs, context={}, on_event=run.events.push)
         except Exception as exc:
             # Nothing may stay held by a prediction the runner never took: its runner slot
             # goes back (a no-op once predict() used it), and it ends failed like any run.
@@ -151,8 +147,8 @@ class RunLifecycle:
             result = await done
         finally:
             run.pool.slot_done()
-        while run.storing is not None:  # an output file is still being stored
-            await run.storing.wait()
+        if run.events is not None:  # an output file may still be being stored
+            await run.events.settled()
         return result
 
     def past_deadline(self, run: Run) -> bool:
@@ -182,6 +178,8 @@ class RunLifecycle:
         else:
             changed = await self.recorder.record_end(run, end)
         run.advance(RunPhase.RECORDED)
+        if end.pop("then", None) is not None and changed:
+            self.ctx.store.changed()  # a training made a version: cached reads must see it
         if not changed:
             return
         pid = run.prediction_id
@@ -197,22 +195,18 @@ class RunLifecycle:
     async def _terminal(self, run: Run, result: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """The terminal columns of a run that answered ``result`` (its outcome), and
         whether its version's output is an iterator."""
-        status = str(result.get("status") or PredictionStatus.FAILED)
-        if status not in TERMINAL:
-            status = PredictionStatus.FAILED
-        error = result.get("error")
-        if status == PredictionStatus.FAILED and not error:
-            error = "prediction failed"
-        if status == PredictionStatus.CANCELED:
-            error = None
+        status, error = decide_end(result, canceled=run.cancel_reason is not None)
         if self.ctx.stopping and error == WORKER_EXITED:
             error = INTERRUPTED_ERROR  # the server stopped it, the model did not crash
         iterator = self.ctx.iterators.get(run.job.version_id)
         if iterator is None:  # known for every version with a pool: no await here
             iterator = await self.ctx.is_iterator(run.job.version_id)
-        output = result.get("output")
+        output, then = result.get("output"), None
         if output is not None and status == PredictionStatus.SUCCEEDED:
-            output = await self.recorder.store_files(run, output)
+            try:
+                output, then = await self._stored_output(run, output)
+            except RunnerError as exc:
+                status, error, output = PredictionStatus.FAILED, exc.detail, None
         if iterator and (run.outputs or output is None):
             output = list(run.outputs)
         if status == PredictionStatus.CANCELED and run.cancel_reason is None and run.runner is None:
@@ -222,7 +216,7 @@ class RunLifecycle:
         end = {
             "status": status,
             "output": output,
-            "error": str(error) if error else None,
+            "error": error,
             "logs": "".join(run.all_logs),
             "metrics": final_metrics(
                 claimed.metrics,
@@ -234,8 +228,17 @@ class RunLifecycle:
             "started_at": started_at,
             "completed_at": at,
             "cancel_reason": run.cancel_reason if status == PredictionStatus.CANCELED else None,
+            "then": then,
         }
         return end, iterator
+
+    async def _stored_output(self, run: Run, output: Any) -> tuple[Any, Write | None]:
+        """A succeeded run's output as stored, its files in file storage; a training's
+        is its new version (with the write that inserts it)."""
+        if run.job.kind != "train":
+            return await self.recorder.store_files(run, output), None
+        trained = await trained_version(self.ctx, run, output)
+        return trained.output, trained.write
 
     async def _fail(self, run: Run, message: str) -> bool:
         """The scheduler itself failed the run: record it failed, as best it can (its

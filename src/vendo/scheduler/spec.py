@@ -3,6 +3,7 @@ recorded."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from vendo.errors import RunnerError
 from vendo.scheduler.process import RunnerSpec
 from vendo.store.tables import VersionRow
 
-__all__ = ["is_iterator_schema", "local_package", "needs_package", "runner_spec"]
+__all__ = ["is_iterator_schema", "local_package", "needs_package", "runner_spec", "train_spec"]
 
 
 def runner_spec(version: VersionRow) -> RunnerSpec:
@@ -34,6 +35,9 @@ def runner_spec(version: VersionRow) -> RunnerSpec:
     if env_dir and "PATH" not in env:
         # tools the model installed (console scripts) come first, as in the build
         env["PATH"] = os.pathsep.join([str(Path(env_dir) / "bin"), os.environ.get("PATH", "")])
+    if version.weights:
+        # setup(weights) gets them as Cog passes them: COG_WEIGHTS, a local path or URL
+        env["COG_WEIGHTS"] = version.weights
     runtime = env_info.get("runtime_path")
     cmax = config.get("concurrency_max")
     return RunnerSpec(
@@ -70,6 +74,15 @@ def local_package(version: VersionRow, storage: Any, data_dir: Path) -> VersionR
         )
     version.package_path = str(target)
     return version
+
+
+def train_spec(version: VersionRow, spec: RunnerSpec) -> RunnerSpec:
+    """The runner of ``version``'s trainings: the same environment, its ``train:`` ref
+    in train mode, one training at a time."""
+    ref = (version.config or {}).get("train")
+    if not ref:
+        raise RunnerError(f"version {version.id} has no train: in its cog.yaml")
+    return dataclasses.replace(spec, ref=str(ref), mode="train", max_concurrency=1)
 
 
 def is_iterator_schema(schema: dict[str, Any] | None) -> bool:

@@ -3,6 +3,7 @@ versions."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from vendo.store.ids import new_id, utcnow
 from vendo.store.paging import Page, offset_page
 from vendo.store.tables import BuildRow, ModelRow, UserRow, VersionRow
 
-__all__ = ["BUILDS_KEPT", "MODEL_FIELDS", "Catalog"]
+__all__ = ["BUILDS_KEPT", "MODEL_FIELDS", "Catalog", "version_id_for"]
 
 # Builds kept per model: the newest is the one that matters; a few more for the history.
 BUILDS_KEPT = 20
@@ -32,6 +33,13 @@ MODEL_FIELDS = (
     "visibility",
     "hardware",
 )
+
+
+def version_id_for(owner: str, name: str, digest: str) -> str:
+    """The id of the version of ``owner/name`` made of the package with content
+    ``digest``: 64 lowercase hex, unique to the model, the same for every push of it."""
+    seed = f"vendo-version-v1\n{owner}/{name}\n{digest}".encode()
+    return hashlib.sha256(seed).hexdigest()
 
 
 def _check_fields(fields: dict[str, Any]) -> None:

@@ -1,28 +1,9 @@
-"""A finished prediction's metrics, computed here and nowhere else."""
+"""A finished prediction's metrics: :func:`vendo.status.final_metrics`, named here for
+the store's callers (the computation lives in the vocabulary that serve-model shares
+without loading the store)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from vendo.status import final_metrics
 
 __all__ = ["final_metrics"]
-
-
-def final_metrics(
-    recorded: dict[str, Any] | None,
-    reported: dict[str, Any] | None,
-    *,
-    created_at: datetime | None,
-    started_at: datetime | None,
-    at: datetime,
-) -> dict[str, Any]:
-    """A finished prediction's metrics, the one place they are computed: what was
-    recorded, then what the model reported, ``total_time`` (created -> ``at``) and,
-    unless the model measured it, ``predict_time`` (started -> ``at``)."""
-    metrics = dict(recorded or {})
-    metrics.update(reported or {})
-    if created_at is not None:
-        metrics["total_time"] = max(0.0, (at - created_at).total_seconds())
-    if "predict_time" not in metrics and started_at is not None:
-        metrics["predict_time"] = max(0.0, (at - started_at).total_seconds())
-    return metrics

@@ -152,6 +152,9 @@ class VersionRow(Base):
     # The parsed cog.yaml.
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     build_log: Mapped[str] = mapped_column(sa.Text, default="")
+    # A trained version's weights, passed to setup(weights) as COG_WEIGHTS: the local
+    # path of the file its training stored (or a URL); None for pushed versions.
+    weights: Mapped[str | None] = mapped_column(sa.Text)
 
     model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
 
@@ -306,7 +309,8 @@ class PredictionRow(Base):
 
 
 class FileRow(Base):
-    """An uploaded file (``kind='upload'``) or a prediction's output file (``'output'``)."""
+    """An uploaded file (``kind='upload'``), a prediction's output file (``'output'``) or a
+    training's weights (``'weights'``, kept while a version runs with them)."""
 
     __tablename__ = "files"
 
@@ -343,7 +347,9 @@ class JobRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="predict")  # predict | train
     prediction_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
-    version_id: Mapped[str] = mapped_column(sa.String(64))
+    # The queue the job waits in: its version's id, or ``train:<id>`` for a training
+    # (vendo.queue.jobs.queue_key), served by a runner in train mode.
+    version_id: Mapped[str] = mapped_column(sa.String(128))
     state: Mapped[str] = mapped_column(sa.String(16), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -56,12 +56,14 @@ async def prepare_input(
     storage: FileStorage,
     may_use: Callable[[FileRow], bool],
     fetch_options: dict[str, Any],
+    component: str = "Input",
 ) -> PreparedInput:
-    """Validate ``payload`` (422 naming each bad field) and resolve its file inputs into
+    """Validate ``payload`` (422 naming each bad field) against the schema's
+    ``component`` (``TrainingInput`` for a training) and resolve its file inputs into
     ``folder``. ``hosts()`` gives this server's own host names, asked only when an
     input is a URL: ``/v1/files/{id}`` URLs on them resolve in-process, and only to
     files ``may_use`` allows."""
-    valid, properties = _validate(payload, openapi_schema)
+    valid, properties = _validate(payload, openapi_schema, component)
     files = False
 
     async def local(value: str) -> str:
@@ -99,7 +101,7 @@ async def prepare_input(
 
 
 def _validate(
-    payload: Any, openapi_schema: dict[str, Any]
+    payload: Any, openapi_schema: dict[str, Any], component: str = "Input"
 ) -> tuple[ValidatedInput, dict[str, Any]]:
     """The valid inputs, and the Input schema's properties that say which are files or
     secrets; 422 naming each bad field otherwise."""
@@ -108,7 +110,7 @@ def _validate(
     if not isinstance(payload, dict):
         raise InvalidInput([FieldError("input", "type", "input must be a JSON object")])
     components = _components(openapi_schema)
-    input_schema = components.get("Input")
+    input_schema = components.get(component)
     if not isinstance(input_schema, dict):
         # a version without an Input schema takes no inputs at all
         input_schema = {"type": "object", "properties": {}}

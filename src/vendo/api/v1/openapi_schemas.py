@@ -203,6 +203,46 @@ def _prediction_create() -> Schema:
     }
 
 
+def _training() -> Schema:
+    """A training: a prediction of the trainer version with its ``destination``; on
+    success ``output`` is ``{version: "owner/name:id", weights: URL}``."""
+    return {
+        "allOf": [
+            ref("Prediction"),
+            {
+                "type": "object",
+                "required": ["destination"],
+                "properties": {"destination": {"type": "string", "description": "owner/name"}},
+            },
+        ]
+    }
+
+
+def _training_request() -> Schema:
+    """``POST .../versions/{id}/trainings``: the trainer's input and the destination."""
+    return {
+        "allOf": [
+            ref("PredictionRequest"),
+            {
+                "type": "object",
+                "required": ["destination"],
+                "properties": {
+                    "input": {
+                        "type": "object",
+                        "description": "validated against the version's TrainingInput (422)",
+                    },
+                    "destination": {
+                        "type": "string",
+                        "pattern": "^[^/]+/[^/]+$",
+                        "description": "owner/name of a model you may push to: the "
+                        "trained version is added to it",
+                    },
+                },
+            },
+        ]
+    }
+
+
 def _version() -> Schema:
     """One pushed version of a model, with the model's Cog schema."""
     return {
@@ -427,6 +467,8 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
         "Prediction": _prediction(),
         "PredictionRequest": _prediction_request(),
         "PredictionCreate": _prediction_create(),
+        "Training": _training(),
+        "TrainingRequest": _training_request(),
         "Version": _version(),
         "Model": _model(),
         "Build": _build(),
@@ -439,6 +481,7 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
         "Collection": _collection(),
         "SearchResult": _search_result(),
         "PredictionPage": _page("Prediction"),
+        "TrainingPage": _page("Training"),
         "ModelPage": _page("Model"),
         "VersionPage": _page("Version"),
         "FilePage": _page("File"),

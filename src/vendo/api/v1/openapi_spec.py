@@ -119,6 +119,34 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "requestBody": _body(ref("PredictionRequest")),
         "responses": _CREATED,
     },
+    # trainings
+    ("POST", "/v1/models/{owner}/{name}/versions/{id}/trainings"): {
+        "description": "Train the version (its cog.yaml has `train:`); on success the "
+        "weights become a new version of `destination`.",
+        "parameters": [_CANCEL_AFTER],
+        "requestBody": _body(ref("TrainingRequest")),
+        "responses": {
+            "201": {
+                "description": "the training, starting",
+                "headers": {
+                    "Location": {"schema": {"type": "string"}, "description": "its urls.get"},
+                },
+                "content": _json(ref("Training")),
+                "links": {
+                    "get": _link("get_training_get", id="$response.body#/id"),
+                    "cancel": _link("cancel_training_post", id="$response.body#/id"),
+                },
+            }
+        },
+    },
+    ("GET", "/v1/trainings"): {
+        "parameters": [_CURSOR],
+        "responses": _ok("a page of your trainings, newest first", ref("TrainingPage")),
+    },
+    ("GET", "/v1/trainings/{id}"): {"responses": _ok("the training", ref("Training"))},
+    ("POST", "/v1/trainings/{id}/cancel"): {
+        "responses": _ok("the training (unchanged if it had ended)", ref("Training")),
+    },
     # models
     ("GET", "/v1/models"): {
         "parameters": [

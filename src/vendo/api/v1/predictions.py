@@ -56,7 +56,14 @@ from vendo.store import (
 )
 from vendo.store.tables import transient_row
 
-__all__ = ["parse_cancel_after", "parse_prefer_wait", "routes"]
+__all__ = [
+    "new_prediction",
+    "owner_name",
+    "parse_cancel_after",
+    "parse_prefer_wait",
+    "resolve_version",
+    "routes",
+]
 
 WAIT_MAX = 60
 WAIT_MARGIN = 0.3  # answer this much before the client's read timeout (N + 0.5 s)
@@ -231,9 +238,15 @@ def _own_hosts(request: Request) -> set[str]:
 
 
 async def _prepared_input(
-    request: Request, who: Caller, version: VersionRow, body: dict[str, Any], folder: Path
+    request: Request,
+    who: Caller,
+    version: VersionRow,
+    body: dict[str, Any],
+    folder: Path,
+    component: str,
 ) -> Any:
-    """The request's input, validated, its files fetched into ``folder``."""
+    """The request's input, validated against ``component`` of the version's schema,
+    its files fetched into ``folder``."""
     p = platform(request)
 
     async def lookup(file_id: str) -> FileRow | None:
@@ -253,20 +266,24 @@ async def _prepared_input(
                 "max_data_uri_bytes": p.settings.max_data_uri_bytes,
                 "allow_private": p.settings.allow_private_urls,
             },
+            component=component,
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-async def _new_prediction(
+async def new_prediction(
     request: Request,
     who: Caller,
     version: VersionRow,
     body: dict[str, Any],
-    deployment: str | None,
+    deployment: str | None = None,
+    *,
+    destination: str | None = None,
 ) -> PredictionRow:
-    """The prediction a create request asks for, not yet stored."""
+    """The prediction a create request asks for, not yet stored; with a
+    ``destination``, a training (its input is the version's ``TrainingInput``)."""
     p = platform(request)
     webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
     deadline: datetime | None = None
@@ -275,19 +292,21 @@ async def _new_prediction(
         deadline = utcnow() + timedelta(seconds=seconds)
     prediction_id = new_id()
     folder = p.inputs_root / prediction_id
-    prepared = await _prepared_input(request, who, version, body, folder)
+    component = "Input" if destination is None else "TrainingInput"
+    prepared = await _prepared_input(request, who, version, body, folder, component)
     model = version.model
     return transient_row(
         PredictionRow,
         dict(
             id=prediction_id,
-            kind="prediction",
+            kind="prediction" if destination is None else "training",
             owner_id=who.user.id,
             token_id=who.token.id,
             model_id=model.id,
             model=f"{model.owner.username}/{model.name}",
             version_id=version.id,
             deployment=deployment,
+            destination=destination,
             input=prepared.shown,
             # sealed here, before anything (row, job, any later write) can store it
             run_input=secret_box(p).seal(prepared.run, prepared.secrets),
@@ -346,7 +365,7 @@ async def create_prediction(
 ) -> Response:
     arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
     p = platform(request)
-    row = await _new_prediction(request, who, version, body, deployment)
+    row = await new_prediction(request, who, version, body, deployment)
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
     remaining = 0.0
@@ -407,7 +426,7 @@ async def _owned(request: Request, who: Caller, prediction_id: str) -> Predictio
     return row
 
 
-async def _owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
+async def owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
     if row.owner_id == who.user.id:
         return who.user.username
     user = await call(p.store.accounts.user, row.owner_id)
@@ -421,7 +440,7 @@ async def _one(request: Request, p: Platform, who: Caller, row: PredictionRow) -
         p,
         base_url(request),
         row,
-        owner=await _owner_name(p, who, row),
+        owner=await owner_name(p, who, row),
         streamable=row.version_id in iterators,
     )
     return JSONResponse(data)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -75,6 +74,7 @@ from vendo.errors import (
 from vendo.files.fetch import write_capped
 from vendo.packages import archive_bytes, content_hash, safe_extract
 from vendo.store import ModelRow, UserRow, VersionRow
+from vendo.store.catalog import version_id_for
 
 __all__ = ["PushResult", "push_examples", "push_package", "routes", "version_id_for"]
 
@@ -115,13 +115,6 @@ def _check_name(owner: str, name: str) -> None:
             )
     if errors:
         raise InvalidInput(errors)
-
-
-def version_id_for(owner: str, name: str, digest: str) -> str:
-    """The id of the version of ``owner/name`` made of the package with content
-    ``digest``: 64 lowercase hex, unique to the model, the same for every push of it."""
-    seed = f"vendo-version-v1\n{owner}/{name}\n{digest}".encode()
-    return hashlib.sha256(seed).hexdigest()
 
 
 def _target(p: Platform, user: UserRow, owner: str, name: str) -> ModelRow | None:

@@ -28,14 +28,14 @@ from anyio import to_thread
 from vendo.api.v1.context import Platform
 from vendo.api.v1.render import is_iterator, prediction_json
 from vendo.queue.events import Event
+from vendo.status import WEBHOOK_EVENTS
 from vendo.store import PROCESSING, TERMINAL
 
 __all__ = ["WebhookRelay"]
 
 log = logging.getLogger(__name__)
 
-# bus event -> webhook event
-_EVENTS = {"start": "start", "output": "output", "logs": "logs", "done": "completed"}
+_EVENTS = WEBHOOK_EVENTS
 _UNSET = object()
 
 

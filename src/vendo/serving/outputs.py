@@ -20,21 +20,11 @@ import httpx
 
 from vendo.runner.protocol import FILE_KEY
 
-__all__ = ["OutputFiles", "OutputUploadError", "has_files", "media_type"]
+__all__ = ["OutputFiles", "OutputUploadError", "media_type"]
 
 
 class OutputUploadError(Exception):
     """An output file could not be uploaded."""
-
-
-def has_files(value: Any) -> bool:
-    if isinstance(value, dict):
-        if FILE_KEY in value:
-            return True
-        return any(has_files(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_files(v) for v in value)
-    return False
 
 
 def media_type(path: Path) -> str:

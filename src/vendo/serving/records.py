@@ -1,5 +1,5 @@
 """The records of ``vendo serve-model``: the Cog prediction object as it is built from
-the runner's events, and its SSE event stream with a bounded replay history."""
+the runner's events, and the limits on its input downloads."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ import asyncio
 import base64
 import json
 import secrets
-from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vendo.status import TERMINAL
+from vendo.serving.stream import EventStream
+from vendo.status import TERMINAL, PredictionStatus
 from vendo.webhooks.sender import PredictionWebhook
 
 __all__ = [
     "SECRET_MASK",
-    "EventStream",
     "FetchLimits",
     "PredictionRecord",
     "new_prediction_id",
-    "now_iso",
 ]
 
 SECRET_MASK = "**********"
@@ -35,86 +32,8 @@ def new_prediction_id() -> str:
     return base64.b32encode(secrets.token_bytes(16)).decode("ascii").lower().rstrip("=")[:26]
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-class EventStream:
-    """One prediction's SSE events with a bounded replay history.
-
-    Events are numbered; a subscriber keeps the number of the next event it wants. When
-    that event has already fallen out of the history (a reconnect after more than
-    ``capacity`` events, or a reader that fell behind) it gets ``error {error,
-    skipped}`` and the stream ends for it.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._events: deque[bytes] = deque()
-        self._first = 0  # number of _events[0]
-        self._closed = False
-        self._changed = asyncio.Event()
-        self._drop_when_idle = False
-        self.subscribers = 0
-
-    @property
-    def end(self) -> int:
-        return self._first + len(self._events)
-
-    def publish(self, name: str, data: Any, *, final: bool = False) -> None:
-        if self._closed:
-            return
-        self._events.append(b"event: %s\ndata: %s\n\n" % (name.encode(), _dumps(data).encode()))
-        # capacity 0 turns replay off: keep only what live readers still need
-        keep = max(self.capacity, 1 if self.subscribers else 0)
-        while len(self._events) > keep and not (final and len(self._events) == 1):
-            self._events.popleft()
-            self._first += 1
-        if final:
-            self._closed = True
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def drop_history(self) -> None:
-        """Forget the events once no reader needs them; a later reader is told how
-        many it missed."""
-        if self.subscribers:
-            self._drop_when_idle = True
-            return
-        self._first += len(self._events)
-        self._events.clear()
-
-    async def subscribe(self, start: int = 0, keepalive: float = 15.0) -> AsyncIterator[bytes]:
-        self.subscribers += 1
-        try:
-            position = start
-            while True:
-                if position < self._first:
-                    skipped = self._first - position
-                    yield (
-                        b"event: error\ndata: %s\n\n"
-                        % _dumps({"error": "event history lost", "skipped": skipped}).encode()
-                    )
-                    return
-                if position < self.end:
-                    chunk = b"".join(
-                        self._events[i - self._first] for i in range(position, self.end)
-                    )
-                    position = self.end
-                    yield chunk
-                    continue
-                if self._closed:
-                    return
-                changed = self._changed
-                try:
-                    await asyncio.wait_for(changed.wait(), keepalive)
-                except asyncio.TimeoutError:
-                    yield b": keep-alive\n\n"
-        finally:
-            self.subscribers -= 1
-            if self._drop_when_idle and not self.subscribers:
-                self._drop_when_idle = False
-                self.drop_history()
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 @dataclass(frozen=True)
@@ -136,7 +55,6 @@ class PredictionRecord:
     __slots__ = (
         "cancel_on_disconnect",
         "cancel_requested",
-        "chain",
         "completed_at",
         "context",
         "created_at",
@@ -155,6 +73,7 @@ class PredictionRecord:
         "status",
         "stream",
         "webhook",
+        "upload_error",
         "work_dir",
         "_json",
     )
@@ -163,15 +82,15 @@ class PredictionRecord:
         self.id = id
         self.input: dict[str, Any] | None = input
         self.masked_input: dict[str, Any] | None = masked_input
-        self.status = "starting"
+        self.status = PredictionStatus.STARTING
         self.output: Any = None
         self.outputs: list[Any] | None = None
         self.logs: list[str] = []
         self.error: str | None = None
         self.metrics: dict[str, Any] = {}
-        self.created_at = now_iso()
-        self.started_at: str | None = None
-        self.completed_at: str | None = None
+        self.created_at = datetime.now(timezone.utc)
+        self.started_at: datetime | None = None
+        self.completed_at: datetime | None = None
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.finished_at = 0.0
         self.webhook: PredictionWebhook | None = None
@@ -181,7 +100,7 @@ class PredictionRecord:
         self.cancel_requested = False
         self.context: dict[str, str] = {}
         self.work_dir: Path | None = None
-        self.chain: asyncio.Task[Any] | None = None
+        self.upload_error: str | None = None  # the first output file that could not be
         self._json: bytes | None = None
 
     @property
@@ -200,9 +119,9 @@ class PredictionRecord:
             "logs": "".join(self.logs),
             "error": self.error,
             "metrics": self.metrics,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
+            "created_at": self.created_at.isoformat(),
+            "started_at": _iso(self.started_at),
+            "completed_at": _iso(self.completed_at),
         }
 
     def to_json(self) -> bytes:
@@ -218,5 +137,4 @@ class PredictionRecord:
         self.logs = []
         self.metrics = {}
         self.context = {}
-        self.chain = None
         return body

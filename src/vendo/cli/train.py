@@ -1,0 +1,77 @@
+"""``vendo train OWNER/NAME[:VERSION] --destination OWNER/NAME -i name=value ...``: a
+training through a server.
+
+Like ``vendo run``: resolves the trainer version (the model's latest when none is
+given), uploads ``-i name=@path`` files, creates the training, shows its logs as they
+come, and prints the new version (``owner/name:id``) on stdout once it succeeds. A
+failed or canceled training exits 1; Ctrl-C cancels it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from vendo.cli.inputs import parse_inputs
+from vendo.cli.options import token_option, url_option
+
+__all__ = ["train"]
+
+
+@click.command()
+@click.argument("ref", metavar="OWNER/NAME[:VERSION]")
+@click.option(
+    "-d", "--destination", required=True, metavar="OWNER/NAME",
+    help="The model the trained version is added to (it must exist).",
+)  # fmt: skip
+@click.option("-i", "--input", "pairs", multiple=True, help="name=value, or name=@file to upload.")
+@click.option("--json", "json_input", help="All inputs as one JSON object.")
+@url_option
+@token_option
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the training's logs.")
+def train(
+    ref: str,
+    destination: str,
+    pairs: tuple[str, ...],
+    json_input: str | None,
+    url: str | None,
+    token: str | None,
+    quiet: bool,
+) -> None:
+    """Train OWNER/NAME (its latest version unless :VERSION is given) into DESTINATION."""
+    from vendo.cli.remote import api_client, fail
+    from vendo.cli.run import follow, model_version, split_ref, upload
+
+    owner, name, version_id = split_ref(ref)
+    with api_client(url, token) as client:
+        version = model_version(client, owner, name, version_id)
+        document = version.get("openapi_schema") or {}
+        props = document.get("components", {}).get("schemas", {}).get("TrainingInput", {})
+        payload = parse_inputs(
+            pairs,
+            json_input,
+            props.get("properties", {}),
+            lambda path: upload(client, Path(path).expanduser()),
+        )
+        response = client.post(
+            f"/v1/models/{owner}/{name}/versions/{version['id']}/trainings",
+            json={"destination": destination, "input": payload},
+        )
+        fail(response)
+        training = response.json()
+        try:
+            training = follow(client, training, quiet)
+        except KeyboardInterrupt:
+            click.echo("\nCanceling the training...", err=True)
+            client.post(training["urls"]["cancel"])
+            sys.exit(130)
+        status = training.get("status")
+        if status == "failed":
+            raise click.ClickException(f"training failed: {training.get('error')}")
+        if status == "canceled":
+            raise click.ClickException("training was canceled")
+        output = training.get("output") or {}
+        click.echo(f"weights: {output.get('weights')}", err=True)
+        click.echo(output.get("version"))
