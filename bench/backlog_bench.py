@@ -68,13 +68,14 @@ def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _env(src: Path | None) -> dict[str, str]:
+def _env(src: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env.update(
         VENDO_API_TOKEN=TOKEN,
         VENDO_IDLE_TIMEOUT="3600",
         VENDO_ALLOW_NEAREST_PYTHON="true",
     )
+    env.update(extra or {})
     if src is not None:
         env["PYTHONPATH"] = str(src)  # ahead of the editable install: the snapshot
     return env
@@ -83,8 +84,16 @@ def _env(src: Path | None) -> dict[str, str]:
 class Server:
     """One ``vendo serve`` on a data dir, launched and timed to its first reply."""
 
-    def __init__(self, python: Path, data_dir: Path, src: Path | None, log_dir: Path) -> None:
+    def __init__(
+        self,
+        python: Path,
+        data_dir: Path,
+        src: Path | None,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.python, self.data_dir, self.src, self.log_dir = python, data_dir, src, log_dir
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.starts = 0
@@ -101,7 +110,7 @@ class Server:
             self.proc = subprocess.Popen(
                 argv,
                 cwd=REPO_ROOT,
-                env=_env(self.src),
+                env=_env(self.src, self.env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -154,14 +163,14 @@ class Server:
         return float("nan")
 
 
-def push(server: Server) -> str:
+def push(server: Server, fixture: Path = FIXTURE, model: str = MODEL) -> str:
     import httpx
 
     from vendo.packages import archive_bytes
 
     reply = httpx.post(
-        f"http://{HOST}:{server.port}/v1/models/admin/{MODEL}/versions",
-        content=archive_bytes(FIXTURE),
+        f"http://{HOST}:{server.port}/v1/models/admin/{model}/versions",
+        content=archive_bytes(fixture),
         headers={**_auth(), "Content-Type": "application/gzip"},
         timeout=900,
     )

@@ -4,11 +4,13 @@ Every command comes out of README.md itself, so the README and this test cannot 
 the quickstart's ``vendo serve --examples`` in a fresh folder, the curl command (real
 ``curl`` when installed, else the same request with httpx), the Python snippet with the
 official ``replicate`` client, ``vendo run``, the greeter of "Package and run your own
-model" (``predict``, ``build``, ``push``, ``run``, ``envs``) and the push of an example
-under a second name. The only edits are the ones a test machine forces: ``.venv/bin/vendo``
-and ``vendo`` are this checkout's command, and ``VENDO_PORT`` is set to a free port (the
-README says to do that when 5000 is taken). The install step (``pip install -e .``) is
-the one this test runs under, so it is not repeated.
+model" (``predict``, ``build``, ``push``, ``run``, ``envs``), the push of an example
+under a second name, and "Add a second person" (``vendo users``/``orgs`` on the data
+dir, then a push and a run with the new user's token). The only edits are the ones a
+test machine forces: ``.venv/bin/vendo`` and ``vendo`` are this checkout's command, and
+``VENDO_PORT`` is set to a free port (the README says to do that when 5000 is taken).
+The install step (``pip install -e .``) is the one this test runs under, so it is not
+repeated.
 """
 
 from __future__ import annotations
@@ -208,3 +210,13 @@ def test_a_newcomer_walks_the_readme(newcomer: Newcomer) -> None:
     done = newcomer.sh(run, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "hello again"
+
+    # --- Add a second person: a user and an organization, a push and a run with the
+    # new user's token (the block is one script: its variable carries to the next line)
+    ((lang, team),) = _section("Add a second person")
+    assert lang == "bash"
+    done = newcomer.sh("set -e\n" + team, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "hello team"
+    users = newcomer.sh("vendo users list").stdout.split()
+    assert "alice" in users

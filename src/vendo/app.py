@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vendo.api.metrics import HttpMetrics, metrics_route
 from vendo.api.routing import by_path
 from vendo.api.v1 import routes as v1_routes
 from vendo.api.v1.context import Platform
@@ -34,12 +35,12 @@ from vendo.api.v1.openapi import openapi_route
 from vendo.api.v1.push import push_examples
 from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
-from vendo.errors import RateLimited, VendoError, problem
+from vendo.errors import VendoError, problem
 from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.queue.cluster import ClusterRelay
-from vendo.scheduler import Scheduler
+from vendo.scheduler import Scheduler, tracing
 from vendo.store import Store, database_url, utcnow
 from vendo.store.sealing import SecretBox
 from vendo.webhooks.outbox import Outbox
@@ -106,7 +107,7 @@ def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = Non
 
 async def _vendo_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, VendoError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = exc.headers or None  # Retry-After and ratelimit-* of a RateLimited
     if exc.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
     return _problem_response(exc.to_problem(), headers)
@@ -151,6 +152,7 @@ def create_app(
         log.warning("VENDO_GPU_AS_CPU: GPU SKUs are offered and run on the CPU")
     routes = v1_routes()
     routes.append(openapi_route(routes, hardware.offered_skus()))
+    routes.append(metrics_route())
     app = Starlette(
         routes=by_path(routes),
         lifespan=_lifespan(settings, hardware, factory, sweep_interval, examples),
@@ -161,6 +163,7 @@ def create_app(
         },
     )
     app.add_middleware(_Arrival)
+    app.add_middleware(HttpMetrics)
     app.state.settings = settings
     return app
 
@@ -176,6 +179,7 @@ def _lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tracing.setup()  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set
         p = await _open_platform(settings, hardware, factory)
         app.state.platform = p
         store, scheduler = p.store, p.scheduler
@@ -192,6 +196,7 @@ def _lifespan(
         await _announce_admin(settings, store)
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, p.storage, interval))
+        credit = asyncio.create_task(p.credit.watch(scheduler)) if scheduler else None
         background = await push_examples(p) if examples else None
         # What start-up made (modules, tables, settings) lives as long as the server:
         # out of the cyclic collector's sight, each full collection stays short.
@@ -200,7 +205,7 @@ def _lifespan(
         try:
             yield
         finally:
-            for task in (sweeper, background):
+            for task in (sweeper, background, credit):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -211,6 +216,7 @@ def _lifespan(
                 await p.cluster.stop()
             await relay.stop()
             await to_thread.run_sync(store.close)
+            await to_thread.run_sync(tracing.flush)
 
     return lifespan
 

@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     cache_ttl: float = Field(
         5.0,
         description="Seconds the tokens, models and versions read by prediction requests stay "
-        "cached in memory. Changes made through this server apply at once; changes made by "
-        "another process sharing the database apply within this delay. 0 turns it off.",
+        "cached in memory. Changes made through this server, or by another process on the "
+        "same data dir (`vendo tokens revoke`), apply at once; changes made by a process "
+        "sharing only the database apply within this delay. 0 turns it off.",
     )
 
     # --- HTTP server -------------------------------------------------------------
@@ -115,6 +116,32 @@ class Settings(BaseSettings):
         300.0,
         description="Seconds a warm runner with no work stays up before it is stopped "
         "(scale to zero).",
+    )
+    pool_max_instances: int = Field(
+        1,
+        ge=0,
+        description="Most instances of a version's shared pool (predictions not made through "
+        "a deployment); the autoscaler adds them as its queue grows and stops them after the "
+        "idle timeout. Deployments set their own min and max.",
+    )
+    strict_placement: bool = Field(
+        False,
+        description="Count CPU cores and memory as capacity when placing instances: an "
+        "instance whose SKU's cores or memory are taken waits (its predictions stay queued). "
+        "Off: cores and memory are shared between instances (each still gets its affinity "
+        "and memory limit); GPUs are never shared.",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve `GET /metrics` (Prometheus) without a token, for a scraper on a "
+        "private network. Off: it needs an API token like the API.",
+    )
+    usage_flush_interval: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between writes of the runners' metered time (setting up, idle, "
+        "active) to the database; a runner's last seconds are written when it stops. Usage "
+        "reports and credit lag by at most this much.",
     )
     setup_timeout: float = Field(
         0.0, description="Seconds setup() may take before the runner fails; 0 = no limit."
@@ -191,6 +218,38 @@ class Settings(BaseSettings):
         "or private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). "
         "Link-local, cloud metadata, unspecified (0.0.0.0, ::) and the other special-purpose "
         "addresses are always refused (docs/api.md, Address policy).",
+    )
+
+    # --- credit, rate limits (docs/usage.md) ---------------------------------------
+    credit_check_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds an account's remaining credit stays cached by a server, and "
+        "between its checks for accounts out of credit (whose private runners it then "
+        "stops). Credit set through this server applies at once; `vendo credit set` within "
+        "this delay.",
+    )
+    rate_limit_create: float = Field(
+        0.0,
+        ge=0,
+        description="Predictions and trainings one API token may create per minute, on "
+        "average (Replicate: 600). 0 = no limit. Each server process counts on its own.",
+    )
+    rate_limit_create_burst: int = Field(
+        10,
+        ge=1,
+        description="Creates one token may send at once, above the average rate.",
+    )
+    rate_limit_other: float = Field(
+        0.0,
+        ge=0,
+        description="Other API requests one token may send per minute, on average "
+        "(Replicate: 3000). 0 = no limit. Each server process counts on its own.",
+    )
+    rate_limit_other_burst: int = Field(
+        50,
+        ge=1,
+        description="Other requests one token may send at once, above the average rate.",
     )
 
     # --- webhooks ----------------------------------------------------------------

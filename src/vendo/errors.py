@@ -13,12 +13,13 @@ the CLI prints its ``detail``.
     +-- RequestError           the caller sent something wrong (4xx)
         +-- BadRequest         400 malformed body
         +-- Unauthenticated    401
+        +-- PaymentRequired    402 the account's credit is used up
         +-- Forbidden          403
         +-- NotFound           404
         +-- Conflict           409
         +-- PayloadTooLarge    413
         +-- InvalidInput       422, with one entry per invalid field
-        +-- RateLimited        429, with Retry-After
+        +-- RateLimited        429, with Retry-After and ``retry_after``
 
 The model runtime (``sdk``/``schema``/``runner``) is stdlib-only and cannot import this
 module; the parent process maps the runtime's own errors into this tree.
@@ -40,6 +41,7 @@ __all__ = [
     "ModelLoadError",
     "NotFound",
     "PayloadTooLarge",
+    "PaymentRequired",
     "RateLimited",
     "RequestError",
     "RunnerError",
@@ -69,6 +71,8 @@ class VendoError(Exception):
         self.detail = detail
         # Extension members of the problem (RFC 9457 section 3.2), e.g. ``build``.
         self.extra: dict[str, Any] = {}
+        # HTTP headers of the problem response (``Retry-After``, ...)
+        self.headers: dict[str, str] = {}
 
     def to_problem(self) -> dict[str, Any]:
         return problem(self.status, self.title, self.detail, **self.extra)
@@ -134,6 +138,11 @@ class Unauthenticated(RequestError):
     title = "Unauthenticated"
 
 
+class PaymentRequired(RequestError):
+    status = 402
+    title = "Payment Required"
+
+
 class Forbidden(RequestError):
     status = 403
     title = "Forbidden"
@@ -191,3 +200,5 @@ class RateLimited(RequestError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.extra["retry_after"] = retry_after
+        self.headers["Retry-After"] = str(retry_after)

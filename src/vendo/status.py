@@ -19,6 +19,7 @@ __all__ = [
     "JobState",
     "PredictionStatus",
     "final_metrics",
+    "pool_key",
     "terminal_events",
 ]
 
@@ -88,3 +89,15 @@ def final_metrics(
     if "predict_time" not in metrics and started_at is not None:
         metrics["predict_time"] = max(0.0, (at - started_at).total_seconds())
     return metrics
+
+
+def pool_key(version_id: str, deployment: str | None = None, kind: str = "predict") -> str:
+    """The key of the pool (and queue) a job runs in: a training's (``kind`` ``train``)
+    the trainer version's runner in train mode (``train:<id>``); a prediction's, its
+    deployment's (``deployment:<owner>/<name>``) or, without one, its version's shared
+    pool (``version:<id>``). Metrics label pools with it."""
+    if kind == "train":
+        return f"train:{version_id}"
+    if deployment:
+        return f"deployment:{deployment}"
+    return f"version:{version_id}"

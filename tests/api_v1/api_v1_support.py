@@ -93,6 +93,9 @@ class EchoScheduler:
         for task in list(self.tasks):
             await task
 
+    def stop_pools_of(self, owner_id: int) -> None:
+        pass  # no runners here
+
     async def schedule(
         self, prediction: Any, kind: str = "predict", *, count_run: bool = False
     ) -> None:
@@ -101,7 +104,9 @@ class EchoScheduler:
         await to_thread.run_sync(
             lambda: self.queue.submit(prediction, kind=kind, count_run=count_run)
         )
-        self.notify(prediction.version_id)
+        from vendo.status import pool_key
+
+        self.notify(pool_key(prediction.version_id, prediction.deployment))
 
     async def run_and_wait(
         self,
@@ -118,12 +123,12 @@ class EchoScheduler:
         if wait > 0:
             await self.bus.wait_done(prediction.id, wait)
 
-    def notify(self, version_id: str) -> None:
+    def notify(self, pool: str) -> None:
         import asyncio
 
         if self.hold:
             return
-        task = asyncio.get_running_loop().create_task(self._run(version_id))
+        task = asyncio.get_running_loop().create_task(self._run(pool))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -135,7 +140,28 @@ class EchoScheduler:
             self.bus.publish(prediction_id, "done", {"reason": "canceled"})
         return row is not None
 
-    async def _run(self, version_id: str) -> None:
+    async def deployment_changed(self, key: str, *, disabled: bool = False) -> None:
+        from anyio import to_thread
+
+        if disabled:
+            for row in await to_thread.run_sync(self.queue.cancel_pool, key):
+                self.bus.publish(row.id, "done", {"reason": "canceled"})
+        else:
+            self.notify(key)
+
+    def instance_count(self, key: str) -> int:
+        return 0  # runs no instances
+
+    def pool_states(self) -> dict[str, dict[str, int]]:
+        return {}
+
+    @property
+    def metrics_registry(self) -> Any:
+        from prometheus_client import CollectorRegistry
+
+        return CollectorRegistry()
+
+    async def _run(self, pool: str) -> None:
         import shutil
         from pathlib import Path
 
@@ -143,7 +169,7 @@ class EchoScheduler:
 
         from vendo.store import SUCCEEDED
 
-        for job in await to_thread.run_sync(self.queue.claim, version_id, 10):
+        for job in await to_thread.run_sync(self.queue.claim, pool, 10):
             row = self.store.predictions.get(job.prediction_id)
             self.store.predictions.mark_started(row.id)
             self.bus.publish(row.id, "start", {})
@@ -214,6 +240,39 @@ def publish_models(
         store.close()
 
 
+def record_sleeper(data_dir: Path, token: str) -> dict[str, str]:
+    """``admin/sleeper`` (the admin of ``token``) with versions ``a`` and ``b`` of the
+    dep_sleep fixture, run by this interpreter with Vendo's source as the runtime: each
+    sets ``DEP_RELEASE`` to its letter. Returns letter -> version id."""
+    import vendo
+    from vendo.store import Store, database_url
+
+    runtime = Path(vendo.__file__).resolve().parent.parent
+    store = Store.open(database_url(data_dir, None))
+    try:
+        admin, _ = store.accounts.ensure_admin(token)
+        model = store.catalog.create_model(admin.id, "sleeper", visibility="public")
+        versions = {}
+        for letter in "ab":
+            version_id = letter * 64
+            store.catalog.create_version(
+                model.id,
+                version_id,
+                openapi_schema=ECHO_SCHEMA,
+                package_path=str(FIXTURES / "dep_sleep"),
+                environment={"python": sys.executable, "runtime_path": str(runtime)},
+                config={
+                    "predict": "predict.py:Predictor",
+                    "concurrency_max": 1,
+                    "environment": {"DEP_RELEASE": letter},
+                },
+            )
+            versions[letter] = version_id
+        return versions
+    finally:
+        store.close()
+
+
 def wait_status(
     client: httpx.Client, url: str, statuses: set[str], timeout: float = 60
 ) -> dict[str, Any]:
@@ -240,9 +299,11 @@ class LiveServer:
         *,
         cert: Path | None = None,
         key: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir, self.log_path, self.token = data_dir, log_path, token
         self.cert, self.key = cert, key
+        self.env = env or {}  # VENDO_ settings over the defaults below
         self.port = free_port()
         scheme = "https" if cert else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
@@ -255,7 +316,7 @@ class LiveServer:
         ]  # fmt: skip
         if self.cert and self.key:
             args += ["--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
-        env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60"}
+        env = {**os.environ, "VENDO_API_TOKEN": self.token, "VENDO_IDLE_TIMEOUT": "60", **self.env}
         verify: Any = ssl.create_default_context(cafile=str(self.cert)) if self.cert else True
         self.process = start_server(
             args,
@@ -304,20 +365,26 @@ async def echo_api(
     *,
     concurrency_max: int | None = 1,
     raise_app_exceptions: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[Api]:
     """The app in-process with the real scheduler, and alice's public ``echo`` model
     whose ``version`` runs tests/fixtures/plt_echo in a real runner child (one slot
-    unless ``concurrency_max`` says otherwise); bob is a second user."""
+    unless ``concurrency_max`` says otherwise); bob is a second user. ``settings`` go
+    over the defaults (``idle_timeout=2``, ...)."""
     import vendo
     from vendo.app import create_app
     from vendo.config import Settings
 
     runtime = Path(vendo.__file__).resolve().parent.parent  # src/: the runtime only
     database = None if db_url.startswith("sqlite") else db_url
-    settings = Settings(
-        data_dir=tmp_path / "data", api_token=ADMIN_TOKEN, database_url=database, _env_file=None
+    config = Settings(
+        data_dir=tmp_path / "data",
+        api_token=ADMIN_TOKEN,
+        database_url=database,
+        _env_file=None,
+        **settings,
     )
-    app = create_app(settings)
+    app = create_app(config)
     async with app.router.lifespan_context(app):
         p: Platform = app.state.platform
         store = p.store

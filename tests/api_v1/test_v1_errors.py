@@ -182,7 +182,9 @@ async def test_no_route_answers_500_to_junk(api: Api) -> None:
 
     for route in routes():
         assert isinstance(route, Route)
-        path = route.path.format(owner="alice", name="hello", id="x" * 26, slug="s")
+        path = route.path.format(
+            owner="alice", name="hello", id="x" * 26, slug="s", username="alice"
+        )
         for method in sorted((route.methods or set()) - {"HEAD"}):
             for body in JUNK_BODIES:
                 for headers in (

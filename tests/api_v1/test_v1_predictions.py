@@ -10,6 +10,7 @@ from api_v1_support import VERSION, Api, EchoScheduler
 
 import vendo.app
 from vendo.app import sweep_once
+from vendo.status import pool_key
 from vendo.store import utcnow
 
 PREDICTION_KEYS = {
@@ -215,7 +216,7 @@ class TestWithARunner:
 
         async def run_at_once(prediction: Any, wait: float, **kwargs: Any) -> None:
             await EchoScheduler.run_and_wait(scheduler, prediction, wait, **kwargs)
-            await scheduler._run(prediction.version_id)
+            await scheduler._run(pool_key(prediction.version_id))
 
         scheduler.run_and_wait = run_at_once  # type: ignore[method-assign]
         r = await api.client.post(

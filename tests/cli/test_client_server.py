@@ -31,6 +31,8 @@ CLIENT_COMMANDS: dict[str, list[str]] = {
     "run": ["run", "admin/hello-world", "-i", "text=x"],
     "push": ["push", str(FIXTURES / "cli_named_file"), "admin/named"],
     "train": ["train", "admin/text-classifier", "-d", "admin/mine", "-i", "examples=x"],
+    "deployments": ["deployments", "list"],
+    "usage": ["usage", "--since", "7d", "--by", "model"],
 }
 
 

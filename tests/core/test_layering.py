@@ -3,6 +3,7 @@
 Extensions to the architecture's table, each for a reason:
 - ``envs`` installs the runtime into environments: it may use ``runner.dist``.
 - ``scheduler`` and ``api`` speak the runner's wire format: ``runner.protocol``.
+- ``scheduler`` places instances through the child's environment: ``runner.limits``.
 - ``api`` builds pushed packages (``envs``, ``packages``) and queues webhooks.
 - ``packages`` (project archives) is a leaf next to ``envs``.
 - ``serving`` (serve-model's in-memory engine) sits between ``scheduler`` and ``api``:
@@ -35,7 +36,8 @@ ALLOWED: dict[str, set[str]] = {
     "queue": BASE | {"store"},
     "files": BASE | {"store"},
     "webhooks": BASE | {"store", "files"},
-    "scheduler": BASE | {"runner.protocol", "queue", "store", "files", "schema", "envs"},
+    "scheduler": BASE
+    | {"runner.protocol", "runner.limits", "queue", "store", "files", "schema", "envs"},
     "serving": BASE | {"runner.protocol", "scheduler", "files", "schema", "webhooks", "envs"},
     "api": BASE
     | {"store", "queue", "files", "scheduler", "schema", "webhooks", "envs", "packages"}

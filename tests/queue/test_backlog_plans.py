@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from vendo.queue import Queue, claims, insert_prediction
+from vendo.status import pool_key
 from vendo.store import SUCCEEDED, Store, new_id, utcnow
 
 V1 = "1" * 64
@@ -64,6 +65,7 @@ def _fill(store: Store) -> dict[str, list[str]]:
                 "kind": "predict",
                 "prediction_id": pid,
                 "version_id": values["version_id"],
+                "pool": pool_key(values["version_id"]),
                 "state": "claimed" if claimed else "queued",
                 "created_at": now,
                 "claimed_by": claimed,
@@ -172,8 +174,8 @@ def test_periodic_queries_use_indexes_not_scans(store: Store) -> None:
     _check(store, lambda: store.predictions.overdue(now), "ix_predictions_deadline")
     # still found when due: the index holds the deadline of every queued prediction
     assert len(store.predictions.overdue(now + timedelta(hours=2))) == (QUEUED + 2 + 9) // 10
-    _check(store, queue.pending_versions, "ix_jobs_claim")
-    assert set(queue.pending_versions()) == {V1, V2}
+    _check(store, queue.pending_pools, "ix_jobs_claim")
+    assert set(queue.pending_pools()) == {pool_key(V1), pool_key(V2)}
     _check(store, store.predictions.owed_webhooks, "ix_predictions_webhook_owed")
     _check(
         store,
@@ -183,11 +185,11 @@ def test_periodic_queries_use_indexes_not_scans(store: Store) -> None:
 
     def claim() -> None:
         with store.transaction() as conn:
-            claimed, more = claims.claim(V1, 4, "worker-b")(conn)
+            claimed, more = claims.claim(pool_key(V1), 4, "worker-b")(conn)
         assert len(claimed) == 4 and more
 
     _check(store, claim, "ix_jobs_claim")
-    _check(store, lambda: queue.claim(V2, 2), "ix_jobs_claim")
+    _check(store, lambda: queue.claim(pool_key(V2), 2), "ix_jobs_claim")
 
 
 @pytest.mark.parametrize("worker", [None, "worker-a"])

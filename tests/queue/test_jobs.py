@@ -5,10 +5,12 @@ import threading
 import pytest
 
 from vendo.queue import INTERRUPTED_ERROR, Queue
+from vendo.status import pool_key
 from vendo.store import CANCELED, FAILED, STARTING, PredictionRow, Store, new_id, utcnow
 
 V1 = "1" * 64
 V2 = "2" * 64
+P1, P2 = pool_key(V1), pool_key(V2)  # the versions' shared pools
 
 
 @pytest.fixture
@@ -31,13 +33,13 @@ def test_claim_is_oldest_first_per_version(store: Store) -> None:
     queue = Queue(store)
     ids = [_submit(queue, user.id) for _ in range(3)]
     other = _submit(queue, user.id, V2)
-    assert queue.depth(V1) == 3
-    assert queue.pending_versions() == [V1, V2]
-    first = queue.claim(V1, 2)
+    assert queue.depth(P1) == 3
+    assert queue.pending_pools() == [P1, P2]
+    first = queue.claim(P1, 2)
     assert [j.prediction_id for j in first] == ids[:2]
-    assert [j.prediction_id for j in queue.claim(V1, 5)] == ids[2:]
-    assert queue.claim(V1, 5) == []
-    assert [j.prediction_id for j in queue.claim(V2, 1)] == [other]
+    assert [j.prediction_id for j in queue.claim(P1, 5)] == ids[2:]
+    assert queue.claim(P1, 5) == []
+    assert [j.prediction_id for j in queue.claim(P2, 1)] == [other]
     queue.complete(first[0].id)
     assert store.predictions.job(ids[0]) is None
 
@@ -57,7 +59,7 @@ def test_concurrent_claims_never_double_claim(db_url: str) -> None:
         q = Queue(own, worker_id=f"w{n}")
         try:
             while True:
-                jobs = q.claim(V1, 3)
+                jobs = q.claim(P1, 3)
                 if not jobs:
                     return
                 with lock:
@@ -83,10 +85,10 @@ def test_cancel_queued(store: Store) -> None:
     pid = _submit(queue, user.id)
     row = queue.cancel_queued(pid)
     assert row is not None and row.status == CANCELED
-    assert queue.claim(V1, 1) == []
+    assert queue.claim(P1, 1) == []
     # once claimed, cancel_queued leaves it to the scheduler
     pid2 = _submit(queue, user.id)
-    queue.claim(V1, 1)
+    queue.claim(P1, 1)
     assert queue.cancel_queued(pid2) is None
     assert store.predictions.get(pid2).status == STARTING  # type: ignore[union-attr]
 
@@ -97,7 +99,7 @@ def test_recover_requeues_starting_and_fails_processing(store: Store) -> None:
     queued = _submit(queue, user.id)
     claimed = _submit(queue, user.id)
     running = _submit(queue, user.id)
-    jobs = queue.claim(V1, 3)
+    jobs = queue.claim(P1, 3)
     queue.requeue(jobs[0].id)  # the first goes back: still queued
     store.predictions.mark_started(running)
     report = queue.recover()
@@ -105,7 +107,7 @@ def test_recover_requeues_starting_and_fails_processing(store: Store) -> None:
     assert report.failed == [running]
     failed = store.predictions.get(running)
     assert failed is not None and failed.status == FAILED and failed.error == INTERRUPTED_ERROR
-    assert [j.prediction_id for j in queue.claim(V1, 5)] == [queued, claimed]
+    assert [j.prediction_id for j in queue.claim(P1, 5)] == [queued, claimed]
 
 
 def test_submit_counts_the_run_in_the_same_transaction(store: Store) -> None:

@@ -12,6 +12,7 @@ import pytest
 from test_pool import Platform, running_platform
 
 from vendo.queue import INTERRUPTED_ERROR
+from vendo.status import pool_key
 from vendo.store import PROCESSING, SUCCEEDED
 
 
@@ -46,7 +47,7 @@ async def test_recovery_at_start_leaves_queued_jobs_to_the_claim_path(tmp_path: 
     queued = [first.submit(version, text=f"q{i}") for i in range(3)]
     begun = first.row(version, text="begun")
     first.queue.submit(begun)
-    jobs = first.queue.claim(version, 1)  # the oldest: queued[0]
+    jobs = first.queue.claim(pool_key(version), 1)  # the oldest: queued[0]
     first.queue.requeue(jobs[0].id)
     first.store.predictions.mark_started(queued[0])  # its run had begun before the release
     report = first.queue.recover()

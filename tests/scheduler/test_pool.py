@@ -322,9 +322,8 @@ async def test_cancel_during_a_cold_start_is_immediate(
     monkeypatch.setenv("PLT_SLOW_SETUP_GATE", str(gate))  # setup() lasts until it exists
     version = platform.version("plt_slow_setup")
     pid = platform.submit(version)
-    await until_async(
-        lambda: (j := platform.store.predictions.job(pid)) is not None and j.state == "claimed"
-    )
+    # claimed and handed to a run here (the claim's commit is seen a moment before)
+    await until_async(lambda: pid in platform.scheduler.running())
     assert await platform.scheduler.cancel(pid)
     row = await platform.wait(pid)  # setup() cannot have ended: the gate is closed
     assert row.status == "canceled" and row.started_at is None
@@ -352,3 +351,17 @@ async def test_a_stop_during_a_cold_start_leaves_the_prediction_queued(tmp_path:
 
     async with running_platform(tmp_path) as second:
         assert (await second.wait(pid)).output == "ready"
+
+
+async def test_instance_transitions_reach_the_observers(tmp_path: Path) -> None:
+    events: list[Any] = []
+    async with running_platform(tmp_path, idle_timeout=0.3) as platform:
+        platform.scheduler.add_instance_observer(events.append)
+        version = platform.version("plt_echo")
+        assert (await platform.wait(platform.submit(version))).status == "succeeded"
+        await until_async(lambda: bool(events) and events[-1].state == "stopped")
+    states = [e.state for e in events]
+    # started with its prediction waiting: active from setup on, idle, stopped when idle
+    assert states == ["setting_up", "active", "idle", "stopped"]
+    assert {(e.pool, e.sku, e.owner) for e in events} == {(f"version:{version}", "cpu", "admin")}
+    assert len({e.instance_id for e in events}) == 1

@@ -81,7 +81,7 @@ def test_reads_are_kept_and_changes_through_the_store_clear_them(store: Store) -
     key = hash_token("tok")
     assert store.cached.caller.peek(key) is MISS
     found = store.cached.caller(key)
-    assert found is not None and found[0].id == admin.id
+    assert found is not None and found.user.id == admin.id
     assert store.cached.caller.peek(key) is found
 
     model = store.catalog.create_model(admin.id, "m", visibility="public")

@@ -50,7 +50,7 @@ def test_admin_token_is_stored_hashed(store: Store) -> None:
     assert hashes == [hash_token("secret-token")]
     assert "secret-token" not in hashes
     found = store.accounts.authenticate(hash_token("secret-token"))
-    assert found is not None and found[0].id == admin.id
+    assert found is not None and found.user.id == admin.id
     assert store.accounts.authenticate(hash_token("wrong")) is None
     # a second start keeps the admin and prints no token
     again, token2 = store.accounts.ensure_admin("other")

@@ -24,8 +24,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("push", "push", "Upload a model to a server as a new version."),
     "run": ("run", "run", "Run a prediction through a server's API."),
     "train": ("train", "train", "Train a model through a server's API into a new version."),
+    "deployments": ("deployments", "deployments", "Create, list, update or delete deployments."),
     "agent": ("agent", "agent", "Scaled mode: run models for the shared queue."),
     "migrate": ("migrate", "migrate", "Upgrade the database schema and exit."),
+    "users": ("accounts", "users", "Add and list the people who may use this server."),
+    "tokens": ("accounts", "tokens", "Create, list and revoke API tokens."),
+    "orgs": ("accounts", "orgs", "Create organizations and add members."),
+    "usage": ("usage", "usage", "Show an account's billed usage and cost, from a server."),
+    "credit": ("credit", "credit", "Set or show an account's credit (admin, on the database)."),
 }
 
 

@@ -10,8 +10,6 @@ from vendo.queue.jobs import (
     insert_prediction,
     new_job,
     prediction_values,
-    queue_key,
-    queued_version,
 )
 
 __all__ = [
@@ -25,6 +23,4 @@ __all__ = [
     "insert_prediction",
     "new_job",
     "prediction_values",
-    "queue_key",
-    "queued_version",
 ]

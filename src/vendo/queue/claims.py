@@ -25,13 +25,15 @@ __all__ = ["Claimed", "Job", "claim", "claim_jobs", "complete", "record_end", "r
 
 @dataclass(frozen=True)
 class Job:
-    """A claimed unit of work: run ``prediction_id`` on ``version_id``."""
+    """A claimed unit of work: run ``prediction_id`` on ``version_id`` in the pool
+    ``pool`` (see :func:`vendo.status.pool_key`)."""
 
     id: int
     kind: str  # "predict" | "train"
     prediction_id: str
     version_id: str
     created_at: datetime
+    pool: str
 
 
 class Claimed(NamedTuple):
@@ -54,17 +56,17 @@ _jobs = cast(sa.Table, JobRow.__table__)
 _preds = cast(sa.Table, PredictionRow.__table__)
 _TIME = UTCDateTime()
 
-# A version's queued jobs in ix_jobs_claim's order (the same order as by id, given
-# the version): see job_queued for why so.
+# A pool's queued jobs in ix_jobs_claim's order (the same order as by id, given the
+# pool): see job_queued for why so.
 _QUEUED_IDS = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), job_queued())
+    .where(_jobs.c.pool == sa.bindparam("p_pool"), job_queued())
     .order_by(_jobs.c.state, _jobs.c.id)
     .limit(sa.bindparam("p_limit", type_=sa.Integer))
 )
 _ANY_QUEUED = (
     sa.select(_jobs.c.id)
-    .where(_jobs.c.version_id == sa.bindparam("p_version"), job_queued())
+    .where(_jobs.c.pool == sa.bindparam("p_pool"), job_queued())
     .order_by(_jobs.c.state, _jobs.c.id)
     .limit(1)
 )
@@ -74,6 +76,7 @@ _CLAIM_COLUMNS = (
     _jobs.c.prediction_id,
     _jobs.c.version_id,
     _jobs.c.created_at,
+    _jobs.c.pool,
 )
 # PostgreSQL may run a LIMITed sub-select of an UPDATE more than once and so claim more
 # rows than asked for: there the ids are locked first (SKIP LOCKED: concurrent agents
@@ -116,8 +119,8 @@ _RELEASE_JOB = (
 )
 
 
-def claim_jobs(conn: sa.Connection, version_id: str, limit: int, worker_id: str) -> list[Job]:
-    """Claim up to ``limit`` queued jobs of a version, oldest first, in ``conn``'s
+def claim_jobs(conn: sa.Connection, pool: str, limit: int, worker_id: str) -> list[Job]:
+    """Claim up to ``limit`` queued jobs of a pool, oldest first, in ``conn``'s
     transaction."""
     if limit <= 0:
         return []
@@ -125,27 +128,27 @@ def claim_jobs(conn: sa.Connection, version_id: str, limit: int, worker_id: str)
     if conn.dialect.name == "sqlite":
         rows = conn.execute(
             _CLAIM_OLDEST,
-            {"p_version": version_id, "p_limit": limit, "p_at": at, "p_worker": worker_id},
+            {"p_pool": pool, "p_limit": limit, "p_at": at, "p_worker": worker_id},
         ).all()
     else:
-        ids = list(conn.execute(_CLAIM_LOCK, {"p_version": version_id, "p_limit": limit}).scalars())
+        ids = list(conn.execute(_CLAIM_LOCK, {"p_pool": pool, "p_limit": limit}).scalars())
         if not ids:
             return []
         rows = conn.execute(_CLAIM_IDS, {"p_ids": ids, "p_at": at, "p_worker": worker_id}).all()
     # RETURNING promises no order.
-    return sorted((Job(r[0], r[1], r[2], r[3], r[4]) for r in rows), key=lambda j: j.id)
+    return sorted((Job(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows), key=lambda j: j.id)
 
 
-def claim(version_id: str, limit: int, worker_id: str) -> Write:
-    """Claim up to ``limit`` queued jobs of a version, oldest first, and read their
+def claim(pool: str, limit: int, worker_id: str) -> Write:
+    """Claim up to ``limit`` queued jobs of a pool, oldest first, and read their
     predictions in the same transaction. The result: ``(claimed, more)``, ``more``
-    telling whether jobs of the version are still queued behind them."""
+    telling whether jobs of the pool are still queued behind them."""
 
     def write(conn: sa.Connection) -> tuple[list[Claimed], bool]:
-        claimed = _with_predictions(conn, claim_jobs(conn, version_id, limit, worker_id))
+        claimed = _with_predictions(conn, claim_jobs(conn, pool, limit, worker_id))
         more = False
         if len(claimed) >= limit:
-            more = conn.execute(_ANY_QUEUED, {"p_version": version_id}).first() is not None
+            more = conn.execute(_ANY_QUEUED, {"p_pool": pool}).first() is not None
         return claimed, more
 
     return write

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from vendo.queue import claims
 from vendo.queue.claims import Job
+from vendo.status import pool_key
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
 from vendo.store.prepared import Prepared, insert_all_columns
 from vendo.store.tables import (
@@ -39,26 +40,9 @@ __all__ = [
     "insert_prediction",
     "new_job",
     "prediction_values",
-    "queue_key",
-    "queued_version",
 ]
 
 INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
-# A training waits in a queue of its own, served by a runner in train mode: its job's
-# ``version_id`` is this prefix and the trainer version's id.
-TRAIN_QUEUE = "train:"
-
-
-def queue_key(kind: str, version_id: str) -> str:
-    """The queue a job of ``kind`` on ``version_id`` waits in (``jobs.version_id``)."""
-    return TRAIN_QUEUE + version_id if kind == "train" else version_id
-
-
-def queued_version(key: str) -> tuple[str, str]:
-    """``(kind, version id)`` of a queue key made by :func:`queue_key`."""
-    if key.startswith(TRAIN_QUEUE):
-        return "train", key[len(TRAIN_QUEUE) :]
-    return "predict", key
 
 
 @dataclass
@@ -78,14 +62,21 @@ class Queue:
         self.worker_id = worker_id or f"{socket.gethostname()}:embedded"
 
     def enqueue(
-        self, session: Session, prediction_id: str, version_id: str, kind: str = "predict"
+        self,
+        session: Session,
+        prediction_id: str,
+        version_id: str,
+        kind: str = "predict",
+        *,
+        deployment: str | None = None,
     ) -> None:
         """Add a job inside the caller's write transaction (``store.write()``)."""
         session.add(
             JobRow(
                 kind=kind,
                 prediction_id=prediction_id,
-                version_id=queue_key(kind, version_id),
+                version_id=version_id,
+                pool=pool_key(version_id, deployment, kind),
                 state="queued",
                 created_at=utcnow(),
             )
@@ -113,21 +104,23 @@ class Queue:
         scheduler's group commit); returns the job id. With ``claimed_by`` the job is
         inserted already claimed by that worker (a scheduler that runs it at once: no
         claim round trip); :meth:`recover` treats it like any claimed job."""
-        job = new_job(kind, prediction.id, queue_key(kind, prediction.version_id), claimed_by)
+        pool = pool_key(prediction.version_id, prediction.deployment, kind)
+        job = new_job(kind, prediction.id, prediction.version_id, claimed_by, pool=pool)
         model_id = prediction.model_id if count_run else None
         job_id = insert_prediction(conn, prediction_values(prediction), job, model_id)
         assert job_id is not None
         return job_id
 
-    def claim(self, version_id: str, limit: int = 1) -> list[Job]:
-        """Claim up to ``limit`` queued jobs of a version, oldest first."""
+    def claim(self, pool: str, limit: int = 1) -> list[Job]:
+        """Claim up to ``limit`` queued jobs of a pool (its key, see
+        :func:`vendo.status.pool_key`), oldest first."""
         if limit <= 0:
             return []
         # Most claims find nothing (a scheduler claims again whenever a slot frees). A
         # read answers that without a write transaction, which on SQLite would wait for
         # and hold the one writer. A job committed after this read has its own notify,
         # which makes the scheduler claim again.
-        queued = sa.select(JobRow.id).where(JobRow.version_id == version_id, job_queued())
+        queued = sa.select(JobRow.id).where(JobRow.pool == pool, job_queued())
         # in ix_jobs_claim's order: see job_queued
         queued = queued.order_by(JobRow.state, JobRow.id)
         with self.store.read() as s:
@@ -135,7 +128,7 @@ class Queue:
         if waiting is None:
             return []
         with self.store.transaction() as conn:
-            return claims.claim_jobs(conn, version_id, limit, self.worker_id)
+            return claims.claim_jobs(conn, pool, limit, self.worker_id)
 
     def complete(self, job_id: int) -> None:
         """The job's run ended (whatever its outcome): forget it."""
@@ -164,25 +157,33 @@ class Queue:
                 prediction_id, CANCELED, cancel_reason=reason, session=s
             )
 
-    def pending_versions(self) -> list[str]:
-        """Versions that have queued jobs, oldest job first (for a scheduler at start-up
+    def pending_pools(self) -> list[str]:
+        """Pools that have queued jobs, oldest job first (for a scheduler at start-up
         and its periodic look for jobs queued elsewhere). A skip scan of ``ix_jobs_claim``:
-        one index probe per version with jobs, however many are queued."""
+        one index probe per pool with jobs, however many are queued."""
         with self.store.read() as s:
-            rows = s.execute(_PENDING_VERSIONS).all()
+            rows = s.execute(_PENDING_POOLS).all()
         return [r[0] for r in sorted(rows, key=lambda r: int(r[1]))]
 
-    def depth(self, version_id: str) -> int:
-        """Queued (unclaimed) jobs of a version."""
+    def depth(self, pool: str, at_most: int | None = None) -> int:
+        """Queued (unclaimed) jobs of a pool; with ``at_most``, counted no further (the
+        autoscaler needs no more than what its maximum instances would take)."""
+        queued = sa.select(JobRow.id).where(JobRow.pool == pool, job_queued())
+        if at_most is not None:
+            queued = queued.limit(at_most)
         with self.store.read() as s:
-            return int(
-                s.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(JobRow)
-                    .where(JobRow.version_id == version_id, JobRow.state == "queued")
-                )
-                or 0
+            count = s.scalar(sa.select(sa.func.count()).select_from(queued.subquery()))
+        return int(count or 0)
+
+    def cancel_pool(self, pool: str, reason: str = "canceled") -> list[PredictionRow]:
+        """Cancel every queued job of a pool (a disabled deployment), each as
+        :meth:`cancel_queued` does; the finished rows."""
+        with self.store.read() as s:
+            ids = list(
+                s.scalars(sa.select(JobRow.prediction_id).where(JobRow.pool == pool, job_queued()))
             )
+        ended = (self.cancel_queued(pid, reason) for pid in ids)
+        return [row for row in ended if row is not None]
 
     def recover(self, worker_id: str | None = None) -> Recovery:
         """Apply the restart policy (docs/design/platform.md) to jobs left claimed by a
@@ -232,28 +233,28 @@ class Queue:
         return report
 
 
-# Distinct versions of the jobs table by a recursive skip scan of ix_jobs_claim (each
-# step seeks the next version id), with the oldest queued job of each: cost per version
-# with jobs, not per job. The range on state is job_queued's (keeps PostgreSQL on the
+# Distinct pools of the jobs table by a recursive skip scan of ix_jobs_claim (each
+# step seeks the next pool), with the oldest queued job of each: cost per pool with
+# jobs, not per job. The range on state is job_queued's (keeps PostgreSQL on the
 # index).
-_PENDING_VERSIONS = sa.text(
+_PENDING_POOLS = sa.text(
     """
-    WITH RECURSIVE v(version_id) AS (
-        SELECT (SELECT min(j.version_id) FROM jobs j)
+    WITH RECURSIVE v(pool) AS (
+        SELECT (SELECT min(j.pool) FROM jobs j)
         UNION ALL
         SELECT (
-            SELECT j.version_id FROM jobs j
-            WHERE j.version_id > v.version_id ORDER BY j.version_id LIMIT 1
+            SELECT j.pool FROM jobs j
+            WHERE j.pool > v.pool ORDER BY j.pool LIMIT 1
         )
-        FROM v WHERE v.version_id IS NOT NULL
+        FROM v WHERE v.pool IS NOT NULL
     )
-    SELECT version_id, first_id FROM (
-        SELECT v.version_id AS version_id, (
+    SELECT pool, first_id FROM (
+        SELECT v.pool AS pool, (
             SELECT j.id FROM jobs j
-            WHERE j.version_id = v.version_id AND j.state BETWEEN 'queued' AND 'queued'
+            WHERE j.pool = v.pool AND j.state BETWEEN 'queued' AND 'queued'
             ORDER BY j.state, j.id LIMIT 1
         ) AS first_id
-        FROM v WHERE v.version_id IS NOT NULL
+        FROM v WHERE v.pool IS NOT NULL
     ) AS pending
     WHERE first_id IS NOT NULL
     """
@@ -289,13 +290,20 @@ def prediction_values(prediction: PredictionRow) -> dict[str, Any]:
 
 
 def new_job(
-    kind: str, prediction_id: str, version_id: str, claimed_by: str | None = None
+    kind: str,
+    prediction_id: str,
+    version_id: str,
+    claimed_by: str | None = None,
+    *,
+    pool: str | None = None,
 ) -> dict[str, Any]:
-    """A job row's values: queued, or already claimed by ``claimed_by``."""
+    """A job row's values: queued, or already claimed by ``claimed_by``; in the queue of
+    ``pool`` (a key of :func:`vendo.status.pool_key`), by default the version's."""
     job: dict[str, Any] = {
         "kind": kind,
         "prediction_id": prediction_id,
         "version_id": version_id,
+        "pool": pool or pool_key(version_id),
         "state": "queued",
         "created_at": utcnow(),
     }

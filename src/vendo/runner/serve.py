@@ -16,6 +16,7 @@ from vendo.schema.records import LoadError
 from .capture import Capture, RoutedStream
 from .channel import Channel, error_text
 from .lifeline import watch_parent
+from .limits import apply_limits
 from .loader import Bound, Loaded, load, register_cog
 from .setup import call_setup, resolve_max_concurrency, start_setup_watchdog
 from .worker import Worker
@@ -29,6 +30,7 @@ def serve(project: str, ref: str, mode: str, cli_concurrency: Optional[int], fd:
     # Before anything slow (imports, setup): a parent killed meanwhile must not leave
     # this child, or what the model spawns, running for nobody.
     watch_parent(lambda: channel.exit(1))
+    apply_limits(os.environ)
 
     def log_sink(pid: Optional[str], source: str, data: str) -> None:
         channel.send({"type": "log", "id": pid, "source": source, "data": data})

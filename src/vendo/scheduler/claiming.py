@@ -13,20 +13,17 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
-from pathlib import Path
 
 from vendo.errors import RunnerError
-from vendo.queue import Claimed, Job, claims, queue_key, queued_version
+from vendo.queue import Claimed, Job, claims
 from vendo.scheduler.context import SchedulerContext
-from vendo.scheduler.pool import PoolOptions, RunnerPool
-from vendo.scheduler.process import RunnerSpec
+from vendo.scheduler.pool import RunnerPool
+from vendo.scheduler.releases import Releases
 from vendo.scheduler.run import Run
 from vendo.scheduler.running import DEADLINE_REASON, RunLifecycle
-from vendo.scheduler.spec import is_iterator_schema, local_package, needs_package, train_spec
-from vendo.status import PredictionStatus
+from vendo.status import PredictionStatus, pool_key
 from vendo.store import utcnow
-from vendo.store.tables import PredictionRow, VersionRow
+from vendo.store.tables import PredictionRow
 
 __all__ = ["TICK", "Claimer", "new_run"]
 
@@ -37,7 +34,7 @@ TICK = 0.5  # seconds between deadline checks when nothing else wakes the loop
 
 def new_run(pool: RunnerPool, prediction: PredictionRow, job_id: int, kind: str) -> Run:
     """A run of a prediction this scheduler inserted itself (no claim read needed)."""
-    job = Job(job_id, kind, prediction.id, prediction.version_id, prediction.created_at)
+    job = Job(job_id, kind, prediction.id, prediction.version_id, prediction.created_at, pool.key)
     claimed = Claimed(
         job,
         PredictionStatus.STARTING,
@@ -60,18 +57,16 @@ class Claimer:
         ctx: SchedulerContext,
         lifecycle: RunLifecycle,
         *,
-        spec_for: Callable[[VersionRow], RunnerSpec],
-        options: PoolOptions,
+        releases: Releases,
         tick: float = TICK,
     ) -> None:
         self.ctx = ctx
         self.lifecycle = lifecycle
-        self._spec_for = spec_for
-        self._options = options
+        self.releases = releases
         self._tick = tick
         self._dirty: set[str] = set()
-        # Versions that may have queued jobs: notified, or their last claim was full. A
-        # freed slot claims only for these, so a quiet version costs no empty claims.
+        # Pools that may have queued jobs: notified, or their last claim was full. A
+        # freed slot claims only for these, so a quiet pool costs no empty claims.
         self._maybe_queued: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -89,9 +84,11 @@ class Claimer:
         recovery = await ctx.blocking(ctx.queue.recover, owner)
         if recovery.failed:
             log.warning("%d predictions were interrupted by a restart", len(recovery.failed))
-        for version_id in await ctx.blocking(ctx.queue.pending_versions):
-            self._dirty.add(version_id)
-            self._maybe_queued.add(version_id)
+        for key in await ctx.blocking(ctx.queue.pending_pools):
+            self._dirty.add(key)
+            self._maybe_queued.add(key)
+        for key in await self.releases.standing():
+            self._dirty.add(key)  # deployments with min_instances start theirs
         self._loop_task = asyncio.create_task(self._loop(), name="vendo-scheduler")
 
     async def stop(self) -> None:
@@ -104,34 +101,35 @@ class Claimer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
 
-    def notify(self, version_id: str) -> None:
-        """A job for ``version_id`` was queued: claim soon."""
-        self._maybe_queued.add(version_id)
-        self._kick(version_id)
+    def notify(self, key: str) -> None:
+        """A job for the pool ``key`` was queued: claim soon."""
+        self._maybe_queued.add(key)
+        self._kick(key)
 
-    def _kick(self, version_id: str) -> None:
-        self._dirty.add(version_id)
+    def _kick(self, key: str) -> None:
+        self._dirty.add(key)
         if self._wake is not None:
             self._wake.set()
 
-    def _slot_freed(self, version_id: str) -> None:
-        # Only a version with jobs that may be waiting needs a claim (a wake of the loop).
-        if not self.ctx.stopping and version_id in self._maybe_queued:
-            self._kick(version_id)
+    def _slot_freed(self, key: str) -> None:
+        # Only a pool with jobs that may be waiting needs a claim (a wake of the loop).
+        if not self.ctx.stopping and key in self._maybe_queued:
+            self._kick(key)
 
     # --- new predictions --------------------------------------------------------------
 
     def pool_with_room(self, prediction: PredictionRow, kind: str) -> RunnerPool | None:
-        """The version's pool when ``prediction`` may start at once: a warm runner with a
-        free slot, and no job of the version that may be waiting before it."""
-        version_id = prediction.version_id
-        pool = self.ctx.pools.get(version_id)
+        """The prediction's pool when it may start at once: a warm runner of its version
+        with a free slot, and no job of the pool that may be waiting before it."""
+        key = pool_key(prediction.version_id, prediction.deployment, kind)
+        pool = self.ctx.pools.get(key)
         if (
             kind == "predict"
             and pool is not None
             and self._wake is not None
             and not self.ctx.stopping
-            and version_id not in self._maybe_queued
+            and key not in self._maybe_queued
+            and pool.version_id == prediction.version_id
             and pool.free_slots > 0
             and pool.ready() is not None
         ):
@@ -165,7 +163,7 @@ class Claimer:
                 pool.unreserve()
             raise
         if pool is None:
-            self.notify(queue_key(kind, prediction.version_id))
+            self.notify(pool_key(prediction.version_id, prediction.deployment, kind))
             return
         if ctx.stopping:
             # claimed but never started: the next start requeues it (Queue.recover)
@@ -190,13 +188,13 @@ class Claimer:
             try:
                 # claim first: a new job should not wait behind the deadline sweep
                 dirty, self._dirty = self._dirty, set()
-                for version_id in dirty:
-                    await self._fill(version_id)
+                for key in dirty:
+                    await self._fill(key)
                 now = loop.time()
                 if now - last_sweep >= self._tick:
                     last_sweep = now
                     await self._enforce_deadlines()
-                    await self._look_for_unnotified_jobs()
+                    await self._autoscale()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -205,82 +203,108 @@ class Claimer:
                 await asyncio.sleep(self._tick)
 
     async def _pool(self, key: str) -> RunnerPool | None:
-        """The pool of a queue (a version's, or ``train:<id>``: its runner in train
-        mode), made on first use; None for a version that cannot run (its queued jobs
-        are failed)."""
+        """The pool ``key``, made on first use; None for one that cannot run (its queued
+        jobs are failed)."""
         ctx = self.ctx
         pool = ctx.pools.get(key)
         if pool is not None:
             return pool
-        kind, version_id = queued_version(key)
-        version = await ctx.blocking(ctx.store.catalog.version, version_id)
         try:
-            if version is None:
-                raise RunnerError(f"version {version_id} does not exist")
-            if needs_package(version, ctx.storage):  # scaled mode, pushed elsewhere
-                version = await ctx.blocking(
-                    local_package, version, ctx.storage, Path(ctx.settings.data_dir)
-                )
-            spec = self._spec_for(version)
-            if kind == "train":
-                spec = train_spec(version, spec)
+            release = await self.releases.release(key)
         except RunnerError as exc:
             await self._fail_unrunnable(key, exc.detail)
             return None
-        pool = ctx.pools[key] = RunnerPool(key, spec, self._options)
-        ctx.iterators[key] = kind == "predict" and is_iterator_schema(version.openapi_schema)
+        pool = ctx.pools.get(key)  # made meanwhile by another fill
+        if pool is None:
+            pool = ctx.pools[key] = self.releases.new_pool(key, release)
         return pool
 
-    async def _fill(self, version_id: str) -> None:
-        pool = await self._pool(version_id)
+    async def _fill(self, key: str) -> None:
+        pool = await self._pool(key)
         if pool is None:
             return
-        free = pool.free_slots
-        if free <= 0 or self.ctx.stopping or version_id not in self._maybe_queued:
+        if key not in self._maybe_queued or self.ctx.stopping:
             return
-        self._maybe_queued.discard(version_id)
+        if not pool.capacity and pool.release.max_instances > 0:
+            pool.autoscale(1)  # from zero: the first instance starts with the first job
+        free = pool.free_slots
+        if free <= 0:
+            return
+        self._maybe_queued.discard(key)
         # Reserve before the claim commits: a notify meanwhile must not claim them twice.
         for _ in range(free):
             pool.reserve()
         try:
             claimed, more = await self.ctx.writer.add(
-                claims.claim(version_id, free, self.ctx.queue.worker_id)
+                claims.claim(key, free, self.ctx.queue.worker_id)
             )
         except BaseException:
             for _ in range(free):
                 pool.unreserve()
-            self._maybe_queued.add(version_id)
+            self._maybe_queued.add(key)
             raise
         for _ in range(free - len(claimed)):
             pool.unreserve()
         if more:
-            self._maybe_queued.add(version_id)
+            self._maybe_queued.add(key)
+        if any(not pool.knows(item.job.version_id) for item in claimed):
+            # a release changed in the store before this scheduler heard of it
+            await self.refresh(key)
         for item in claimed:
             run = Run(item.job, pool, item)
             self.ctx.runs[item.job.prediction_id] = run
             self.ctx.spawn(self.lifecycle.perform(run))
 
-    async def _fail_unrunnable(self, version_id: str, error: str) -> None:
-        # Claim and fail everything queued for a version that cannot run at all.
+    async def refresh(self, key: str) -> None:
+        """Read the pool's release again (a deployment changed): scale, or drain into
+        the new release."""
+        pool = self.ctx.pools.get(key)
+        if pool is None:
+            self._kick(key)
+            return
+        try:
+            release = await self.releases.release(key)
+        except RunnerError as exc:
+            log.warning("%s: %s", key, exc.detail)
+            return
+        pool.reconfigure(release)
+        self._maybe_queued.add(key)
+        self._kick(key)
+
+    async def _fail_unrunnable(self, key: str, error: str) -> None:
+        # Claim and fail everything queued for a pool that cannot run at all.
         ctx, recorder = self.ctx, self.lifecycle.recorder
         more = True
         while more:
-            claimed, more = await ctx.writer.add(claims.claim(version_id, 100, ctx.queue.worker_id))
+            claimed, more = await ctx.writer.add(claims.claim(key, 100, ctx.queue.worker_id))
             for item in claimed:
                 await recorder.record_failure(item, error, job_id=item.job.id)
 
-    async def _look_for_unnotified_jobs(self) -> None:
-        """Jobs queued without a notify here (another process's API, a lost wake-up)
-        are found by one read per tick while some pool has room."""
+    async def _autoscale(self) -> None:
+        """One autoscaler tick: every pool's target from its queue depth (bounded: what
+        its max instances would take), and jobs queued without a notify here (another
+        process's API, a lost wake-up, a run given back) found by one read."""
         ctx = self.ctx
-        # no pool at all: nothing ran here yet, jobs queued elsewhere may be waiting
-        if ctx.pools and not any(pool.free_slots for pool in ctx.pools.values()):
+        # no pool yet: on SQLite nothing else queues jobs; on PostgreSQL another process's
+        # API may have (scaled mode), so look anyway
+        if not ctx.pools and ctx.store.dialect == "sqlite":
             return
-        for version_id in await ctx.blocking(ctx.queue.pending_versions):
-            pool = ctx.pools.get(version_id)
+        pending = await ctx.blocking(ctx.queue.pending_pools)
+        for key in pending:
+            self._maybe_queued.add(key)
+            pool = ctx.pools.get(key)
             if pool is None or pool.free_slots:
-                self._maybe_queued.add(version_id)
-                self._kick(version_id)
+                self._kick(key)
+        waiting = set(pending)
+        for key, pool in list(ctx.pools.items()):
+            queued = 0
+            if key in waiting:
+                room = max(1, pool.release.max_instances * pool.slots - pool.reserved)
+                queued = await ctx.blocking(ctx.queue.depth, key, room)
+            before = pool.capacity
+            pool.autoscale(queued)
+            if pool.capacity > before:
+                self._kick(key)
 
     async def _enforce_deadlines(self) -> None:
         ctx, now = self.ctx, utcnow()

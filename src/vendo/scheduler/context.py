@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from vendo.config import Settings
 from vendo.queue import EventBus, Queue
+from vendo.scheduler.metrics import SchedulerMetrics
 from vendo.scheduler.pool import RunnerPool
 from vendo.scheduler.run import Outcomes, Run
 from vendo.scheduler.spec import is_iterator_schema
@@ -24,7 +25,7 @@ __all__ = ["SchedulerContext"]
 T = TypeVar("T")
 
 
-def _ignore(version_id: str) -> None:
+def _ignore(pool: str) -> None:
     return None
 
 
@@ -41,7 +42,8 @@ class SchedulerContext:
     # transactions: see vendo.store.batch.
     writer: BatchWriter
     outcomes: Outcomes = field(default_factory=Outcomes)
-    pools: dict[str, RunnerPool] = field(default_factory=dict)
+    metrics: SchedulerMetrics = field(default_factory=SchedulerMetrics)
+    pools: dict[str, RunnerPool] = field(default_factory=dict)  # by pool key
     iterators: dict[str, bool] = field(default_factory=dict)  # version id -> iterator Output
     runs: dict[str, Run] = field(default_factory=dict)
     # Deferred runs (see vendo.scheduler.sync) until they are written and their waiter told.
@@ -72,7 +74,7 @@ class SchedulerContext:
         then moves the run past the phases that hold a slot."""
         if run.phase.holds_slot:
             run.pool.unreserve()
-            self.on_slot_freed(run.job.version_id)
+            self.on_slot_freed(run.pool.key)
 
     def open_secrets(self, run_input: dict[str, Any] | None) -> dict[str, Any]:
         """The inputs for the child: sealed secret inputs opened only now, never stored

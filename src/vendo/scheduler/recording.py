@@ -246,7 +246,7 @@ class Recorder:
         else:
             values.update(self._so_far(run))
             claimed_by = None if run.phase is RunPhase.REQUEUED else self.ctx.queue.worker_id
-            job = new_job(run.job.kind, pid, run.job.version_id, claimed_by)
+            job = new_job(run.job.kind, pid, run.job.version_id, claimed_by, pool=run.job.pool)
         count_model, run.count_model = run.count_model, None
         future = self.ctx.writer.add(
             functools.partial(insert_prediction, values=values, job=job, count_model=count_model),

@@ -22,6 +22,7 @@ from typing import Any
 
 from vendo.queue import Claimed, Job
 from vendo.scheduler.events import InOrder
+from vendo.scheduler.instance import Instance
 from vendo.scheduler.pool import RunnerPool
 from vendo.scheduler.process import RunnerProcess, Slot
 
@@ -54,6 +55,7 @@ class Run:
     claimed: Claimed
     phase: RunPhase = RunPhase.CLAIMED
     runner: RunnerProcess | None = None
+    instance: Instance | None = None  # the pool's instance it is bound to
     cancel_reason: str | None = None
     canceled: asyncio.Event | None = None  # made when first needed (most runs never)
     started_at: datetime | None = None

@@ -19,8 +19,10 @@ from typing import Any
 
 from vendo.errors import RunnerError, SecretsKeyError
 from vendo.queue import INTERRUPTED_ERROR, claims
+from vendo.scheduler import tracing
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.events import decide_end
+from vendo.scheduler.pool import NoCapacity
 from vendo.scheduler.process import WORKER_EXITED, RunnerProcess, Slot, handoff_error
 from vendo.scheduler.recording import Recorder
 from vendo.scheduler.run import Run, RunPhase
@@ -61,6 +63,18 @@ class RunLifecycle:
     async def perform(self, run: Run, sent: Answer | None = None) -> None:
         """Run a claimed job to its end; ``sent``: its prediction was already handed to
         a runner (:meth:`send`), and this is what it will answer."""
+        if not tracing.enabled():
+            await self._perform(run, sent)
+            return
+        pid = run.prediction_id
+        with tracing.run_span(pid, run.pool.key, run.job.version_id) as span:
+            await self._perform(run, sent)
+            outcome = self.ctx.outcomes.get(pid)
+            if outcome is not None:
+                span.set_attribute("vendo.status", str(outcome["status"]))
+        tracing.forget(pid)
+
+    async def _perform(self, run: Run, sent: Answer | None) -> None:
         keep_job = False
         try:
             started = sent if sent is not None else await self._start(run)
@@ -96,12 +110,15 @@ class RunLifecycle:
             return self.send(run, runner, slot)
         runner = None
         try:
-            runner = await run.unless_canceled(run.pool.runner())
+            if run.instance is None:
+                run.instance = run.pool.bind(run.job.version_id)
+            runner = await run.unless_canceled(run.pool.runner(run.instance))
             if runner is None or self.past_deadline(run):
                 return _result(PredictionStatus.CANCELED)
             slot = await run.unless_canceled(run.pool.acquire(runner))
         except RunnerError as exc:
-            if self.ctx.stopping:
+            if self.ctx.stopping or isinstance(exc, NoCapacity):
+                # never failed for want of room: back to the queue, claimed again later
                 run.advance(RunPhase.REQUEUED)
                 return None
             if runner is not None:
@@ -129,6 +146,10 @@ class RunLifecycle:
         except SecretsKeyError as exc:
             return _failed_handoff(slot, exc.detail)
         run.runner = runner
+        if run.instance is None:
+            run.instance = run.pool.instance_of(runner)
+            if run.instance is not None:
+                run.instance.bind()
         try:
             run.events = self.recorder.events(run)
             done = runner.predict(slot, pid, inputs, context={}, on_event=run.events.push)
@@ -138,6 +159,8 @@ class RunLifecycle:
             log.warning("prediction %s could not be handed to its runner: %s", pid, exc)
             return _failed_handoff(slot, handoff_error(exc))
         run.advance(RunPhase.SENT)
+        if tracing.enabled():
+            tracing.queued(pid, run.pool.key, run.claimed.created_at)
         if run.cancel_reason is not None:
             runner.cancel(pid)
         return done
@@ -184,6 +207,8 @@ class RunLifecycle:
             return
         pid = run.prediction_id
         self.ctx.outcomes.remember(pid, end)
+        predict_time = (end["metrics"] or {}).get("predict_time")
+        self.ctx.metrics.ended(run.pool.key, end["status"], predict_time)
         if not quiet:
             status = end["status"]
             if status == PredictionStatus.SUCCEEDED and not iterator:
@@ -198,7 +223,8 @@ class RunLifecycle:
         status, error = decide_end(result, canceled=run.cancel_reason is not None)
         if self.ctx.stopping and error == WORKER_EXITED:
             error = INTERRUPTED_ERROR  # the server stopped it, the model did not crash
-        iterator = self.ctx.iterators.get(run.job.version_id)
+        # a training's output is its weights, whatever the version's predict() returns
+        iterator = False if run.job.kind == "train" else self.ctx.iterators.get(run.job.version_id)
         if iterator is None:  # known for every version with a pool: no await here
             iterator = await self.ctx.is_iterator(run.job.version_id)
         output, then = result.get("output"), None
@@ -262,6 +288,9 @@ class RunLifecycle:
             run.start_timer.cancel()
         self.ctx.runs.pop(pid, None)
         self.ctx.release_slot(run)
+        if run.instance is not None:
+            instance, run.instance = run.instance, None
+            run.pool.unbind(instance)
         if run.phase < RunPhase.ENDED:
             run.advance(RunPhase.ENDED)
         with contextlib.suppress(Exception):

@@ -17,13 +17,20 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from vendo.config import Settings
+from vendo.errors import ConfigError
+from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.scheduler.claiming import TICK, Claimer
 from vendo.scheduler.context import SchedulerContext
+from vendo.scheduler.instance import InstanceEvent, InstanceObserver, InstanceState
+from vendo.scheduler.metering import UsageMeter
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
 from vendo.scheduler.recording import Recorder
+from vendo.scheduler.releases import VERSION, Releases
 from vendo.scheduler.run import Run
 from vendo.scheduler.running import RunLifecycle
 from vendo.scheduler.spec import runner_spec
@@ -35,8 +42,14 @@ from vendo.store.tables import PredictionRow, VersionRow
 __all__ = ["Scheduler"]
 
 
+def _key(key_or_version: str) -> str:
+    """A pool key; a bare version id means the version's shared pool."""
+    return key_or_version if ":" in key_or_version else VERSION + key_or_version
+
+
 class Scheduler:
-    """Runner pools per version, fed from the durable queue."""
+    """Runner pools (a version's shared one, a deployment's), fed from the durable
+    queue."""
 
     def __init__(
         self,
@@ -48,6 +61,7 @@ class Scheduler:
         queue: Queue | None = None,
         spec_for: Callable[[VersionRow], RunnerSpec] = runner_spec,
         tick: float = TICK,
+        hardware: Hardware | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -64,13 +78,29 @@ class Scheduler:
             max_restarts=settings.max_restarts,
         )
         self._lifecycle = RunLifecycle(self._ctx, Recorder(self._ctx))
-        self._claimer = Claimer(
-            self._ctx, self._lifecycle, spec_for=spec_for, options=options, tick=tick
+        ctx = self._ctx
+        self.meter = UsageMeter(
+            lambda rows: ctx.blocking(store.usage.record, rows), settings.usage_flush_interval
         )
+        self._observers: list[InstanceObserver] = [self.meter.observe]
+        if hardware is None:
+            try:
+                hardware = server_hardware(settings)
+            except ConfigError:
+                hardware = None  # the app reports a bad hardware file; run unplaced here
+        self.releases = Releases(
+            self._ctx,
+            spec_for=spec_for,
+            options=options,
+            hardware=hardware,
+            observer=self._instance_changed,
+        )
+        self._claimer = Claimer(self._ctx, self._lifecycle, releases=self.releases, tick=tick)
         self.sync = SyncRuns(self._ctx, self._lifecycle, self._claimer)
 
     async def start(self) -> None:
         """Recover jobs left by a stopped server, then start claiming."""
+        self.meter.start()
         await self._claimer.start()
 
     async def stop(self) -> None:
@@ -86,12 +116,44 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         ctx.pools.clear()
+        await self.meter.close()  # after the runners: their last seconds are written
         await ctx.writer.close()
         ctx.close()
 
-    def notify(self, version_id: str) -> None:
-        """A job for ``version_id`` was queued (by someone else): claim soon."""
-        self._claimer.notify(version_id)
+    def notify(self, pool: str) -> None:
+        """A job for the pool ``pool`` (a pool key, or a bare version id: its shared
+        pool) was queued by someone else: claim soon."""
+        self._claimer.notify(_key(pool))
+
+    async def deployment_changed(self, key: str, *, disabled: bool = False) -> None:
+        """A deployment's new release was recorded: serve it (scale, or drain into the
+        new version). ``disabled`` (min = max = 0): its queued and running predictions
+        are canceled as well."""
+        await self._claimer.refresh(key)
+        if not disabled:
+            return
+        ctx = self._ctx
+        for row in await ctx.blocking(ctx.queue.cancel_pool, key):
+            self._lifecycle.recorder.publish_row_end(row)
+        for pid, run in list(ctx.runs.items()):
+            if run.pool.key == key:
+                await self._lifecycle.cancel(pid)
+
+    def stop_pools_of(self, owner_id: int) -> None:
+        """The account ran out of credit: its billed pools (private models, deployments)
+        stop their instances as soon as they have no work. Shared public pools go on:
+        their time is not billed to their owner."""
+        for pool in self._ctx.pools.values():
+            if pool.release.owner_id == owner_id and not pool.release.shared:
+                pool.stop_when_idle()
+
+    def add_instance_observer(self, observer: InstanceObserver) -> None:
+        """Call ``observer`` on every state change of every instance (metering)."""
+        self._observers.append(observer)
+
+    def _instance_changed(self, event: InstanceEvent) -> None:
+        for observer in self._observers:
+            observer(event)
 
     async def schedule(
         self, prediction: PredictionRow, kind: str = "predict", *, count_run: bool = False
@@ -121,8 +183,32 @@ class Scheduler:
 
     # --- introspection (tests, metrics) -----------------------------------------------
 
-    def pool(self, version_id: str) -> RunnerPool | None:
-        return self._ctx.pools.get(version_id)
+    def pool(self, key: str) -> RunnerPool | None:
+        """The pool ``key`` (a bare version id: its shared pool), if made."""
+        return self._ctx.pools.get(_key(key))
+
+    def instance_count(self, key: str) -> int:
+        """Instances of the pool ``key`` (starting, running or draining)."""
+        pool = self._ctx.pools.get(_key(key))
+        return len(pool.instances) if pool is not None else 0
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The scheduler's Prometheus counters (predictions ended, their durations)."""
+        return self._ctx.metrics.registry
+
+    def pool_states(self) -> dict[str, dict[str, int]]:
+        """Per pool key: its instances by state (``setting_up``, ``idle``, ``active``)
+        and ``unplaced`` (1 while this machine cannot place the instance it wants)."""
+        states: dict[str, dict[str, int]] = {}
+        for key, pool in self._ctx.pools.items():
+            counts = {s.value: 0 for s in InstanceState if s is not InstanceState.STOPPED}
+            for instance in pool.instances:
+                if instance.state is not InstanceState.STOPPED:
+                    counts[instance.state.value] += 1
+            counts["unplaced"] = int(pool.unplaced is not None)
+            states[key] = counts
+        return states
 
     def pools(self) -> list[RunnerPool]:
         return list(self._ctx.pools.values())

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 
 from vendo.errors import RunnerError
 from vendo.files.storage import FILE_ID_KEY, FILE_MARKER
-from vendo.queue import queued_version
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.run import Run
 from vendo.store import utcnow
@@ -64,8 +63,7 @@ async def trained_version(ctx: SchedulerContext, run: Run, output: Any) -> Train
             "object with a `weights` Path (TrainingOutput)"
         )
     training = await ctx.blocking(ctx.store.predictions.get, run.prediction_id)
-    _, trainer_id = queued_version(run.job.version_id)
-    trainer = await ctx.blocking(ctx.store.catalog.version, trainer_id)
+    trainer = await ctx.blocking(ctx.store.catalog.version, run.job.version_id)
     destination = (training.destination if training is not None else None) or ""
     owner, _, name = destination.partition("/")
     model = await ctx.blocking(ctx.store.catalog.model, owner, name) if owner else None

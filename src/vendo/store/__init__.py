@@ -10,7 +10,7 @@ its parts, one module each: :mod:`~vendo.store.accounts` (users, tokens),
 :mod:`~vendo.store.database`. :mod:`vendo.store.tables` holds the rows they return.
 """
 
-from vendo.store.accounts import Accounts
+from vendo.store.accounts import ROLES, Accounts, Identity, check_username
 from vendo.store.cache import MISS, CachedRead, Miss
 from vendo.store.catalog import Catalog
 from vendo.store.database import Database, WriterBusy
@@ -35,6 +35,7 @@ from vendo.store.tables import (
     BuildRow,
     FileRow,
     JobRow,
+    MembershipRow,
     ModelRow,
     PredictionRow,
     TokenRow,
@@ -53,7 +54,10 @@ __all__ = [
     "MISS",
     "JobState",
     "PredictionStatus",
+    "ROLES",
     "Accounts",
+    "Identity",
+    "check_username",
     "BuildRow",
     "CachedRead",
     "CachedReads",
@@ -62,6 +66,7 @@ __all__ = [
     "FileRow",
     "Files",
     "JobRow",
+    "MembershipRow",
     "Meta",
     "Miss",
     "ModelRow",

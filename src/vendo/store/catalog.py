@@ -4,6 +4,7 @@ versions."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -85,7 +86,7 @@ class Catalog:
 
     def list_models(
         self,
-        viewer_id: int | None,
+        viewer_id: int | Collection[int] | None,
         *,
         sort_by: str = "model_created_at",
         direction: str = "desc",
@@ -93,8 +94,9 @@ class Catalog:
         query: str | None = None,
         limit: int = 100,
     ) -> Page[ModelRow]:
-        """Public models plus the viewer's own (``viewer_id`` None: all models, for the
-        admin), optionally matching ``query`` in owner, name, description or readme."""
+        """Public models plus those owned by the viewer (an owner id, or several: a
+        user and their organizations; None: all models, for the admin), optionally
+        matching ``query`` in owner, name, description or readme."""
         latest = (
             sa.select(sa.func.max(VersionRow.created_at))
             .where(VersionRow.model_id == ModelRow.id)
@@ -106,8 +108,9 @@ class Catalog:
             order = [key.desc().nulls_last(), ModelRow.id.desc()]
         stmt = sa.select(ModelRow).join(ModelRow.owner).order_by(*order)
         if viewer_id is not None:
+            owners = [viewer_id] if isinstance(viewer_id, int) else list(viewer_id)
             stmt = stmt.where(
-                sa.or_(ModelRow.visibility == "public", ModelRow.owner_id == viewer_id)
+                sa.or_(ModelRow.visibility == "public", ModelRow.owner_id.in_(owners))
             )
         if query:
             like = f"%{query.lower()}%"

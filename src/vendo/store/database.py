@@ -9,9 +9,12 @@ through the store.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -31,12 +34,17 @@ class Database:
     """Sessions and transactions over one store's :class:`Engines`, and the
     :class:`ReadCache` of the reads the prediction path makes (see :meth:`changed`)."""
 
-    def __init__(self, engines: Engines, *, cache_ttl: float = 0.0) -> None:
+    def __init__(
+        self, engines: Engines, *, cache_ttl: float = 0.0, stamp: Path | None = None
+    ) -> None:
         self.engines = engines
         self._read = sessionmaker(engines.reader, expire_on_commit=False)
         self._write = sessionmaker(engines.writer, expire_on_commit=False)
         self._loop_conn: sa.Connection | None = None  # see transaction_nowait()
         self.cache = ReadCache(cache_ttl)
+        # See changed() and sync_cache(): the file each process replaces on a change.
+        self._stamp = stamp
+        self._stamp_seen = self._stamp_state()
 
     def close(self) -> None:
         if self._loop_conn is not None:
@@ -50,8 +58,41 @@ class Database:
 
     def changed(self) -> None:
         """Users, tokens, models or versions changed: forget cached reads. Every write
-        to those records calls it after its commit."""
+        to those records calls it after its commit.
+
+        With a stamp file (the data dir's, see :meth:`Store.from_settings`) it is
+        replaced too, so that every process sharing the data dir forgets its cached
+        reads on its next :meth:`sync_cache`: a token revoked by ``vendo tokens
+        revoke`` stops working on the running server's next request, not up to
+        ``cache_ttl`` later. Replaced, not touched: a new inode shows a change however
+        coarse the file system's clock."""
         self.cache.clear()
+        stamp = self._stamp
+        if stamp is not None:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            scratch = stamp.with_name(f".{stamp.name}.{os.getpid()}.{threading.get_ident()}")
+            scratch.write_bytes(b"")
+            os.replace(scratch, stamp)
+
+    def sync_cache(self) -> None:
+        """Forget cached reads if another process changed users, tokens, models or
+        versions since the last call (its stamp file changed). One ``stat`` and no
+        database read: cheap enough for every request. No-op without a stamp."""
+        if self._stamp is None or self.cache.ttl <= 0:
+            return
+        state = self._stamp_state()
+        if state != self._stamp_seen:
+            self._stamp_seen = state
+            self.cache.clear()
+
+    def _stamp_state(self) -> tuple[int, int] | None:
+        if self._stamp is None:
+            return None
+        try:
+            found = os.stat(self._stamp)
+        except FileNotFoundError:
+            return None
+        return found.st_ino, found.st_mtime_ns
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -23,17 +23,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vendo.store.accounts import Accounts
+from vendo.store.accounts import Accounts, Identity
 from vendo.store.cache import CachedRead
 from vendo.store.catalog import Catalog
 from vendo.store.database import Database, WriterBusy
+from vendo.store.deployments import Deployments
 from vendo.store.engine import Engines, create_engines, database_url, upgrade
 from vendo.store.files import Files, Meta
 from vendo.store.predictions import Predictions
-from vendo.store.tables import ModelRow, TokenRow, UserRow, VersionRow
+from vendo.store.tables import ModelRow, VersionRow
+from vendo.store.usage import Usage
 
 # WriterBusy: what Store.transaction_nowait() raises, so it is named next to the Store
-__all__ = ["CachedReads", "Store", "WriterBusy"]
+__all__ = ["STAMP_FILE", "CachedReads", "Store", "WriterBusy"]
+
+STAMP_FILE = "cache.stamp"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class CachedReads:
     it."""
 
     #: :meth:`Accounts.authenticate`: the caller by the hash of their token
-    caller: CachedRead[str, tuple[UserRow, TokenRow] | None]
+    caller: CachedRead[str, Identity | None]
     #: :meth:`Catalog.model`: a model by owner and name
     model: CachedRead[str, str, ModelRow | None]
     #: :meth:`Catalog.version`
@@ -60,13 +64,17 @@ class Store(Database):
     connections. The job queue's own operations live in :mod:`vendo.queue`.
     """
 
-    def __init__(self, engines: Engines, *, cache_ttl: float = 0.0) -> None:
-        super().__init__(engines, cache_ttl=cache_ttl)
+    def __init__(
+        self, engines: Engines, *, cache_ttl: float = 0.0, stamp: Path | None = None
+    ) -> None:
+        super().__init__(engines, cache_ttl=cache_ttl, stamp=stamp)
         self.accounts = Accounts(self)
         self.catalog = Catalog(self)
+        self.deployments = Deployments(self)
         self.predictions = Predictions(self)
         self.files = Files(self)
         self.meta = Meta(self)
+        self.usage = Usage(self)
         cache = self.cache
         self.cached = CachedReads(
             caller=CachedRead(cache, "caller", self.accounts.authenticate),
@@ -76,15 +84,29 @@ class Store(Database):
         )
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, cache_ttl: float = 0.0) -> Store:
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        cache_ttl: float = 0.0,
+        stamp: Path | None = None,
+    ) -> Store:
         """Connect to ``url`` (SQLAlchemy form) and upgrade the schema to head."""
         engines = create_engines(url)
         if migrate:
             upgrade(engines.writer)
-        return cls(engines, cache_ttl=cache_ttl)
+        return cls(engines, cache_ttl=cache_ttl, stamp=stamp)
 
     @classmethod
     def from_settings(
         cls, data_dir: Path, database: str | None, *, cache_ttl: float = 0.0
     ) -> Store:
-        return cls.open(database_url(data_dir, database), cache_ttl=cache_ttl)
+        """The store of a data dir (its SQLite file, or ``database``), sharing the
+        cache stamp ``<data_dir>/cache.stamp`` with every process on that data dir
+        (see :meth:`Database.changed`)."""
+        return cls.open(
+            database_url(data_dir, database),
+            cache_ttl=cache_ttl,
+            stamp=Path(data_dir) / STAMP_FILE,
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -27,11 +28,16 @@ __all__ = [
     "WEBHOOK_OWED_SQL",
     "Base",
     "BuildRow",
+    "DeploymentRow",
+    "CreditRow",
     "FileRow",
+    "InstanceUsageRow",
     "JobRow",
+    "MembershipRow",
     "MetaRow",
     "ModelRow",
     "PredictionRow",
+    "ReleaseRow",
     "TokenRow",
     "UTCDateTime",
     "UserRow",
@@ -90,17 +96,38 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class MembershipRow(Base):
+    """A user's membership of an organization, with its role (``owner`` | ``member``)."""
+
+    __tablename__ = "memberships"
+
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class TokenRow(Base):
-    """An API token; only its SHA-256 is stored."""
+    """An API token; only its SHA-256 is stored. With ``organization_id`` it acts as
+    that organization (its user must be a member); once ``revoked_at`` is set it
+    authenticates no more."""
 
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_tokens_organization_id")
+    )
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     name: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ModelRow(Base):
@@ -339,7 +366,7 @@ class JobRow(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        sa.Index("ix_jobs_claim", "version_id", "state", "id"),
+        sa.Index("ix_jobs_claim", "pool", "state", "id"),
         # Start-up recovery reads the claimed jobs (of one worker on PostgreSQL) only.
         _partial_index("ix_jobs_claimed", "claimed_by", where=CLAIMED_SQL),
     )
@@ -347,9 +374,11 @@ class JobRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="predict")  # predict | train
     prediction_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
-    # The queue the job waits in: its version's id, or ``train:<id>`` for a training
-    # (vendo.queue.jobs.queue_key), served by a runner in train mode.
-    version_id: Mapped[str] = mapped_column(sa.String(128))
+    version_id: Mapped[str] = mapped_column(sa.String(64))
+    # The queue the job waits in: its pool's key, ``version:<id>`` (the version's shared
+    # pool), ``deployment:<owner>/<name>``, or ``train:<id>`` for the trainings of a
+    # version, served by a runner in train mode (see vendo.status.pool_key).
+    pool: Mapped[str] = mapped_column(sa.String(320))
     state: Mapped[str] = mapped_column(sa.String(16), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -358,12 +387,50 @@ class JobRow(Base):
 
 def job_queued() -> sa.ColumnElement[bool]:
     """``WHERE`` clause: the job is queued, for a read ordered by ``state, id`` within
-    one version (the order of ix_jobs_claim). Said as a range, ``state BETWEEN 'queued'
+    one pool (the order of ix_jobs_claim). Said as a range, ``state BETWEEN 'queued'
     AND 'queued'``: the same rows as ``=``, but PostgreSQL then cannot drop ``state``
     from the order, so it reads the version's queued jobs from ix_jobs_claim instead of
     walking the primary key past every other version's job (it thinks that cheap)."""
     state = cast(sa.Table, JobRow.__table__).c.state
     return state.between(sa.literal_column("'queued'"), sa.literal_column("'queued'"))
+
+
+class DeploymentRow(Base):
+    """A deployment: a name under an owner; what it runs is its newest release."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_deployments_owner_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    owner: Mapped[UserRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class ReleaseRow(Base):
+    """One release of a deployment: every change inserts the next number, and the
+    newest is the current one (the older ones are its history)."""
+
+    __tablename__ = "deployment_releases"
+    __table_args__ = (
+        sa.UniqueConstraint("deployment_id", "number", name="uq_deployment_releases_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(sa.ForeignKey("deployments.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column()
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    version_id: Mapped[str] = mapped_column(sa.String(64))
+    hardware: Mapped[str] = mapped_column(sa.String(64))
+    min_instances: Mapped[int] = mapped_column()
+    max_instances: Mapped[int] = mapped_column()
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
+    created_by: Mapped[UserRow] = relationship(lazy="joined", innerjoin=True)
 
 
 class MetaRow(Base):
@@ -393,3 +460,43 @@ class WebhookDeliveryRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(sa.Float, index=True)
     created_at: Mapped[float] = mapped_column(sa.Float)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class InstanceUsageRow(Base):
+    """Seconds one runner instance spent in one state (``setting_up``, ``idle``,
+    ``active``) between ``started_at`` and ``ended_at``. The scheduler's meter
+    (:mod:`vendo.scheduler.metering`) adds up each instance's time per state and writes
+    one row per instance and state every few seconds, not one per transition. Who pays
+    for it is decided in :mod:`vendo.store.usage`, from ``shared``: the instance served a
+    public model's shared pool (its time is free; the predictions on it are billed)."""
+
+    __tablename__ = "instance_usage"
+    __table_args__ = (sa.Index("ix_instance_usage_owner_started", "owner_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(sa.String(64))
+    pool: Mapped[str] = mapped_column(sa.String(400))  # version:<id> | deployment:<owner/name>
+    hardware: Mapped[str] = mapped_column(sa.String(64))
+    # the account the instance's time belongs to: the model's (or deployment's) owner
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(sa.String(300))  # "owner/name"
+    version_id: Mapped[str] = mapped_column(sa.String(64))
+    deployment: Mapped[str | None] = mapped_column(sa.String(300))  # "owner/name"
+    shared: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seconds: Mapped[float] = mapped_column(sa.Float)
+
+
+class CreditRow(Base):
+    """An account's credit: ``amount`` as of ``set_at``; what is left is that minus the
+    cost of its usage since (:mod:`vendo.store.usage`). No row: unlimited."""
+
+    __tablename__ = "credits"
+
+    account_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(20, 6))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)

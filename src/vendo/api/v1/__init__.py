@@ -13,7 +13,19 @@ from starlette.routing import BaseRoute
 __all__ = ["routes"]
 
 # Modules with a module-level ``routes`` list; ``push`` (model upload) is optional.
-_MODULES = ("predictions", "trainings", "models", "builds", "files", "account", "catalog")
+_MODULES = (
+    "predictions",
+    "trainings",
+    "models",
+    "builds",
+    "files",
+    "account",
+    "catalog",
+    "deployments",
+    "tokens",
+    "users",
+    "usage",
+)
 _OPTIONAL = ("push",)
 
 

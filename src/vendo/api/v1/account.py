@@ -15,7 +15,7 @@ __all__ = ["routes"]
 async def get_account(request: Request) -> Response:
     """The authenticated account."""
     who = await caller(request)
-    return JSONResponse(account_json(who.user))
+    return JSONResponse(account_json(who.account))
 
 
 async def list_hardware(request: Request) -> Response:
@@ -28,7 +28,7 @@ async def list_hardware(request: Request) -> Response:
 async def webhook_secret(request: Request) -> Response:
     """The account's default webhook signing secret."""
     who = await caller(request)
-    key = await call(platform(request).store.accounts.webhook_secret, who.user.id)
+    key = await call(platform(request).store.accounts.webhook_secret, who.account.id)
     return JSONResponse({"key": key})
 
 

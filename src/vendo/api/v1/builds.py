@@ -27,11 +27,11 @@ from vendo.api.v1.context import (
     base_url,
     call,
     caller,
-    can_see,
     iso,
     platform,
     visible_model,
 )
+from vendo.api.v1.policy import can_see
 from vendo.api.v1.render import build_json
 from vendo.errors import Conflict, NotFound, VendoError
 from vendo.store import BuildRow, ModelRow, utcnow

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from vendo.api.v1.builds import latest_build
 from vendo.api.v1.context import base_url, call, caller, page, platform
+from vendo.api.v1.policy import model_viewers
 from vendo.api.v1.render import model_json
 from vendo.errors import FieldError, InvalidInput, NotFound
 
@@ -42,7 +43,7 @@ async def search(request: Request) -> Response:
             [FieldError("limit", "type", "limit must be a whole number from 1 to 50")]
         )
     limit = max(1, min(50, int(raw_limit)))
-    viewer = None if who.is_admin else who.user.id
+    viewer = model_viewers(who)
     rows = await call(lambda: p.store.catalog.list_models(viewer, query=query, limit=limit))
     base = base_url(request)
     models = []

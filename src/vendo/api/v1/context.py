@@ -15,6 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vendo.api.body import parse_json, read_body
+from vendo.api.v1.credit import CreditGate
+from vendo.api.v1.limits import RateLimiter
+from vendo.api.v1.policy import Caller, can_see
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import FileStorage
@@ -27,8 +30,6 @@ from vendo.store import (
     ModelRow,
     PredictionRow,
     Store,
-    TokenRow,
-    UserRow,
     hash_token,
 )
 from vendo.store.sealing import SecretBox
@@ -42,11 +43,10 @@ __all__ = [
     "cached",
     "call",
     "caller",
-    "can_see",
-    "can_write",
     "iso",
     "json_body",
     "page",
+    "parse_time",
     "platform",
     "secret_box",
     "visible_model",
@@ -80,6 +80,16 @@ class SchedulerLike(Protocol):
 
     async def cancel(self, prediction_id: str, reason: str = "canceled") -> bool: ...
 
+    async def deployment_changed(self, key: str, *, disabled: bool = False) -> None: ...
+
+    def instance_count(self, key: str) -> int: ...
+
+    def pool_states(self) -> dict[str, dict[str, int]]: ...
+
+    @property
+    def metrics_registry(self) -> Any: ...
+    def stop_pools_of(self, owner_id: int) -> None: ...
+
 
 class RelayLike(Protocol):
     """What create needs of the webhook relay."""
@@ -111,9 +121,16 @@ class Platform:
     examples_task: asyncio.Task[Any] | None = None
     # ``<data_dir>/inputs``: each prediction's input files go in a folder of its own
     inputs_root: Path = field(init=False)
+    # rate limits per token, and credit per account (docs/usage.md)
+    limits: RateLimiter = field(init=False)
+    credit: CreditGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.inputs_root = Path(self.settings.data_dir) / "inputs"
+        self.limits = RateLimiter.from_settings(self.settings)
+        self.credit = CreditGate(
+            self.store, self.hardware.catalog, self.settings.credit_check_interval
+        )
 
 
 def secret_box(p: Platform) -> SecretBox:
@@ -122,16 +139,6 @@ def secret_box(p: Platform) -> SecretBox:
     if p.secrets is None:
         p.secrets = SecretBox.from_settings(p.settings)
     return p.secrets
-
-
-@dataclass(frozen=True)
-class Caller:
-    user: UserRow
-    token: TokenRow
-
-    @property
-    def is_admin(self) -> bool:
-        return bool(self.user.is_admin)
 
 
 def platform(request: Request) -> Platform:
@@ -163,10 +170,35 @@ async def caller(request: Request) -> Caller:
         raise Unauthenticated("You did not pass an authentication token")
     if scheme.lower() not in ("bearer", "token") or not token:
         raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
-    found = await cached(platform(request).store.cached.caller, hash_token(token))
+    p = platform(request)
+    store = p.store
+    # another process sharing the data dir (`vendo tokens revoke`, say) may have
+    # changed accounts: one stat, and the cache is forgotten if it did
+    store.sync_cache()
+    found = await cached(store.cached.caller, hash_token(token))
     if found is None:
         raise Unauthenticated("You did not pass a valid authentication token")
-    return Caller(*found)
+    p.limits.check(found.token.id, request.scope)
+    if store.accounts.due(found.token.id):  # at most once a minute per token
+        await call(store.accounts.used, found.token.id)
+    return Caller.of(found)
+
+
+def parse_time(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 date-time (or date) query parameter in UTC (naive: UTC), else 400
+    naming it; None when absent or empty."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        # in UTC here: 0001-01-01T00:00:00+14:00 has no UTC date-time (OverflowError)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date-time from year 1 to 9999, got {value[:60]!r}"
+        ) from None
 
 
 def base_url(request: Request) -> str:
@@ -235,7 +267,7 @@ def page(
 async def visible_model(
     request: Request, who: Caller, owner: str, name: str, *, fresh: bool = True
 ) -> ModelRow:
-    """The model if the caller may see it (public, own, or admin), else 404. With
+    """The model if the caller may see it (see :mod:`~vendo.api.v1.policy`), else 404. With
     ``fresh=False`` it may come from the read cache (its ``run_count`` a few seconds
     old): for requests that only need its identity and visibility."""
     p = platform(request)
@@ -246,11 +278,3 @@ async def visible_model(
     if model is None or not can_see(who, model):
         raise NotFound(f"model {owner}/{name} not found")
     return model
-
-
-def can_see(who: Caller, model: ModelRow) -> bool:
-    return model.visibility == "public" or model.owner_id == who.user.id or who.is_admin
-
-
-def can_write(who: Caller, model: ModelRow) -> bool:
-    return model.owner_id == who.user.id or who.is_admin

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from vendo.api.body import parse_json, text_errors
 from vendo.api.v1.context import base_url, call, caller, page, platform
+from vendo.api.v1.policy import owns
 from vendo.api.v1.render import file_json
 from vendo.errors import (
     BadRequest,
@@ -85,7 +86,7 @@ async def upload(request: Request) -> Response:
         metadata = await _metadata(form.get("metadata"), p.settings.max_json_depth)
         row = await call(
             lambda: p.storage.save_upload(
-                who.user.id,
+                who.account.id,
                 content.file,
                 name=name,
                 content_type=content_type,
@@ -99,7 +100,7 @@ async def _own_file(request: Request) -> FileRow:
     who = await caller(request)
     file_id = request.path_params["id"]
     row = await call(platform(request).store.files.get, file_id)
-    if row is None or row.kind != "upload" or row.owner_id != who.user.id or _expired(row):
+    if row is None or row.kind != "upload" or not owns(who, row.owner_id) or _expired(row):
         raise NotFound(f"file {file_id} not found")
     return row
 
@@ -119,7 +120,7 @@ async def list_files(request: Request) -> Response:
     who = await caller(request)
     p = platform(request)
     rows = await call(
-        lambda: p.store.files.page(who.user.id, cursor=request.query_params.get("cursor"))
+        lambda: p.store.files.page(who.account.id, cursor=request.query_params.get("cursor"))
     )
     base = base_url(request)
     return page(request, [file_json(base, r) for r in rows], rows.next_cursor, rows.previous_cursor)

@@ -17,12 +17,12 @@ from vendo.api.v1.context import (
     base_url,
     call,
     caller,
-    can_write,
     json_body,
     page,
     platform,
     visible_model,
 )
+from vendo.api.v1.policy import can_delete, can_write, may_publish_under, model_viewers
 from vendo.api.v1.render import model_json, prediction_json, version_json
 from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound, RequestError
 from vendo.store import ModelRow
@@ -96,11 +96,9 @@ async def create_model(request: Request) -> Response:
         raise InvalidInput(errors)
     assert isinstance(owner, str) and isinstance(name, str)
     owner_row = await call(p.store.accounts.user_named, owner)
-    if owner != who.user.username and not who.is_admin:
+    if not may_publish_under(who, owner_row, owner):
         raise Forbidden(f"you cannot create models under {owner!r}")
     if owner_row is None:
-        if not who.is_admin:
-            raise NotFound(f"owner {owner!r} not found")
         # The admin may publish under any name: the owner becomes an organization.
         owner_row = await call(lambda: p.store.accounts.create_user(owner, type="organization"))
     model = await call(
@@ -155,7 +153,7 @@ async def search_models(request: Request) -> Response:
 
 async def _list(request: Request, who: Caller, **kwargs: Any) -> Response:
     p = platform(request)
-    viewer = None if who.is_admin else who.user.id
+    viewer = model_viewers(who)
     rows = await call(
         lambda: p.store.catalog.list_models(
             viewer, cursor=request.query_params.get("cursor"), **kwargs
@@ -173,12 +171,16 @@ async def get_model(request: Request) -> Response:
 
 
 async def _writable(request: Request) -> ModelRow:
+    return (await _writable_by(request))[1]
+
+
+async def _writable_by(request: Request) -> tuple[Caller, ModelRow]:
     who = await caller(request)
     owner, name = request.path_params["owner"], request.path_params["name"]
     model = await visible_model(request, who, owner, name)
     if not can_write(who, model):
         raise Forbidden(f"you do not have write access to {owner}/{name}")
-    return model
+    return who, model
 
 
 async def patch_model(request: Request) -> Response:
@@ -202,7 +204,10 @@ async def patch_model(request: Request) -> Response:
 
 async def delete_model(request: Request) -> Response:
     """Delete a private model without versions."""
-    model = await _writable(request)
+    who, model = await _writable_by(request)
+    if not can_delete(who, model):
+        owner = model.owner.username
+        raise Forbidden(f"only an owner of {owner} may delete {owner}/{model.name}")
     await call(platform(request).store.catalog.delete_model, model.id)
     return Response(status_code=204)
 

@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vendo import __version__
+from vendo.api.v1.openapi_accounts import account_schemas
+from vendo.api.v1.openapi_deployments import deployment_schemas
 from vendo.api.v1.openapi_schemas import components
 from vendo.api.v1.openapi_spec import OPERATIONS, PROBLEM
 
@@ -84,7 +86,11 @@ def document(routes: list[BaseRoute], hardware_skus: list[str]) -> dict[str, Any
             "description": "Replicate's HTTP API, self-hosted, plus Vendo's own routes.",
         },
         "components": {
-            "schemas": components(hardware_skus),
+            "schemas": {
+                **components(hardware_skus),
+                **account_schemas(),
+                **deployment_schemas(hardware_skus),
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": paths,

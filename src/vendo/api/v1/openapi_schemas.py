@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TIME", "WEBHOOK_EVENTS", "Schema", "components", "ref"]
+__all__ = ["NAME_PATTERN", "TIME", "WEBHOOK_EVENTS", "Schema", "components", "page_of", "ref"]
 
 Schema = dict[str, Any]
 
-_NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,199}$"
+NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,199}$"
 _URL_FIELDS = ("github_url", "paper_url", "license_url", "weights_url", "cover_image_url")
 WEBHOOK_EVENTS = ["start", "output", "logs", "completed"]
 
@@ -30,7 +30,8 @@ TIME: Schema = {"type": "string", "format": "date-time"}
 _TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
 
 
-def _page(item: str) -> Schema:
+def page_of(item: str) -> Schema:
+    """A page of ``item``: ``{next, previous, results}``."""
     return {
         "type": "object",
         "required": ["next", "previous", "results"],
@@ -323,7 +324,7 @@ def _model_create(hardware_skus: list[str]) -> Schema:
         "required": ["owner", "name", "visibility", "hardware"],
         "properties": {
             "owner": {"type": "string", "minLength": 1},
-            "name": {"type": "string", "pattern": _NAME_PATTERN},
+            "name": {"type": "string", "pattern": NAME_PATTERN},
             "visibility": {"type": "string", "enum": ["public", "private"]},
             "hardware": {"type": "string", "enum": hardware_skus},
             **_model_fields(),
@@ -420,6 +421,52 @@ def _hardware() -> Schema:
     }
 
 
+def _usage() -> Schema:
+    """``GET /v1/usage``: billed seconds and cost per group."""
+    seconds = {"type": "number", "minimum": 0}
+    group = {
+        "type": "object",
+        "required": [
+            "key", "setup_seconds", "idle_seconds", "active_seconds", "total_seconds", "cost"
+        ],
+        "properties": {
+            "key": _TEXT_OR_NULL,
+            "setup_seconds": seconds,
+            "idle_seconds": seconds,
+            "active_seconds": seconds,
+            "total_seconds": seconds,
+            "cost": {"type": "number"},
+        },
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["account", "start", "end", "group_by", "results", "total"],
+        "properties": {
+            "account": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "string", "enum": ["day", "model", "hardware", "deployment"]},
+            "results": {"type": "array", "items": group},
+            "total": group,
+        },
+    }
+
+
+def _credit() -> Schema:
+    """An account's credit: null amounts mean unlimited."""
+    number_or_null = {"type": ["number", "null"]}
+    return {
+        "type": "object",
+        "required": ["account", "credit", "remaining", "set_at"],
+        "properties": {
+            "account": {"type": "string"},
+            "credit": number_or_null,
+            "remaining": number_or_null,
+            "set_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
+
+
 def _collection() -> Schema:
     """A curated list of models."""
     return {
@@ -478,12 +525,14 @@ def components(hardware_skus: list[str]) -> dict[str, Schema]:
         "FileUpload": _file_upload(),
         "Account": _account(),
         "Hardware": _hardware(),
+        "Usage": _usage(),
+        "Credit": _credit(),
         "Collection": _collection(),
         "SearchResult": _search_result(),
-        "PredictionPage": _page("Prediction"),
-        "TrainingPage": _page("Training"),
-        "ModelPage": _page("Model"),
-        "VersionPage": _page("Version"),
-        "FilePage": _page("File"),
-        "CollectionPage": _page("Collection"),
+        "PredictionPage": page_of("Prediction"),
+        "TrainingPage": page_of("Training"),
+        "ModelPage": page_of("Model"),
+        "VersionPage": page_of("Version"),
+        "FilePage": page_of("File"),
+        "CollectionPage": page_of("Collection"),
     }

@@ -304,6 +304,39 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             },
         ),
     },
+    # usage and credit (Vendo's own)
+    ("GET", "/v1/usage"): {
+        "description": "Billed seconds (setting up, idle, active) and their cost per group, "
+        "for the caller's account or, for an admin, any `account` (docs/usage.md).",
+        "parameters": [
+            _query("start", TIME_FILTER, "ISO 8601 date or date-time; default end - 30 days"),
+            _query("end", TIME_FILTER, "ISO 8601 date or date-time, excluded; default now"),
+            _query(
+                "group_by",
+                {"type": "string", "enum": ["day", "model", "hardware", "deployment"]},
+                "default day",
+            ),
+            _query("account", {"type": "string"}, "username; only an admin may name another"),
+        ],
+        "responses": _ok("usage per group, and its total", ref("Usage")),
+    },
+    ("GET", "/v1/accounts/{username}/credit"): {
+        "responses": _ok("the account's credit (null: unlimited)", ref("Credit")),
+    },
+    ("PUT", "/v1/accounts/{username}/credit"): {
+        "description": "Admin only. `amount` becomes the account's credit from now on; null "
+        "makes it unlimited.",
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["amount"],
+                "properties": {
+                    "amount": {"type": ["number", "null"], "minimum": 0, "maximum": 1e12}
+                },
+            }
+        ),
+        "responses": _ok("the account's new credit", ref("Credit")),
+    },
     ("GET", "/v1/collections"): {
         "parameters": [_CURSOR],
         "responses": _ok("a page of collections", ref("CollectionPage")),
@@ -321,6 +354,85 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             ),
         ],
         "responses": _ok("matching models", ref("SearchResult")),
+    },
+    # deployments
+    ("POST", "/v1/deployments"): {
+        "requestBody": _body(ref("DeploymentCreate")),
+        "responses": {
+            "201": {
+                "description": "the new deployment, at release 1",
+                "content": _json(ref("Deployment")),
+                "links": {
+                    "get": _link("get_deployment_get", **_MODEL),
+                    "update": _link("update_deployment_patch", **_MODEL),
+                },
+            }
+        },
+    },
+    ("GET", "/v1/deployments"): {
+        "parameters": [_CURSOR],
+        "responses": _ok("a page of your deployments", ref("DeploymentPage")),
+    },
+    ("GET", "/v1/deployments/{owner}/{name}"): {
+        "responses": _ok("the deployment and its current release", ref("Deployment")),
+    },
+    ("PATCH", "/v1/deployments/{owner}/{name}"): {
+        "description": "Every change creates the next release. min_instances = "
+        "max_instances = 0 disables the deployment: its queued and running predictions are "
+        "canceled and new ones refused (409).",
+        "requestBody": _body(ref("DeploymentUpdate")),
+        "responses": _ok("the deployment at its new release", ref("Deployment")),
+    },
+    ("DELETE", "/v1/deployments/{owner}/{name}"): {
+        "description": "Only a disabled deployment (min = max = 0) without instances or "
+        "predictions left is deleted; otherwise 409.",
+        "responses": {"204": {"description": "deleted"}},
+    },
+    ("POST", "/v1/deployments/{owner}/{name}/predictions"): {
+        "description": "A prediction on the deployment's current release, in its own queue; "
+        "409 while the deployment is disabled.",
+        "parameters": [_PREFER, _CANCEL_AFTER],
+        "requestBody": _body(ref("PredictionRequest")),
+        "responses": _CREATED,
+    },
+    # Vendo's own: tokens (each user's own) and accounts (the admin's)
+    ("GET", "/v1/tokens"): {
+        "description": "Vendo's own. Through a token scoped to an organization, only the "
+        "tokens scoped to it.",
+        "responses": _ok("your tokens (never the tokens themselves)", ref("TokenPage")),
+    },
+    ("POST", "/v1/tokens"): {
+        "description": "Vendo's own. `organization`: one of yours, which the token acts as.",
+        "requestBody": _body(ref("TokenCreate")),
+        "responses": _ok("the new token, shown this once", ref("TokenCreated"), "201"),
+    },
+    ("DELETE", "/v1/tokens/{id}"): {
+        "description": "Vendo's own. The token stops working from the next request on.",
+        "responses": {"204": {"description": "revoked"}},
+    },
+    ("GET", "/v1/users"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "responses": _ok("the users", ref("UserPage")),
+    },
+    ("POST", "/v1/users"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "requestBody": _body(ref("UserCreate")),
+        "responses": _ok("the new user, with their first token", ref("UserCreated"), "201"),
+    },
+    ("GET", "/v1/organizations"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "responses": _ok("the organizations and their members", ref("OrganizationPage")),
+    },
+    ("POST", "/v1/organizations"): {
+        "description": "Vendo's own; the admin only (403 otherwise).",
+        "requestBody": _body(ref("OrganizationCreate")),
+        "responses": _ok("the new organization", ref("Organization"), "201"),
+    },
+    ("POST", "/v1/organizations/{name}/members"): {
+        "description": "Vendo's own; the admin only (403 otherwise). A member already: "
+        "their role changes.",
+        "requestBody": _body(ref("MemberAdd")),
+        "responses": _ok("the organization", ref("Organization")),
     },
     ("GET", "/openapi.json"): {
         "responses": _ok("this document", {"type": "object"}),

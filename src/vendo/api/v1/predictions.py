@@ -8,7 +8,7 @@ import math
 import re
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,18 +25,18 @@ from vendo.api.v1.context import (
     cached,
     call,
     caller,
-    can_see,
     json_body,
     page,
+    parse_time,
     platform,
     secret_box,
     visible_model,
 )
 from vendo.api.v1.inputs import prepare_input, split_url
+from vendo.api.v1.policy import can_see, owns
 from vendo.api.v1.prediction_stream import stream_prediction
 from vendo.api.v1.render import is_iterator, iterator_versions, prediction_json
 from vendo.errors import (
-    BadRequest,
     FieldError,
     InvalidInput,
     NotFound,
@@ -44,6 +44,7 @@ from vendo.errors import (
     VendoError,
 )
 from vendo.queue.events import terminal_events
+from vendo.scheduler import tracing
 from vendo.store import (
     STARTING,
     TERMINAL,
@@ -260,7 +261,7 @@ async def _prepared_input(
             hosts=lambda: _own_hosts(request),
             lookup_file=lookup,
             storage=p.storage,
-            may_use=lambda row: row.owner_id == who.user.id,
+            may_use=lambda row: owns(who, row.owner_id),
             fetch_options={
                 "max_bytes": p.settings.max_upload_bytes,
                 "max_data_uri_bytes": p.settings.max_data_uri_bytes,
@@ -283,8 +284,10 @@ async def new_prediction(
     destination: str | None = None,
 ) -> PredictionRow:
     """The prediction a create request asks for, not yet stored; with a
-    ``destination``, a training (its input is the version's ``TrainingInput``)."""
+    ``destination``, a training (its input is the version's ``TrainingInput``). An
+    account out of credit is refused (402) before anything is made."""
     p = platform(request)
+    await p.credit.require(who.user, version.model)
     webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
     deadline: datetime | None = None
     if request.headers.get("cancel-after"):
@@ -300,8 +303,8 @@ async def new_prediction(
         dict(
             id=prediction_id,
             kind="prediction" if destination is None else "training",
-            owner_id=who.user.id,
-            token_id=who.token.id,
+            owner_id=who.account.id,
+            token_id=who.token.id if who.token else None,
             model_id=model.id,
             model=f"{model.owner.username}/{model.name}",
             version_id=version.id,
@@ -366,6 +369,7 @@ async def create_prediction(
     arrived = float(request.scope.get("vendo.arrived", time.monotonic()))
     p = platform(request)
     row = await new_prediction(request, who, version, body, deployment)
+    tracing.remember(row.id)  # the scheduler's spans join this request's trace
     wait = parse_prefer_wait(request.headers.get("prefer"))
     headers: dict[str, str] = {}
     remaining = 0.0
@@ -376,7 +380,7 @@ async def create_prediction(
         prediction_json,
         p,
         base_url(request),
-        owner=who.user.username,
+        owner=who.account.username,
         streamable=is_iterator(version.openapi_schema),
     )
     if wait is None:
@@ -417,18 +421,14 @@ async def post_model_predictions(request: Request) -> Response:
 
 async def _owned(request: Request, who: Caller, prediction_id: str) -> PredictionRow:
     row = await call(platform(request).store.predictions.get, prediction_id)
-    if (
-        row is None
-        or row.kind != "prediction"
-        or (row.owner_id != who.user.id and not who.is_admin)
-    ):
+    if row is None or row.kind != "prediction" or not owns(who, row.owner_id):
         raise NotFound(f"prediction {prediction_id} not found")
     return row
 
 
 async def owner_name(p: Platform, who: Caller, row: PredictionRow) -> str:
-    if row.owner_id == who.user.id:
-        return who.user.username
+    if row.owner_id == who.account.id:
+        return who.account.username
     user = await call(p.store.accounts.user, row.owner_id)
     return user.username if user is not None else ""
 
@@ -454,21 +454,6 @@ async def get_prediction(request: Request) -> Response:
     return await _one(request, p, who, row)
 
 
-def _parse_time(name: str, value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        # in UTC here: 0001-01-01T00:00:00+14:00 has no UTC date-time (OverflowError)
-        return parsed.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
-        raise BadRequest(
-            f"{name} must be an ISO 8601 date-time from year 1 to 9999, got {value[:60]!r}"
-        ) from None
-
-
 async def list_predictions(request: Request) -> Response:
     """List your predictions, newest first."""
     who = await caller(request)
@@ -476,16 +461,18 @@ async def list_predictions(request: Request) -> Response:
     params = request.query_params
     rows = await call(
         lambda: p.store.predictions.page(
-            who.user.id,
+            who.account.id,
             cursor=params.get("cursor"),
-            created_after=_parse_time("created_after", params.get("created_after")),
-            created_before=_parse_time("created_before", params.get("created_before")),
+            created_after=parse_time("created_after", params.get("created_after")),
+            created_before=parse_time("created_before", params.get("created_before")),
         )
     )
     base = base_url(request)
     iterators = await iterator_versions(p, {r.version_id for r in rows})
     results = [
-        prediction_json(p, base, r, owner=who.user.username, streamable=r.version_id in iterators)
+        prediction_json(
+            p, base, r, owner=who.account.username, streamable=r.version_id in iterators
+        )
         for r in rows
     ]
     return page(request, results, rows.next_cursor, rows.previous_cursor)

@@ -56,10 +56,10 @@ from vendo.api.v1.context import (
     base_url,
     call,
     caller,
-    can_write,
     platform,
     visible_model,
 )
+from vendo.api.v1.policy import Caller, can_write, may_publish_under
 from vendo.api.v1.render import build_json, version_json
 from vendo.errors import (
     BuildError,
@@ -117,13 +117,13 @@ def _check_name(owner: str, name: str) -> None:
         raise InvalidInput(errors)
 
 
-def _target(p: Platform, user: UserRow, owner: str, name: str) -> ModelRow | None:
+def _target(p: Platform, who: Caller, owner: str, name: str) -> ModelRow | None:
     """The model to push to, or None when it is to be created; refuses a caller who
     may not push there. Creates nothing."""
     model = p.store.catalog.model(owner, name)
-    if user.is_admin or (model is not None and model.owner_id == user.id):
+    if model is not None and can_write(who, model):
         return model
-    if model is None and owner == user.username:
+    if model is None and may_publish_under(who, p.store.accounts.user_named(owner), owner):
         return None
     if model is not None and model.visibility == "public":
         raise Forbidden(f"you do not have write access to {owner}/{name}")
@@ -131,7 +131,7 @@ def _target(p: Platform, user: UserRow, owner: str, name: str) -> ModelRow | Non
     # the answer must not tell which.
     raise NotFound(
         f"model {owner}/{name} not found; you can push to models under your own name "
-        f"({user.username}/...)"
+        f"({who.account.username}/...)"
     )
 
 
@@ -221,7 +221,7 @@ def _config_record(config: Any) -> dict[str, Any]:
 
 def push_package(
     p: Platform,
-    user: UserRow,
+    who: Caller,
     owner: str,
     name: str,
     archive: Path,
@@ -234,7 +234,7 @@ def push_package(
     ``base`` is the server's root URL for the build's links in errors."""
     say: Emit = emit or (lambda event: None)
     _check_name(owner, name)
-    model = _target(p, user, owner, name)
+    model = _target(p, who, owner, name)
     say({"type": "step", "text": "Unpacking the package"})
     digest, package_dir = _unpack(p, archive)
     # in scaled mode the bucket keeps it, for the agents that run it elsewhere
@@ -364,14 +364,14 @@ async def push_version(request: Request) -> Response:
         raise InvalidInput([FieldError("visibility", "enum", "public or private")])
     _check_name(owner, name)
     # refuse before reading a large body (and before recording anything)
-    await call(_target, p, who.user, owner, name)
+    await call(_target, p, who, owner, name)
     archive = await _receive(request, p)
     base = base_url(request)
 
     def run(emit: Emit | None) -> PushResult:
         try:
             return push_package(
-                p, who.user, owner, name, archive, emit=emit, visibility=visibility, base=base
+                p, who, owner, name, archive, emit=emit, visibility=visibility, base=base
             )
         finally:
             archive.unlink(missing_ok=True)
@@ -466,7 +466,7 @@ def _push_example(p: Platform, admin: UserRow, folder: Path, out: Callable[[str]
             if event["type"] == "step":
                 out(f"  {name}: {event['text']}")
 
-        result = push_package(p, admin, admin.username, name, archive, emit=progress)
+        result = push_package(p, Caller(admin), admin.username, name, archive, emit=progress)
         out(f"  {name}: ready as {admin.username}/{name}:{result.version.id[:12]}")
     finally:
         archive.unlink(missing_ok=True)

@@ -19,12 +19,12 @@ from vendo.api.v1.context import (
     cached,
     call,
     caller,
-    can_write,
     json_body,
     page,
     platform,
     visible_model,
 )
+from vendo.api.v1.policy import can_write, owns
 from vendo.api.v1.predictions import new_prediction, owner_name
 from vendo.api.v1.render import prediction_json
 from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound
@@ -99,7 +99,7 @@ async def create_training(request: Request) -> Response:
     destination = f"{model.owner.username}/{model.name}"
     row = await new_prediction(request, who, version, body, destination=destination)
     p = platform(request)
-    data = prediction_json(p, base_url(request), row, owner=who.user.username)
+    data = prediction_json(p, base_url(request), row, owner=who.account.username)
     if p.scheduler is not None:
         await p.scheduler.schedule(row, "train")
     else:
@@ -110,7 +110,7 @@ async def create_training(request: Request) -> Response:
 async def _owned(request: Request, who: Caller) -> PredictionRow:
     training_id = request.path_params["id"]
     row = await call(platform(request).store.predictions.get, training_id)
-    if row is None or row.kind != "training" or (row.owner_id != who.user.id and not who.is_admin):
+    if row is None or row.kind != "training" or not owns(who, row.owner_id):
         raise NotFound(f"training {training_id} not found")
     return row
 
@@ -126,9 +126,11 @@ async def list_trainings(request: Request) -> Response:
     who = await caller(request)
     p = platform(request)
     cursor = request.query_params.get("cursor")
-    rows = await call(lambda: p.store.predictions.page(who.user.id, cursor=cursor, kind="training"))
+    rows = await call(
+        lambda: p.store.predictions.page(who.account.id, cursor=cursor, kind="training")
+    )
     base = base_url(request)
-    results = [prediction_json(p, base, r, owner=who.user.username) for r in rows]
+    results = [prediction_json(p, base, r, owner=who.account.username) for r in rows]
     return page(request, results, rows.next_cursor, rows.previous_cursor)
 
 
