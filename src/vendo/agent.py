@@ -20,6 +20,7 @@ from typing import Any
 
 from anyio import to_thread
 
+from vendo.api.v1.context import Platform
 from vendo.api.v1.webhooks import WebhookRelay
 from vendo.app import open_platform, watch_agents
 from vendo.config import Settings
@@ -100,28 +101,16 @@ async def run_agent(
         return Scheduler(s, store, bus, storage, queue=queue, hardware=hardware, serves=serves)
 
     p = await open_platform(settings, hardware, scheduler)
-    store, sched = p.store, p.scheduler
-    assert isinstance(sched, Scheduler) and p.cluster is not None
     stop = asyncio.Event()
-    lost = False
+    lost: list[bool] = []
 
     def declared_lost() -> None:
-        nonlocal lost
-        lost = True
+        lost.append(True)
         stop.set()
 
-    await to_thread.run_sync(store.agents.register, name, sorted(serves), capacity(hardware))
-    relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
-    await relay.start()
-    await p.cluster.start()
-    await sched.start()
-    await relay.resume_owed()
-    liveness = watch_agents(p, name=name, queue=sched.queue)
-    liveness.on_lost = declared_lost
-    tasks = [
-        asyncio.create_task(liveness.run(), name="vendo-heartbeat"),
-        asyncio.create_task(p.credit.watch(sched), name="vendo-credit"),
-    ]
+    relay, tasks = await _start(p, name, serves, hardware, declared_lost)
+    sched = p.scheduler
+    assert isinstance(sched, Scheduler) and p.cluster is not None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -141,7 +130,32 @@ async def run_agent(
         await p.cluster.stop()
         await relay.stop()
         if not lost:
-            await to_thread.run_sync(store.agents.remove, name)
-        await to_thread.run_sync(store.close)
+            await to_thread.run_sync(p.store.agents.remove, name)
+        await to_thread.run_sync(p.store.close)
         await to_thread.run_sync(tracing.flush)
     return 1 if lost else 0
+
+
+async def _start(
+    p: Platform,
+    name: str,
+    serves: frozenset[str],
+    hardware: Hardware,
+    on_lost: Callable[[], Any],
+) -> tuple[WebhookRelay, list[asyncio.Task[Any]]]:
+    """Register, then start the relays, the scheduler, the heartbeat and the credit
+    watch: the webhook relay and its background tasks."""
+    sched = p.scheduler
+    assert isinstance(sched, Scheduler) and p.cluster is not None
+    await to_thread.run_sync(p.store.agents.register, name, sorted(serves), capacity(hardware))
+    relay = WebhookRelay(p, Outbox.from_settings(p.settings, p.store.engines.writer))
+    await relay.start()
+    await p.cluster.start()
+    await sched.start()
+    await relay.resume_owed()
+    liveness = watch_agents(p, name=name, queue=sched.queue)
+    liveness.on_lost = on_lost
+    return relay, [
+        asyncio.create_task(liveness.run(), name="vendo-heartbeat"),
+        asyncio.create_task(p.credit.watch(sched), name="vendo-credit"),
+    ]

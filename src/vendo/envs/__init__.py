@@ -10,9 +10,9 @@ from vendo.envs.builder import (
     BuildResult,
     build_project,
     child_environment,
-    environment_record,
 )
 from vendo.envs.config import BuildConfig, CogConfig, RunStep, load_config, parse_config
+from vendo.envs.records import environment_record
 
 __all__ = [
     "BuildConfig",

@@ -46,14 +46,7 @@ from vendo.errors import BuildError
 if TYPE_CHECKING:
     from vendo.config import Settings
 
-__all__ = [
-    "BuildResult",
-    "build_project",
-    "child_environment",
-    "env_key",
-    "environment_record",
-    "project_hash",
-]
+__all__ = ["BuildResult", "build_project", "child_environment", "env_key", "project_hash"]
 
 # Bump when the layout of an environment changes, so old ones are not reused.
 ENV_FORMAT = 1
@@ -491,21 +484,6 @@ def _build(
         reused=reused,
         seconds=seconds,
     )
-
-
-def environment_record(result: BuildResult) -> dict[str, Any]:
-    """What a version keeps of its build (``VersionRow.environment``): how to start its
-    runner on the host that built it."""
-    return {
-        "python": str(result.python),
-        "runtime_path": str(result.runtime_path),
-        "env": dict(result.env),
-        "env_dir": str(result.env_dir),
-        "env_key": result.env_key,
-        "reused": bool(result.reused),
-        "seconds": float(result.seconds),
-        "warnings": list(result.warnings),
-    }
 
 
 def _model_env(env_dir: Path, config: CogConfig) -> dict[str, str]:
