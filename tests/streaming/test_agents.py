@@ -148,8 +148,9 @@ def test_a_killed_agents_running_work_fails_and_its_queue_moves_on(setup: Setup)
         second = start_agent(setup.root / "agent-2", setup.env, "agent-2")
         for item in waiting:
             done = until(
-                lambda item=item: (p := setup.get(item["id"]))["status"] in ("succeeded", "failed")
-                and p,
+                lambda item=item: (
+                    (p := setup.get(item["id"]))["status"] in ("succeeded", "failed") and p
+                ),
                 timeout=120,
                 what="a queued prediction to run on agent-2",
             )

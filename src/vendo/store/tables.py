@@ -478,7 +478,8 @@ class InstanceUsageRow(Base):
     __table_args__ = (sa.Index("ix_instance_usage_owner_started", "owner_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    instance_id: Mapped[str] = mapped_column(sa.String(64))
+    # ``<pool key>#<n>``: a version pool's key alone is 72 characters
+    instance_id: Mapped[str] = mapped_column(sa.String(400))
     pool: Mapped[str] = mapped_column(sa.String(400))  # version:<id> | deployment:<owner/name>
     hardware: Mapped[str] = mapped_column(sa.String(64))
     # the account the instance's time belongs to: the model's (or deployment's) owner

@@ -7,6 +7,8 @@
 - jobs.cancel_requested: the reason of a cancel asked for a claimed job, for the
   process running it to find in the database when the relayed cancel did not reach it
   (its ``LISTEN`` connection was down).
+- instance_usage.instance_id: 400 characters (``<pool key>#<n>``; a version pool's key
+  alone is 72, and PostgreSQL refused the usage rows of its instances).
 
 Revision ID: 0012
 Revises: 0011
@@ -37,9 +39,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("cancel_requested", sa.String(64), nullable=True))
+    with op.batch_alter_table("instance_usage", schema=None) as batch_op:
+        batch_op.alter_column(
+            "instance_id",
+            existing_type=sa.String(64),
+            type_=sa.String(400),
+            existing_nullable=False,
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("instance_usage", schema=None) as batch_op:
+        batch_op.alter_column(
+            "instance_id",
+            existing_type=sa.String(400),
+            type_=sa.String(64),
+            existing_nullable=False,
+        )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("cancel_requested")
     op.drop_table("agents")
