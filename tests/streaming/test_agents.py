@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_support import AGENT_FIXTURE, FAST_LIVENESS, agent_log, start_agent
 from cryptography.fernet import Fernet
 from streaming_support import sse_events
 
+from agent_support import AGENT_FIXTURE, FAST_LIVENESS, agent_log, start_agent
 from s3_server import AWS_ENV
 from serve_support import clean_env, serving, vendo
 from support import stop_process, until
