@@ -59,6 +59,8 @@ def agent(
 ) -> None:
     """Run models for the shared queue: registers with its hardware, heartbeats, claims
     the work it can place, builds environments from the bucket's packages, runs them."""
+    import sqlalchemy as sa
+
     from vendo.agent import run_agent
     from vendo.config import Settings
     from vendo.errors import VendoError
@@ -84,4 +86,8 @@ def agent(
         code = asyncio.run(run_agent(settings, name, skus, on_ready=ready))
     except VendoError as exc:
         raise click.ClickException(exc.detail) from None
+    except sa.exc.SQLAlchemyError as exc:
+        where = sa.make_url(str(settings.database_url)).render_as_string(hide_password=True)
+        first = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).splitlines()[0]
+        raise click.ClickException(f"cannot use the database at {where}: {first}") from None
     sys.exit(code)

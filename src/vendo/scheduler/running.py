@@ -320,7 +320,7 @@ class RunLifecycle:
             if run.written is not None:
                 await asyncio.shield(run.written)
             if run.job.id and run.phase is RunPhase.REQUEUED:
-                await self.ctx.writer.add(claims.requeue(run.job.id))
+                await self.ctx.writer.add(claims.requeue(run.job.id, self.ctx.queue.worker_id))
             elif run.job.id and run.phase is not RunPhase.RECORDED and not keep_job:
                 await self.ctx.writer.add(claims.complete(run.job.id))
         self.ctx.deferred.pop(pid, None)
