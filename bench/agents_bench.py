@@ -36,7 +36,7 @@ import httpx
 import sqlalchemy as sa
 from common import BENCH_DIR, free_port, stop_process
 
-MODEL = BENCH_DIR / "fixtures" / "sleep_100ms"
+MODEL = Path(__file__).resolve().parent / "fixtures" / "sleep_100ms"
 TOKEN = "bench-agents-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 AWS = {
@@ -58,7 +58,9 @@ def _until(check: Any, timeout: float, what: str) -> Any:
 
 def _start(argv: list[str], env: dict[str, str], log: Path, ready: Any) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def up() -> bool:
         if proc.poll() is not None:
@@ -103,6 +105,15 @@ class Cluster:
         self.url = ""
 
     def __enter__(self) -> Cluster:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         api = self.root / "api"
@@ -121,7 +132,6 @@ class Cluster:
             argv += ["--data-dir", str(self.root / f"agent-{n}")]
             ready = lambda log=log: "running models" in log.read_text(errors="replace")  # noqa: E731
             self.procs.append(_start(argv, self.env, log, ready))
-        return self
 
     def __exit__(self, *exc: object) -> None:
         for proc in reversed(self.procs):
@@ -215,7 +225,8 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=40)
     parser.add_argument("--agents", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="agents-bench-", dir=BENCH_DIR.parent / ".bench"))
+    BENCH_DIR.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="agents-bench-", dir=BENCH_DIR))
     moto_port = free_port()
     endpoint = f"http://127.0.0.1:{moto_port}"
     base = {**os.environ, **AWS, "VENDO_API_TOKEN": TOKEN, "VENDO_ALLOW_NEAREST_PYTHON": "1"}
