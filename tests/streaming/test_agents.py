@@ -25,6 +25,7 @@ from agent_support import AGENT_FIXTURE, FAST_LIVENESS, agent_log, start_agent
 from s3_server import AWS_ENV
 from serve_support import clean_env, serving, vendo
 from support import stop_process, until
+from vendo.queue import Queue
 from vendo.queue.jobs import LOST_ERROR
 from vendo.store import Store
 
@@ -66,6 +67,8 @@ def api_only(tmp_path: Path, database: str, bucket: str, endpoint: str) -> Itera
         VENDO_API_TOKEN=TOKEN,
         VENDO_SECRETS_KEY=Fernet.generate_key().decode(),
         VENDO_ALLOW_NEAREST_PYTHON="true",
+        # GPU SKUs offered and placed on this CPU machine: an agent may serve one
+        VENDO_GPU_AS_CPU="1",
     )
     data = tmp_path / "api"
     (tmp_path / "a").mkdir()
@@ -160,3 +163,69 @@ def test_a_killed_agents_running_work_fails_and_its_queue_moves_on(setup: Setup)
         stop_process(second)
         for log in (agent_log(setup.root / "agent-1"), agent_log(setup.root / "agent-2")):
             assert "Traceback" not in (log.read_text() if log.exists() else "")
+
+
+def test_a_cancel_flagged_in_the_database_reaches_the_agent(setup: Setup, pg_only_url: str) -> None:
+    """A cancel whose relayed message never reached the agent (here none is sent at
+    all): the flag on its job is enough."""
+    agent = start_agent(setup.root / "agent-1", setup.env, "agent-1")
+    store = Store.open(pg_only_url, migrate=False)
+    try:
+        running = setup.create(text="slow", seconds=600)
+        until(
+            lambda: setup.get(running["id"])["status"] == "processing",
+            timeout=120,
+            what="the slow prediction to run on agent-1",
+        )
+        assert Queue(store).request_cancel(running["id"]) is True
+        until(
+            lambda: setup.get(running["id"])["status"] == "canceled",
+            timeout=60,
+            what="the agent to find the cancel in the database",
+        )
+    finally:
+        store.close()
+        stop_process(agent)
+
+
+def test_an_agent_claims_only_the_hardware_it_serves(setup: Setup, pg_only_url: str) -> None:
+    model = {"owner": "admin", "name": "gpu-echo", "visibility": "public", "hardware": "gpu-t4"}
+    r = httpx.post(f"{setup.api}/v1/models", json=model, headers=HEADERS, timeout=30)
+    assert r.status_code == 201, r.text
+    env = {**setup.env, "VENDO_DATA_DIR": str(setup.root / "api")}
+    pushed = vendo("push", str(AGENT_FIXTURE), "admin/gpu-echo", "-q", cwd=setup.root, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    found = httpx.get(f"{setup.api}/v1/models/admin/gpu-echo", headers=HEADERS, timeout=30)
+    gpu_version = found.json()["latest_version"]["id"]
+    cpu = start_agent(setup.root / "agent-cpu", setup.env, "agent-cpu", "--hardware", "cpu")
+    gpu = None
+    store = Store.open(pg_only_url, migrate=False)
+    try:
+        body = {"version": gpu_version, "input": {"text": "on a GPU"}}
+        r = httpx.post(f"{setup.api}/v1/predictions", json=body, headers=HEADERS, timeout=30)
+        assert r.status_code == 201, r.text
+        on_gpu = r.json()["id"]
+        on_cpu = setup.create(text="on a CPU")
+        done = until(
+            lambda: (p := setup.get(on_cpu["id"]))["status"] == "succeeded" and p,
+            timeout=120,
+            what="the CPU model to run on the CPU agent",
+        )
+        assert "ran on agent-cpu" in done["logs"]
+        # the GPU model's job is still waiting, claimed by no one
+        job = store.predictions.job(on_gpu)
+        assert job is not None and job.state == "queued" and job.claimed_by is None
+        assert setup.get(on_gpu)["status"] == "starting"
+        gpu = start_agent(setup.root / "agent-gpu", setup.env, "agent-gpu", "--hardware", "gpu-t4")
+        done = until(
+            lambda: (p := setup.get(on_gpu))["status"] == "succeeded" and p,
+            timeout=120,
+            what="the GPU model to run on the GPU agent",
+        )
+        assert "ran on agent-gpu" in done["logs"]
+        hardware = {a.name: a.hardware for a in store.agents.every()}
+        assert hardware == {"agent-cpu": ["cpu"], "agent-gpu": ["gpu-t4"]}
+    finally:
+        store.close()
+        stop_process(cpu)
+        stop_process(gpu)
