@@ -116,15 +116,21 @@ def _signed_in(identity: Identity, token: str) -> dict[str, Any]:
     }
 
 
-async def login_page(request: Request) -> Response:
-    """The sign-in form; a fresh login CSRF value in a cookie and in the form."""
+def _login_form(request: Request, next_path: str, status: int = 200, error: str = "") -> Response:
+    """The sign-in form, with a fresh login CSRF value in a cookie and in the form."""
     value = secrets.token_urlsafe(24)
-    next_path = _local(request.query_params.get("next", "/"))
-    response = _render(request, "login.html", title="Sign in", form_csrf=value, next=next_path)
+    response = _render(
+        request, "login.html", status, title="Sign in", form_csrf=value, next=next_path,
+        error=error,
+    )  # fmt: skip
     response.set_cookie(
         LOGIN_CSRF, value, httponly=True, samesite="strict", secure=_secure(request), path="/"
     )
     return response
+
+
+async def login_page(request: Request) -> Response:
+    return _login_form(request, _local(request.query_params.get("next", "/")))
 
 
 async def login(request: Request) -> Response:
@@ -135,16 +141,11 @@ async def login(request: Request) -> Response:
         next_path = _local(str(form.get("next") or "/"))
     expected = request.cookies.get(LOGIN_CSRF, "")
     if not expected or not secrets.compare_digest(sent, expected):
-        return _render(
-            request, "login.html", 403, title="Sign in", form_csrf=expected, next=next_path,
-            error="The form expired; sign in again.",
-        )  # fmt: skip
+        return _login_form(request, next_path, 403, "The form expired; sign in again.")
     found = await identify(request, token) if token else None
     if found is None:
-        return _render(
-            request, "login.html", 401, title="Sign in", form_csrf=expected, next=next_path,
-            error="That API token is not valid (unknown or revoked).",
-        )  # fmt: skip
+        error = "That API token is not valid (unknown or revoked)."
+        return _login_form(request, next_path, 401, error)
     accounts = platform(request).store.accounts
     _, session = await call(
         accounts.issue_token,
