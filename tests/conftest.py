@@ -141,11 +141,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'vendo.db'}"
         return
-    import sqlalchemy as sa
-
     url: str = request.getfixturevalue("postgres_url")
     yield url
-    # Empty the schema so each test starts from nothing (migrations run again).
+    empty_schema(url)
+
+
+def empty_schema(url: str) -> None:
+    """Drop every table of the schema ``url`` points at, so the next test starts from
+    nothing (migrations run again)."""
+    import sqlalchemy as sa
+
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         names = conn.execute(
@@ -154,6 +159,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         for name in list(names):
             conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def pg_only_url(postgres_url: str) -> Iterator[str]:
+    """:func:`db_url` for PostgreSQL alone (tests of what only PostgreSQL does)."""
+    yield postgres_url
+    empty_schema(postgres_url)
 
 
 # --- the official Python client --------------------------------------------------------
@@ -185,3 +197,49 @@ def receiver() -> Iterator[Receiver]:
     """A webhook receiver on loopback (tests/support/receiver.py), up for the test."""
     with Receiver() as r:
         yield r
+
+
+# --- an S3 API server (moto) for the object storage tests ----------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint URL of moto's S3 server, started for this session as a child process
+    (stopped by its PID). Skips without moto; fails instead when VENDO_REQUIRE_S3=1."""
+    from s3_server import moto_missing, require_s3, start_s3_server
+
+    why = moto_missing()
+    if why is not None:
+        if require_s3():
+            pytest.fail(why + " (VENDO_REQUIRE_S3 is set)")
+        pytest.skip(why)
+    server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty bucket on :func:`s3_server`; the test's environment has the AWS
+    variables (fake credentials) that reach it. Yields its ``s3://`` URL."""
+    import uuid
+
+    import boto3
+
+    from s3_server import AWS_ENV
+
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"vendo-test-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_server)
+    client.create_bucket(Bucket=bucket)
+    try:
+        yield f"s3://{bucket}/files"
+    finally:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=bucket)
+        client.close()

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,12 @@ from vendo.api.v1.push import push_examples
 from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
 from vendo.errors import VendoError, problem
-from vendo.files.storage import LocalStorage
+from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
+from vendo.queue.cluster import ClusterRelay
 from vendo.scheduler import Scheduler, tracing
-from vendo.store import Store, utcnow
+from vendo.store import Store, database_url, utcnow
 from vendo.store.sealing import SecretBox
 from vendo.web import routes as web_routes
 from vendo.webhooks.outbox import Outbox
@@ -50,7 +51,7 @@ __all__ = ["TOKEN_FILE", "SchedulerFactory", "bootstrap_admin", "create_app", "s
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "api_token"  # in the data dir, mode 0600: `vendo push/run` read it
-SchedulerFactory = Callable[[Settings, Store, EventBus, LocalStorage], Any]
+SchedulerFactory = Callable[[Settings, Store, EventBus, FileStorage], Any]
 PROBLEM = "application/problem+json"
 
 
@@ -70,7 +71,7 @@ def bootstrap_admin(settings: Settings, store: Store) -> str | None:
     return token
 
 
-def sweep_once(settings: Settings, store: Store, storage: LocalStorage) -> int:
+def sweep_once(settings: Settings, store: Store, storage: FileStorage) -> int:
     """Retention: clear predictions completed more than ``settings.retention`` seconds
     ago (input {}, output null, logs "", files deleted, data_removed) and delete expired
     uploads. Returns how many records changed."""
@@ -186,6 +187,8 @@ def _lifespan(
         store, scheduler = p.store, p.scheduler
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
         await relay.start()
+        if p.cluster is not None:
+            await p.cluster.start()
         if scheduler is not None:
             await scheduler.start()
         # after the scheduler's recovery, which may have finished interrupted predictions
@@ -211,6 +214,8 @@ def _lifespan(
                         await task
             if scheduler is not None:
                 await scheduler.stop()
+            if p.cluster is not None:
+                await p.cluster.stop()
             await relay.stop()
             await to_thread.run_sync(store.close)
             await to_thread.run_sync(tracing.flush)
@@ -230,7 +235,7 @@ async def _open_platform(
     )
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
-    storage = LocalStorage.from_settings(settings, store)
+    storage = await to_thread.run_sync(FileStorage.from_settings, settings, store)
     # Load the signing key now: rendering URLs later must not touch the database.
     await to_thread.run_sync(lambda: storage.key)
     scheduler = None
@@ -238,9 +243,30 @@ async def _open_platform(
         scheduler = factory(settings, store, bus, storage)
     # The secrets key is made (or read) now: a bad one stops the start with its error.
     box = await to_thread.run_sync(SecretBox.from_settings, settings)
-    return Platform(
+    platform = Platform(
         settings, store, Queue(store), bus, storage, scheduler, secrets=box, hardware=hardware
     )
+    if not store.engines.is_sqlite:
+        # PostgreSQL: other servers and agents may share it (scaled mode)
+        url = database_url(Path(settings.data_dir), settings.database_url)
+        platform.cluster = ClusterRelay(
+            bus,
+            url,
+            on_cancel=_cancel_here(scheduler),
+            on_job=scheduler.notify if scheduler is not None else None,
+        )
+    return platform
+
+
+def _cancel_here(scheduler: Any) -> Callable[[str], Coroutine[Any, Any, None]]:
+    """What a cancel sent by another process does here: cancel the prediction when this
+    process runs it (every process hears every cancel)."""
+
+    async def cancel(prediction_id: str) -> None:
+        if scheduler is not None and prediction_id in scheduler.running():
+            await scheduler.cancel(prediction_id)
+
+    return cancel
 
 
 async def _announce_admin(settings: Settings, store: Store) -> None:
@@ -256,7 +282,7 @@ async def _announce_admin(settings: Settings, store: Store) -> None:
 
 
 async def _sweep_forever(
-    settings: Settings, store: Store, storage: LocalStorage, interval: float
+    settings: Settings, store: Store, storage: FileStorage, interval: float
 ) -> None:
     while True:
         await asyncio.sleep(interval)

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
         "Unset: `secrets.key` in the data dir, created with mode 0600 on first start. Every "
         "process sharing a PostgreSQL database needs the same key.",
     )
+    storage_url: str | None = Field(
+        None,
+        description="S3-compatible bucket for uploaded files, prediction outputs and model "
+        "packages (`s3://bucket` or `s3://bucket/prefix`), shared by every server and agent of "
+        "a scaled deployment. Credentials and region come from the usual AWS variables "
+        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_PROFILE) or an "
+        "instance role. Needs `vendo[s3]`. Unset: files in the data dir.",
+    )
+    storage_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible server other than AWS (MinIO, Cloudflare R2, "
+        "Ceph), e.g. http://minio:9000. Unset: AWS S3.",
+    )
     cache_ttl: float = Field(
         5.0,
         description="Seconds the tokens, models and versions read by prediction requests stay "

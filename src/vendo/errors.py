@@ -46,6 +46,7 @@ __all__ = [
     "RequestError",
     "RunnerError",
     "SecretsKeyError",
+    "StorageError",
     "Unauthenticated",
     "VendoError",
     "problem",
@@ -114,6 +115,13 @@ class SecretsKeyError(VendoError):
 
     status = 500
     title = "Secrets key unusable"
+
+
+class StorageError(VendoError):
+    """File storage (``VENDO_STORAGE_URL``) is misconfigured or cannot be reached."""
+
+    status = 503
+    title = "Storage unavailable"
 
 
 class RequestError(VendoError):

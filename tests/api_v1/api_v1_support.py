@@ -244,10 +244,8 @@ def record_sleeper(data_dir: Path, token: str) -> dict[str, str]:
     """``admin/sleeper`` (the admin of ``token``) with versions ``a`` and ``b`` of the
     dep_sleep fixture, run by this interpreter with Vendo's source as the runtime: each
     sets ``DEP_RELEASE`` to its letter. Returns letter -> version id."""
-    import vendo
     from vendo.store import Store, database_url
 
-    runtime = Path(vendo.__file__).resolve().parent.parent
     store = Store.open(database_url(data_dir, None))
     try:
         admin, _ = store.accounts.ensure_admin(token)
@@ -255,17 +253,13 @@ def record_sleeper(data_dir: Path, token: str) -> dict[str, str]:
         versions = {}
         for letter in "ab":
             version_id = letter * 64
-            store.catalog.create_version(
+            add_local_version(
+                store,
                 model.id,
                 version_id,
-                openapi_schema=ECHO_SCHEMA,
-                package_path=str(FIXTURES / "dep_sleep"),
-                environment={"python": sys.executable, "runtime_path": str(runtime)},
-                config={
-                    "predict": "predict.py:Predictor",
-                    "concurrency_max": 1,
-                    "environment": {"DEP_RELEASE": letter},
-                },
+                "dep_sleep",
+                concurrency_max=1,
+                environment={"DEP_RELEASE": letter},
             )
             versions[letter] = version_id
         return versions
@@ -357,6 +351,31 @@ ECHO_SCHEMA: dict[str, Any] = {
 }
 
 
+def add_local_version(
+    store: Any,
+    model_id: int,
+    version_id: str,
+    fixture: str = "plt_echo",
+    *,
+    schema: dict[str, Any] | None = None,
+    **config: Any,
+) -> None:
+    """A version of ``tests/fixtures/<fixture>`` run by this interpreter with Vendo's
+    source as the runtime: no environment build. ``config`` adds to cog.yaml's
+    (``concurrency_max``, ``environment``, ...)."""
+    import vendo
+
+    runtime = Path(vendo.__file__).resolve().parent.parent  # src/: the runtime only
+    store.catalog.create_version(
+        model_id,
+        version_id,
+        openapi_schema=ECHO_SCHEMA if schema is None else schema,
+        package_path=str(FIXTURES / fixture),
+        environment={"python": sys.executable, "runtime_path": str(runtime)},
+        config={"predict": "predict.py:Predictor", **config},
+    )
+
+
 @contextlib.asynccontextmanager
 async def echo_api(
     tmp_path: Path,
@@ -371,11 +390,9 @@ async def echo_api(
     whose ``version`` runs tests/fixtures/plt_echo in a real runner child (one slot
     unless ``concurrency_max`` says otherwise); bob is a second user. ``settings`` go
     over the defaults (``idle_timeout=2``, ...)."""
-    import vendo
     from vendo.app import create_app
     from vendo.config import Settings
 
-    runtime = Path(vendo.__file__).resolve().parent.parent  # src/: the runtime only
     database = None if db_url.startswith("sqlite") else db_url
     config = Settings(
         data_dir=tmp_path / "data",
@@ -391,17 +408,10 @@ async def echo_api(
         alice = store.accounts.create_user("alice")
         bob = store.accounts.create_user("bob")
         model = store.catalog.create_model(alice.id, "echo", visibility="public")
-        config: dict[str, Any] = {"predict": "predict.py:Predictor"}
+        config: dict[str, Any] = {}
         if concurrency_max is not None:
             config["concurrency_max"] = concurrency_max
-        store.catalog.create_version(
-            model.id,
-            version,
-            openapi_schema=ECHO_SCHEMA,
-            package_path=str(FIXTURES / "plt_echo"),
-            environment={"python": sys.executable, "runtime_path": str(runtime)},
-            config=config,
-        )
+        add_local_version(store, model.id, version, **config)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield Api(

@@ -6,7 +6,6 @@ its next request. Real child processes; the model runs in a real runner child.""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from serve_support import clean_env, vendo
 
 replicate = pytest.importorskip("replicate")
 
-from api_v1_support import ECHO_SCHEMA, LiveServer  # noqa: E402
+from api_v1_support import LiveServer, add_local_version  # noqa: E402
 from replicate.exceptions import ReplicateError  # noqa: E402
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -42,24 +41,13 @@ def _cli(live_env: dict[str, str], cwd: Path, *args: str) -> str:
 def _private_echo(data: Path) -> None:
     """acme's private model ``echo``, running tests/fixtures/plt_echo on this
     interpreter (no environment build)."""
-    import vendo as package
     from vendo.store import Store
 
     store = Store.from_settings(data, None)
     try:
         acme = store.accounts.named("acme", "organization")
         model = store.catalog.create_model(acme.id, "echo", visibility="private")
-        store.catalog.create_version(
-            model.id,
-            VERSION,
-            openapi_schema=ECHO_SCHEMA,
-            package_path=str(FIXTURES / "plt_echo"),
-            environment={
-                "python": sys.executable,
-                "runtime_path": str(Path(package.__file__).resolve().parent.parent),
-            },
-            config={"predict": "predict.py:Predictor", "concurrency_max": 1},
-        )
+        add_local_version(store, model.id, VERSION, concurrency_max=1)
     finally:
         store.close()
 

@@ -10,14 +10,13 @@ rest of the runner child's lifetime, measured from the child itself (its start t
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_v1_support import ECHO_SCHEMA, FIXTURES, LiveServer
+from api_v1_support import LiveServer, add_local_version
 
 from serve_support import clean_env, vendo
 from support import is_running, until
@@ -34,10 +33,8 @@ VERSION = "5a" * 32
 
 def _publish(data_dir: Path) -> None:
     """alice's private model ``sleeper`` (tests/fixtures/plt_echo on this interpreter)."""
-    import vendo as package
     from vendo.store import Store, database_url
 
-    runtime = Path(package.__file__).resolve().parent.parent
     store = Store.open(database_url(data_dir, None))
     try:
         store.accounts.ensure_admin(ADMIN)
@@ -46,14 +43,7 @@ def _publish(data_dir: Path) -> None:
         store.accounts.create_token(alice.id, ALICE)
         store.accounts.create_token(bob.id, BOB)
         model = store.catalog.create_model(alice.id, "sleeper", visibility="private")
-        store.catalog.create_version(
-            model.id,
-            VERSION,
-            openapi_schema=ECHO_SCHEMA,
-            package_path=str(FIXTURES / "plt_echo"),
-            environment={"python": sys.executable, "runtime_path": str(runtime)},
-            config={"predict": "predict.py:Predictor", "concurrency_max": 1},
-        )
+        add_local_version(store, model.id, VERSION, concurrency_max=1)
     finally:
         store.close()
 

@@ -141,6 +141,52 @@ async def _make(api: Api, headers: dict[str, str], version: str) -> tuple[str, s
     return r.json()["id"], f.json()["id"], t.json()["id"]
 
 
+async def _deploy(api: Api, headers: dict[str, str], model: str, version: str) -> str:
+    """A deployment of ``model`` made by the caller of ``headers``: its owner/name."""
+    r = await api.client.post(
+        "/v1/deployments",
+        headers=headers,
+        json={
+            "name": "prod",
+            "model": model,
+            "version": version,
+            "hardware": "cpu",
+            "min_instances": 0,
+            "max_instances": 1,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return f"{r.json()['owner']}/prod"
+
+
+def _account_rows(owner: str, deployment: str, listed_for: set[str]) -> list[Row]:
+    """The records of an account as such: its deployment, its usage and credit."""
+    base = f"/v1/deployments/{deployment}"
+    return [
+        Row(
+            f"deployment of {owner}",
+            owner,
+            deployment,
+            probes=(
+                Probe("GET", base),
+                Probe("POST", f"{base}/predictions", 201, {"input": {"text": "x"}}),
+                Probe("PATCH", base, json={"max_instances": 2}),
+            ),
+            listing=("/v1/deployments", lambda d: f"{d['owner']}/{d['name']}", deployment),
+            listed_for=frozenset(listed_for),
+        ),
+        Row(
+            f"usage of {owner}",
+            owner,
+            owner,
+            probes=(
+                Probe("GET", f"/v1/usage?account={owner}"),
+                Probe("GET", f"/v1/accounts/{owner}/credit"),
+            ),
+        ),
+    ]
+
+
 def _owned_rows(owner: str, made: tuple[str, str, str], listed_for: set[str]) -> list[Row]:
     prediction, file, training = made
     return [
@@ -211,6 +257,8 @@ async def _world(api: Api) -> World:
     assert r.status_code == 204
     acme_made = await _make(api, world.headers("alice@acme"), ORG_VERSION)
     own_made = await _make(api, world.headers("alice"), OWN_TRAINER)
+    acme_deployment = await _deploy(api, world.headers("alice@acme"), "acme/plans", ORG_VERSION)
+    own_deployment = await _deploy(api, world.headers("alice"), "alice/secret", PRIVATE_VERSION)
     world.rows = [
         _model_row("acme's private model", "acme", "plans", ORG_VERSION),
         _model_row("acme's public model", "acme", "demo", "12" * 32, public=True),
@@ -218,6 +266,8 @@ async def _world(api: Api) -> World:
         # lists show the records of the account the token acts as
         *_owned_rows("acme", acme_made, {"alice@acme"}),
         *_owned_rows("alice", own_made, {"alice"}),
+        *_account_rows("acme", acme_deployment, {"alice@acme"}),
+        *_account_rows("alice", own_deployment, {"alice"}),
     ]
     return world
 

@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_v1_support import ADMIN_TOKEN, ECHO_SCHEMA, FIXTURES, Api, LiveServer, echo_api
+from api_v1_support import (
+    ADMIN_TOKEN,
+    Api,
+    LiveServer,
+    add_local_version,
+    echo_api,
+)
 
-import vendo
 from support import until_async
 from vendo.store import Store, database_url
 
@@ -77,17 +82,7 @@ def test_vendo_run_prints_the_warning(tmp_path: Path) -> None:
     try:
         admin, _ = store.accounts.ensure_admin(ADMIN_TOKEN)
         model = store.catalog.create_model(admin.id, "echo", visibility="public")
-        store.catalog.create_version(
-            model.id,
-            VERSION,
-            openapi_schema=ECHO_SCHEMA,
-            package_path=str(FIXTURES / "plt_echo"),
-            environment={
-                "python": sys.executable,
-                "runtime_path": str(Path(vendo.__file__).resolve().parent.parent),
-            },
-            config={"predict": "predict.py:Predictor", "concurrency_max": 1},
-        )
+        add_local_version(store, model.id, VERSION, concurrency_max=1)
     finally:
         store.close()
     server = LiveServer(data, tmp_path / "serve.log", ADMIN_TOKEN)

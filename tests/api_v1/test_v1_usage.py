@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_v1_support import ADMIN_TOKEN, ECHO_SCHEMA, FIXTURES, SCHEMA, VERSION, Api, echo_api
+from api_v1_support import (
+    ADMIN_TOKEN,
+    SCHEMA,
+    VERSION,
+    Api,
+    add_local_version,
+    echo_api,
+)
 
 from support import until_async
 from vendo.app import create_app
@@ -165,16 +171,8 @@ async def test_an_account_out_of_credit_has_its_private_runner_stopped(
         alice = p.store.accounts.user_named("alice")
         assert alice is not None
         model = p.store.catalog.create_model(alice.id, "mine", visibility="private")
-        runtime = Path(__import__("vendo").__file__).resolve().parent.parent
         private = "ef" * 32
-        p.store.catalog.create_version(
-            model.id,
-            private,
-            openapi_schema=ECHO_SCHEMA,
-            package_path=str(FIXTURES / "plt_echo"),
-            environment={"python": sys.executable, "runtime_path": str(runtime)},
-            config={"predict": "predict.py:Predictor", "concurrency_max": 1},
-        )
+        add_local_version(p.store, model.id, private, concurrency_max=1)
         create = {"version": private, "input": {"text": "slow", "sleep": 1.0}}
         accepted = await c.post("/v1/predictions", json=create, headers=api.alice)
         assert accepted.status_code == 201

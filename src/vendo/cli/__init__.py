@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "train", "Train a model through a server's API into a new version."),
     "deployments": ("deployments", "deployments", "Create, list, update or delete deployments."),
     "agent": ("agent", "agent", "Scaled mode: run models for the shared queue."),
+    "migrate": ("migrate", "migrate", "Upgrade the database schema and exit."),
     "users": ("accounts", "users", "Add and list the people who may use this server."),
     "tokens": ("accounts", "tokens", "Create, list and revoke API tokens."),
     "orgs": ("accounts", "orgs", "Create organizations and add members."),

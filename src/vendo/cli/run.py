@@ -27,7 +27,7 @@ from vendo.cli.inputs import parse_inputs
 from vendo.cli.options import token_option, url_option
 from vendo.status import TERMINAL
 
-__all__ = ["follow", "model_version", "run", "split_ref", "upload"]
+__all__ = ["command_line_input", "follow", "model_version", "run", "split_ref", "upload"]
 
 
 def split_ref(ref: str) -> tuple[str, str, str | None]:
@@ -88,6 +88,25 @@ def upload(client: httpx.Client, path: Path) -> str:
         )
     fail(response)
     return str(response.json()["urls"]["get"])
+
+
+def command_line_input(
+    client: httpx.Client,
+    version: dict[str, Any],
+    component: str,
+    pairs: tuple[str, ...],
+    json_input: str | None,
+) -> dict[str, Any]:
+    """The inputs given as ``-i name=value`` (files uploaded) or ``--json``, typed by the
+    version's ``component`` schema (``Input``, or ``TrainingInput`` for a training)."""
+    document = version.get("openapi_schema") or {}
+    props = document.get("components", {}).get("schemas", {}).get(component, {})
+    return parse_inputs(
+        pairs,
+        json_input,
+        props.get("properties", {}),
+        lambda path: upload(client, Path(path).expanduser()),
+    )
 
 
 class _Downloads:
@@ -233,14 +252,7 @@ def run(
     owner, name, version_id = split_ref(ref)
     with api_client(url, token) as client:
         version = model_version(client, owner, name, version_id)
-        document = version.get("openapi_schema") or {}
-        props = document.get("components", {}).get("schemas", {}).get("Input", {})
-        payload = parse_inputs(
-            pairs,
-            json_input,
-            props.get("properties", {}),
-            lambda path: upload(client, Path(path).expanduser()),
-        )
+        payload = command_line_input(client, version, "Input", pairs, json_input)
         output_schema = _output_schema(version)
         live = None
         if output_schema.get("x-cog-array-type") == "iterator":

@@ -28,6 +28,13 @@ __all__ = ["serve"]
 @data_dir_option
 @click.option("--examples", is_flag=True, help="Push the models in examples/ at start-up.")
 @click.option(
+    "--no-runners",
+    is_flag=True,
+    help="Run no models here: an API-only node of a scaled deployment, which accepts and "
+    "queues predictions for the servers and agents sharing its PostgreSQL database "
+    "(VENDO_DATABASE_URL) and bucket (VENDO_STORAGE_URL).",
+)
+@click.option(
     "--ssl-certfile",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
@@ -44,6 +51,7 @@ def serve(
     port: int | None,
     data_dir: Path | None,
     examples: bool,
+    no_runners: bool,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
 ) -> None:
@@ -58,7 +66,13 @@ def serve(
     bound = int(sock.getsockname()[1])  # --port 0 picks a free one
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    app = create_app(settings, examples=examples)
+    if no_runners and not settings.database_url:
+        sock.close()
+        raise click.ClickException(
+            "--no-runners needs a database other servers share: set VENDO_DATABASE_URL "
+            "(PostgreSQL); with the embedded SQLite nothing would ever run the predictions"
+        )
+    app = create_app(settings, examples=examples, run_scheduler=not no_runners)
     scheme = "https" if ssl_certfile else "http"
     url = f"{scheme}://{_client_host(settings.host)}:{bound}"
     config = _uvicorn_config(app, settings, bound, ssl_certfile, ssl_keyfile)

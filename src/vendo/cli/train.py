@@ -10,11 +10,9 @@ failed or canceled training exits 1; Ctrl-C cancels it.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from vendo.cli.inputs import parse_inputs
 from vendo.cli.options import token_option, url_option
 
 __all__ = ["train"]
@@ -42,19 +40,12 @@ def train(
 ) -> None:
     """Train OWNER/NAME (its latest version unless :VERSION is given) into DESTINATION."""
     from vendo.cli.remote import api_client, fail
-    from vendo.cli.run import follow, model_version, split_ref, upload
+    from vendo.cli.run import command_line_input, follow, model_version, split_ref
 
     owner, name, version_id = split_ref(ref)
     with api_client(url, token) as client:
         version = model_version(client, owner, name, version_id)
-        document = version.get("openapi_schema") or {}
-        props = document.get("components", {}).get("schemas", {}).get("TrainingInput", {})
-        payload = parse_inputs(
-            pairs,
-            json_input,
-            props.get("properties", {}),
-            lambda path: upload(client, Path(path).expanduser()),
-        )
+        payload = command_line_input(client, version, "TrainingInput", pairs, json_input)
         response = client.post(
             f"/v1/models/{owner}/{name}/versions/{version['id']}/trainings",
             json={"destination": destination, "input": payload},

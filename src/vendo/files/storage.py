@@ -1,13 +1,19 @@
-"""File storage: uploads and prediction outputs in a local folder, served at signed,
-expiring URLs (S3-compatible storage can implement the same methods later).
+"""File storage: uploads, prediction outputs and (in scaled mode) model packages, in a
+local folder or an S3-compatible bucket (:mod:`vendo.files.blobs`), served at signed,
+expiring URLs.
 
 A signed URL is ``/v1/files/{id}/download?owner=&expiry=&signature=`` where the
 signature is the URL-safe base64 HMAC-SHA256 of ``"{owner} {id} {expiry}"`` under a
 server secret kept in the store (so every API process of a deployment agrees).
 
 Output values in the store keep a stable reference, ``{"__vendo_file_id__": id}``;
-:meth:`LocalStorage.render` turns references into freshly signed absolute URLs each
+:meth:`FileStorage.render` turns references into freshly signed absolute URLs each
 time a prediction is read. All methods block: call them off the event loop.
+
+Downloads go through the server (``/v1/files/...`` streams the bytes from the bucket)
+rather than redirecting to a presigned bucket URL: the link a client holds stays the
+server's own, with the same expiry, file name and CORS headers on every backend, and the
+bucket may stay on a private network (MinIO inside a cluster) that clients never reach.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import base64
 import hashlib
 import hmac
 import mimetypes
+import os
 import re
 import secrets
 import shutil
+import tarfile
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,9 +37,10 @@ from urllib.parse import urlencode
 
 from vendo.config import Settings
 from vendo.errors import PayloadTooLarge
+from vendo.files.blobs import Blobs, LocalBlobs, blobs_from_settings
 from vendo.store import FileRow, Store, new_id, utcnow
 
-__all__ = ["FILE_ID_KEY", "FILE_MARKER", "LocalStorage"]
+__all__ = ["FILE_ID_KEY", "FILE_MARKER", "FileStorage", "LocalStorage"]
 
 FILE_MARKER = "__vendo_file__"  # what the runner sends: {"__vendo_file__": "/abs/path"}
 FILE_ID_KEY = "__vendo_file_id__"  # what the store keeps: {"__vendo_file_id__": "<id>"}
@@ -48,19 +58,24 @@ def guess_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
-class LocalStorage:
-    """Files under ``root`` with their records in ``store``."""
+class FileStorage:
+    """Files in ``blobs`` (a folder, or a bucket) with their records in ``store``.
+    ``scratch`` is a local folder for files on their way in or out."""
 
     def __init__(
         self,
-        root: Path,
+        blobs: Blobs | Path,
         store: Store,
         *,
+        scratch: Path | None = None,
         signed_url_expiry: float = 3600.0,
         file_expiry: float = 86400.0,
         max_upload_bytes: int = 100 * 1024 * 1024,
     ) -> None:
-        self.root = Path(root)
+        self.blobs: Blobs = LocalBlobs(blobs) if isinstance(blobs, Path) else blobs
+        local = self.blobs.local_path("")
+        # on disk, files come in next to where they go: a rename, not a copy
+        self.scratch = Path(scratch) if scratch is not None else (local or Path(".")) / ".incoming"
         self.store = store
         self.signed_url_expiry = signed_url_expiry
         self.file_expiry = file_expiry
@@ -68,10 +83,15 @@ class LocalStorage:
         self._key: bytes | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: Store) -> LocalStorage:
+    def from_settings(cls, settings: Settings, store: Store) -> FileStorage:
+        """``<data dir>/files``, or the bucket of ``VENDO_STORAGE_URL`` (checked now:
+        :class:`~vendo.errors.StorageError` when it cannot be reached)."""
+        blobs = blobs_from_settings(settings)
+        shared = blobs.local_path("") is None
         return cls(
-            Path(settings.data_dir) / "files",
+            blobs,
             store,
+            scratch=Path(settings.data_dir) / "tmp" if shared else None,
             signed_url_expiry=settings.signed_url_expiry,
             file_expiry=settings.file_expiry,
             max_upload_bytes=settings.max_upload_bytes,
@@ -109,12 +129,17 @@ class LocalStorage:
         # as bytes: compare_digest raises on str with non-ASCII characters
         return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
+    @property
+    def shared(self) -> bool:
+        """Whether the files live in a bucket every server and agent shares."""
+        return self.blobs.local_path("") is None
+
     # --- writing ---------------------------------------------------------------------
-    def _new_location(self, file_id: str, name: str) -> tuple[str, Path]:
-        key = f"{file_id[:2]}/{file_id}/{_safe_name(name)}"
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return key, path
+    def _scratch_file(self) -> Path:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.scratch, prefix="in-")
+        os.close(fd)
+        return Path(name)
 
     def save_upload(
         self,
@@ -129,10 +154,11 @@ class LocalStorage:
         """Store an uploaded file (copied in chunks; :class:`PayloadTooLarge` over the
         cap) and record it; it expires after ``file_expiry`` seconds unless told."""
         file_id = new_id()
-        key, path = self._new_location(file_id, name)
+        key = _key(file_id, name)
+        incoming = self._scratch_file()
         md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
         try:
-            with path.open("wb") as out:
+            with incoming.open("wb") as out:
                 while chunk := source.read(_CHUNK):
                     size += len(chunk)
                     if size > self.max_upload_bytes:
@@ -142,15 +168,15 @@ class LocalStorage:
                     md5.update(chunk)
                     sha256.update(chunk)
                     out.write(chunk)
-        except BaseException:
-            shutil.rmtree(path.parent, ignore_errors=True)
-            raise
+            self.blobs.put(key, incoming, move=True)
+        finally:
+            incoming.unlink(missing_ok=True)
         now = utcnow()
         row = FileRow(
             id=file_id,
             kind="upload",
             owner_id=owner_id,
-            name=name or path.name,
+            name=name or key.rsplit("/", 1)[-1],
             content_type=content_type or guess_type(name),
             size=size,
             md5=md5.hexdigest(),
@@ -182,21 +208,23 @@ class LocalStorage:
         self, source: Path, kind: str, owner_id: int, prediction_id: str | None
     ) -> FileRow:
         file_id = new_id()
-        key, path = self._new_location(file_id, source.name)
-        shutil.move(str(source), path)
-        md5, sha256 = hashlib.md5(), hashlib.sha256()
-        with path.open("rb") as f:
+        key = _key(file_id, source.name)
+        md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
+        with source.open("rb") as f:
             while chunk := f.read(_CHUNK):
+                size += len(chunk)
                 md5.update(chunk)
                 sha256.update(chunk)
+        self.blobs.put(key, source, move=True)
+        name = key.rsplit("/", 1)[-1]
         row = FileRow(
             id=file_id,
             kind=kind,
             owner_id=owner_id,
             prediction_id=prediction_id,
-            name=path.name,
-            content_type=guess_type(path.name),
-            size=path.stat().st_size,
+            name=name,
+            content_type=guess_type(name),
+            size=size,
             md5=md5.hexdigest(),
             sha256=sha256.hexdigest(),
             metadata_={},
@@ -215,9 +243,65 @@ class LocalStorage:
             value, FILE_MARKER, lambda path: self.save_output(prediction_id, owner_id, Path(path))
         )
 
+    # --- model packages (scaled mode) ------------------------------------------------
+    def save_package(self, digest: str, folder: Path) -> None:
+        """Keep a pushed package (the unpacked ``folder``) in the shared bucket, so any
+        agent can run it. On local storage the folder itself is the package: nothing to
+        do."""
+        if not self.shared or self.blobs.exists(_package_key(digest)):
+            return
+        archive = self._scratch_file()
+        try:
+            with tarfile.open(archive, "w:gz") as tar:
+                tar.add(folder, arcname=".")
+            self.blobs.put(_package_key(digest), archive, move=True)
+        finally:
+            archive.unlink(missing_ok=True)
+
+    def restore_package(self, digest: str, target: Path) -> bool:
+        """Unpack the package ``digest`` from the bucket into ``target`` (made here);
+        False when the bucket does not hold it (or storage is local)."""
+        if not self.shared:
+            return False
+        archive = self._scratch_file()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".restoring-", dir=target.parent))
+        try:
+            try:
+                self.blobs.fetch(_package_key(digest), archive)
+            except FileNotFoundError:
+                return False
+            with tarfile.open(archive, "r:gz") as tar:
+                # "data": no links out of the folder, no devices, no absolute names
+                tar.extractall(staging, filter="data")
+            try:
+                staging.rename(target)
+            except OSError:
+                if not target.is_dir():  # else another restore got there first
+                    raise
+            return True
+        finally:
+            archive.unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+
     # --- reading ---------------------------------------------------------------------
-    def path(self, row: FileRow) -> Path:
-        return self.root / row.key
+    def local_path(self, row: FileRow) -> Path | None:
+        """The file on this machine's disk (local storage), else None."""
+        return self.blobs.local_path(row.key)
+
+    def location(self, row: FileRow) -> str:
+        """Where the file is: its path on this machine's disk, else its bucket URL
+        (``s3://bucket/prefix/key``)."""
+        local = self.local_path(row)
+        return str(local) if local is not None else self.blobs.where + row.key
+
+    def chunks(self, row: FileRow) -> Iterator[bytes]:
+        """The file's bytes in pieces; FileNotFoundError when they are gone."""
+        return self.blobs.chunks(row.key)
+
+    def copy_to(self, row: FileRow, target: Path) -> None:
+        """A copy of the file at ``target``; FileNotFoundError when it is gone."""
+        self.blobs.fetch(row.key, target)
 
     def render(self, value: Any, base_url: str, owner: str) -> Any:
         """Output references -> absolute signed download URLs (signed now)."""
@@ -227,7 +311,7 @@ class LocalStorage:
 
     # --- deleting --------------------------------------------------------------------
     def delete(self, row: FileRow) -> None:
-        shutil.rmtree(self.path(row).parent, ignore_errors=True)
+        self.blobs.delete(row.key)
         self.store.files.delete(row.id)
 
     def delete_prediction_files(self, prediction_id: str) -> int:
@@ -242,6 +326,18 @@ class LocalStorage:
         for row in rows:
             self.delete(row)
         return len(rows)
+
+
+# The name from before files could live in a bucket; code written against it still works.
+LocalStorage = FileStorage
+
+
+def _key(file_id: str, name: str) -> str:
+    return f"{file_id[:2]}/{file_id}/{_safe_name(name)}"
+
+
+def _package_key(digest: str) -> str:
+    return f"packages/{digest}.tar.gz"
 
 
 def _walk(value: Any, marker: str, replace: Callable[[str], Any]) -> Any:

@@ -73,8 +73,12 @@ class EventBus:
         binds it)."""
         self._loop = loop
 
-    def publish(self, prediction_id: str, event: str, data: Any = None) -> Event | None:
-        """Add an event and wake the subscribers. Ignored after ``done``."""
+    def publish(
+        self, prediction_id: str, event: str, data: Any = None, *, relayed: bool = False
+    ) -> Event | None:
+        """Add an event and wake the subscribers. Ignored after ``done``. A ``relayed``
+        event comes from another process (:mod:`vendo.queue.cluster`): the listeners
+        are not told, that process told its own."""
         self._prune()
         channel = self._channels.setdefault(prediction_id, _Channel())
         if channel.closed_at is not None:
@@ -86,6 +90,8 @@ class EventBus:
             self._closed.append((channel.closed_at, prediction_id))
         waiter, channel.changed = channel.changed, asyncio.Event()
         waiter.set()
+        if relayed:
+            return item
         for listener in self._listeners:
             try:
                 listener(prediction_id, item)

@@ -285,7 +285,9 @@ class Claimer:
         its max instances would take), and jobs queued without a notify here (another
         process's API, a lost wake-up, a run given back) found by one read."""
         ctx = self.ctx
-        if not ctx.pools:
+        # no pool yet: on SQLite nothing else queues jobs; on PostgreSQL another process's
+        # API may have (scaled mode), so look anyway
+        if not ctx.pools and ctx.store.dialect == "sqlite":
             return
         pending = await ctx.blocking(ctx.queue.pending_pools)
         for key in pending:

@@ -9,6 +9,7 @@ version's trainings: one runner in train mode (min 0, max 1), on its model's har
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from vendo.errors import RunnerError
 from vendo.hardware import Hardware, Sku
@@ -17,7 +18,7 @@ from vendo.scheduler.instance import InstanceObserver, Release
 from vendo.scheduler.placement import Placer
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
-from vendo.scheduler.spec import is_iterator_schema, train_spec
+from vendo.scheduler.spec import is_iterator_schema, local_package, needs_package, train_spec
 from vendo.store.tables import VersionRow
 
 __all__ = ["DEPLOYMENT", "TRAIN", "VERSION", "Releases"]
@@ -62,6 +63,10 @@ class Releases:
         version = await ctx.blocking(ctx.store.catalog.version, version_id)
         if version is None:
             raise RunnerError(f"version {version_id} does not exist")
+        if needs_package(version, ctx.storage):  # scaled mode: pushed to another host
+            version = await ctx.blocking(
+                local_package, version, ctx.storage, Path(ctx.settings.data_dir)
+            )
         spec = self._spec_for(version)
         ctx.iterators[version_id] = is_iterator_schema(version.openapi_schema)
         return version, spec

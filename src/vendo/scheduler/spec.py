@@ -12,7 +12,7 @@ from vendo.errors import RunnerError
 from vendo.scheduler.process import RunnerSpec
 from vendo.store.tables import VersionRow
 
-__all__ = ["is_iterator_schema", "runner_spec", "train_spec"]
+__all__ = ["is_iterator_schema", "local_package", "needs_package", "runner_spec", "train_spec"]
 
 
 def runner_spec(version: VersionRow) -> RunnerSpec:
@@ -49,6 +49,31 @@ def runner_spec(version: VersionRow) -> RunnerSpec:
         max_concurrency=None if cmax is None else int(cmax),
         env=env,
     )
+
+
+def needs_package(version: VersionRow, storage: Any) -> bool:
+    """Whether ``version``'s package must come from the shared bucket first: it is not
+    where push left it, and storage is a bucket (one stat, no thread)."""
+    recorded = version.package_path
+    shared = storage is not None and bool(getattr(storage, "shared", False))
+    return shared and bool(recorded and version.digest) and not Path(str(recorded)).is_dir()
+
+
+def local_package(version: VersionRow, storage: Any, data_dir: Path) -> VersionRow:
+    """``version`` with a ``package_path`` on this machine: the one push recorded when it
+    is here, else the package unpacked from the shared bucket into
+    ``<data dir>/packages/<digest>`` (scaled mode: the push was taken by another host).
+    Blocking."""
+    if not needs_package(version, storage):
+        return version
+    recorded = version.package_path
+    target = Path(data_dir).resolve() / "packages" / str(version.digest)
+    if not target.is_dir() and not storage.restore_package(version.digest, target):
+        raise RunnerError(
+            f"version {version.id}: its package is neither at {recorded} nor in the bucket"
+        )
+    version.package_path = str(target)
+    return version
 
 
 def train_spec(version: VersionRow, spec: RunnerSpec) -> RunnerSpec:

@@ -87,7 +87,8 @@ async def trained_version(ctx: SchedulerContext, run: Run, output: Any) -> Train
         "environment": trainer.environment,
         "config": trainer.config,
         "build_log": f"trained by training {run.prediction_id} from version {trainer.id}\n",
-        "weights": str(ctx.storage.path(stored)),
+        # scaled mode: the bucket URL (runners elsewhere do not share this disk)
+        "weights": ctx.storage.location(stored),
     }
     result = {"version": f"{owner}/{name}:{version_id}", "weights": {FILE_ID_KEY: stored.id}}
     return TrainedVersion(result, version_write(values))

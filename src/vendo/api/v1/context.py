@@ -21,9 +21,10 @@ from vendo.api.v1.policy import Caller, can_see
 from vendo.api.v1.session import session_token
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
-from vendo.files.storage import LocalStorage
+from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware
 from vendo.queue import EventBus, Queue
+from vendo.queue.cluster import ClusterRelay
 from vendo.store import (
     MISS,
     CachedRead,
@@ -107,12 +108,14 @@ class Platform:
     store: Store
     queue: Queue
     bus: EventBus
-    storage: LocalStorage
+    storage: FileStorage
     scheduler: SchedulerLike | None = None
     # the hardware catalogue and what this machine offers of it (read by create_app)
     hardware: Hardware = field(kw_only=True)
     # seals secret inputs before anything is stored; loaded at start-up (see secret_box)
     secrets: SecretBox | None = None
+    # PostgreSQL: events and cancels to and from the other processes of the database
+    cluster: ClusterRelay | None = None
     # the running webhook relay (vendo.api.v1.webhooks.WebhookRelay), once started
     webhook_relay: RelayLike | None = None
     # version id -> whether its Output is an iterator (versions never change)

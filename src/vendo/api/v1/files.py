@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
+from starlette.concurrency import iterate_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from vendo.api.body import parse_json, text_errors
@@ -144,17 +146,37 @@ async def download(request: Request) -> Response:
     row = await call(p.store.files.get, file_id)
     if row is None or _expired(row):
         raise NotFound(f"file {file_id} not found")
-    path = p.storage.path(row)
-    if not path.exists():
-        raise NotFound(f"file {file_id} not found")
-    return FileResponse(
-        path,
-        media_type=row.content_type,
-        # the model's own file name: `vendo run` saves the file under it, as `predict` does
-        filename=row.name,
-        content_disposition_type="inline",
-        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "private, max-age=3600"},
+    headers = {"Access-Control-Allow-Origin": "*", "Cache-Control": "private, max-age=3600"}
+    path = p.storage.local_path(row)
+    if path is not None:
+        if not path.exists():
+            raise NotFound(f"file {file_id} not found")
+        return FileResponse(
+            path,
+            media_type=row.content_type,
+            # the model's own file name: `vendo run` saves the file under it, as `predict`
+            filename=row.name,
+            content_disposition_type="inline",
+            headers=headers,
+        )
+    # in a bucket: streamed through this server (vendo.files.storage says why)
+    try:
+        chunks = await call(p.storage.chunks, row)
+    except FileNotFoundError:
+        raise NotFound(f"file {file_id} not found") from None
+    headers["Content-Disposition"] = _inline(row.name)
+    headers["Content-Length"] = str(row.size)
+    return StreamingResponse(
+        iterate_in_threadpool(chunks), media_type=row.content_type, headers=headers
     )
+
+
+def _inline(name: str) -> str:
+    """``inline; filename=...`` as Starlette's FileResponse writes it."""
+    quoted = quote(name)
+    if quoted != name:
+        return f"inline; filename*=utf-8''{quoted}"
+    return f'inline; filename="{name}"'
 
 
 routes = [

@@ -4,7 +4,6 @@ into local paths for the runner, secrets masked for display."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from anyio import to_thread
 
 from vendo.errors import FieldError, InvalidInput, RequestError
 from vendo.files.fetch import fetch_input
-from vendo.files.storage import LocalStorage
+from vendo.files.storage import FileStorage
 from vendo.schema.validation import InputValidationError, ValidatedInput, validate_input
 from vendo.store import FileRow
 
@@ -54,7 +53,7 @@ async def prepare_input(
     folder: Path,
     hosts: Callable[[], set[str]],
     lookup_file: Callable[[str], Awaitable[FileRow | None]],
-    storage: LocalStorage,
+    storage: FileStorage,
     may_use: Callable[[FileRow], bool],
     fetch_options: dict[str, Any],
     component: str = "Input",
@@ -155,7 +154,7 @@ async def _local(
     folder: Path,
     hosts: Callable[[], set[str]],
     lookup_file: Callable[[str], Awaitable[FileRow | None]],
-    storage: LocalStorage,
+    storage: FileStorage,
     may_use: Callable[[FileRow], bool],
     fetch_options: dict[str, Any],
 ) -> str:
@@ -184,7 +183,7 @@ async def _own_file(
     signed: bool,
     folder: Path,
     lookup_file: Callable[[str], Awaitable[FileRow | None]],
-    storage: LocalStorage,
+    storage: FileStorage,
     may_use: Callable[[FileRow], bool],
 ) -> str:
     row = await lookup_file(file_id)
@@ -197,11 +196,11 @@ async def _own_file(
             raise RequestError(f"the signed URL of file {file_id} is invalid or expired")
     if row is None or not may_use(row):
         raise RequestError(f"file {file_id} does not exist or is not yours")
-    source = storage.path(row)
-    if not source.exists():
-        raise RequestError(f"file {file_id} has expired")
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{file_id}-{source.name}"
+    target = folder / f"{file_id}-{row.key.rsplit('/', 1)[-1]}"
     # A copy, not a link: a model that writes to its input must not change the upload.
-    await to_thread.run_sync(shutil.copyfile, source, target)
+    try:
+        await to_thread.run_sync(storage.copy_to, row, target)
+    except FileNotFoundError:
+        raise RequestError(f"file {file_id} has expired") from None
     return str(target)

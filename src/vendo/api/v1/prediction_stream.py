@@ -20,6 +20,8 @@ from vendo.store import FAILED, TERMINAL, PredictionRow
 
 __all__ = ["stream_prediction"]
 
+STORE_CHECK_INTERVAL = 5.0  # scaled mode: seconds without an event before a store check
+
 
 def _replay(row: PredictionRow, iterator: bool) -> list[Event]:
     """The story of a finished prediction whose live events are gone."""
@@ -47,8 +49,11 @@ def _renderer(p: Platform, base: str, owner: str) -> Callable[[Event], str | Non
     return render
 
 
-async def _live(p: Platform, prediction_id: str, after: int) -> AsyncIterator[Event | None]:
-    """The prediction's bus events after ``after``; None now and then (keep-alive)."""
+async def _live(
+    p: Platform, prediction_id: str, after: int, interval: float
+) -> AsyncIterator[Event | None]:
+    """The prediction's bus events after ``after``; None after ``interval`` seconds
+    without one (keep-alive)."""
     queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
     async def pump() -> None:
@@ -62,7 +67,7 @@ async def _live(p: Platform, prediction_id: str, after: int) -> AsyncIterator[Ev
     try:
         while True:
             try:
-                item: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_INTERVAL)
+                item: Event | None = await asyncio.wait_for(queue.get(), interval)
             except asyncio.TimeoutError:
                 yield None
                 continue
@@ -71,6 +76,23 @@ async def _live(p: Platform, prediction_id: str, after: int) -> AsyncIterator[Ev
             yield item
     finally:
         task.cancel()
+
+
+async def _missed_end(
+    p: Platform, prediction_id: str, iterator: bool, seen: int
+) -> list[Event] | None:
+    """When the store says the prediction ended but its ``done`` never came: the rest of
+    its story (all of it when nothing came, else its terminal events), numbered on from
+    ``seen``. None while it runs."""
+    if p.bus.is_done(prediction_id):
+        return None
+    row = await call(p.store.predictions.get, prediction_id)
+    if row is None or row.status not in TERMINAL:
+        return None
+    if seen == 0:
+        return _replay(row, iterator)
+    ending = terminal_events(row.status, row.error)
+    return [Event(seen + n, name, data) for n, (name, data) in enumerate(ending, 1)]
 
 
 async def stream_prediction(request: Request) -> Response:
@@ -104,8 +126,19 @@ async def stream_prediction(request: Request) -> Response:
                 if text:
                     yield text
             return
-        async for item in _live(p, prediction_id, after):
+        seen = after
+        # Scaled mode: the events come from another process; one lost on the way (a
+        # database restart) must not leave the stream open forever.
+        interval = KEEPALIVE_INTERVAL if p.cluster is None else STORE_CHECK_INTERVAL
+        async for item in _live(p, prediction_id, after, interval):
+            if item is None and p.cluster is not None:
+                missed = await _missed_end(p, prediction_id, iterator, seen)
+                if missed:
+                    for event in missed:
+                        yield render(event) or ""
+                    return
             text = format_comment() if item is None else render(item)
+            seen = seen if item is None else item.id
             if text:
                 yield text
 

@@ -58,6 +58,7 @@ from vendo.store import (
 from vendo.store.tables import transient_row
 
 __all__ = [
+    "cancel_run",
     "new_prediction",
     "owner_name",
     "parse_cancel_after",
@@ -69,6 +70,8 @@ __all__ = [
 WAIT_MAX = 60
 WAIT_MARGIN = 0.3  # answer this much before the client's read timeout (N + 0.5 s)
 MIN_CANCEL_AFTER = 5.0
+# a cancel sent to the server running the prediction: how long the answer waits for it
+REMOTE_CANCEL_WAIT = 5.0
 # A deadline past this is a mistake (and one past year 9999 cannot be stored at all).
 MAX_CANCEL_AFTER = 7 * 24 * 3600.0
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
@@ -344,6 +347,8 @@ async def _run(
         if hint is not None:
             hint()
         await call(lambda: p.queue.submit(row, count_run=True))
+        if p.cluster is not None:  # an API-only server: the others run it
+            p.cluster.job_queued(row.version_id)
         if wait > 0:
             await p.bus.wait_done(row.id, wait)
     if not read_back:
@@ -474,21 +479,33 @@ async def list_predictions(request: Request) -> Response:
     return page(request, results, rows.next_cursor, rows.previous_cursor)
 
 
+async def cancel_run(p: Platform, row: PredictionRow) -> PredictionRow:
+    """Cancel a prediction or training unless it has ended; the row as it then stands."""
+    if row.status in TERMINAL:
+        return row
+    if p.scheduler is not None:
+        here = await p.scheduler.cancel(row.id)
+    else:
+        finished = await call(p.queue.cancel_queued, row.id)
+        here = finished is not None
+        if finished is not None:
+            for name, data in terminal_events(finished.status, finished.error):
+                p.bus.publish(row.id, name, data)
+    if not here and p.cluster is not None:
+        # claimed by another server or agent sharing the database: it cancels it, and
+        # its done comes back through the relay (the answer says so when in time)
+        await p.cluster.cancel(row.id)
+        await p.bus.wait_done(row.id, REMOTE_CANCEL_WAIT)
+    found: PredictionRow | None = await call(p.store.predictions.get, row.id)
+    return found or row
+
+
 async def cancel_prediction(request: Request) -> Response:
     """Cancel a prediction."""
     who = await caller(request)
     p = platform(request)
     row = await _owned(request, who, request.path_params["id"])
-    if row.status not in TERMINAL:
-        if p.scheduler is not None:
-            await p.scheduler.cancel(row.id)
-        else:
-            finished = await call(p.queue.cancel_queued, row.id)
-            if finished is not None:
-                for name, data in terminal_events(finished.status, finished.error):
-                    p.bus.publish(row.id, name, data)
-        row = await call(p.store.predictions.get, row.id)
-    return await _one(request, p, who, row)
+    return await _one(request, p, who, await cancel_run(p, row))
 
 
 routes = [

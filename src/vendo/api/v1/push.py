@@ -237,6 +237,8 @@ def push_package(
     model = _target(p, who, owner, name)
     say({"type": "step", "text": "Unpacking the package"})
     digest, package_dir = _unpack(p, archive)
+    # in scaled mode the bucket keeps it, for the agents that run it elsewhere
+    p.storage.save_package(digest, package_dir)
     # Accepted from here on: what follows is recorded, failures included.
     if model is None:
         model = _create_model(p, owner, name, visibility)

@@ -25,11 +25,10 @@ from vendo.api.v1.context import (
     visible_model,
 )
 from vendo.api.v1.policy import can_write, owns
-from vendo.api.v1.predictions import new_prediction, owner_name
+from vendo.api.v1.predictions import cancel_run, new_prediction, owner_name
 from vendo.api.v1.render import prediction_json
 from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound
-from vendo.queue.events import terminal_events
-from vendo.store import TERMINAL, ModelRow, PredictionRow, VersionRow
+from vendo.store import ModelRow, PredictionRow, VersionRow
 
 __all__ = ["routes"]
 
@@ -139,16 +138,7 @@ async def cancel_training(request: Request) -> Response:
     who = await caller(request)
     p = platform(request)
     row = await _owned(request, who)
-    if row.status not in TERMINAL:
-        if p.scheduler is not None:
-            await p.scheduler.cancel(row.id)
-        else:
-            finished = await call(p.queue.cancel_queued, row.id)
-            if finished is not None:
-                for name, data in terminal_events(finished.status, finished.error):
-                    p.bus.publish(row.id, name, data)
-        row = await call(p.store.predictions.get, row.id) or row
-    return await _one(request, who, row)
+    return await _one(request, who, await cancel_run(p, row))
 
 
 routes = [

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vendo.api.v1.context import Caller, call, caller, iso, json_body, parse_time, platform
+from vendo.api.v1.policy import owns
 from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound
 from vendo.store import UserRow, utcnow
 from vendo.store.usage import GROUPS, Balance, UsageGroup
@@ -32,14 +33,13 @@ MAX_CREDIT = Decimal("1e12")
 
 
 async def account_for(request: Request, who: Caller, username: str | None) -> UserRow:
-    """The account whose records the caller asks for: their own (no name, or their
-    name), any for an admin; another's is 404, as if it did not exist."""
-    if not username or username == who.user.username:
-        return who.user
-    found: UserRow | None = None
-    if who.is_admin:
-        found = await call(platform(request).store.accounts.user_named, username)
-    if found is None:
+    """The account whose records the caller asks for: the one its token acts as (no
+    name), or a named one within its reach (see :mod:`~vendo.api.v1.policy`: its own,
+    its organizations', any for the admin); another's is 404, as if it did not exist."""
+    if not username:
+        return who.account
+    found: UserRow | None = await call(platform(request).store.accounts.user_named, username)
+    if found is None or not owns(who, found.id):
         raise NotFound(f"account {username} not found")
     return found
 
