@@ -76,7 +76,8 @@ async function main() {
   form.addEventListener("input", refreshSnippets);
   form.addEventListener("reset", () => setTimeout(refreshSnippets));
   const model = await api(`/v1/models/${owner}/${name}`);
-  document.getElementById("run-count").textContent = `${model.run_count} runs`;
+  document.getElementById("run-count").textContent =
+    `${model.run_count} run${model.run_count === 1 ? "" : "s"}`;
   document.getElementById("visibility").textContent = `· ${model.visibility}`;
   if (!model.latest_version) {
     fields.replaceChildren(el("p", { class: "muted" }, "This model has no version yet: push one with vendo push."));
