@@ -33,8 +33,9 @@ __all__ = ["routes"]
 LOGIN_CSRF = "vendo_login_csrf"
 # the account's pages: path -> (template, title)
 ACCOUNT_PAGES = {
-    "/predictions": ("predictions.html", "Predictions"),
-    "/trainings": ("trainings.html", "Trainings"),
+    # the title, lower case, names the list runs.html shows
+    "/predictions": ("runs.html", "Predictions"),
+    "/trainings": ("runs.html", "Trainings"),
     "/tokens": ("tokens.html", "API tokens"),
     "/usage": ("usage.html", "Usage"),
     "/deployments": ("deployments.html", "Deployments"),
