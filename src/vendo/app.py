@@ -44,6 +44,7 @@ from vendo.queue.liveness import Liveness
 from vendo.scheduler import Scheduler, tracing
 from vendo.store import Store, database_url, utcnow
 from vendo.store.sealing import SecretBox
+from vendo.web import routes as web_routes
 from vendo.webhooks.outbox import Outbox
 
 __all__ = [
@@ -163,7 +164,8 @@ def create_app(
     routes.append(openapi_route(routes, hardware.offered_skus()))
     routes.append(metrics_route())
     app = Starlette(
-        routes=by_path(routes),
+        # the pages last: their /{owner}/{name} would match any two-segment path
+        routes=[*by_path(routes), *web_routes()],
         lifespan=_lifespan(settings, hardware, factory, sweep_interval, examples),
         exception_handlers={
             VendoError: _vendo_error,

@@ -171,7 +171,7 @@ async def test_cf_urls_are_absolute_and_never_null_in_every_view(api: Api) -> No
     expected = {
         "get": f"{base}/v1/predictions/{pid}",
         "cancel": f"{base}/v1/predictions/{pid}/cancel",
-        "web": f"{base}/predictions/{pid}",
+        "web": f"{base}/p/{pid}",
     }
     got = (await api.client.get(f"/v1/predictions/{pid}", headers=api.alice)).json()
     listed = (await api.client.get("/v1/predictions", headers=api.alice)).json()["results"][0]

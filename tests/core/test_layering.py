@@ -9,6 +9,9 @@ Extensions to the architecture's table, each for a reason:
 - ``serving`` (serve-model's in-memory engine) sits between ``scheduler`` and ``api``:
   it drives runners through the scheduler's driver and run-event handling, and sends
   webhooks; it loads no store (serve-model has no database).
+- ``web`` (the pages) sits on top of ``api``: its pages call ``/v1`` from the browser,
+  and its server side uses the API's own sign-in check, session cookie and visibility
+  rule (``api.v1.context``, ``api.v1.session``) rather than a second copy of them.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": BASE
     | {"store", "queue", "files", "scheduler", "schema", "webhooks", "envs", "packages"}
     | {"runner.protocol", "serving"},
-    "web": BASE | {"store", "queue", "files", "scheduler", "schema"},
+    "web": BASE | {"store", "api"},
 }
 
 

@@ -34,6 +34,9 @@ __all__ = ["HttpMetrics", "metrics_route"]
 # processing), from the scheduler's setting_up/idle/active.
 _STATES = {"setting_up": "starting", "idle": "idle", "active": "busy"}
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
+# Any other method a client sends is counted as "other": a label value per made-up
+# method would let clients grow the series (and this process's memory) without end.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
 
 
 class HttpMetrics:
@@ -56,6 +59,23 @@ class HttpMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        # The labelled children, made once: ``labels()`` costs more than the count itself
+        # and runs on every request.
+        self._timers: dict[tuple[str, str], Any] = {}
+        self._counters: dict[tuple[str, str, int], Any] = {}
+
+    def _timed(self, method: str, route: str, seconds: float) -> None:
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = self._timers[method, route] = self.duration.labels(method, route)
+        timer.observe(seconds)
+
+    def _counted(self, method: str, route: str, status: int) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self.requests.labels(method, route, str(status))
+            self._counters[method, route, status] = counter
+        counter.inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,13 +84,14 @@ class HttpMetrics:
         scope["vendo.http_metrics"] = self
         began = time.monotonic()
         status = 500
+        method = scope["method"] if scope["method"] in _METHODS else "other"
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 route = getattr(scope.get("route"), "path", "unmatched")
-                self.duration.labels(scope["method"], route).observe(time.monotonic() - began)
+                self._timed(method, route, time.monotonic() - began)
             await send(message)
 
         if not tracing.enabled():
@@ -78,14 +99,14 @@ class HttpMetrics:
                 await self.app(scope, receive, sending)
             finally:
                 route = getattr(scope.get("route"), "path", "unmatched")
-                self.requests.labels(scope["method"], route, str(status)).inc()
+                self._counted(method, route, status)
             return
         with tracing.request_span(scope["method"]) as span:
             try:
                 await self.app(scope, receive, sending)
             finally:
                 route = getattr(scope.get("route"), "path", "unmatched")
-                self.requests.labels(scope["method"], route, str(status)).inc()
+                self._counted(method, route, status)
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)

@@ -4,6 +4,8 @@ the pools at scrape time (:meth:`vendo.scheduler.Scheduler.pool_states`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["SchedulerMetrics"]
@@ -31,8 +33,17 @@ class SchedulerMetrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     def ended(self, pool: str, status: str, seconds: float | None) -> None:
-        self.predictions.labels(pool, status).inc()
+        # labelled children made once: labels() costs more than the count (every run)
+        counter = self._counters.get((pool, status))
+        if counter is None:
+            counter = self._counters[pool, status] = self.predictions.labels(pool, status)
+        counter.inc()
         if seconds is not None:
-            self.duration.labels(pool).observe(seconds)
+            timer = self._timers.get(pool)
+            if timer is None:
+                timer = self._timers[pool] = self.duration.labels(pool)
+            timer.observe(seconds)

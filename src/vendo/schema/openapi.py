@@ -8,23 +8,8 @@ from typing import Any, Dict, List, Optional
 
 from vendo.sdk.types import Secret
 
-from .records import (
-    BOOL,
-    FILE,
-    FLOAT,
-    INT,
-    LIST,
-    MODEL,
-    OBJECT,
-    PATH,
-    SECRET,
-    STR,
-    UNION,
-    FieldType,
-    InputField,
-    OutputType,
-    PredictorInfo,
-)
+from . import records as kinds
+from .records import FieldType, InputField, OutputType, PredictorInfo
 
 __all__ = [
     "OPENAPI_VERSION",
@@ -39,7 +24,12 @@ __all__ = [
 
 OPENAPI_VERSION = "3.0.2"
 STATUSES = ["starting", "processing", "succeeded", "canceled", "failed"]
-_JSON_TYPES = {STR: "string", INT: "integer", FLOAT: "number", BOOL: "boolean"}
+_JSON_TYPES = {
+    kinds.STR: "string",
+    kinds.INT: "integer",
+    kinds.FLOAT: "number",
+    kinds.BOOL: "boolean",
+}
 
 
 def title(name: str) -> str:
@@ -51,16 +41,16 @@ def type_schema(ft: FieldType) -> Dict[str, Any]:
     schema: Dict[str, Any]
     if ft.kind in _JSON_TYPES:
         schema = {"type": _JSON_TYPES[ft.kind]}
-    elif ft.kind in (PATH, FILE):
+    elif ft.kind in (kinds.PATH, kinds.FILE):
         schema = {"type": "string", "format": "uri"}
-    elif ft.kind == SECRET:
+    elif ft.kind == kinds.SECRET:
         schema = {"type": "string", "format": "password", "writeOnly": True, "x-cog-secret": True}
-    elif ft.kind == LIST:
+    elif ft.kind == kinds.LIST:
         assert ft.items is not None
         schema = {"type": "array", "items": type_schema(ft.items)}
-    elif ft.kind == UNION:
+    elif ft.kind == kinds.UNION:
         schema = {"anyOf": [type_schema(m) for m in ft.members]}
-    elif ft.kind == MODEL:
+    elif ft.kind == kinds.MODEL:
         properties = {}
         required = []
         for name, field_type, is_required in ft.fields:
@@ -71,7 +61,7 @@ def type_schema(ft: FieldType) -> Dict[str, Any]:
         if required:
             schema["required"] = required
     else:
-        assert ft.kind == OBJECT
+        assert ft.kind == kinds.OBJECT
         schema = {"type": "object"}
         if ft.value is not None:
             schema["additionalProperties"] = type_schema(ft.value)
@@ -118,7 +108,9 @@ def input_property(field: InputField) -> Dict[str, Any]:
 def enum_component(field: InputField) -> Dict[str, Any]:
     assert field.choices is not None
     kind = (
-        field.type.items.kind if field.type.kind == LIST and field.type.items else field.type.kind
+        field.type.items.kind
+        if field.type.kind == kinds.LIST and field.type.items
+        else field.type.kind
     )
     return {
         "title": field.name,

@@ -19,7 +19,7 @@ from vendo.store.database import Database
 from vendo.store.ids import hash_token, new_token, new_webhook_secret, utcnow
 from vendo.store.tables import MembershipRow, TokenRow, UserRow
 
-__all__ = ["ROLES", "Accounts", "Identity", "check_username"]
+__all__ = ["RESERVED_USERNAMES", "ROLES", "Accounts", "Identity", "check_username"]
 
 #: an organization member's roles: both may see, push to and run the organization's
 #: models; only an owner may delete them
@@ -29,9 +29,14 @@ _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 LAST_USED_EVERY = 60.0
 
 
+# The first segment of paths the server serves itself: an account of that name would
+# have its model pages (/{owner}/{name}) hidden behind them.
+RESERVED_USERNAMES = frozenset({"p", "static", "v1"})
+
+
 def check_username(username: str, field_name: str = "username") -> None:
     """:class:`InvalidInput` naming ``field_name`` unless ``username`` is one (letters,
-    digits, '-', '_'; at most 64, starting with a letter or digit)."""
+    digits, '-', '_'; at most 64, starting with a letter or digit; not reserved)."""
     if not _USERNAME.match(username):
         raise InvalidInput(
             [
@@ -40,6 +45,17 @@ def check_username(username: str, field_name: str = "username") -> None:
                     "pattern",
                     "must be 1 to 64 letters, digits, '-' or '_', starting with a letter "
                     f"or digit; got {username[:80]!r}",
+                )
+            ]
+        )
+    if username.lower() in RESERVED_USERNAMES:
+        taken = ", ".join(f"/{n}/" for n in sorted(RESERVED_USERNAMES))
+        raise InvalidInput(
+            [
+                FieldError(
+                    field_name,
+                    "reserved",
+                    f"{username!r} is the start of the server's own paths ({taken})",
                 )
             ]
         )

@@ -18,6 +18,7 @@ from vendo.api.body import parse_json, read_body
 from vendo.api.v1.credit import CreditGate
 from vendo.api.v1.limits import RateLimiter
 from vendo.api.v1.policy import Caller, can_see
+from vendo.api.v1.session import session_token
 from vendo.config import Settings
 from vendo.errors import BadRequest, NotFound, Unauthenticated
 from vendo.files.storage import FileStorage
@@ -27,6 +28,7 @@ from vendo.queue.cluster import ClusterRelay
 from vendo.store import (
     MISS,
     CachedRead,
+    Identity,
     ModelRow,
     PredictionRow,
     Store,
@@ -43,6 +45,7 @@ __all__ = [
     "cached",
     "call",
     "caller",
+    "identify",
     "iso",
     "json_body",
     "page",
@@ -162,26 +165,35 @@ async def cached(read: CachedRead[Unpack[Args], V], *args: Unpack[Args]) -> V:
 
 
 async def caller(request: Request) -> Caller:
-    """The authenticated caller (``Authorization: Bearer|Token <token>``), else 401."""
+    """The authenticated caller (``Authorization: Bearer|Token <token>``, or the web
+    pages' session cookie with its CSRF header: :mod:`~vendo.api.v1.session`), else 401."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if not header:
-        raise Unauthenticated("You did not pass an authentication token")
-    if scheme.lower() not in ("bearer", "token") or not token:
+        token = session_token(request) or ""
+        if not token:
+            raise Unauthenticated("You did not pass an authentication token")
+    elif scheme.lower() not in ("bearer", "token") or not token:
         raise Unauthenticated("Authorization header must be 'Bearer <token>' or 'Token <token>'")
+    found = await identify(request, token)
+    if found is None:
+        raise Unauthenticated("You did not pass a valid authentication token")
     p = platform(request)
-    store = p.store
+    p.limits.check(found.token.id, request.scope)
+    if p.store.accounts.due(found.token.id):  # at most once a minute per token
+        await call(p.store.accounts.used, found.token.id)
+    return Caller.of(found)
+
+
+async def identify(request: Request, token: str) -> Identity | None:
+    """Who presents ``token`` (None: unknown or revoked), through the read cache."""
+    store = platform(request).store
     # another process sharing the data dir (`vendo tokens revoke`, say) may have
     # changed accounts: one stat, and the cache is forgotten if it did
     store.sync_cache()
-    found = await cached(store.cached.caller, hash_token(token))
-    if found is None:
-        raise Unauthenticated("You did not pass a valid authentication token")
-    p.limits.check(found.token.id, request.scope)
-    if store.accounts.due(found.token.id):  # at most once a minute per token
-        await call(store.accounts.used, found.token.id)
-    return Caller.of(found)
+    found: Identity | None = await cached(store.cached.caller, hash_token(token))
+    return found
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:

@@ -259,22 +259,9 @@ def _version() -> Schema:
 
 
 def _model() -> Schema:
-    """A model as answered; ``latest_build`` is Vendo's own."""
-    return {
+    """A model as answered; ``latest_build`` is Vendo's own (and not required)."""
+    schema: Schema = {
         "type": "object",
-        "required": [
-            "url",
-            "owner",
-            "name",
-            "description",
-            "visibility",
-            *_URL_FIELDS,
-            "run_count",
-            "is_official",
-            "hardware",
-            "default_example",
-            "latest_version",
-        ],  # fmt: skip
         "properties": {
             "url": {"type": "string"},
             "owner": {"type": "string"},
@@ -293,6 +280,8 @@ def _model() -> Schema:
             },
         },
     }
+    schema["required"] = [name for name in schema["properties"] if name != "latest_build"]
+    return schema
 
 
 def _build() -> Schema:
@@ -342,21 +331,9 @@ def _model_update() -> Schema:
 
 
 def _file() -> Schema:
-    """An uploaded file as answered."""
-    return {
+    """An uploaded file as answered: every field is always there."""
+    schema: Schema = {
         "type": "object",
-        "required": [
-            "id",
-            "name",
-            "content_type",
-            "size",
-            "etag",
-            "checksums",
-            "metadata",
-            "created_at",
-            "expires_at",
-            "urls",
-        ],  # fmt: skip
         "properties": {
             "id": {"type": "string"},
             "name": {"type": "string"},
@@ -378,6 +355,8 @@ def _file() -> Schema:
             },
         },
     }
+    schema["required"] = list(schema["properties"])
+    return schema
 
 
 def _file_upload() -> Schema:

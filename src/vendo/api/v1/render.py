@@ -63,7 +63,7 @@ def prediction_json(
     urls = {
         "get": f"{base}/v1/predictions/{row.id}",
         "cancel": f"{base}/v1/predictions/{row.id}/cancel",
-        "web": f"{base}/predictions/{row.id}",
+        "web": f"{base}/p/{row.id}",
     }
     if streamable or row.stream:
         urls["stream"] = f"{base}/v1/predictions/{row.id}/stream?token={stream_token(p, row.id)}"
