@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet
 from streaming_support import sse_events
 
 from agent_support import AGENT_FIXTURE, FAST_LIVENESS, agent_log, start_agent
+from pg_throwaway import find_bindir, start_throwaway_postgres
 from s3_server import AWS_ENV
 from serve_support import clean_env, serving, vendo
 from support import stop_process, until
@@ -229,3 +230,45 @@ def test_an_agent_claims_only_the_hardware_it_serves(setup: Setup, pg_only_url: 
         store.close()
         stop_process(cpu)
         stop_process(gpu)
+
+
+def test_an_agent_survives_a_database_restart(
+    tmp_path: Path, s3_bucket: str, s3_server: str
+) -> None:
+    """A restart of PostgreSQL cuts every connection: the agent reconnects (its claims,
+    heartbeats and relay) and runs what is created afterwards; it is not declared lost
+    (the restart is shorter than the lost timeout)."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail("initdb/pg_ctl are needed to restart a throwaway PostgreSQL")
+    database = start_throwaway_postgres(bindir)
+    try:
+        with api_only(tmp_path, database.url, s3_bucket, s3_server) as setup:
+            env = {**setup.env, "VENDO_AGENT_LOST_TIMEOUT": "30"}
+            agent = start_agent(setup.root / "agent-1", env, "agent-1")
+            try:
+                before = setup.create(text="before")
+                until(lambda: setup.get(before["id"])["status"] == "succeeded", timeout=120,
+                      what="a prediction before the restart")  # fmt: skip
+                database.restart()
+                after = until(
+                    lambda: _created_when_back(setup), timeout=60, what="the API server back"
+                )
+                done = until(
+                    lambda: (p := setup.get(after["id"]))["status"] == "succeeded" and p,
+                    timeout=120,
+                    what="the agent to run a prediction created after the restart",
+                )
+                assert "ran on agent-1" in done["logs"]
+                assert agent.poll() is None  # not declared lost: still running
+            finally:
+                stop_process(agent)
+    finally:
+        database.stop()
+
+
+def _created_when_back(setup: Setup) -> dict[str, Any] | None:
+    try:
+        return setup.create(text="after")
+    except (AssertionError, httpx.TransportError):
+        return None  # the server's pool is reconnecting
