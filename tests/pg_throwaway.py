@@ -83,10 +83,13 @@ class ThrowawayPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_throwaway_postgres(bindir: Path | None = None) -> ThrowawayPostgres:
+def start_throwaway_postgres(
+    bindir: Path | None = None, *, address: str = "127.0.0.1", trust: str | None = None
+) -> ThrowawayPostgres:
     """Start a server with one database, ``test``, for user ``postgres`` (trust auth,
-    loopback only, fsync off: it holds nothing worth keeping). Raises RuntimeError with
-    the tool's output when it cannot."""
+    loopback only, fsync off: it holds nothing worth keeping). ``address``: where it
+    listens besides loopback (the URL names it), ``trust``: a network (CIDR) whose
+    clients it lets in. Raises RuntimeError with the tool's output when it cannot."""
     bindir = bindir or find_bindir()
     if bindir is None:
         raise RuntimeError("initdb/pg_ctl not found (on PATH or in /usr/lib/postgresql/*/bin)")
@@ -111,15 +114,19 @@ def start_throwaway_postgres(bindir: Path | None = None) -> ThrowawayPostgres:
     try:
         tool(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
              "--no-sync", "-E", "UTF8", "--no-instructions")  # fmt: skip
+        if trust is not None:
+            with (data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {trust} trust\n")
+        listen = ",".join(dict.fromkeys(["127.0.0.1", address]))
         options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {port} -k {root} -c listen_addresses={listen} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         tool(str(bindir / "pg_ctl"), "start", "-D", str(data), "-o", options,
              "-l", str(root / "server.log"), "-w", "-t", "60")  # fmt: skip
         pid = int((data / "postmaster.pid").read_text().splitlines()[0])
         server = ThrowawayPostgres(
-            f"postgresql://postgres@127.0.0.1:{port}/test", pid, root, bindir, run_as
+            f"postgresql://postgres@{address}:{port}/test", pid, root, bindir, run_as
         )
         try:
             tool(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",

@@ -52,13 +52,15 @@ class S3Server:
         stop_process(self.process)
 
 
-def start_s3_server(log_dir: Path) -> S3Server:
+def start_s3_server(log_dir: Path, host: str = "127.0.0.1") -> S3Server:
+    """moto's server on ``host`` (loopback, or an address other network namespaces
+    reach)."""
     port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{host}:{port}"
     log = log_dir / "moto.log"
     env = {**os.environ, **AWS_ENV}
     process = start_server(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
         ready=http_ready(f"{endpoint}/moto-api/"),
         log_path=log,
         env=env,

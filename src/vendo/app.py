@@ -40,13 +40,22 @@ from vendo.files.storage import FileStorage
 from vendo.hardware import Hardware, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.queue.cluster import ClusterRelay
+from vendo.queue.liveness import Liveness
 from vendo.scheduler import Scheduler, tracing
 from vendo.store import Store, database_url, utcnow
 from vendo.store.sealing import SecretBox
 from vendo.web import routes as web_routes
 from vendo.webhooks.outbox import Outbox
 
-__all__ = ["TOKEN_FILE", "SchedulerFactory", "bootstrap_admin", "create_app", "sweep_once"]
+__all__ = [
+    "TOKEN_FILE",
+    "SchedulerFactory",
+    "bootstrap_admin",
+    "create_app",
+    "open_platform",
+    "sweep_once",
+    "watch_agents",
+]
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +191,7 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tracing.setup()  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set
-        p = await _open_platform(settings, hardware, factory)
+        p = await open_platform(settings, hardware, factory)
         app.state.platform = p
         store, scheduler = p.store, p.scheduler
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
@@ -199,6 +208,7 @@ def _lifespan(
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, p.storage, interval))
         credit = asyncio.create_task(p.credit.watch(scheduler)) if scheduler else None
+        agents = asyncio.create_task(watch_agents(p).run()) if p.cluster is not None else None
         background = await push_examples(p) if examples else None
         # What start-up made (modules, tables, settings) lives as long as the server:
         # out of the cyclic collector's sight, each full collection stays short.
@@ -207,7 +217,7 @@ def _lifespan(
         try:
             yield
         finally:
-            for task in (sweeper, background, credit):
+            for task in (sweeper, background, credit, agents):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -223,7 +233,20 @@ def _lifespan(
     return lifespan
 
 
-async def _open_platform(
+def watch_agents(p: Platform, *, name: str | None = None, queue: Queue | None = None) -> Liveness:
+    """The look for lost agents every process on PostgreSQL keeps; with ``name``, also
+    that agent's heartbeat (``queue``: the agent's own, claiming under its name)."""
+    settings = p.settings
+    return Liveness(
+        queue or p.queue,
+        p.bus,
+        interval=settings.agent_heartbeat_interval,
+        timeout=settings.agent_lost_timeout,
+        name=name,
+    )
+
+
+async def open_platform(
     settings: Settings, hardware: Hardware, factory: SchedulerFactory | None
 ) -> Platform:
     """The database, bus, file storage, scheduler (not yet started) and secrets key."""

@@ -124,6 +124,20 @@ class Settings(BaseSettings):
         "a deployment); the autoscaler adds them as its queue grows and stops them after the "
         "idle timeout. Deployments set their own min and max.",
     )
+    agent_heartbeat_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Scaled mode: seconds between an agent's heartbeats (`vendo agent`), and "
+        "between every process's looks for agents that stopped heartbeating.",
+    )
+    agent_lost_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Scaled mode: seconds without a heartbeat after which an agent is lost "
+        "(killed, its host or network gone): any process then puts its claimed but unstarted "
+        "predictions back in the queue and fails its running ones as interrupted. Keep it "
+        "several heartbeats long.",
+    )
     strict_placement: bool = Field(
         False,
         description="Count CPU cores and memory as capacity when placing instances: an "

@@ -6,8 +6,13 @@ settings)`` builds (or reuses) the environment and extracts the OpenAPI schema i
 
 from __future__ import annotations
 
-from vendo.envs.builder import BuildResult, build_project, child_environment
+from vendo.envs.builder import (
+    BuildResult,
+    build_project,
+    child_environment,
+)
 from vendo.envs.config import BuildConfig, CogConfig, RunStep, load_config, parse_config
+from vendo.envs.records import environment_record
 
 __all__ = [
     "BuildConfig",
@@ -16,6 +21,7 @@ __all__ = [
     "RunStep",
     "build_project",
     "child_environment",
+    "environment_record",
     "load_config",
     "parse_config",
 ]

@@ -16,9 +16,12 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BuildRecord", "RecordStore", "write_json_atomic"]
+if TYPE_CHECKING:
+    from vendo.envs.builder import BuildResult
+
+__all__ = ["BuildRecord", "RecordStore", "environment_record", "write_json_atomic"]
 
 
 @dataclass
@@ -93,3 +96,18 @@ class RecordStore:
         for folder, record in self.all():
             if record.env_key == env_key:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def environment_record(result: BuildResult) -> dict[str, Any]:
+    """What a version keeps of its build (``VersionRow.environment``): how to start its
+    runner on the host that built it."""
+    return {
+        "python": str(result.python),
+        "runtime_path": str(result.runtime_path),
+        "env": dict(result.env),
+        "env_dir": str(result.env_dir),
+        "env_key": result.env_key,
+        "reused": bool(result.reused),
+        "seconds": float(result.seconds),
+        "warnings": list(result.warnings),
+    }

@@ -40,10 +40,20 @@ from vendo.errors import PayloadTooLarge
 from vendo.files.blobs import Blobs, LocalBlobs, blobs_from_settings
 from vendo.store import FileRow, Store, new_id, utcnow
 
-__all__ = ["FILE_ID_KEY", "FILE_MARKER", "FileStorage", "LocalStorage"]
+__all__ = [
+    "FILE_ID_KEY",
+    "FILE_MARKER",
+    "INPUT_MARKER",
+    "FileStorage",
+    "LocalStorage",
+    "has_shared_inputs",
+]
 
 FILE_MARKER = "__vendo_file__"  # what the runner sends: {"__vendo_file__": "/abs/path"}
 FILE_ID_KEY = "__vendo_file_id__"  # what the store keeps: {"__vendo_file_id__": "<id>"}
+# an input file kept in the bucket for whichever host runs the prediction (scaled mode):
+# {"__vendo_input__": "<file id>"} in run_input, a local path once that host fetched it
+INPUT_MARKER = "__vendo_input__"
 _CHUNK = 1 << 20
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -243,6 +253,43 @@ class FileStorage:
             value, FILE_MARKER, lambda path: self.save_output(prediction_id, owner_id, Path(path))
         )
 
+    # --- input files (scaled mode) ---------------------------------------------------
+    def share_inputs(
+        self, prediction_id: str, owner_id: int, run_input: dict[str, Any], folder: Path
+    ) -> dict[str, Any]:
+        """``run_input`` with each file fetched into ``folder`` (a local path) moved to
+        the bucket and replaced by ``{"__vendo_input__": id}``: the prediction may run on
+        another host. Each is a file record of kind ``input`` of the prediction, deleted
+        with its other files (retention). Unchanged on local storage."""
+        if not self.shared:
+            return run_input
+        inside = Path(folder).resolve()
+
+        def share(value: Any) -> Any:
+            if isinstance(value, list):
+                return [share(v) for v in value]
+            if not isinstance(value, str) or Path(value).parent.resolve() != inside:
+                return value
+            row = self._move_in(Path(value), "input", owner_id, prediction_id)
+            return {INPUT_MARKER: row.id}
+
+        return {name: share(value) for name, value in run_input.items()}
+
+    def localize_inputs(self, run_input: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """The input as a runner on this host takes it: each ``{"__vendo_input__": id}``
+        fetched from the bucket into ``folder``. FileNotFoundError when one is gone."""
+
+        def fetch(file_id: str) -> str:
+            row = self.store.files.get(file_id)
+            if row is None:
+                raise FileNotFoundError(f"input file {file_id} is gone")
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{file_id}-{row.key.rsplit('/', 1)[-1]}"
+            self.blobs.fetch(row.key, target)
+            return str(target)
+
+        return {name: _walk(value, INPUT_MARKER, fetch) for name, value in run_input.items()}
+
     # --- model packages (scaled mode) ------------------------------------------------
     def save_package(self, digest: str, folder: Path) -> None:
         """Keep a pushed package (the unpacked ``folder``) in the shared bucket, so any
@@ -326,6 +373,17 @@ class FileStorage:
         for row in rows:
             self.delete(row)
         return len(rows)
+
+
+def has_shared_inputs(run_input: dict[str, Any] | None) -> bool:
+    """Whether ``run_input`` holds input files kept in the bucket (to fetch first)."""
+
+    def marked(value: Any) -> bool:
+        if isinstance(value, list):
+            return any(marked(v) for v in value)
+        return isinstance(value, dict) and INPUT_MARKER in value
+
+    return any(marked(v) for v in (run_input or {}).values())
 
 
 # The name from before files could live in a bucket; code written against it still works.

@@ -117,6 +117,7 @@ _RELEASE_JOB = (
     .where(_jobs.c.id == sa.bindparam("p_job"))
     .values(state=JobState.QUEUED, claimed_at=sa.null(), claimed_by=sa.null())
 )
+_RELEASE_OWN_JOB = _RELEASE_JOB.where(_jobs.c.claimed_by == sa.bindparam("p_worker"))
 
 
 def claim_jobs(conn: sa.Connection, pool: str, limit: int, worker_id: str) -> list[Job]:
@@ -213,10 +214,14 @@ def complete(job_id: int) -> Write:
     return write
 
 
-def requeue(job_id: int) -> Write:
-    """Put a claimed job back at its place in the queue."""
+def requeue(job_id: int, worker_id: str | None = None) -> Write:
+    """Put a claimed job back at its place in the queue; with ``worker_id``, only while
+    that worker holds it (an agent found lost meanwhile may have lost it to another)."""
 
     def write(conn: sa.Connection) -> None:
-        conn.execute(_RELEASE_JOB, {"p_job": job_id})
+        if worker_id is None:
+            conn.execute(_RELEASE_JOB, {"p_job": job_id})
+        else:
+            conn.execute(_RELEASE_OWN_JOB, {"p_job": job_id, "p_worker": worker_id})
 
     return write

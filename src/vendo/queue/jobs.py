@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from vendo.store.tables import (
 
 __all__ = [
     "INTERRUPTED_ERROR",
+    "LOST_ERROR",
     "Job",
     "Queue",
     "Recovery",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
+LOST_ERROR = "interrupted: the agent running this prediction stopped answering"
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Recovery:
     requeued: list[str] = field(default_factory=list)  # were starting: will run
     failed: list[str] = field(default_factory=list)  # were processing: marked failed
     dropped: list[str] = field(default_factory=list)  # jobs of already finished predictions
+    canceled: list[str] = field(default_factory=list)  # never started, their cancel asked
 
 
 class Queue:
@@ -196,25 +200,8 @@ class Queue:
         the database, however many, and the claim path deals with them (a job of a
         finished or missing prediction is dropped when claimed; one of a prediction
         already ``processing`` fails as interrupted)."""
-        report = Recovery()
         with self.store.write() as s:
-            stmt = (
-                sa.select(JobRow, PredictionRow.status)
-                .join(PredictionRow, PredictionRow.id == JobRow.prediction_id, isouter=True)
-                .where(claimed())
-            )
-            if worker_id is not None:
-                stmt = stmt.where(JobRow.claimed_by == worker_id)
-            for job, status in s.execute(stmt).all():
-                if status is None or status in TERMINAL:
-                    s.delete(job)
-                    report.dropped.append(job.prediction_id)
-                elif status == STARTING:
-                    job.state, job.claimed_at, job.claimed_by = "queued", None, None
-                    report.requeued.append(job.prediction_id)
-                elif status == PROCESSING:
-                    s.delete(job)
-                    report.failed.append(job.prediction_id)
+            report = _recover_claims(s, worker_id)
             if worker_id is None:
                 # A processing prediction without a job: a restart stopped between the
                 # two steps of an earlier recovery (the job deleted, the failure not yet
@@ -230,7 +217,80 @@ class Queue:
                 report.failed.extend(o for o in orphans if o not in report.failed)
         for prediction_id in report.failed:
             self.store.predictions.finish(prediction_id, FAILED, error=INTERRUPTED_ERROR)
+        for prediction_id in report.canceled:
+            self.store.predictions.finish(prediction_id, CANCELED, cancel_reason="canceled")
         return report
+
+    def recover_lost(self, timeout: float) -> dict[str, Recovery]:
+        """Recover the jobs of agents whose last heartbeat is more than ``timeout``
+        seconds old (scaled mode), by the restart policy of :meth:`recover`: unstarted
+        ones back to the queue, running ones failed with :data:`LOST_ERROR`. Each agent
+        is recovered by one process only, in one transaction with its row's removal."""
+        cutoff = utcnow() - timedelta(seconds=timeout)
+        done: dict[str, Recovery] = {}
+        for name in self.store.agents.lost(cutoff):
+            if name == self.worker_id:
+                continue  # our own heartbeat is late (a stalled loop): not lost
+            with self.store.write() as s:
+                if not self.store.agents.forget(s, name, cutoff):
+                    continue  # it came back, or another process recovered it
+                report = done[name] = _recover_claims(s, name)
+                for prediction_id in report.failed:
+                    self.store.predictions.finish(
+                        prediction_id, FAILED, error=LOST_ERROR, session=s
+                    )
+                for prediction_id in report.canceled:
+                    self.store.predictions.finish(
+                        prediction_id, CANCELED, cancel_reason="canceled", session=s
+                    )
+        return done
+
+    def request_cancel(self, prediction_id: str, reason: str = "canceled") -> bool:
+        """Mark a claimed job's cancel in the database, for the process running it to
+        find (:meth:`cancels_requested`) when the relayed cancel does not reach it."""
+        with self.store.write() as s:
+            result = s.execute(
+                sa.update(JobRow)
+                .where(JobRow.prediction_id == prediction_id, claimed())
+                .values(cancel_requested=reason)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def cancels_requested(self) -> list[tuple[str, str]]:
+        """``(prediction_id, reason)`` of this worker's claimed jobs whose cancel was
+        asked (``ix_jobs_claimed``: as many rows as this worker runs)."""
+        stmt = sa.select(JobRow.prediction_id, JobRow.cancel_requested).where(
+            claimed(), JobRow.claimed_by == self.worker_id, JobRow.cancel_requested.is_not(None)
+        )
+        with self.store.read() as s:
+            return [(str(pid), str(reason)) for pid, reason in s.execute(stmt).all()]
+
+
+def _recover_claims(s: Session, worker_id: str | None) -> Recovery:
+    """Inside ``s``: the claimed jobs (of ``worker_id``, or all) by the restart policy;
+    the failed ones are for the caller to finish."""
+    report = Recovery()
+    stmt = (
+        sa.select(JobRow, PredictionRow.status)
+        .join(PredictionRow, PredictionRow.id == JobRow.prediction_id, isouter=True)
+        .where(claimed())
+    )
+    if worker_id is not None:
+        stmt = stmt.where(JobRow.claimed_by == worker_id)
+    for job, status in s.execute(stmt).all():
+        if status is None or status in TERMINAL:
+            s.delete(job)
+            report.dropped.append(job.prediction_id)
+        elif status == STARTING and job.cancel_requested is not None:
+            s.delete(job)
+            report.canceled.append(job.prediction_id)
+        elif status == STARTING:
+            job.state, job.claimed_at, job.claimed_by = "queued", None, None
+            report.requeued.append(job.prediction_id)
+        elif status == PROCESSING:
+            s.delete(job)
+            report.failed.append(job.prediction_id)
+    return report
 
 
 # Distinct pools of the jobs table by a recursive skip scan of ix_jobs_claim (each

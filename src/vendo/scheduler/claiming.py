@@ -18,7 +18,7 @@ from vendo.errors import RunnerError
 from vendo.queue import Claimed, Job, claims
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.pool import RunnerPool
-from vendo.scheduler.releases import Releases
+from vendo.scheduler.releases import NotServed, Releases
 from vendo.scheduler.run import Run
 from vendo.scheduler.running import DEADLINE_REASON, RunLifecycle
 from vendo.status import PredictionStatus, pool_key
@@ -30,6 +30,7 @@ __all__ = ["TICK", "Claimer", "new_run"]
 log = logging.getLogger(__name__)
 
 TICK = 0.5  # seconds between deadline checks when nothing else wakes the loop
+NOT_SERVED_RECHECK = 10.0  # seconds before a pool on hardware not served here is read again
 
 
 def new_run(pool: RunnerPool, prediction: PredictionRow, job_id: int, kind: str) -> Run:
@@ -70,6 +71,7 @@ class Claimer:
         self._maybe_queued: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._not_served: dict[str, float] = {}  # pool key -> when to look again
         ctx.on_slot_freed = self._slot_freed
 
     # --- start, stop, wake ------------------------------------------------------------
@@ -194,6 +196,7 @@ class Claimer:
                 if now - last_sweep >= self._tick:
                     last_sweep = now
                     await self._enforce_deadlines()
+                    await self._requested_cancels()
                     await self._autoscale()
             except asyncio.CancelledError:
                 raise
@@ -209,8 +212,15 @@ class Claimer:
         pool = ctx.pools.get(key)
         if pool is not None:
             return pool
+        if self._not_served.get(key, 0.0) > asyncio.get_running_loop().time():
+            return None
         try:
             release = await self.releases.release(key)
+        except NotServed:
+            # another agent's hardware: its jobs stay queued for it; look again later (a
+            # deployment may move to hardware served here)
+            self._not_served[key] = asyncio.get_running_loop().time() + NOT_SERVED_RECHECK
+            return None
         except RunnerError as exc:
             await self._fail_unrunnable(key, exc.detail)
             return None
@@ -305,6 +315,17 @@ class Claimer:
             pool.autoscale(queued)
             if pool.capacity > before:
                 self._kick(key)
+
+    async def _requested_cancels(self) -> None:
+        """Cancels asked of this process's runs in the database (scaled mode): those
+        whose relayed cancel was lost while this process's relay was disconnected."""
+        ctx = self.ctx
+        if not ctx.runs or ctx.store.dialect == "sqlite":
+            return
+        for pid, reason in await ctx.blocking(ctx.queue.cancels_requested):
+            run = ctx.runs.get(pid)
+            if run is not None and run.cancel_reason is None:
+                await self.lifecycle.cancel(pid, reason)
 
     async def _enforce_deadlines(self) -> None:
         ctx, now = self.ctx, utcnow()

@@ -18,18 +18,31 @@ from vendo.scheduler.instance import InstanceObserver, Release
 from vendo.scheduler.placement import Placer
 from vendo.scheduler.pool import PoolOptions, RunnerPool
 from vendo.scheduler.process import RunnerSpec
-from vendo.scheduler.spec import is_iterator_schema, local_package, needs_package, train_spec
+from vendo.scheduler.spec import (
+    is_iterator_schema,
+    local_environment,
+    local_package,
+    needs_package,
+    train_spec,
+)
 from vendo.store.tables import VersionRow
 
-__all__ = ["DEPLOYMENT", "TRAIN", "VERSION", "Releases"]
+__all__ = ["DEPLOYMENT", "TRAIN", "VERSION", "NotServed", "Releases"]
 
 VERSION = "version:"
 DEPLOYMENT = "deployment:"
 TRAIN = "train:"
 
 
+class NotServed(RunnerError):
+    """This process does not serve the pool's hardware (an agent's ``--hardware``): it
+    leaves the pool's jobs to the processes that do."""
+
+
 class Releases:
-    """Resolves pool keys to releases and makes the pools."""
+    """Resolves pool keys to releases and makes the pools. With ``serves`` (an agent),
+    only pools on those SKUs: the others raise :class:`NotServed` before anything of
+    theirs is fetched or built."""
 
     def __init__(
         self,
@@ -39,8 +52,10 @@ class Releases:
         options: PoolOptions,
         hardware: Hardware | None,
         observer: InstanceObserver | None = None,
+        serves: frozenset[str] | None = None,
     ) -> None:
         self.ctx = ctx
+        self.serves = serves
         self._spec_for = spec_for
         self._options = options
         self._hardware = hardware
@@ -58,15 +73,24 @@ class Releases:
             return None
         return self._hardware.catalog.get(name)
 
-    async def _version(self, version_id: str) -> tuple[VersionRow, RunnerSpec]:
+    def _check_served(self, sku: str) -> None:
+        if self.serves is not None and sku not in self.serves:
+            raise NotServed(f"hardware {sku} is not served here ({', '.join(sorted(self.serves))})")
+
+    async def _version(
+        self, version_id: str, sku: str | None = None
+    ) -> tuple[VersionRow, RunnerSpec]:
+        """The version and how to run it here; ``sku``: the pool's hardware (else the
+        model's), checked first."""
         ctx = self.ctx
         version = await ctx.blocking(ctx.store.catalog.version, version_id)
         if version is None:
             raise RunnerError(f"version {version_id} does not exist")
-        if needs_package(version, ctx.storage):  # scaled mode: pushed to another host
-            version = await ctx.blocking(
-                local_package, version, ctx.storage, Path(ctx.settings.data_dir)
-            )
+        self._check_served(sku if sku is not None else version.model.hardware)
+        data_dir = Path(ctx.settings.data_dir)
+        if needs_package(version, ctx.storage, data_dir):  # scaled mode: pushed elsewhere
+            version = await ctx.blocking(local_package, version, ctx.storage, data_dir)
+            version = await ctx.blocking(local_environment, version, ctx.settings)
         spec = self._spec_for(version)
         ctx.iterators[version_id] = is_iterator_schema(version.openapi_schema)
         return version, spec
@@ -81,7 +105,7 @@ class Releases:
             if found is None:
                 raise RunnerError(f"deployment {owner}/{name} does not exist")
             row = found.release
-            version, spec = await self._version(row.version_id)
+            version, spec = await self._version(row.version_id, row.hardware)
             return Release(
                 row.version_id,
                 spec,

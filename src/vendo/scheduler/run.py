@@ -18,6 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from vendo.queue import Claimed, Job
@@ -75,6 +76,8 @@ class Run:
     count_model: int | None = None
     written: asyncio.Future[Any] | None = None
     ended: asyncio.Future[None] | None = None  # a deferred run's end, for its waiter
+    # where its input files were fetched from the bucket (scaled mode), removed at its end
+    input_folder: Path | None = None
 
     @property
     def prediction_id(self) -> str:

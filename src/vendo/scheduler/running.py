@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
-from vendo.errors import RunnerError, SecretsKeyError
+from vendo.errors import RunnerError, SecretsKeyError, VendoError
+from vendo.files.storage import has_shared_inputs
 from vendo.queue import INTERRUPTED_ERROR, claims
 from vendo.scheduler import tracing
 from vendo.scheduler.context import SchedulerContext
@@ -102,6 +105,10 @@ class RunLifecycle:
             return _result(PredictionStatus.FAILED, INTERRUPTED_ERROR)
         if self.past_deadline(run):
             return _result(PredictionStatus.CANCELED)
+        if has_shared_inputs(claimed.run_input):
+            fetch_error = await self._fetch_inputs(run)
+            if fetch_error is not None:
+                return _result(PredictionStatus.FAILED, fetch_error)
         # A warm runner with a free slot (the common case) is taken without a wait, and
         # so without the tasks that waiting alongside a cancel takes.
         runner = run.pool.ready()
@@ -129,6 +136,19 @@ class RunLifecycle:
                 slot.release()
             return _result(PredictionStatus.CANCELED)
         return self.send(run, runner, slot)
+
+    async def _fetch_inputs(self, run: Run) -> str | None:
+        """Fetch the run's input files from the bucket onto this host (scaled mode: the
+        prediction was accepted by another); the error, if that failed."""
+        ctx = self.ctx
+        folder = Path(ctx.settings.data_dir) / "inputs" / run.prediction_id
+        run.input_folder = folder
+        try:
+            local = await ctx.blocking(ctx.storage.localize_inputs, run.claimed.run_input, folder)
+        except (OSError, VendoError) as exc:
+            return f"could not fetch the input files: {exc}"
+        run.claimed = run.claimed._replace(run_input=local)
+        return None
 
     async def _setup_failed(self, run: Run, exc: RunnerError) -> dict[str, Any]:
         logs = run.pool.last_setup_logs
@@ -300,10 +320,13 @@ class RunLifecycle:
             if run.written is not None:
                 await asyncio.shield(run.written)
             if run.job.id and run.phase is RunPhase.REQUEUED:
-                await self.ctx.writer.add(claims.requeue(run.job.id))
+                await self.ctx.writer.add(claims.requeue(run.job.id, self.ctx.queue.worker_id))
             elif run.job.id and run.phase is not RunPhase.RECORDED and not keep_job:
                 await self.ctx.writer.add(claims.complete(run.job.id))
         self.ctx.deferred.pop(pid, None)
+        if run.input_folder is not None:
+            with contextlib.suppress(Exception):
+                await self.ctx.blocking(shutil.rmtree, run.input_folder, True)
         if run.ended is not None and not run.ended.done():
             run.ended.set_result(None)
 

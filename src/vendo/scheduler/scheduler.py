@@ -62,7 +62,9 @@ class Scheduler:
         spec_for: Callable[[VersionRow], RunnerSpec] = runner_spec,
         tick: float = TICK,
         hardware: Hardware | None = None,
+        serves: frozenset[str] | None = None,
     ) -> None:
+        """``serves``: the SKUs whose pools this scheduler runs (an agent's); None: all."""
         self.settings = settings
         self.store = store
         self.bus = bus
@@ -94,6 +96,7 @@ class Scheduler:
             options=options,
             hardware=hardware,
             observer=self._instance_changed,
+            serves=serves,
         )
         self._claimer = Claimer(self._ctx, self._lifecycle, releases=self.releases, tick=tick)
         self.sync = SyncRuns(self._ctx, self._lifecycle, self._claimer)

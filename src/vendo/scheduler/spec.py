@@ -4,15 +4,26 @@ recorded."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from vendo.errors import RunnerError
+from vendo.config import Settings
+from vendo.errors import RunnerError, VendoError
 from vendo.scheduler.process import RunnerSpec
 from vendo.store.tables import VersionRow
 
-__all__ = ["is_iterator_schema", "local_package", "needs_package", "runner_spec", "train_spec"]
+__all__ = [
+    "is_iterator_schema",
+    "local_environment",
+    "local_package",
+    "needs_package",
+    "runner_spec",
+    "train_spec",
+]
+
+log = logging.getLogger(__name__)
 
 
 def runner_spec(version: VersionRow) -> RunnerSpec:
@@ -51,12 +62,23 @@ def runner_spec(version: VersionRow) -> RunnerSpec:
     )
 
 
-def needs_package(version: VersionRow, storage: Any) -> bool:
-    """Whether ``version``'s package must come from the shared bucket first: it is not
-    where push left it, and storage is a bucket (one stat, no thread)."""
-    recorded = version.package_path
+def _inside(path: str | None, folder: Path) -> bool:
+    if not path:
+        return False
+    return Path(path).resolve().is_relative_to(folder.resolve())
+
+
+def needs_package(version: VersionRow, storage: Any, data_dir: Path) -> bool:
+    """Whether ``version`` must be made ready on this host first (scaled mode, storage
+    a bucket): its package was pushed to another host (it is not in this data dir), so
+    it comes from the bucket, and its environment is built here. One stat per path, no
+    thread. A host never uses another's folders, even on a shared disk."""
     shared = storage is not None and bool(getattr(storage, "shared", False))
-    return shared and bool(recorded and version.digest) and not Path(str(recorded)).is_dir()
+    if not shared or not version.digest or not version.package_path:
+        return False
+    env_dir = (version.environment or {}).get("env_dir")
+    here = _inside(version.package_path, data_dir)
+    return not here or bool(env_dir and not _inside(env_dir, data_dir))
 
 
 def local_package(version: VersionRow, storage: Any, data_dir: Path) -> VersionRow:
@@ -64,7 +86,7 @@ def local_package(version: VersionRow, storage: Any, data_dir: Path) -> VersionR
     is here, else the package unpacked from the shared bucket into
     ``<data dir>/packages/<digest>`` (scaled mode: the push was taken by another host).
     Blocking."""
-    if not needs_package(version, storage):
+    if not needs_package(version, storage, data_dir):
         return version
     recorded = version.package_path
     target = Path(data_dir).resolve() / "packages" / str(version.digest)
@@ -73,6 +95,28 @@ def local_package(version: VersionRow, storage: Any, data_dir: Path) -> VersionR
             f"version {version.id}: its package is neither at {recorded} nor in the bucket"
         )
     version.package_path = str(target)
+    return version
+
+
+def local_environment(version: VersionRow, settings: Settings) -> VersionRow:
+    """``version`` with an environment built on this host (in its data dir, reused by
+    the environment's content hash when built before) from its package, when the one
+    push recorded was built in another host's data dir (scaled mode). Blocking: a first
+    build installs the model's packages."""
+    env_dir = (version.environment or {}).get("env_dir")
+    if not env_dir or _inside(env_dir, Path(settings.data_dir)):
+        return version
+    from vendo.envs import build_project, environment_record
+
+    try:
+        result = build_project(
+            str(version.package_path),
+            settings,
+            on_step=lambda text: log.info("version %s: %s", version.id[:12], text),
+        )
+    except VendoError as exc:
+        raise RunnerError(f"version {version.id}: building its environment failed: {exc}") from exc
+    version.environment = environment_record(result)
     return version
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from vendo.files.storage import has_shared_inputs
 from vendo.queue import prediction_values
 from vendo.scheduler.claiming import Claimer, new_run
 from vendo.scheduler.context import SchedulerContext
@@ -84,8 +85,8 @@ class SyncRuns:
         """Start ``prediction`` unwritten when it can start at once and has no webhook:
         the future resolves once it ended and was written (or was persisted); None when
         it cannot be deferred."""
-        if prediction.webhook:
-            return None
+        if prediction.webhook or has_shared_inputs(prediction.run_input):
+            return None  # input files from the bucket: fetched by the claimed run
         pool = self.claimer.pool_with_room(prediction, "predict")
         if pool is None:
             return None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vendo.store.accounts import Accounts, Identity
+from vendo.store.agents import Agents
 from vendo.store.cache import CachedRead
 from vendo.store.catalog import Catalog
 from vendo.store.database import Database, WriterBusy
@@ -75,6 +76,7 @@ class Store(Database):
         self.files = Files(self)
         self.meta = Meta(self)
         self.usage = Usage(self)
+        self.agents = Agents(self)
         cache = self.cache
         self.cached = CachedReads(
             caller=CachedRead(cache, "caller", self.accounts.authenticate),

@@ -26,6 +26,7 @@ __all__ = [
     "DATA_KEPT_SQL",
     "UNFINISHED_SQL",
     "WEBHOOK_OWED_SQL",
+    "AgentRow",
     "Base",
     "BuildRow",
     "DeploymentRow",
@@ -383,6 +384,9 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    # a cancel asked while the job was claimed: the reason, for the process running it
+    # to find here when the cancel relayed over LISTEN/NOTIFY did not reach it
+    cancel_requested: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 def job_queued() -> sa.ColumnElement[bool]:
@@ -474,7 +478,8 @@ class InstanceUsageRow(Base):
     __table_args__ = (sa.Index("ix_instance_usage_owner_started", "owner_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    instance_id: Mapped[str] = mapped_column(sa.String(64))
+    # ``<pool key>#<n>``: a version pool's key alone is 72 characters
+    instance_id: Mapped[str] = mapped_column(sa.String(400))
     pool: Mapped[str] = mapped_column(sa.String(400))  # version:<id> | deployment:<owner/name>
     hardware: Mapped[str] = mapped_column(sa.String(64))
     # the account the instance's time belongs to: the model's (or deployment's) owner
@@ -500,3 +505,16 @@ class CreditRow(Base):
     )
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(20, 6))
     set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AgentRow(Base):
+    """A live agent (``vendo agent``, scaled mode): what it serves and its last
+    heartbeat. Its ``name`` is the ``claimed_by`` of the jobs it claims."""
+
+    __tablename__ = "agents"
+
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    hardware: Mapped[list[str]] = mapped_column(JSON)  # the SKUs it serves
+    capacity: Mapped[dict[str, Any]] = mapped_column(JSON)  # cpus, memory_bytes, gpus
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -298,6 +298,12 @@ async def new_prediction(
     folder = p.inputs_root / prediction_id
     component = "Input" if destination is None else "TrainingInput"
     prepared = await _prepared_input(request, who, version, body, folder, component)
+    if prepared.files and p.storage.shared:
+        # scaled mode: the prediction may run on another host; its files go to the bucket
+        prepared.run = await call(
+            p.storage.share_inputs, prediction_id, who.account.id, prepared.run, folder
+        )
+        await call(shutil.rmtree, folder, True)
     model = version.model
     return transient_row(
         PredictionRow,
@@ -493,7 +499,9 @@ async def cancel_run(p: Platform, row: PredictionRow) -> PredictionRow:
                 p.bus.publish(row.id, name, data)
     if not here and p.cluster is not None:
         # claimed by another server or agent sharing the database: it cancels it, and
-        # its done comes back through the relay (the answer says so when in time)
+        # its done comes back through the relay (the answer says so when in time). The
+        # flag in the database reaches it should the relayed cancel not.
+        await call(p.queue.request_cancel, row.id)
         await p.cluster.cancel(row.id)
         await p.bus.wait_done(row.id, REMOTE_CANCEL_WAIT)
     found: PredictionRow | None = await call(p.store.predictions.get, row.id)

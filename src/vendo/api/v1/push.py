@@ -194,19 +194,6 @@ def _unpack(p: Platform, archive: Path) -> tuple[str, Path]:
         raise
 
 
-def _environment_record(result: Any) -> dict[str, Any]:
-    return {
-        "python": str(result.python),
-        "runtime_path": str(result.runtime_path),
-        "env": dict(result.env),
-        "env_dir": str(result.env_dir),
-        "env_key": result.env_key,
-        "reused": bool(result.reused),
-        "seconds": float(result.seconds),
-        "warnings": list(result.warnings),
-    }
-
-
 def _config_record(config: Any) -> dict[str, Any]:
     return {
         "predict": config.predict,
@@ -293,7 +280,7 @@ def _build_version(
     say: Emit,
 ) -> tuple[VersionRow, bool]:
     """Build the environment and record the version; (version, created)."""
-    from vendo.envs import build_project
+    from vendo.envs import build_project, environment_record
 
     result = build_project(
         package_dir,
@@ -311,7 +298,7 @@ def _build_version(
             openapi_schema=result.openapi,
             cog_version=_cog_version(),
             package_path=str(package_dir),
-            environment=_environment_record(result),
+            environment=environment_record(result),
             config=_config_record(result.config),
             build_log=build_log[-LOG_KEPT:],
             digest=digest,
