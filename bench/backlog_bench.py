@@ -195,6 +195,7 @@ def fill(data_dir: Path, version_id: str, count: int) -> dict[str, Any]:
     assert version is not None and admin is not None
     insert = insert_all_columns(cast(sa.Table, PredictionRow.__table__))
     jobs = sa.insert(cast(sa.Table, JobRow.__table__))
+    pooled = "pool" in cast(sa.Table, JobRow.__table__).c
     started = time.perf_counter()
     first = ""
     for offset in range(0, count, BATCH):
@@ -226,6 +227,8 @@ def fill(data_dir: Path, version_id: str, count: int) -> dict[str, Any]:
                     "version_id": version_id,
                     "state": "queued",
                     "created_at": now,
+                    # the version's shared pool (commits before deployments have no pool)
+                    **({"pool": f"version:{version_id}"} if pooled else {}),
                 }
             )
         with store.transaction() as conn:
