@@ -130,3 +130,31 @@ def test_an_unreachable_bucket_stops_the_start(s3_bucket: str, s3_server: str, t
             FileStorage.from_settings(settings, store)
     finally:
         store.close()
+
+
+def test_a_trained_versions_weights_come_to_this_disk_once(
+    storage: FileStorage, tmp_path: Path
+) -> None:
+    """In a bucket, a training's weights are an ``s3://`` location no runner can read:
+    a host fetches them once into its data dir before starting instances."""
+    from types import SimpleNamespace
+
+    from vendo.scheduler.spec import local_weights
+
+    user = storage.store.accounts.create_user("u")
+    trained = tmp_path / "weights.bin"
+    trained.write_bytes(b"learned")
+    row = storage.save_weights(user.id, trained)
+    where = storage.location(row)
+    version = SimpleNamespace(id="v", weights=where)
+    host = tmp_path / "host"
+    local_weights(version, storage, host)
+    if storage.shared:
+        assert where.startswith("s3://")
+        assert Path(version.weights).is_relative_to(host.resolve())
+    else:
+        assert version.weights == where  # already on this disk: used where it is
+    assert Path(version.weights).read_bytes() == b"learned"
+    again = SimpleNamespace(id="v", weights=where)
+    local_weights(again, storage, host)
+    assert again.weights == version.weights  # fetched once, reused

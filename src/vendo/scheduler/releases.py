@@ -22,6 +22,7 @@ from vendo.scheduler.spec import (
     is_iterator_schema,
     local_environment,
     local_package,
+    local_weights,
     needs_package,
     train_spec,
 )
@@ -91,6 +92,8 @@ class Releases:
         if needs_package(version, ctx.storage, data_dir):  # scaled mode: pushed elsewhere
             version = await ctx.blocking(local_package, version, ctx.storage, data_dir)
             version = await ctx.blocking(local_environment, version, ctx.settings)
+        if version.weights:  # a trained version's weights, from the bucket when there
+            version = await ctx.blocking(local_weights, version, ctx.storage, data_dir)
         spec = self._spec_for(version)
         ctx.iterators[version_id] = is_iterator_schema(version.openapi_schema)
         return version, spec

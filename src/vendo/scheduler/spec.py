@@ -18,6 +18,7 @@ __all__ = [
     "is_iterator_schema",
     "local_environment",
     "local_package",
+    "local_weights",
     "needs_package",
     "runner_spec",
     "train_spec",
@@ -95,6 +96,33 @@ def local_package(version: VersionRow, storage: Any, data_dir: Path) -> VersionR
             f"version {version.id}: its package is neither at {recorded} nor in the bucket"
         )
     version.package_path = str(target)
+    return version
+
+
+def local_weights(version: VersionRow, storage: Any, data_dir: Path) -> VersionRow:
+    """``version`` with its weights on this machine's disk. A training's weights kept in
+    the bucket (scaled mode: ``s3://...``) are fetched once into ``<data dir>/weights/``
+    and shared by every instance here; the runner could not read the bucket itself
+    (it passes an ``http(s)`` URL to ``setup()`` as Cog does). Blocking."""
+    weights = version.weights
+    blobs = getattr(storage, "blobs", None)
+    where = str(getattr(blobs, "where", ""))
+    if not weights or not where.startswith("s3://") or not weights.startswith(where):
+        return version
+    assert blobs is not None  # it has a bucket's ``where``
+    key = weights[len(where) :]
+    target = Path(data_dir).resolve() / "weights" / key
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            blobs.fetch(key, partial)
+        except FileNotFoundError:
+            raise RunnerError(
+                f"version {version.id}: its weights are gone from {weights}"
+            ) from None
+        os.replace(partial, target)  # whole or absent: another instance may be reading
+    version.weights = str(target)
     return version
 
 
