@@ -130,8 +130,10 @@ async def test_predictions_carry_the_deployment(api: Api) -> None:
 async def test_disable_cancels_queued_and_refuses_new(api: Api) -> None:
     scheduler = api.platform.scheduler
     assert isinstance(scheduler, EchoScheduler)
+    # as if every instance were busy: they stay queued. Held before the deployment is
+    # made: its creation's claim (a task) could otherwise take a job posted below.
+    scheduler.hold = True
     await _create(api)
-    scheduler.hold = True  # as if every instance were busy: they stay queued
     queued = []
     for i in range(3):
         r = await api.client.post(
