@@ -50,6 +50,15 @@ class Predictor(BasePredictor):
 """
 
 
+def model_project(tmp_path: Path, cog_yaml: str) -> Path:
+    """``tmp_path/model``: :data:`PREDICTOR` and the given ``cog.yaml``."""
+    project = tmp_path / "model"
+    project.mkdir()
+    (project / "predict.py").write_text(PREDICTOR)
+    (project / "cog.yaml").write_text(cog_yaml)
+    return project
+
+
 def ready_envs(data_dir: Path) -> list[Path]:
     envs = data_dir / "envs"
     if not envs.is_dir():
@@ -113,12 +122,10 @@ def test_killed_build_is_never_used_and_the_next_build_succeeds(
 def test_failing_run_step_shows_command_and_output(
     tmp_path: Path, settings: Settings, uv_cache: Path
 ) -> None:
-    project = tmp_path / "model"
-    project.mkdir()
-    (project / "predict.py").write_text(PREDICTOR)
-    (project / "cog.yaml").write_text(
+    project = model_project(
+        tmp_path,
         'build:\n  python_version: "3.12"\n  run:\n    - echo fine\n'
-        '    - echo "about to fail in $VIRTUAL_ENV"; exit 3\npredict: predict.py:Predictor\n'
+        '    - echo "about to fail in $VIRTUAL_ENV"; exit 3\npredict: predict.py:Predictor\n',
     )
     with pytest.raises(BuildError) as info:
         build_project(project, settings, uv_cache_dir=uv_cache)
@@ -135,12 +142,10 @@ def test_failing_run_step_shows_command_and_output(
 def test_concurrent_builds_of_one_key_share_one_environment(
     tmp_path: Path, settings: Settings, uv_cache: Path
 ) -> None:
-    project = tmp_path / "model"
-    project.mkdir()
-    (project / "predict.py").write_text(PREDICTOR)
     # A run step slow enough that the second build surely waits on the lock.
-    (project / "cog.yaml").write_text(
-        'build:\n  python_version: "3.11"\n  run: ["sleep 1"]\npredict: predict.py:Predictor\n'
+    project = model_project(
+        tmp_path,
+        'build:\n  python_version: "3.11"\n  run: ["sleep 1"]\npredict: predict.py:Predictor\n',
     )
     results: list[BuildResult] = []
     errors: list[BaseException] = []
@@ -201,10 +206,8 @@ def test_store_discards_a_folder_without_marker(tmp_path: Path) -> None:
 def test_pre_install_then_packages_then_run_steps(
     tmp_path: Path, settings: Settings, uv_cache: Path
 ) -> None:
-    project = tmp_path / "model"
-    project.mkdir()
-    (project / "predict.py").write_text(PREDICTOR)
-    (project / "cog.yaml").write_text(
+    project = model_project(
+        tmp_path,
         "build:\n"
         '  python_version: "3.12"\n'
         "  python_packages: [pyyaml]\n"
@@ -212,7 +215,7 @@ def test_pre_install_then_packages_then_run_steps(
         "  run:\n"
         '    - python -c "import yaml" && pip --version > $VIRTUAL_ENV/run.txt && pwd >> '
         "$VIRTUAL_ENV/run.txt\n"
-        "predict: predict.py:Predictor\n"
+        "predict: predict.py:Predictor\n",
     )
     result = build_project(project, settings, uv_cache_dir=uv_cache)
     # pre_install ran before the packages were there; run steps after, with pip at hand
@@ -228,11 +231,8 @@ def test_pre_install_then_packages_then_run_steps(
 def test_changed_predictor_reuses_the_environment_with_a_new_schema(
     tmp_path: Path, settings: Settings, uv_cache: Path
 ) -> None:
-    project = tmp_path / "model"
-    project.mkdir()
-    (project / "predict.py").write_text(PREDICTOR)
-    (project / "cog.yaml").write_text(
-        'build:\n  python_version: "3.11"\npredict: predict.py:Predictor\n'
+    project = model_project(
+        tmp_path, 'build:\n  python_version: "3.11"\npredict: predict.py:Predictor\n'
     )
     first = build_project(project, settings, uv_cache_dir=uv_cache)
     assert "text" in first.openapi["components"]["schemas"]["Input"]["properties"]
