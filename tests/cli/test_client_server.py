@@ -179,6 +179,9 @@ def test_a_stale_record_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (tmp_path / "server.json").write_text(json.dumps(record))
     assert recorded_server(tmp_path) is None
     assert find_server(None, tmp_path).source == "default"
+    # with no server recorded, the default follows VENDO_PORT as `vendo serve` does
+    monkeypatch.setenv("VENDO_PORT", "5731")
+    assert find_server(None, tmp_path).url == "http://127.0.0.1:5731"
     record["pid"] = os.getpid()
     (tmp_path / "server.json").write_text(json.dumps(record))
     assert find_server(None, tmp_path).url == "http://127.0.0.1:5999"

@@ -3,9 +3,10 @@ server, the token, an HTTP client and readable errors.
 
 The server is the first of ``--url``/``VENDO_URL``, the address a ``vendo serve`` on
 this machine recorded in its data dir (``server.json``, see :func:`record_server`) and
-``http://127.0.0.1:5000``. The token is the first of ``VENDO_API_TOKEN``,
-``REPLICATE_API_TOKEN`` and the ``api_token`` file that ``vendo serve`` writes in the
-same data dir (``VENDO_DATA_DIR``, default ``./.vendo``).
+``http://127.0.0.1:<VENDO_PORT>`` (5000 by default), where ``vendo serve`` listens. The
+token is the first of ``VENDO_API_TOKEN``, ``REPLICATE_API_TOKEN`` and the ``api_token``
+file that ``vendo serve`` writes in the same data dir (``VENDO_DATA_DIR``, default
+``./.vendo``).
 
 Every request goes through :class:`ServerClient`: a server that cannot be reached
 (refused, timed out, TLS, cut off mid-reply) becomes one ``click`` error line naming
@@ -25,7 +26,6 @@ import click
 import httpx
 
 __all__ = [
-    "DEFAULT_URL",
     "SERVER_FILE",
     "TOKEN_FILE",
     "Server",
@@ -42,7 +42,6 @@ __all__ = [
 
 TOKEN_FILE = "api_token"
 SERVER_FILE = "server.json"
-DEFAULT_URL = "http://127.0.0.1:5000"
 
 
 def _data_dir() -> Path:
@@ -132,10 +131,10 @@ class Server:
 def find_server(url: str | None = None, data_dir: Path | None = None) -> Server:
     """``--url``/``VENDO_URL`` (click passes both as ``url``), else ``server.json`` in
     the data dir, else the default. An explicit setting always wins, as for the token."""
-    if not url:
-        from vendo.config import Settings
+    from vendo.config import Settings
 
-        url = Settings().url  # type: ignore[call-arg]  # VENDO_URL from .env
+    settings = Settings()  # type: ignore[call-arg]  # VENDO_URL, VENDO_PORT, also from .env
+    url = url or settings.url
     if url:
         if not url.startswith(("http://", "https://")):
             raise click.ClickException(
@@ -146,7 +145,8 @@ def find_server(url: str | None = None, data_dir: Path | None = None) -> Server:
     recorded = recorded_server(folder)
     if recorded:
         return Server(recorded.rstrip("/"), "record", folder / SERVER_FILE)
-    return Server(DEFAULT_URL, "default")
+    # the port `vendo serve` listens on by the same setting (README: VENDO_PORT)
+    return Server(f"http://127.0.0.1:{settings.port}", "default")
 
 
 def server_url(url: str | None = None) -> str:
