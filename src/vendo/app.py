@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -156,8 +157,10 @@ def create_app(
     ``examples`` pushes the models in ``examples/`` in the background once the app is
     up."""
     settings = settings or Settings()  # type: ignore[call-arg]  # every field has a default
-    factory = scheduler_factory or (Scheduler if run_scheduler else None)
     hardware = server_hardware(settings)
+    # the catalogue read above, not read again (and nvidia-smi run again) by the scheduler
+    default = functools.partial(Scheduler, hardware=hardware) if run_scheduler else None
+    factory = scheduler_factory or default
     if settings.gpu_as_cpu and not hardware.gpus:
         log.warning("VENDO_GPU_AS_CPU: GPU SKUs are offered and run on the CPU")
     routes = v1_routes()
