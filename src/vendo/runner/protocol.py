@@ -81,6 +81,11 @@ class SetupFailedMessage(TypedDict):
 
 
 class StartedMessage(TypedDict):
+    """Not on the wire: the parent's ``RunnerProcess`` reports it as it writes the
+    ``predict`` message. A prediction is only sent to a free slot, and the child takes it
+    at once, so the child's own message would say nothing new, at the cost of one more
+    write and one more wake-up of the parent per prediction."""
+
     type: Literal["started"]
     id: str
 

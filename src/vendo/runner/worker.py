@@ -227,7 +227,6 @@ class Worker:
         self.capture.fd_prediction = pid
         id_token = prediction_id.set(pid)
         scope_token = set_scope(scope)
-        self._send({"type": "started", "id": pid})
         self._warn_ignored(pid, message)
         try:
             try:
@@ -289,7 +288,6 @@ class Worker:
         set_scope(scope)
         if self.max_concurrency == 1:
             self.capture.fd_prediction = pid
-        self._send({"type": "started", "id": pid})
         self._warn_ignored(pid, message)
         try:
             kwargs, opened = self.prepare(message.get("input") or {})

@@ -410,7 +410,7 @@ class RunnerProcess:
             return
         kind = message["type"]
         pid = message.get("id")
-        if pid is not None and kind in ("started", "log", "output", "metric", "done"):
+        if pid is not None and kind in ("log", "output", "metric", "done"):
             inflight = self._inflight.get(pid)
             if inflight is None:
                 return
@@ -497,10 +497,11 @@ class RunnerProcess:
     ) -> asyncio.Future[dict[str, Any]]:
         """Start one prediction in a reserved slot.
 
-        ``on_event`` gets the child's ``started``, ``log``, ``output``, ``metric`` and
-        finally ``done`` messages as they arrive. The returned future resolves to the
-        ``done`` message; a child that dies resolves it ``failed`` with
-        :data:`WORKER_EXITED`.
+        ``on_event`` gets ``started`` before this returns, once the prediction is
+        written to the child (a free slot's child takes it at once), then the child's
+        ``log``, ``output`` and ``metric`` messages as they arrive, and finally ``done``.
+        The returned future resolves to the ``done`` message; a child that dies resolves
+        it ``failed`` with :data:`WORKER_EXITED`.
         """
         slot._take()
         if prediction_id in self._inflight:
@@ -525,6 +526,8 @@ class RunnerProcess:
             return future
         if not sent:
             self._finish(inflight, status="failed", error=WORKER_EXITED)
+        else:
+            inflight.on_event({"type": "started", "id": prediction_id})
         return future
 
     def cancel(self, prediction_id: str) -> bool:

@@ -170,6 +170,8 @@ class RunLifecycle:
             run.instance = run.pool.instance_of(runner)
             if run.instance is not None:
                 run.instance.bind()
+        # before predict(), which reports ``started`` as it hands the prediction over
+        run.advance(RunPhase.SENT)
         try:
             run.events = self.recorder.events(run)
             done = runner.predict(slot, pid, inputs, context={}, on_event=run.events.push)
@@ -178,7 +180,6 @@ class RunLifecycle:
             # goes back (a no-op once predict() used it), and it ends failed like any run.
             log.warning("prediction %s could not be handed to its runner: %s", pid, exc)
             return _failed_handoff(slot, handoff_error(exc))
-        run.advance(RunPhase.SENT)
         if tracing.enabled():
             tracing.queued(pid, run.pool.key, run.claimed.created_at)
         if run.cancel_reason is not None:

@@ -92,6 +92,12 @@ class SyncRuns:
             return None
         pool.reserve()
         run = new_run(pool, prediction, 0, "predict")
+        # unwritten before it is sent: its start (reported as it is sent) is not written
+        run.unwritten = prediction_values(prediction)
+        run.count_model = prediction.model_id if count_run else None
+        run.ended = asyncio.get_running_loop().create_future()
+        self.ctx.runs[prediction.id] = run
+        self.ctx.deferred[prediction.id] = run
         # The child starts now, not a loop turn later, and works while we go on (its
         # events cannot arrive before this returns to the loop).
         runner = pool.ready()
@@ -102,11 +108,6 @@ class SyncRuns:
                 slot.release()
             else:
                 sent = self.lifecycle.send(run, runner, slot)
-        run.unwritten = prediction_values(prediction)
-        run.count_model = prediction.model_id if count_run else None
-        run.ended = asyncio.get_running_loop().create_future()
-        self.ctx.runs[prediction.id] = run
-        self.ctx.deferred[prediction.id] = run
         self.ctx.spawn(self.lifecycle.perform(run, sent))
         return run.ended
 

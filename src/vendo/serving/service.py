@@ -243,11 +243,10 @@ class PredictionService:
             if record.upload_error is None:  # a failed upload ended the outputs
                 self._apply_output(record, message.get("value"), message.get("index"))
         elif kind == "started":
-            record.status = PredictionStatus.PROCESSING
-            record.started_at = datetime.now(timezone.utc)
-            if record.stream is not None:
-                record.stream.publish("start", {"id": record.id, "status": record.status})
-            self._notify(record, "start")
+            # Reported as the prediction is handed over, inside start(): a loop turn
+            # later, so that its caller first answers the prediction as accepted
+            # (``starting``: Cog's 202). The child's own events come later still.
+            asyncio.get_running_loop().call_soon(self._started, record)
         elif kind == "metric":
             name, value = message.get("name", ""), message.get("value")
             mode = message.get("mode", "replace")
@@ -256,6 +255,15 @@ class PredictionService:
                 record.stream.publish("metric", {"name": name, "value": value, "mode": mode})
         elif kind == "done":
             self._on_done(record, message)
+
+    def _started(self, record: PredictionRecord) -> None:
+        if record.done:
+            return
+        record.status = PredictionStatus.PROCESSING
+        record.started_at = datetime.now(timezone.utc)
+        if record.stream is not None:
+            record.stream.publish("start", {"id": record.id, "status": record.status})
+        self._notify(record, "start")
 
     @staticmethod
     def _notify(record: PredictionRecord, event: str) -> None:
