@@ -64,6 +64,8 @@ def serve(
     # or a token (uvicorn would bind only after the app's start-up has made them).
     sock = _bind(settings.host, settings.port)
     bound = int(sock.getsockname()[1])  # --port 0 picks a free one
+    # the port listened on: with the host, this server's worker id on PostgreSQL
+    settings.port = bound
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if no_runners and not settings.database_url:
@@ -95,6 +97,10 @@ def serve(
         forget_server(data)
         sock.close()
     if server.started is False:
+        sys.exit(1)
+    if getattr(app.state, "lost", False):
+        # the heartbeat logged why; a supervisor restarts it, as an agent
+        click.echo("vendo serve stopped: it was found lost and its jobs recovered", err=True)
         sys.exit(1)
 
 
