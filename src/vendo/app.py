@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -255,8 +254,9 @@ async def _register(p: Platform) -> str | None:
 
 def _watch(app: Starlette, p: Platform, worker: str | None) -> asyncio.Task[None] | None:
     """The look for lost workers (PostgreSQL); with ``worker``, this server's heartbeat
-    too. Found lost itself, the server drops its runs unwritten and stops: ``vendo
-    serve`` exits with status 1, for its supervisor to restart it."""
+    too. Found lost itself, the server drops its runs unwritten, claims nothing more
+    and stops (``app.state.stop_server``): ``vendo serve`` exits with status 1, for its
+    supervisor to restart it."""
     if p.cluster is None:
         return None
     if worker is None:
@@ -267,7 +267,9 @@ def _watch(app: Starlette, p: Platform, worker: str | None) -> asyncio.Task[None
     def lost() -> None:
         scheduler.abandon()
         app.state.lost = True
-        signal.raise_signal(signal.SIGTERM)  # uvicorn's own graceful stop
+        stop = getattr(app.state, "stop_server", None)  # set by `vendo serve`
+        if stop is not None:
+            stop()
 
     liveness = watch_agents(p, name=worker, queue=scheduler.queue)
     liveness.on_lost = lost

@@ -128,8 +128,9 @@ def test_a_stalled_server_is_found_lost_and_its_running_prediction_fails(
     # new predictions still run, on the survivor
     quick = servers.create(survivor, text="after")
     done = until(
-        lambda: (p := servers.get(survivor, quick["id"]))["status"] in ("succeeded", "failed")
-        and p,
+        lambda: (
+            (p := servers.get(survivor, quick["id"]))["status"] in ("succeeded", "failed") and p
+        ),
         timeout=240,
         what="a new prediction to run on the surviving server",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import importlib.util
 import logging
 import socket
@@ -91,6 +92,9 @@ def serve(
         )
 
     server = _Server(config, started, lambda: forget_server(data))
+    # found lost (scaled mode), the app stops the server; not by a signal, which uvicorn
+    # re-raises once stopped (the exit status must say so: 1)
+    app.state.stop_server = functools.partial(setattr, server, "should_exit", True)
     try:
         server.run(sockets=[sock])
     finally:
