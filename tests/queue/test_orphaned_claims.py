@@ -98,13 +98,13 @@ def test_claims_of_a_worker_without_a_row_are_recovered_by_the_policy(store: Sto
     assert [j.prediction_id for j in b.claim(P1, 5)] == unstarted
 
 
-def test_a_process_leaves_its_own_claims_and_a_watcher_takes_them(store: Store) -> None:
-    """A claimer whose row is gone learns it from its heartbeat, not by recovering
-    itself; a process that only watches (``own`` None) has no claims to spare."""
+def test_a_process_leaves_its_own_claims_to_its_heartbeat(store: Store) -> None:
+    """A claimer whose row is gone learns it from its heartbeat (and stops), not by
+    recovering itself; any other process takes its claims."""
     pid = _submit(store)
     Queue(store, worker_id="a").claim(P1, 1)
     assert Queue(store, worker_id="a").recover_lost(30) == {}
-    assert Queue(store, worker_id="a").recover_lost(30, None)["a"].requeued == [pid]
+    assert Queue(store, worker_id="b").recover_lost(30)["a"].requeued == [pid]
 
 
 def test_the_watch_does_not_touch_sqlite_claims(tmp_path) -> None:

@@ -48,9 +48,6 @@ __all__ = [
 INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
 LOST_ERROR = "interrupted: the worker (agent or server) running this prediction stopped answering"
 
-# recover_lost's default ``own``: the queue's worker id
-_WORKER = "\0worker"
-
 
 @dataclass
 class Recovery:
@@ -227,21 +224,21 @@ class Queue:
             self.store.predictions.finish(prediction_id, CANCELED, cancel_reason="canceled")
         return report
 
-    def recover_lost(self, timeout: float, own: str | None = _WORKER) -> dict[str, Recovery]:
+    def recover_lost(self, timeout: float) -> dict[str, Recovery]:
         """Recover the jobs of agents whose last heartbeat is more than ``timeout``
         seconds old (scaled mode), by the restart policy of :meth:`recover`: unstarted
         ones back to the queue, running ones failed with :data:`LOST_ERROR`. Each agent
         is recovered by one process only, in one transaction with its row's removal.
 
         On PostgreSQL the claims of workers with no ``agents`` row at all are recovered
-        the same way (:meth:`recover_orphaned`). ``own``: this process's worker name,
-        never recovered here: by default the queue's ``worker_id``; None for a process
-        that claims nothing (it only watches)."""
-        own = self.worker_id if own == _WORKER else own
+        the same way (:meth:`recover_orphaned`). Claims under this queue's own
+        ``worker_id`` are never recovered here: a claimer whose row is gone learns it
+        from its heartbeat; in a process that only watches, that id (``<host>:embedded``)
+        is the one an in-process scheduler without a name of its own claims under."""
         cutoff = utcnow() - timedelta(seconds=timeout)
         done: dict[str, Recovery] = {}
         for name in self.store.agents.lost(cutoff):
-            if name == own:
+            if name == self.worker_id:
                 continue  # our own heartbeat is late (a stalled loop): not lost
             with self.store.write() as s:
                 if not self.store.agents.forget(s, name, cutoff):
@@ -249,15 +246,15 @@ class Queue:
                 report = done[name] = _recover_claims(s, name)
                 _finish_lost(self.store, s, report)
         if self.store.dialect != "sqlite":
-            done.update(self.recover_orphaned(own))
+            done.update(self.recover_orphaned())
         return done
 
-    def recover_orphaned(self, own: str | None = None) -> dict[str, Recovery]:
+    def recover_orphaned(self) -> dict[str, Recovery]:
         """Recover, as :meth:`recover_lost` does, the claims of workers that have no
         ``agents`` row (PostgreSQL, where every claimer registers before it claims):
         a server of an earlier version that claimed unregistered, a worker that
         stopped with claims left or restarted under another name, or one that claimed
-        again after it was found lost. Claims of ``own`` are left alone.
+        again after it was found lost. This queue's own claims are left alone.
 
         Each claim is recovered once however many processes look: the jobs are locked
         (``FOR UPDATE SKIP LOCKED``: another process recovering them is skipped, not
@@ -265,11 +262,11 @@ class Queue:
         # Nearly every look finds nothing: a read (the claimed jobs only, by
         # ix_jobs_claimed) answers that without a write transaction.
         with self.store.read() as s:
-            if s.scalar(_orphaned_claims(own).limit(1)) is None:
+            if s.scalar(_orphaned_claims(self.worker_id).limit(1)) is None:
                 return {}
         done: dict[str, Recovery] = {}
         with self.store.write() as s:
-            locked = _orphaned_claims(own, JobRow, PredictionRow.status)
+            locked = _orphaned_claims(self.worker_id, JobRow, PredictionRow.status)
             rows = s.execute(locked.with_for_update(of=JobRow, skip_locked=True)).all()
             # The lock's statement saw the agents as they were when it began: a worker
             # that registered and claimed since must not be taken for an orphan.
@@ -346,17 +343,16 @@ def _finish_lost(store: Store, s: Session, report: Recovery) -> None:
         store.predictions.finish(prediction_id, CANCELED, cancel_reason="canceled", session=s)
 
 
-def _orphaned_claims(own: str | None, *columns: Any) -> sa.Select[Any]:
+def _orphaned_claims(own: str, *columns: Any) -> sa.Select[Any]:
     """Claimed jobs (``columns``, by default their ids) whose claimer has no ``agents``
     row, other than ``own``'s: a scan of ix_jobs_claimed (as many rows as jobs run)."""
     stmt = (
         sa.select(*(columns or (JobRow.id,)))
         .join(PredictionRow, PredictionRow.id == JobRow.prediction_id, isouter=True)
-        .where(claimed(), ~sa.exists().where(AgentRow.name == JobRow.claimed_by))
+        .where(claimed(), JobRow.claimed_by != own)
+        .where(~sa.exists().where(AgentRow.name == JobRow.claimed_by))
         .order_by(JobRow.id)
     )
-    if own is not None:
-        stmt = stmt.where(JobRow.claimed_by != own)
     return stmt
 
 

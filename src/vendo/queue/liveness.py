@@ -71,7 +71,7 @@ class Liveness:
                 f"{self.name} was declared lost (no heartbeat for {self.timeout:g} s) "
                 "and its jobs were recovered by another process"
             )
-        lost = await to_thread.run_sync(self.queue.recover_lost, self.timeout, self.name)
+        lost = await to_thread.run_sync(self.queue.recover_lost, self.timeout)
         for agent, report in lost.items():
             log.warning(
                 "%s %s: %d predictions back in the queue, %d failed, %d canceled",
