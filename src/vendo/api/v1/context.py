@@ -145,7 +145,12 @@ def secret_box(p: Platform) -> SecretBox:
 
 
 def platform(request: Request) -> Platform:
-    found: Platform = request.app.state.platform
+    # kept in the request's scope: a request asks several times, and app.state's
+    # attribute lookup costs more than the dict's
+    scope = request.scope
+    found: Platform | None = scope.get("vendo.platform")
+    if found is None:
+        found = scope["vendo.platform"] = request.app.state.platform
     return found
 
 
