@@ -96,7 +96,8 @@ def _sqlite_engine(url: str, *, writer: bool, nowait: bool = False) -> sa.Engine
         # on the driver's connection: SQLAlchemy's execution path would double its cost
         driver = connection.connection.driver_connection
         assert driver is not None
-        driver.execute(begin)
+        if not driver.in_transaction:  # else begun on the driver: transaction_nowait()
+            driver.execute(begin)
 
     return engine
 
