@@ -81,9 +81,8 @@ const path = (url) => { const u = new URL(url); return u.pathname + u.search; };
 export function follow(prediction, view, schema, render = null) {
   view.output.replaceChildren();
   view.logs.textContent = prediction.logs || "";
-  const web = prediction.destination === undefined ? prediction.urls.web : undefined;
-  if (web) view.link.href = new URL(web).pathname;
-  view.link.hidden = !web || location.pathname === view.link.getAttribute("href");
+  view.link.href = new URL(prediction.urls.web).pathname;
+  view.link.hidden = location.pathname === view.link.getAttribute("href");
   view.cancel.hidden = false;
   view.cancel.onclick = () => api(path(prediction.urls.cancel), { method: "POST" });
   const streamed = el("div", { class: "text streaming" });
