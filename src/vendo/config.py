@@ -60,10 +60,10 @@ class Settings(BaseSettings):
     )
     cache_ttl: float = Field(
         5.0,
-        description="Seconds the tokens, models and versions read by prediction requests stay "
-        "cached in memory. Changes made through this server, or by another process on the "
-        "same data dir (`vendo tokens revoke`), apply at once; changes made by a process "
-        "sharing only the database apply within this delay. 0 turns it off.",
+        description="Seconds the tokens, models, versions and deployments read by prediction "
+        "requests stay cached in memory. Changes made through this server, or by another "
+        "process on the same data dir (`vendo tokens revoke`), apply at once; changes made "
+        "by a process sharing only the database apply within this delay. 0 turns it off.",
     )
 
     # --- HTTP server -------------------------------------------------------------

@@ -4,13 +4,16 @@ see EchoScheduler; the real scheduler's side is in test_deployments_live.py)."""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
-from api_v1_support import VERSION, Api, EchoScheduler
+from api_v1_support import SCHEMA, VERSION, Api, EchoScheduler
 
 from support import until_async
 from vendo.status import pool_key
+from vendo.store import MISS, Store
 
 OTHER_VERSION = "cd" * 32
 
@@ -180,3 +183,156 @@ async def test_delete_only_when_disabled_and_idle(api: Api) -> None:
         lambda: api.platform.store.deployments.get("alice", "prod") is None, what="deleted"
     )
     assert (await api.client.get(url, headers=api.alice)).status_code == 404
+
+
+# --- the cached read, releases that change the version, current_release ---------------
+
+NEW_VERSION = "ef" * 32
+
+
+def _stricter(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with a shorter ``text``, a lower ``count`` and a shorter secret."""
+    strict = copy.deepcopy(schema)
+    props = strict["components"]["schemas"]["Input"]["properties"]
+    props["text"]["maxLength"] = 5
+    props["count"]["maximum"] = 3
+    props["api_key"]["maxLength"] = 6  # the masked value (10 stars) would not fit
+    return strict
+
+
+def _new_version(api: Api, schema: dict[str, Any] | None = None) -> str:
+    store = api.platform.store
+    model = store.catalog.model("alice", "hello")
+    assert model is not None
+    store.catalog.create_version(model.id, NEW_VERSION, openapi_schema=schema or SCHEMA)
+    return NEW_VERSION
+
+
+async def _predict_on(api: Api, text: str = "hi", **more: Any) -> dict[str, Any]:
+    r = await api.client.post(
+        "/v1/deployments/alice/prod/predictions",
+        json={"input": {"text": text, **more}},
+        headers={**api.alice, "Prefer": "wait=5"},
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def test_a_new_version_is_seen_by_the_next_prediction(api: Api) -> None:
+    await _create(api)
+    new = _new_version(api)
+    store = api.platform.store
+    assert (await _predict_on(api))["version"] == VERSION
+    # the deployment came from the read cache, not a database read per request
+    assert store.cached.deployment.peek("alice", "prod") is not MISS
+    r = await api.client.patch(
+        "/v1/deployments/alice/prod", json={"version": new}, headers=api.alice
+    )
+    assert r.status_code == 200, r.text
+    after = await _predict_on(api)
+    assert after["version"] == new and after["status"] == "succeeded"
+    # disabled: the very next prediction is refused, however warm the cache was
+    await api.client.patch(
+        "/v1/deployments/alice/prod",
+        json={"min_instances": 0, "max_instances": 0},
+        headers=api.alice,
+    )
+    refused = await api.client.post(
+        "/v1/deployments/alice/prod/predictions", json={"input": {"text": "x"}}, headers=api.alice
+    )
+    assert refused.status_code == 409
+    assert (
+        await api.client.delete("/v1/deployments/alice/prod", headers=api.alice)
+    ).status_code == 204
+    gone = await api.client.post(
+        "/v1/deployments/alice/prod/predictions", json={"input": {"text": "x"}}, headers=api.alice
+    )
+    assert gone.status_code == 404
+
+
+async def test_a_change_by_another_process_is_seen_once_its_stamp_changes(api: Api) -> None:
+    """A second store on the same data dir (as another server or ``vendo`` command
+    is): its release replaces the stamp, and the server's next request forgets its
+    cached deployment."""
+    await _create(api)
+    new = _new_version(api)
+    settings = api.platform.settings
+    other = Store.from_settings(Path(settings.data_dir), settings.database_url, cache_ttl=3600)
+    try:
+        assert (await _predict_on(api))["version"] == VERSION
+        cached_before = api.platform.store.cached.deployment.peek("alice", "prod")
+        assert cached_before is not MISS
+        found = other.deployments.get("alice", "prod")
+        assert found is not None
+        alice = found.deployment.owner_id
+        other.deployments.release(found.deployment.id, alice, version_id=new)
+        assert (await _predict_on(api))["version"] == new
+    finally:
+        other.close()
+
+
+async def test_queued_predictions_are_checked_against_the_new_version(api: Api) -> None:
+    scheduler = api.platform.scheduler
+    assert isinstance(scheduler, EchoScheduler)
+    scheduler.hold = True  # every prediction stays queued until the release change
+    await _create(api)
+    new = _new_version(api, _stricter(SCHEMA))
+    ids = {}
+    for label, given in {
+        "fits": {"text": "ok"},
+        "count": {"text": "ok", "count": 7},
+        "secret": {"text": "ok", "api_key": "abc"},  # fits by its value, not its mask
+        "text": {"text": "far too long"},
+    }.items():
+        r = await api.client.post(
+            "/v1/deployments/alice/prod/predictions", json={"input": given}, headers=api.alice
+        )
+        assert r.status_code == 201, r.text
+        ids[label] = r.json()["id"]
+    r = await api.client.patch(
+        "/v1/deployments/alice/prod", json={"version": new}, headers=api.alice
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["current_release"]["number"] == 2
+    for label in ("count", "text"):
+        got = (await api.client.get(f"/v1/predictions/{ids[label]}", headers=api.alice)).json()
+        assert got["status"] == "failed", got
+        assert f"no longer fits version {new}" in got["error"]
+        assert "release 2" in got["error"] and f"{label}:" in got["error"]
+        assert api.platform.bus.is_done(ids[label])  # waiters and webhooks hear of it
+    assert api.platform.queue.depth(pool_key(new, "alice/prod")) == 2
+    scheduler.hold = False
+    scheduler.notify(pool_key(new, "alice/prod"))
+    for label in ("fits", "secret"):
+        pid = ids[label]
+
+        async def ended(pid: str = pid) -> bool:
+            r = await api.client.get(f"/v1/predictions/{pid}", headers=api.alice)
+            return bool(r.json()["status"] == "succeeded")
+
+        await until_async(ended, what=f"{label} ran on the new version")
+        got = (await api.client.get(f"/v1/predictions/{pid}", headers=api.alice)).json()
+        assert got["version"] == new and got["error"] is None
+
+
+async def test_current_release_is_replicates(api: Api) -> None:
+    """Every release says who made it and when: the admin's change of alice's
+    deployment is release 2 by the admin, on alice's deployment."""
+    made = await _create(api)
+    r = await api.client.patch(
+        "/v1/deployments/alice/prod", json={"max_instances": 4}, headers=api.admin
+    )
+    assert r.status_code == 200, r.text
+    release = r.json()["current_release"]
+    assert r.json()["owner"] == "alice" and release["number"] == 2
+    assert release["model"] == "alice/hello" and release["version"] == VERSION
+    assert release["configuration"] == {"hardware": "cpu", "min_instances": 0, "max_instances": 4}
+    assert set(release["created_by"]) == {"type", "username", "name", "github_url", "avatar_url"}
+    assert release["created_by"]["type"] == "user"
+    assert release["created_by"]["username"] == "admin"
+    first_at = made["current_release"]["created_at"]
+    assert release["created_at"].endswith("Z") and release["created_at"] > first_at
+    got = await api.client.get("/v1/deployments/alice/prod", headers=api.alice)
+    assert got.json() == r.json()
+    listed = await api.client.get("/v1/deployments", headers=api.alice)
+    assert listed.json()["results"] == [r.json()]

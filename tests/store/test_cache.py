@@ -105,6 +105,28 @@ def test_reads_are_kept_and_changes_through_the_store_clear_them(store: Store) -
     assert store.cached.caller(hash_token("new")) is not None
 
 
+def test_every_change_of_a_deployment_clears_its_cached_read(store: Store) -> None:
+    admin, _ = store.accounts.ensure_admin("tok")
+    model = store.catalog.create_model(admin.id, "m", visibility="public")
+    store.catalog.create_version(model.id, VERSION, openapi_schema={})
+    store.catalog.create_version(model.id, "d" * 64, openapi_schema={})
+    assert store.cached.deployment("admin", "prod") is None  # unknown, remembered so...
+    release = dict(model_id=model.id, version_id=VERSION, hardware="cpu")
+    made = store.deployments.create(
+        admin.id, "prod", created_by_id=admin.id, min_instances=0, max_instances=1, **release
+    )
+    assert store.cached.deployment.peek("admin", "prod") is MISS  # ...until it is made
+    assert store.cached.deployment("admin", "prod").release.number == 1
+    store.deployments.release(made.deployment.id, admin.id, version_id="d" * 64)
+    assert store.cached.deployment.peek("admin", "prod") is MISS
+    assert store.cached.deployment("admin", "prod").release.version_id == "d" * 64
+    store.deployments.release(made.deployment.id, admin.id, max_instances=0)  # disabled
+    assert store.cached.deployment("admin", "prod").release.max_instances == 0
+    store.deployments.delete(made.deployment.id, made.pool)
+    assert store.cached.deployment.peek("admin", "prod") is MISS
+    assert store.cached.deployment("admin", "prod") is None
+
+
 def test_only_the_listed_reads_go_through_the_cache(store: Store) -> None:
     # a listing is never cached: it is not among the store's cached reads
     assert {f.name for f in dataclasses.fields(store.cached)} == {
@@ -112,6 +134,7 @@ def test_only_the_listed_reads_go_through_the_cache(store: Store) -> None:
         "model",
         "version",
         "latest_version",
+        "deployment",
     }
     store.accounts.ensure_admin("tok")
     store.catalog.list_models(None)

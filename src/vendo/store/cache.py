@@ -1,11 +1,14 @@
 """A small in-memory cache for the reads every prediction request makes.
 
-Each ``POST /v1/predictions`` needs the caller's token, the model and the version. They
-change rarely, and a database read each costs more than the rest of the request (on
-SQLite a thread hop and an ORM load; on PostgreSQL a round trip). The store keeps their
-recent results here for ``ttl`` seconds. Its own writes to users, tokens, models and
-versions clear the cache at once; a change made by another process that shares the
-database (another server, an agent, ``sqlite3`` by hand) shows within ``ttl``.
+Each ``POST /v1/predictions`` needs the caller's token, the model and the version (a
+deployment's prediction: the deployment and its current release too). They change
+rarely, and a database read each costs more than the rest of the request (on SQLite a
+thread hop and an ORM load; on PostgreSQL a round trip). The store keeps their recent
+results here for ``ttl`` seconds. Its own writes to users, tokens, models, versions and
+deployments clear the cache at once, and so do those of another process on the same
+data dir (its stamp file, see ``Database.changed``); a change made by a process sharing
+only the database (``sqlite3`` by hand, a server on another machine) shows within
+``ttl``.
 
 Each such read is a :class:`CachedRead`: a typed handle on one read of the store
 (``store.cached.version``), so a caller names the read by attribute, not by a string,

@@ -56,8 +56,8 @@ class Database:
         return self.engines.writer.dialect.name
 
     def changed(self) -> None:
-        """Users, tokens, models or versions changed: forget cached reads. Every write
-        to those records calls it after its commit.
+        """Users, tokens, models, versions or deployments changed: forget cached reads.
+        Every write to those records calls it after its commit.
 
         With a stamp file (the data dir's, see :meth:`Store.from_settings`) it is
         replaced too, so that every process sharing the data dir forgets its cached
@@ -74,9 +74,10 @@ class Database:
             os.replace(scratch, stamp)
 
     def sync_cache(self) -> None:
-        """Forget cached reads if another process changed users, tokens, models or
-        versions since the last call (its stamp file changed). One ``stat`` and no
-        database read: cheap enough for every request. No-op without a stamp."""
+        """Forget cached reads if another process changed users, tokens, models,
+        versions or deployments since the last call (its stamp file changed). One
+        ``stat`` and no database read: cheap enough for every request. No-op without a
+        stamp."""
         if self._stamp is None or self.cache.ttl <= 0:
             return
         state = self._stamp_state()

@@ -28,7 +28,7 @@ from vendo.store.agents import Agents
 from vendo.store.cache import CachedRead
 from vendo.store.catalog import Catalog
 from vendo.store.database import Database, WriterBusy
-from vendo.store.deployments import Deployments
+from vendo.store.deployments import Deployed, Deployments
 from vendo.store.engine import Engines, create_engines, database_url, upgrade
 from vendo.store.files import Files, Meta
 from vendo.store.predictions import Predictions
@@ -45,8 +45,8 @@ STAMP_FILE = "cache.stamp"
 class CachedReads:
     """The reads every prediction request makes, through the store's read cache (see
     :mod:`vendo.store.cache` for how fresh they are). Only these are cached: each is
-    cleared by the writes of :class:`Accounts` and :class:`Catalog` that could change
-    it."""
+    cleared by the writes of :class:`Accounts`, :class:`Catalog` and
+    :class:`Deployments` that could change it."""
 
     #: :meth:`Accounts.authenticate`: the caller by the hash of their token
     caller: CachedRead[str, Identity | None]
@@ -56,6 +56,8 @@ class CachedReads:
     version: CachedRead[str, VersionRow | None]
     #: :meth:`Catalog.latest_version`
     latest_version: CachedRead[int, VersionRow | None]
+    #: :meth:`Deployments.get`: a deployment and its current release by owner and name
+    deployment: CachedRead[str, str, Deployed | None]
 
 
 class Store(Database):
@@ -71,8 +73,8 @@ class Store(Database):
         super().__init__(engines, cache_ttl=cache_ttl, stamp=stamp)
         self.accounts = Accounts(self)
         self.catalog = Catalog(self)
-        self.deployments = Deployments(self)
         self.predictions = Predictions(self)
+        self.deployments = Deployments(self, self.predictions)
         self.files = Files(self)
         self.meta = Meta(self)
         self.usage = Usage(self)
@@ -83,6 +85,7 @@ class Store(Database):
             model=CachedRead(cache, "model", self.catalog.model),
             version=CachedRead(cache, "version", self.catalog.version),
             latest_version=CachedRead(cache, "latest_version", self.catalog.latest_version),
+            deployment=CachedRead(cache, "deployment", self.deployments.get),
         )
 
     @classmethod

@@ -20,14 +20,18 @@ from vendo.api.v1.context import (
     json_body,
     page,
     platform,
+    secret_box,
     visible_model,
 )
+from vendo.api.v1.inputs import unfit_input
 from vendo.api.v1.policy import owns
 from vendo.api.v1.predictions import create_prediction
 from vendo.api.v1.render import account_json
-from vendo.errors import Conflict, FieldError, InvalidInput, NotFound
-from vendo.store.deployments import Deployed
-from vendo.store.tables import VersionRow
+from vendo.errors import Conflict, FieldError, InvalidInput, NotFound, SecretsKeyError
+from vendo.queue.events import terminal_events
+from vendo.store.deployments import Deployed, Refit
+from vendo.store.sealing import is_sealed
+from vendo.store.tables import PredictionRow, VersionRow
 
 __all__ = ["routes"]
 
@@ -103,9 +107,15 @@ async def _version_of(request: Request, model_id: int, ref: Any, model: str) -> 
     return version
 
 
-async def _owned(request: Request, who: Caller) -> Deployed:
+async def _owned(request: Request, who: Caller, *, fresh: bool = True) -> Deployed:
+    """The deployment of the path if the caller owns it, else 404. ``fresh=False``: from
+    the read cache (cleared by every change of a deployment, see Deployments)."""
     owner, name = request.path_params["owner"], request.path_params["name"]
-    found = await call(platform(request).store.deployments.get, owner, name)
+    store = platform(request).store
+    if fresh:
+        found = await call(store.deployments.get, owner, name)
+    else:
+        found = await cached(store.cached.deployment, owner, name)
     if found is None or not owns(who, found.deployment.owner_id):
         raise NotFound(f"deployment {owner}/{name} not found")
     return found
@@ -116,6 +126,23 @@ async def _changed(p: Platform, found: Deployed) -> None:
         release = found.release
         disabled = release.max_instances == 0
         await p.scheduler.deployment_changed(found.pool, disabled=disabled)
+
+
+def _refit(p: Platform, version: VersionRow) -> Refit:
+    """Whether a queued prediction's input fits ``version`` (see Deployments.release)."""
+    schema = version.openapi_schema or {}
+    box = secret_box(p)
+
+    def refit(row: PredictionRow) -> str | None:
+        run = row.run_input or {}
+        if is_sealed(run):
+            try:
+                run = box.open(run)
+            except SecretsKeyError:
+                run = {}  # it cannot run anywhere; its masked values are checked as such
+        return unfit_input(row.input or {}, run, schema)
+
+    return refit
 
 
 async def create_deployment(request: Request) -> Response:
@@ -198,17 +225,24 @@ async def update_deployment(request: Request) -> Response:
         )
     if errors:
         raise InvalidInput(errors)
+    refit: Refit | None = None
     if "version" in body:
         model = current.model
         version = await _version_of(
             request, model.id, body["version"], f"{model.owner.username}/{model.name}"
         )
         changes["version_id"] = version.id
-    updated = await call(
-        lambda: p.store.deployments.release(found.deployment.id, who.user.id, **changes)
+        refit = _refit(p, version)
+    released = await call(
+        lambda: p.store.deployments.release(
+            found.deployment.id, who.user.id, refit=refit, **changes
+        )
     )
-    await _changed(p, updated)
-    return JSONResponse(deployment_json(updated))
+    for row in released.refused:
+        for name, data in terminal_events(row.status, row.error):
+            p.bus.publish(row.id, name, data)
+    await _changed(p, released.found)
+    return JSONResponse(deployment_json(released.found))
 
 
 async def delete_deployment(request: Request) -> Response:
@@ -232,7 +266,8 @@ async def post_deployment_predictions(request: Request) -> Response:
     """Create a prediction on the deployment's current release."""
     who = await caller(request)
     body = await json_body(request)
-    found = await _owned(request, who)
+    # cached: no database read here (caller() synced the cache with other processes)
+    found = await _owned(request, who, fresh=False)
     release = found.release
     if release.max_instances == 0:
         raise Conflict(

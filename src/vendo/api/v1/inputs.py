@@ -18,7 +18,7 @@ from vendo.files.storage import FileStorage
 from vendo.schema.validation import InputValidationError, ValidatedInput, validate_input
 from vendo.store import FileRow
 
-__all__ = ["PreparedInput", "prepare_input", "split_url"]
+__all__ = ["PreparedInput", "prepare_input", "split_url", "unfit_input"]
 
 SECRET_MASK = "**********"
 _OWN_FILE = re.compile(r"^/v1/files/([a-z0-9]{8,32})(/download)?/?$")
@@ -125,6 +125,30 @@ def _validate(
         ) from None
     properties: dict[str, Any] = input_schema.get("properties") or {}
     return valid, properties
+
+
+def unfit_input(
+    shown: dict[str, Any], run: dict[str, Any], openapi_schema: dict[str, Any]
+) -> str | None:
+    """What of a stored prediction's input another version's schema refuses (``"count:
+    Input should be ..."``), None when it fits. ``shown`` is its ``input`` (secrets
+    masked), ``run`` its opened ``run_input``: a masked value is checked as it was given,
+    a file input as the URL it was given."""
+    payload = {
+        name: run[name] if name in run and _is_mask(value) else value
+        for name, value in shown.items()
+    }
+    try:
+        _validate(payload, openapi_schema)
+    except InvalidInput as exc:
+        return exc.detail
+    return None
+
+
+def _is_mask(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(v == SECRET_MASK for v in value)
+    return value == SECRET_MASK
 
 
 def _masked(value: Any, given: Any) -> Any:
