@@ -1,6 +1,6 @@
-"""The web tests' fixtures: one ``vendo serve`` with the example models pushed and one
-headless Chromium (Debian's ``chromium``, driven by Playwright) for all of tests/web;
-each test gets a fresh browser context signed in as alice."""
+"""The web tests' fixtures: one ``vendo serve`` with the example models pushed for all
+of tests/web, one headless Chromium (Debian's ``chromium``, driven by Playwright) per
+module; each test gets a fresh browser context signed in as alice."""
 
 from __future__ import annotations
 
@@ -43,7 +43,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(url, alice, shots)
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: Playwright's sync API keeps an event loop
+# running in this thread while it is open, and the asyncio tests after tests/web need
+# the thread's loop free.
+@pytest.fixture(scope="module")
 def browser(site: Site) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
