@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,7 +25,7 @@ from vendo.app import open_platform, watch_agents
 from vendo.config import Settings
 from vendo.errors import ConfigError
 from vendo.files.storage import FileStorage
-from vendo.hardware import Hardware, server_hardware
+from vendo.hardware import Hardware, capacity, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.scheduler import Scheduler, tracing
 from vendo.store import Store
@@ -69,19 +68,6 @@ def served_skus(hardware: Hardware, asked: Iterable[str]) -> frozenset[str]:
     return frozenset(asked or offered)
 
 
-def capacity(hardware: Hardware) -> dict[str, Any]:
-    """What this host has, as the ``agents`` table records it."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        memory = 0
-    return {
-        "cpus": len(os.sched_getaffinity(0)),
-        "memory_bytes": memory,
-        "gpus": [g.name for g in hardware.gpus],
-    }
-
-
 async def run_agent(
     settings: Settings,
     name: str,
@@ -106,6 +92,8 @@ async def run_agent(
 
     def declared_lost() -> None:
         lost.append(True)
+        # its runs end unwritten: another process already decided their ends
+        p.scheduler.abandon()  # type: ignore[union-attr]
         stop.set()
 
     relay, tasks = await _start(p, name, serves, hardware, declared_lost)

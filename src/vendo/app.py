@@ -38,7 +38,7 @@ from vendo.api.v1.webhooks import WebhookRelay
 from vendo.config import Settings
 from vendo.errors import VendoError, problem
 from vendo.files.storage import FileStorage
-from vendo.hardware import Hardware, server_hardware
+from vendo.hardware import Hardware, capacity, server_hardware
 from vendo.queue import EventBus, Queue
 from vendo.queue.cluster import ClusterRelay
 from vendo.queue.liveness import Liveness
@@ -197,6 +197,7 @@ def _lifespan(
         p = await open_platform(settings, hardware, factory)
         app.state.platform = p
         store, scheduler = p.store, p.scheduler
+        worker = await _register(p)  # before the scheduler claims anything
         relay = WebhookRelay(p, Outbox.from_settings(settings, store.engines.writer))
         await relay.start()
         if p.cluster is not None:
@@ -211,7 +212,7 @@ def _lifespan(
         interval = sweep_interval or max(1.0, min(60.0, settings.retention / 10))
         sweeper = asyncio.create_task(_sweep_forever(settings, store, p.storage, interval))
         credit = asyncio.create_task(p.credit.watch(scheduler)) if scheduler else None
-        agents = asyncio.create_task(watch_agents(p).run()) if p.cluster is not None else None
+        agents = _watch(app, p, worker)
         background = await push_examples(p) if examples else None
         # What start-up made (modules, tables, settings) lives as long as the server:
         # out of the cyclic collector's sight, each full collection stays short.
@@ -227,6 +228,8 @@ def _lifespan(
                         await task
             if scheduler is not None:
                 await scheduler.stop()
+            if worker is not None and not getattr(app.state, "lost", False):
+                await to_thread.run_sync(store.agents.remove, worker)
             if p.cluster is not None:
                 await p.cluster.stop()
             await relay.stop()
@@ -234,6 +237,43 @@ def _lifespan(
             await to_thread.run_sync(tracing.flush)
 
     return lifespan
+
+
+async def _register(p: Platform) -> str | None:
+    """A server with runners on PostgreSQL registers in the ``agents`` table under its
+    scheduler's worker id and heartbeats like an agent: if it dies, another process
+    recovers its claims. Its name, or None (SQLite, ``--no-runners``)."""
+    scheduler = p.scheduler
+    if p.cluster is None or not isinstance(scheduler, Scheduler):
+        return None
+    name = scheduler.queue.worker_id
+    skus = sorted(p.hardware.offered_skus())
+    await to_thread.run_sync(p.store.agents.register, name, skus, capacity(p.hardware))
+    return name
+
+
+def _watch(app: Starlette, p: Platform, worker: str | None) -> asyncio.Task[None] | None:
+    """The look for lost workers (PostgreSQL); with ``worker``, this server's heartbeat
+    too. Found lost itself, the server drops its runs unwritten, claims nothing more
+    and stops (``app.state.stop_server``): ``vendo serve`` exits with status 1, for its
+    supervisor to restart it."""
+    if p.cluster is None:
+        return None
+    if worker is None:
+        return asyncio.create_task(watch_agents(p).run())
+    scheduler = p.scheduler
+    assert isinstance(scheduler, Scheduler)
+
+    def lost() -> None:
+        scheduler.abandon()
+        app.state.lost = True
+        stop = getattr(app.state, "stop_server", None)  # set by `vendo serve`
+        if stop is not None:
+            stop()
+
+    liveness = watch_agents(p, name=worker, queue=scheduler.queue)
+    liveness.on_lost = lost
+    return asyncio.create_task(liveness.run(), name="vendo-heartbeat")
 
 
 def watch_agents(p: Platform, *, name: str | None = None, queue: Queue | None = None) -> Liveness:

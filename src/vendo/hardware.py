@@ -19,6 +19,7 @@ always, GPU SKUs when the machine has that many GPUs, or every SKU when
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -38,6 +39,7 @@ __all__ = [
     "Gpu",
     "Hardware",
     "Sku",
+    "capacity",
     "detect_gpus",
     "load_catalog",
     "server_hardware",
@@ -207,3 +209,17 @@ def server_hardware(settings: Settings) -> Hardware:
             "add a SKU with gpus = 0 or set VENDO_GPU_AS_CPU=1"
         )
     return Hardware(catalog, offered, gpus)
+
+
+def capacity(hardware: Hardware) -> dict[str, Any]:
+    """What this host has, as the ``agents`` table records it (an agent's, a server's
+    with runners on PostgreSQL)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 0
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory_bytes": memory,
+        "gpus": [g.name for g in hardware.gpus],
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import importlib.util
 import logging
 import socket
@@ -64,6 +65,8 @@ def serve(
     # or a token (uvicorn would bind only after the app's start-up has made them).
     sock = _bind(settings.host, settings.port)
     bound = int(sock.getsockname()[1])  # --port 0 picks a free one
+    # the port listened on: with the host, this server's worker id on PostgreSQL
+    settings.port = bound
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if no_runners and not settings.database_url:
@@ -89,12 +92,19 @@ def serve(
         )
 
     server = _Server(config, started, lambda: forget_server(data))
+    # found lost (scaled mode), the app stops the server; not by a signal, which uvicorn
+    # re-raises once stopped (the exit status must say so: 1)
+    app.state.stop_server = functools.partial(setattr, server, "should_exit", True)
     try:
         server.run(sockets=[sock])
     finally:
         forget_server(data)
         sock.close()
     if server.started is False:
+        sys.exit(1)
+    if getattr(app.state, "lost", False):
+        # the heartbeat logged why; a supervisor restarts it, as an agent
+        click.echo("vendo serve stopped: it was found lost and its jobs recovered", err=True)
         sys.exit(1)
 
 

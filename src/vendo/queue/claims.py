@@ -4,6 +4,15 @@ Like :mod:`vendo.store.prediction_writes`, each function returns a
 :data:`~vendo.store.batch.Write` for the scheduler's group commit (or any Core
 transaction); :class:`~vendo.queue.jobs.Queue` runs the same statements one at a time.
 A job is claimed by one scheduler only.
+
+*Fencing* (scaled mode): a worker found lost has its claims recovered by another process
+(:meth:`~vendo.queue.jobs.Queue.recover_lost`) while it may still be alive, only stalled.
+Its late writes for a claimed job take effect only while the job is still claimed by it
+(``jobs.claimed_by``): the end of a run deletes the worker's own job first and finishes
+the prediction only when that deleted a row, so a late end never overwrites what recovery
+decided nor ends a job another worker has claimed since. A prediction without a job (a
+deferred run's end, inserted at once) has the older guard alone: it changes only while
+unfinished.
 """
 
 from __future__ import annotations
@@ -112,6 +121,7 @@ _CLAIMED_PREDICTIONS = sa.select(
     _preds.c.webhook,
 ).where(_preds.c.id.in_(sa.bindparam("p_ids", expanding=True)))
 _DELETE_JOB = _jobs.delete().where(_jobs.c.id == sa.bindparam("p_job"))
+_DELETE_OWN_JOB = _DELETE_JOB.where(_jobs.c.claimed_by == sa.bindparam("p_worker"))
 _RELEASE_JOB = (
     _jobs.update()
     .where(_jobs.c.id == sa.bindparam("p_job"))
@@ -185,19 +195,29 @@ def _with_predictions(conn: sa.Connection, jobs: list[Job]) -> list[Claimed]:
 
 
 def record_end(
-    prediction_id: str, *, job_id: int | None = None, then: Write | None = None, **values: Any
+    prediction_id: str,
+    *,
+    job_id: int | None = None,
+    worker_id: str | None = None,
+    then: Write | None = None,
+    **values: Any,
 ) -> Write:
     """Record the terminal state unless the prediction is terminal already, and delete
     its job, in one transaction (``values``: see
     :func:`vendo.store.prediction_writes.finish_params`); ``then`` joins that
-    transaction when the prediction changed (a training's new version). The result:
-    whether the prediction changed."""
+    transaction when the prediction changed (a training's new version). With
+    ``worker_id`` the write is fenced: nothing changes unless job ``job_id`` is still
+    claimed by that worker. The result: whether the prediction changed."""
     params = finish_params(prediction_id, **values)
 
     def write(conn: sa.Connection) -> bool:
-        changed = bool(conn.execute(FINISH, params).rowcount)
-        if changed and then is not None:
-            then(conn)
+        if job_id is not None and worker_id is not None:
+            # the same two statements, our claim first: a lost claim changes nothing
+            own = {"p_job": job_id, "p_worker": worker_id}
+            if not conn.execute(_DELETE_OWN_JOB, own).rowcount:
+                return False
+            return _finish(conn, params, then)
+        changed = _finish(conn, params, then)
         if job_id is not None:
             conn.execute(_DELETE_JOB, {"p_job": job_id})
         return changed
@@ -205,11 +225,22 @@ def record_end(
     return write
 
 
-def complete(job_id: int) -> Write:
-    """The job's run ended (whatever its outcome): forget it."""
+def _finish(conn: sa.Connection, params: dict[str, Any], then: Write | None) -> bool:
+    changed = bool(conn.execute(FINISH, params).rowcount)
+    if changed and then is not None:
+        then(conn)
+    return changed
+
+
+def complete(job_id: int, worker_id: str | None = None) -> Write:
+    """The job's run ended (whatever its outcome): forget it; with ``worker_id``, only
+    while that worker holds it (fenced, as :func:`record_end`)."""
 
     def write(conn: sa.Connection) -> None:
-        conn.execute(_DELETE_JOB, {"p_job": job_id})
+        if worker_id is None:
+            conn.execute(_DELETE_JOB, {"p_job": job_id})
+        else:
+            conn.execute(_DELETE_OWN_JOB, {"p_job": job_id, "p_worker": worker_id})
 
     return write
 

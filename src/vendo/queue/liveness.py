@@ -1,5 +1,6 @@
 """Which agents live (scaled mode): an agent's heartbeat, and the watch every process
-on PostgreSQL keeps for agents that stopped answering.
+on PostgreSQL keeps for agents that stopped answering. A ``vendo serve`` with runners
+on PostgreSQL registers and heartbeats as an agent too, under its worker id.
 
 An agent heartbeats every ``Settings.agent_heartbeat_interval`` seconds. One whose last
 heartbeat is older than ``Settings.agent_lost_timeout`` (killed, its host or network
@@ -29,12 +30,13 @@ log = logging.getLogger(__name__)
 
 
 class AgentLost(Exception):
-    """This agent's row is gone: another process found it lost and recovered its jobs."""
+    """This worker's row is gone (an agent's, a server's with runners): another process
+    found it lost and recovered its jobs."""
 
 
 class Liveness:
-    """The heartbeat of agent ``name`` (None: a server, which only watches) and the
-    recovery of lost agents' jobs."""
+    """The heartbeat of agent ``name`` (None: a server without runners, which only
+    watches) and the recovery of lost agents' jobs."""
 
     def __init__(
         self,
@@ -61,7 +63,7 @@ class Liveness:
             store.agents.heartbeat, self.name
         ):
             raise AgentLost(
-                f"agent {self.name} was declared lost (no heartbeat for {self.timeout:g} s) "
+                f"{self.name} was declared lost (no heartbeat for {self.timeout:g} s) "
                 "and its jobs were recovered by another process"
             )
         lost = await to_thread.run_sync(self.queue.recover_lost, self.timeout)

@@ -18,6 +18,7 @@ from vendo.scheduler.run import Outcomes, Run
 from vendo.scheduler.spec import is_iterator_schema
 from vendo.store import Store
 from vendo.store.batch import BatchWriter
+from vendo.store.prediction_writes import Fence
 from vendo.store.sealing import SecretBox, is_sealed
 
 __all__ = ["SchedulerContext"]
@@ -49,6 +50,9 @@ class SchedulerContext:
     # Deferred runs (see vendo.scheduler.sync) until they are written and their waiter told.
     deferred: dict[str, Run] = field(default_factory=dict)
     stopping: bool = False
+    # This process was found lost (scaled mode): another recovered its claims, so its
+    # runs end without writing anything (their writes would be fenced off anyway).
+    abandoned: bool = False
     # Called when a run frees its pool slot (the claim loop may claim the next job).
     on_slot_freed: Callable[[str], None] = _ignore
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -56,6 +60,13 @@ class SchedulerContext:
     # never queue behind (or starve) the HTTP server's thread pool.
     _executor: ThreadPoolExecutor | None = None
     _secrets: SecretBox | None = None  # opens sealed secret inputs, made when needed
+
+    def fence(self, run: Run) -> Fence:
+        """The claim ``run``'s writes are fenced by: on PostgreSQL, where another
+        process may recover it; None on SQLite (one process) or without a job yet."""
+        if not run.job.id or self.store.dialect == "sqlite":
+            return None
+        return (run.job.id, self.queue.worker_id)
 
     async def blocking(self, func: Callable[..., T], *args: Any) -> T:
         if self._executor is None:

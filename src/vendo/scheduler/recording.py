@@ -83,11 +83,12 @@ class Recorder:
 
     def write_started(self, run: Run) -> None:
         run.start_timer = None
-        if run.phase is not RunPhase.STARTED or run.started_at is None:
+        if run.phase is not RunPhase.STARTED or run.started_at is None or self.ctx.abandoned:
             return
         run.advance(RunPhase.PROCESSING)
         pid = run.prediction_id
-        future = self.ctx.writer.add(writes.mark_started(pid, run.started_at))
+        fence = self.ctx.fence(run)
+        future = self.ctx.writer.add(writes.mark_started(pid, run.started_at, fence))
 
         def written(f: asyncio.Future[Any]) -> None:
             if f.cancelled():
@@ -117,10 +118,10 @@ class Recorder:
     def _logs(self, run: Run, sent: list[str]) -> Write | None:
         run.logs_write = None
         text, run.logs = "".join(run.logs), []
-        if not text:
+        if not text or self.ctx.abandoned:
             return None
         sent.append(text)
-        return writes.append_logs(run.prediction_id, text)
+        return writes.append_logs(run.prediction_id, text, self.ctx.fence(run))
 
     def _written(self, run: Run, event: str, sent: list[Any], future: asyncio.Future[Any]) -> None:
         pid = run.prediction_id
@@ -147,11 +148,11 @@ class Recorder:
     def _outputs(self, run: Run, sent: list[Any]) -> Write | None:
         run.outputs_write = None
         new = run.outputs[run.outputs_written :]
-        if not new:
+        if not new or self.ctx.abandoned:
             return None
         run.outputs_written = len(run.outputs)
         sent.extend(new)
-        return writes.set_output(run.prediction_id, list(run.outputs))
+        return writes.set_output(run.prediction_id, list(run.outputs), self.ctx.fence(run))
 
     async def _stored_output(self, run: Run, value: Any) -> Any:
         """An iterator item's files, stored; a file that cannot be is logged and the
@@ -178,8 +179,9 @@ class Recorder:
 
     async def record_end(self, run: Run, end: dict[str, Any]) -> bool:
         """Write a run's terminal columns (``end``: see :meth:`RunLifecycle.end`)
-        and delete its job, in the writer's next batch. Whether the prediction changed
-        (False: something else had ended it)."""
+        and delete its job, in the writer's next batch, while the job is still ours
+        (fenced). Whether the prediction changed (False: something else had ended it, or
+        our claim was recovered as lost)."""
         if run.written is not None:  # persisted mid-run: its job id comes with it
             await asyncio.shield(run.written)
         changed: bool = await self.ctx.writer.add(
@@ -195,6 +197,7 @@ class Recorder:
                 # delay never had it written
                 started_at=run.started_at,
                 job_id=run.job.id or None,
+                worker_id=self.ctx.queue.worker_id,
                 then=end.get("then"),
             )
         )
@@ -210,8 +213,9 @@ class Recorder:
 
     async def record_failure(self, claimed: Claimed, error: str, *, job_id: int | None) -> None:
         """End a prediction ``failed`` through the same write as any run's end (the
-        scheduler's own error, a version that cannot run), deleting ``job_id`` with it,
-        and publish that end unless something else had ended it first."""
+        scheduler's own error, a version that cannot run), deleting ``job_id`` with it
+        while it is ours (fenced), and publish that end unless something else had ended
+        it first."""
         pid, at = claimed.job.prediction_id, utcnow()
         metrics = final_metrics(
             claimed.metrics, None, created_at=claimed.created_at, started_at=None, at=at
@@ -226,6 +230,7 @@ class Recorder:
                 output=None,
                 started_at=claimed.started_at,
                 job_id=job_id,
+                worker_id=self.ctx.queue.worker_id,
             )
         )
         if changed:
@@ -239,6 +244,8 @@ class Recorder:
         the run was requeued). ``run.written`` is the insert on its way."""
         values, run.unwritten = run.unwritten, None
         assert values is not None
+        if self.ctx.abandoned:
+            return  # found lost: it is dropped unwritten, like every run here
         pid = run.prediction_id
         job: dict[str, Any] | None = None
         if end is not None:

@@ -152,8 +152,8 @@ class RunLifecycle:
 
     async def _setup_failed(self, run: Run, exc: RunnerError) -> dict[str, Any]:
         logs = run.pool.last_setup_logs
-        if logs:
-            await self.ctx.writer.add(append_logs(run.prediction_id, logs))
+        if logs and not self.ctx.abandoned:
+            await self.ctx.writer.add(append_logs(run.prediction_id, logs, self.ctx.fence(run)))
             run.all_logs.append(logs)
         return _result(PredictionStatus.FAILED, exc.detail)
 
@@ -212,6 +212,8 @@ class RunLifecycle:
         end, iterator = await self._terminal(run, result)
         self.ctx.release_slot(run)
         run.advance(RunPhase.ENDED)
+        if self.ctx.abandoned:
+            return  # found lost: another process decided this run's end
         quiet = run.unwritten is not None
         if quiet:
             # A deferred run ended unseen: one insert, nothing to publish.
@@ -296,7 +298,8 @@ class RunLifecycle:
             if run.written is not None:
                 await asyncio.shield(run.written)
             claimed = run.claimed._replace(started_at=run.started_at or run.claimed.started_at)
-            await self.recorder.record_failure(claimed, message, job_id=None)
+            # with its job, if any: fenced, as every end of a claimed run
+            await self.recorder.record_failure(claimed, message, job_id=run.job.id or None)
         except Exception:
             log.exception("prediction %s: could not record the failure", run.prediction_id)
             return False
@@ -320,16 +323,24 @@ class RunLifecycle:
                 self.recorder.insert_unwritten(run)
             if run.written is not None:
                 await asyncio.shield(run.written)
-            if run.job.id and run.phase is RunPhase.REQUEUED:
-                await self.ctx.writer.add(claims.requeue(run.job.id, self.ctx.queue.worker_id))
-            elif run.job.id and run.phase is not RunPhase.RECORDED and not keep_job:
-                await self.ctx.writer.add(claims.complete(run.job.id))
+            await self._release_job(run, keep_job=keep_job)
         self.ctx.deferred.pop(pid, None)
         if run.input_folder is not None:
             with contextlib.suppress(Exception):
                 await self.ctx.blocking(shutil.rmtree, run.input_folder, True)
         if run.ended is not None and not run.ended.done():
             run.ended.set_result(None)
+
+    async def _release_job(self, run: Run, *, keep_job: bool) -> None:
+        """Give the run's job back to the queue, or complete it: only while it is ours
+        (fenced); nothing at all once this process was found lost."""
+        job_id, worker = run.job.id, self.ctx.queue.worker_id
+        if not job_id or self.ctx.abandoned:
+            return
+        if run.phase is RunPhase.REQUEUED:
+            await self.ctx.writer.add(claims.requeue(job_id, worker))
+        elif run.phase is not RunPhase.RECORDED and not keep_job:
+            await self.ctx.writer.add(claims.complete(job_id, worker))
 
     # --- cancel -----------------------------------------------------------------------
 

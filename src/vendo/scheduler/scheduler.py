@@ -14,6 +14,7 @@ facade over the parts of a run's life, each in a module of its own:
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,15 @@ def _key(key_or_version: str) -> str:
     return key_or_version if ":" in key_or_version else VERSION + key_or_version
 
 
+def _server_worker(settings: Settings, store: Store) -> str | None:
+    """A ``vendo serve``'s worker id on PostgreSQL (its claims, its ``agents`` row): its
+    host and port, unique among the servers of a host and the same across a restart,
+    which recovers its own claims. On SQLite (one process) the queue's default."""
+    if store.dialect == "sqlite":
+        return None
+    return f"{socket.gethostname()}:{settings.port}"
+
+
 class Scheduler:
     """Runner pools (a version's shared one, a deployment's), fed from the durable
     queue."""
@@ -69,7 +79,7 @@ class Scheduler:
         self.store = store
         self.bus = bus
         self.storage = storage
-        self.queue = queue or Queue(store)
+        self.queue = queue or Queue(store, worker_id=_server_worker(settings, store))
         self._ctx = SchedulerContext(
             settings, store, bus, storage, self.queue, writer=BatchWriter(store)
         )
@@ -122,6 +132,14 @@ class Scheduler:
         await self.meter.close()  # after the runners: their last seconds are written
         await ctx.writer.close()
         ctx.close()
+
+    def abandon(self) -> None:
+        """This process was found lost (scaled mode): another process recovered its
+        claims. Claim nothing more; the runs in progress end without writing anything
+        (their writes would be fenced off anyway: :mod:`vendo.queue.claims`). Then
+        :meth:`stop` as usual."""
+        self._ctx.stopping = True
+        self._ctx.abandoned = True
 
     def notify(self, pool: str) -> None:
         """A job for the pool ``pool`` (a pool key, or a bare version id: its shared
