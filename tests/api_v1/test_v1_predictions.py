@@ -9,6 +9,7 @@ import pytest
 from api_v1_support import VERSION, Api, EchoScheduler
 
 import vendo.app
+from vendo.api.v1.session import COOKIE, CSRF_HEADER, csrf_for
 from vendo.app import sweep_once
 from vendo.status import pool_key
 from vendo.store import utcnow
@@ -72,6 +73,29 @@ async def test_create_queues_with_201_starting(api: Api, version: str) -> None:
     # other users cannot see it
     other = await api.client.get(f"/v1/predictions/{body['id']}", headers=api.bob)
     assert other.status_code == 404
+
+
+async def test_the_web_sessions_predictions_record_source_web(api: Api) -> None:
+    """A prediction made through the pages' session cookie says ``source: web`` (as
+    Replicate's web playground's do); one made with a bearer token says ``api``."""
+    token = api.alice["Authorization"].removeprefix("Bearer ")
+    session = {"Cookie": f"{COOKIE}={token}", CSRF_HEADER: csrf_for(token)}
+    made = {}
+    for source, headers in (("web", session), ("api", api.alice)):
+        r = await api.client.post(
+            "/v1/predictions", headers=headers, json={"version": VERSION, "input": {"text": "x"}}
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["source"] == source
+        made[source] = r.json()["id"]
+    for source, prediction_id in made.items():
+        got = await api.client.get(f"/v1/predictions/{prediction_id}", headers=api.alice)
+        assert got.json()["source"] == source
+    # the cookie alone (another site's forged request) makes nothing
+    forged = await api.client.post(
+        "/v1/predictions", headers={"Cookie": f"{COOKIE}={token}"}, json={"version": VERSION}
+    )
+    assert forged.status_code == 401
 
 
 async def test_a_list_of_secrets_is_masked_and_sealed(api: Api) -> None:

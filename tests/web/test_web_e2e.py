@@ -1,6 +1,6 @@
 """The web pages end to end, in a real headless Chromium (Debian's ``chromium``, driven
-by Playwright): one ``vendo serve`` for the module, real models pushed to it, and a
-browser that signs in, runs them and reads what the page shows.
+by Playwright): one ``vendo serve`` with real models pushed to it, and a browser that
+signs in, runs them and reads what the page shows (the fixtures: conftest.py).
 
 Screenshots of every page at desktop and phone width go to ``VENDO_TEST_SCREENSHOTS``
 when set (CI keeps them as an artifact), else to a temporary folder: never into the
@@ -9,114 +9,21 @@ checkout.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from web_support import DESKTOP, PHONE, Site
 
-from serve_support import clean_env, serving, vendo
+from serve_support import clean_env
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ADMIN = "web-admin-token"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-PAGES = ["/", "/admin/hello-world", "/predictions", "/trainings", "/tokens", "/usage",
-         "/deployments"]  # fmt: skip
-
-
-@dataclass
-class Site:
-    url: str
-    alice: str  # a user's token: what most tests sign in with
-    shots: Path
-
-
-def _browser_or_fail() -> None:
-    """A missing browser fails where the browser is required (CI), else skips."""
-    missing = []
-    if not Path(CHROMIUM).exists():
-        missing.append(f"{CHROMIUM} (apt-get install chromium)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package (pip install -e '.[test]')")
-    if missing:
-        message = "the web tests need " + " and ".join(missing)
-        if os.environ.get("VENDO_REQUIRE_BROWSER", "") not in ("", "0"):
-            pytest.fail(message + " (VENDO_REQUIRE_BROWSER is set)")
-        pytest.skip(message)
-
-
-def _push(env: dict[str, str], cwd: Path, project: Path, ref: str, *args: str) -> None:
-    done = vendo("push", str(project), ref, "-q", *args, cwd=cwd, env=env)
-    assert done.returncode == 0, done.stderr
-
-
-def _user(url: str, name: str) -> str:
-    made = httpx.post(f"{url}/v1/users", json={"username": name},
-                      headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)  # fmt: skip
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    _browser_or_fail()
-    tmp = tmp_path_factory.mktemp("web")
-    data = tmp / "data"
-    env = clean_env(VENDO_API_TOKEN=ADMIN, VENDO_DATA_DIR=str(data),
-                    VENDO_ALLOW_NEAREST_PYTHON="true")  # fmt: skip
-    shots = Path(os.environ.get("VENDO_TEST_SCREENSHOTS") or tmp / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    with serving(tmp, env, "--port", "0", data_dir=data) as (_, url):
-        for example in ("hello-world", "image", "stream-text"):
-            _push(env, tmp, ROOT / "examples" / example, f"admin/{example}")
-        _push(env, tmp, ROOT / "tests" / "fixtures" / "api_file_io", "admin/file-io")
-        alice = _user(url, "alice")
-        bob_env = {**env, "VENDO_API_TOKEN": _user(url, "bob")}
-        _push(bob_env, tmp, ROOT / "examples" / "hello-world", "bob/hidden-gem", "--private")
-        yield Site(url, alice, shots)
-
-
-@pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(site: Site, browser: Any) -> Iterator[Any]:
-    """A fresh browser context, signed in as alice through the sign-in form."""
-    context = browser.new_context(base_url=site.url, viewport=DESKTOP)
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto("/")
-    assert page.url.startswith(f"{site.url}/login?next=")  # signed out: to the sign-in
-    page.get_by_label("API token").fill(site.alice)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{site.url}/")
-    try:
-        yield page
-    finally:
-        context.close()
-    assert errors == []  # no script failed on any page the test opened
+PAGES = ["/", "/admin/hello-world", "/admin/text-classifier", "/predictions", "/trainings",
+         "/tokens", "/usage", "/deployments"]  # fmt: skip
 
 
 def _shoot(page: Any, site: Site, name: str) -> None:

@@ -64,7 +64,9 @@ class Worker:
         self.canceled: Set[str] = set()
         self._ids_lock = threading.Lock()
         # sync mode
-        self.queue: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
+        # the reader thread's hand-off to the main thread, once per prediction:
+        # SimpleQueue is C, without the Python-level Condition and locks of Queue
+        self.queue: queue.SimpleQueue[Optional[Dict[str, Any]]] = queue.SimpleQueue()
         self.current: Optional[str] = None
         self.armed = False
         # async mode

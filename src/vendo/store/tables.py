@@ -218,10 +218,19 @@ def transient_row(cls: type[R], values: Mapping[str, Any]) -> R:
     straight into its ``__dict__``, where the mapped attributes read them. The mapped
     constructor does the same plus an attribute event per column, which costs more
     than all the rest of building a prediction. For rows written with Core statements
-    (``vendo.queue.insert_prediction``), never through a session's unit of work."""
-    row = cls()
+    (``vendo.queue.insert_prediction``), never through a session's unit of work.
+    Made as the ORM makes a loaded row (its class manager's ``new_instance``), without
+    the mapped ``__init__`` and its init event."""
+    manager = _managers.get(cls)
+    if manager is None:
+        sa.orm.configure_mappers()  # what the mapped constructor would do first
+        manager = _managers[cls] = sa.orm.instrumentation.manager_of_class(cls)
+    row: R = manager.new_instance()
     row.__dict__.update(values)
     return row
+
+
+_managers: dict[type[Any], Any] = {}
 
 
 def set_transient(row: Base, values: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from vendo.api.v1.context import base_url, call, identify, platform, visible_model
+from vendo.api.v1.context import base_url, cached, call, identify, platform, visible_model
 from vendo.api.v1.policy import Caller
 from vendo.api.v1.session import COOKIE, CSRF_HEADER, SESSION_TOKEN_NAME, csrf_for
 from vendo.errors import NotFound
@@ -200,6 +200,7 @@ async def model_page(request: Request) -> Response:
             request, "not_found.html", 404, title="Not found", detail=exc.detail,
             **_signed_in(identity, token),
         )  # fmt: skip
+    latest = await cached(platform(request).store.cached.latest_version, model.id)
     return _render(
         request,
         "model.html",
@@ -208,6 +209,8 @@ async def model_page(request: Request) -> Response:
         name=name,
         description=model.description or "",
         readme=render_markdown(model.readme or ""),
+        # its cog.yaml has train: the page gets a Train tab
+        trainable=latest is not None and bool((latest.config or {}).get("train")),
         **_signed_in(identity, token),
     )
 

@@ -145,7 +145,12 @@ def secret_box(p: Platform) -> SecretBox:
 
 
 def platform(request: Request) -> Platform:
-    found: Platform = request.app.state.platform
+    # kept in the request's scope: a request asks several times, and app.state's
+    # attribute lookup costs more than the dict's
+    scope = request.scope
+    found: Platform | None = scope.get("vendo.platform")
+    if found is None:
+        found = scope["vendo.platform"] = request.app.state.platform
     return found
 
 
@@ -170,8 +175,10 @@ async def caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
+    source = "api"
     if not header:
         token = session_token(request) or ""
+        source = "web"  # the pages' session: what they create is the web's (Replicate's)
         if not token:
             raise Unauthenticated("You did not pass an authentication token")
     elif scheme.lower() not in ("bearer", "token") or not token:
@@ -183,7 +190,7 @@ async def caller(request: Request) -> Caller:
     p.limits.check(found.token.id, request.scope)
     if p.store.accounts.due(found.token.id):  # at most once a minute per token
         await call(p.store.accounts.used, found.token.id)
-    return Caller.of(found)
+    return Caller.of(found, source)
 
 
 async def identify(request: Request, token: str) -> Identity | None:

@@ -43,16 +43,19 @@ __all__ = [
 class Caller:
     """The authenticated caller: the token's user, the token (None: the server acting
     for the user, as when it pushes the examples at start-up), the organization it is
-    scoped to (None: the user itself) and the user's roles by organization id."""
+    scoped to (None: the user itself), the user's roles by organization id, and where
+    the request came from: ``"web"`` for the web pages' session cookie, else ``"api"``
+    (what a prediction records as its ``source``)."""
 
     user: UserRow
     token: TokenRow | None = None
     organization: UserRow | None = None
     roles: Mapping[int, str] = field(default_factory=dict)
+    source: str = "api"
 
     @classmethod
-    def of(cls, identity: Identity) -> Caller:
-        return cls(identity.user, identity.token, identity.organization, identity.roles)
+    def of(cls, identity: Identity, source: str = "api") -> Caller:
+        return cls(identity.user, identity.token, identity.organization, identity.roles, source)
 
     @property
     def is_admin(self) -> bool:

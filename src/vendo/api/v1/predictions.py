@@ -325,7 +325,7 @@ async def new_prediction(
             logs="",
             status=STARTING,
             created_at=utcnow(),
-            source="api",
+            source=who.source,
             stream=bool(body.get("stream")),
             webhook=webhook,
             webhook_events_filter=events,

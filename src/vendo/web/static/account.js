@@ -10,7 +10,7 @@ async function load() {
   const found = await api(next);
   const body = table.querySelector("tbody");
   body.append(...found.results.map((p) => el("tr", {},
-    el("td", {}, kind === "predictions" ? el("a", { href: new URL(p.urls.web).pathname }, p.id) : p.id),
+    el("td", {}, el("a", { href: new URL(p.urls.web).pathname }, p.id)),
     el("td", {}, p.model ?? ""),
     el("td", {}, el("span", { class: "badge", "data-status": p.status }, p.status)),
     el("td", {}, when(p.created_at)),

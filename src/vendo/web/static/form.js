@@ -10,7 +10,8 @@ function resolve(schema, document) {
 }
 
 function control(name, prop, id) {
-  const common = { id, name, "aria-describedby": prop.description ? `${id}-desc` : undefined };
+  const described = prop.description ? `${id}-desc ${id}-error` : `${id}-error`;
+  const common = { id, name, "aria-describedby": described };
   if (prop.enum) {
     return el("select", common, prop.enum.map((choice) =>
       el("option", { value: JSON.stringify(choice), selected: choice === prop.default }, String(choice))));
@@ -41,8 +42,8 @@ function control(name, prop, id) {
     prop.default === undefined ? "" : JSON.stringify(prop.default, null, 2));
 }
 
-function field(name, prop, required) {
-  const id = `input-${name}`;
+function field(name, prop, required, prefix) {
+  const id = `${prefix}-${name}`;
   const input = control(name, prop, id);
   const parts = [el("label", { for: id }, name), required ? el("span", { class: "req" }, " (required)") : null];
   const wrap = el("div", { class: `field field-${prop.type ?? "json"}`, "data-name": name });
@@ -68,22 +69,24 @@ function field(name, prop, required) {
   return wrap;
 }
 
-export function buildForm(container, openapi) {
-  const input = openapi?.components?.schemas?.Input ?? { properties: {} };
+// `component`: "Input" (the playground) or "TrainingInput" (the Train tab); the fields'
+// ids are `${prefix}-${name}`, so that two forms can share a page
+export function buildForm(container, openapi, { component = "Input", prefix = "input" } = {}) {
+  const input = openapi?.components?.schemas?.[component] ?? { properties: {} };
   const required = new Set(input.required ?? []);
   const props = Object.entries(input.properties ?? {})
     .map(([name, prop]) => [name, resolve(prop, openapi)])
     .sort(([, a], [, b]) => (a["x-order"] ?? 0) - (b["x-order"] ?? 0));
-  container.replaceChildren(...props.map(([name, prop]) => field(name, prop, required.has(name))));
+  container.replaceChildren(...props.map(([name, prop]) => field(name, prop, required.has(name), prefix)));
   if (!props.length) container.append(el("p", { class: "muted" }, "This model takes no input."));
   return new Map(props);
 }
 
 // The form's values as the API takes them; files stay File objects (see upload)
-export function readForm(container, props) {
+export function readForm(container, props, prefix = "input") {
   const values = {};
   for (const [name, prop] of props) {
-    const input = container.querySelector(`#input-${CSS.escape(name)}`);
+    const input = container.querySelector(`#${prefix}-${CSS.escape(name)}`);
     const file = container.querySelector(`[data-file-for="${CSS.escape(name)}"]`)?.files?.[0];
     if (file) { values[name] = file; continue; }
     if (prop.enum) { values[name] = JSON.parse(input.value); continue; }
@@ -112,16 +115,37 @@ export async function upload(values) {
   return sent;
 }
 
-export function showFieldErrors(container, problem) {
-  for (const node of container.querySelectorAll(".field-error")) node.hidden = true;
+// Each of the API's invalid_fields next to its field (`#${prefix}-${name}-error`), in
+// the words `say(invalid)` gives (the API's own description when it gives none); the
+// first such field gets the focus. The fields shown: whether any was.
+export function showFieldErrors(container, problem, { prefix = "input", say = () => null } = {}) {
+  clearFieldErrors(container);
   let first = null;
   for (const invalid of problem.invalid_fields ?? []) {
     const name = String(invalid.field).replace(/^input\./, "");
-    const target = container.querySelector(`#input-${CSS.escape(name)}-error`);
+    const target = container.querySelector(`#${prefix}-${CSS.escape(name)}-error`);
     if (!target) continue;
-    target.textContent = invalid.description;
+    target.textContent = say(invalid) ?? invalid.description;
     target.hidden = false;
-    first ??= container.querySelector(`#input-${CSS.escape(name)}`);
+    const input = container.querySelector(`#${prefix}-${CSS.escape(name)}`);
+    input?.setAttribute("aria-invalid", "true");
+    first ??= input;
   }
   first?.focus();
+  return first !== null;
+}
+
+export function clearFieldErrors(container) {
+  for (const node of container.querySelectorAll(".field-error")) node.hidden = true;
+  for (const node of container.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+// Puts one message next to a field by hand (an error the API gives without a field)
+export function showFieldError(container, id, message) {
+  const target = container.querySelector(`#${id}-error`);
+  target.textContent = message;
+  target.hidden = false;
+  const input = container.querySelector(`#${id}`);
+  input.setAttribute("aria-invalid", "true");
+  input.focus();
 }

@@ -62,25 +62,29 @@ export async function renderOutput(target, output, schema) {
   }
 }
 
-export function runView(root = document) {
+// The parts of run_view.html; `prefix` is its run_prefix ("train-" on the Train tab)
+export function runView(prefix = "") {
+  const part = (name) => document.getElementById(`${prefix}${name}`);
   return {
-    status: root.querySelector("#status"),
-    runTime: root.querySelector("#run-time"),
-    output: root.querySelector("#output"),
-    logs: root.querySelector("#logs"),
-    link: root.querySelector("#run-link"),
-    cancel: root.querySelector("#cancel"),
+    status: part("status"), runTime: part("run-time"), output: part("output"),
+    logs: part("logs"), link: part("run-link"), cancel: part("cancel"),
   };
 }
 
-// Follows a prediction to its end: returns the final prediction.
-export function follow(prediction, view, schema) {
+// The path of one of the API's URLs: the page calls its own origin, whatever address
+// the server puts in URLs (VENDO_PUBLIC_URL)
+const path = (url) => { const u = new URL(url); return u.pathname + u.search; };
+
+// Follows a prediction (or a training: its urls.get and urls.cancel are its own) to its
+// end: returns the final prediction. `render(target, prediction)` shows a success's
+// output instead of renderOutput.
+export function follow(prediction, view, schema, render = null) {
   view.output.replaceChildren();
   view.logs.textContent = prediction.logs || "";
   view.link.href = new URL(prediction.urls.web).pathname;
   view.link.hidden = location.pathname === view.link.getAttribute("href");
   view.cancel.hidden = false;
-  view.cancel.onclick = () => api(`/v1/predictions/${prediction.id}/cancel`, { method: "POST" });
+  view.cancel.onclick = () => api(path(prediction.urls.cancel), { method: "POST" });
   const streamed = el("div", { class: "text streaming" });
   let source = null;
   if (prediction.urls.stream && !TERMINAL.has(prediction.status)) {
@@ -95,22 +99,23 @@ export function follow(prediction, view, schema) {
     source.addEventListener("logs", (event) => { view.logs.textContent += event.data + "\n"; });
     source.addEventListener("done", () => source.close());
   }
-  return poll(prediction, view, schema, source);
+  return poll(prediction, view, schema, source, render);
 }
 
-async function poll(prediction, view, schema, source) {
+async function poll(prediction, view, schema, source, render) {
   let current = prediction;
   for (;;) {
     show(current, view);
     if (TERMINAL.has(current.status)) break;
     await new Promise((resolve) => setTimeout(resolve, 400));
-    current = await api(`/v1/predictions/${current.id}`);
+    current = await api(path(current.urls.get));
     if (!source) view.logs.textContent = current.logs || "";
   }
   source?.close();
   view.cancel.hidden = true;
   view.logs.textContent = current.logs || view.logs.textContent;
-  if (current.status === "succeeded") await renderOutput(view.output, current.output, schema);
+  if (current.status === "succeeded" && render) render(view.output, current);
+  else if (current.status === "succeeded") await renderOutput(view.output, current.output, schema);
   else view.output.replaceChildren(el("p", { class: "error" }, current.error || current.status));
   return current;
 }

@@ -1,7 +1,10 @@
 // Your API tokens: create (shown once) and revoke.
-import { api, el, when } from "./api.js";
+import { api, el, showError, when } from "./api.js";
+import { clearFieldErrors, showFieldErrors } from "./form.js";
 
 const body = document.querySelector("#tokens tbody");
+const form = document.getElementById("create-token");
+const error = document.getElementById("tokens-error");
 
 async function load() {
   const found = await api("/v1/tokens");
@@ -14,16 +17,31 @@ async function load() {
 
 async function revoke(token) {
   if (!confirm(`Revoke the token ${token.name || token.id}? It stops working at once.`)) return;
-  await api(`/v1/tokens/${token.id}`, { method: "DELETE" });
-  await load();
+  error.hidden = true;
+  try {
+    await api(`/v1/tokens/${token.id}`, { method: "DELETE" });
+    await load();
+  } catch (failure) {
+    showError(error, failure);
+  }
 }
 
-document.getElementById("create-token").addEventListener("submit", async (event) => {
+form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  error.hidden = true;
+  clearFieldErrors(document);
   const name = document.getElementById("token-name").value.trim();
-  const made = await api("/v1/tokens", { method: "POST", body: name ? { name } : {} });
-  document.getElementById("new-token-value").textContent = made.token;
-  document.getElementById("new-token").hidden = false;
-  await load();
+  try {
+    const made = await api("/v1/tokens", { method: "POST", body: name ? { name } : {} });
+    document.getElementById("new-token-value").textContent = made.token;
+    document.getElementById("new-token").hidden = false;
+    form.reset();
+    await load();
+  } catch (failure) {
+    const say = () => "A token's name is at most 200 characters.";
+    if (!(failure.problem?.invalid_fields && showFieldErrors(document, failure.problem, { prefix: "token", say }))) {
+      showError(error, failure);
+    }
+  }
 });
-load();
+load().catch((failure) => showError(error, failure));
