@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def check_settings(settings: Settings) -> None:
-    """An agent needs what it shares with the API servers: PostgreSQL and a bucket."""
+    """An agent needs what it shares with the API servers: PostgreSQL and a bucket (and
+    their secrets key, or it cannot open their predictions' secret inputs)."""
     url = settings.database_url or ""
     if not url.startswith(("postgresql:", "postgresql+psycopg:", "postgres:")):
         raise ConfigError(
@@ -48,6 +49,13 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(
             "an agent needs the bucket the API servers use: set --storage-url or "
             "VENDO_STORAGE_URL (s3://bucket or s3://bucket/prefix)"
+        )
+    if settings.secrets_key is None:
+        # Not refused: a copy of the API servers' key file in the data dir also works.
+        log.warning(
+            "VENDO_SECRETS_KEY is not set: this agent opens cog.Secret inputs with the key "
+            "in its data dir, so predictions with secrets sealed by an API server with "
+            "another key fail here; set the same VENDO_SECRETS_KEY on every process"
         )
 
 

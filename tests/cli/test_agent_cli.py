@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from serve_support import clean_env, vendo
 from vendo.hardware import detect_gpus
@@ -52,3 +53,20 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
         VENDO_STORAGE_ENDPOINT_URL="http://127.0.0.1:1",
     )  # fmt: skip
     assert line.startswith("Error: cannot use the database at postgresql://vendo:***@")
+
+
+def _agent_stderr(tmp_path: Path, **env: str) -> str:
+    """What an agent says before it fails on an unreachable database."""
+    args = ["--database-url", PG, "--storage-url", "s3://b", "--hardware", "cpu"]
+    env = clean_env(VENDO_STORAGE_ENDPOINT_URL="http://127.0.0.1:1", **env)
+    done = vendo("agent", "--data-dir", str(tmp_path / "data"), *args, cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    return done.stderr
+
+
+def test_an_agent_without_the_shared_secrets_key_says_so(tmp_path: Path) -> None:
+    """Without VENDO_SECRETS_KEY an agent could not open the secret inputs the API
+    servers sealed: it warns as it starts."""
+    assert "VENDO_SECRETS_KEY is not set" in _agent_stderr(tmp_path)
+    key = Fernet.generate_key().decode()
+    assert "VENDO_SECRETS_KEY" not in _agent_stderr(tmp_path, VENDO_SECRETS_KEY=key)

@@ -7,6 +7,7 @@ another."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -91,10 +92,15 @@ def _data_uri(text: str) -> str:
     return "data:text/plain;base64," + base64.b64encode(text.encode()).decode()
 
 
-def test_an_agent_runs_what_the_api_server_takes(setup: Setup, pg_only_url: str) -> None:
+def test_an_agent_runs_what_the_api_server_takes_files_and_secrets_too(
+    setup: Setup, pg_only_url: str
+) -> None:
+    """A file input goes through the bucket and a ``cog.Secret`` input sealed by the
+    API server (``VENDO_SECRETS_KEY``, the same on both) is opened on the agent."""
     agent = start_agent(setup.root / "agent-1", setup.env, "agent-1")
     try:
-        created = setup.create(text="hello ", file=_data_uri("from a file"))
+        created = setup.create(text="hello ", file=_data_uri("from a file"), token=" s3cr3t")
+        assert created["input"]["token"] == "**********"
         with httpx.stream("GET", created["urls"]["stream"], timeout=120) as r:
             events = [e for e in sse_events(r.iter_lines()) if e.get("event") in ("output", "done")]
         assert [e["event"] for e in events] == ["output", "done"]
@@ -102,7 +108,7 @@ def test_an_agent_runs_what_the_api_server_takes(setup: Setup, pg_only_url: str)
         assert done["status"] == "succeeded", done
         assert "ran on agent-1" in done["logs"]
         download = httpx.get(done["output"], timeout=30)
-        assert download.status_code == 200 and download.text == "hello from a file"
+        assert download.status_code == 200 and download.text == "hello from a file s3cr3t"
         # the agent built the environment and unpacked the package in its own data dir
         assert any((setup.root / "agent-1" / "packages").iterdir())
         assert any((setup.root / "agent-1" / "envs").iterdir())
@@ -113,6 +119,9 @@ def test_an_agent_runs_what_the_api_server_takes(setup: Setup, pg_only_url: str)
         try:
             (row,) = store.agents.every()
             assert row.name == "agent-1" and "cpu" in row.hardware
+            # the secret was never stored in clear, not even alongside the file's marker
+            stored = store.predictions.get(created["id"])
+            assert stored is not None and "s3cr3t" not in json.dumps(stored.run_input)
         finally:
             store.close()
     finally:

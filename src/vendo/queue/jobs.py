@@ -25,6 +25,7 @@ from vendo.status import pool_key
 from vendo.store import CANCELED, FAILED, PROCESSING, STARTING, TERMINAL, Store, utcnow
 from vendo.store.prepared import Prepared, insert_all_columns
 from vendo.store.tables import (
+    AgentRow,
     JobRow,
     ModelRow,
     PredictionRow,
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 INTERRUPTED_ERROR = "interrupted: the server stopped while this prediction was running"
-LOST_ERROR = "interrupted: the agent running this prediction stopped answering"
+LOST_ERROR = "interrupted: the worker (agent or server) running this prediction stopped answering"
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Recovery:
     failed: list[str] = field(default_factory=list)  # were processing: marked failed
     dropped: list[str] = field(default_factory=list)  # jobs of already finished predictions
     canceled: list[str] = field(default_factory=list)  # never started, their cancel asked
+    # the claimer had no ``agents`` row (scaled mode): not heard of, rather than silent
+    unregistered: bool = False
 
 
 class Queue:
@@ -225,7 +228,13 @@ class Queue:
         """Recover the jobs of agents whose last heartbeat is more than ``timeout``
         seconds old (scaled mode), by the restart policy of :meth:`recover`: unstarted
         ones back to the queue, running ones failed with :data:`LOST_ERROR`. Each agent
-        is recovered by one process only, in one transaction with its row's removal."""
+        is recovered by one process only, in one transaction with its row's removal.
+
+        On PostgreSQL the claims of workers with no ``agents`` row at all are recovered
+        the same way (:meth:`recover_orphaned`). Claims under this queue's own
+        ``worker_id`` are never recovered here: a claimer whose row is gone learns it
+        from its heartbeat; in a process that only watches, that id (``<host>:embedded``)
+        is the one an in-process scheduler without a name of its own claims under."""
         cutoff = utcnow() - timedelta(seconds=timeout)
         done: dict[str, Recovery] = {}
         for name in self.store.agents.lost(cutoff):
@@ -235,14 +244,41 @@ class Queue:
                 if not self.store.agents.forget(s, name, cutoff):
                     continue  # it came back, or another process recovered it
                 report = done[name] = _recover_claims(s, name)
-                for prediction_id in report.failed:
-                    self.store.predictions.finish(
-                        prediction_id, FAILED, error=LOST_ERROR, session=s
-                    )
-                for prediction_id in report.canceled:
-                    self.store.predictions.finish(
-                        prediction_id, CANCELED, cancel_reason="canceled", session=s
-                    )
+                _finish_lost(self.store, s, report)
+        if self.store.dialect != "sqlite":
+            done.update(self.recover_orphaned())
+        return done
+
+    def recover_orphaned(self) -> dict[str, Recovery]:
+        """Recover, as :meth:`recover_lost` does, the claims of workers that have no
+        ``agents`` row (PostgreSQL, where every claimer registers before it claims):
+        a server of an earlier version that claimed unregistered, a worker that
+        stopped with claims left or restarted under another name, or one that claimed
+        again after it was found lost. This queue's own claims are left alone.
+
+        Each claim is recovered once however many processes look: the jobs are locked
+        (``FOR UPDATE SKIP LOCKED``: another process recovering them is skipped, not
+        waited for) and their claimers looked up again under the lock."""
+        # Nearly every look finds nothing: a read (the claimed jobs only, by
+        # ix_jobs_claimed) answers that without a write transaction.
+        with self.store.read() as s:
+            if s.scalar(_orphaned_claims(self.worker_id).limit(1)) is None:
+                return {}
+        done: dict[str, Recovery] = {}
+        with self.store.write() as s:
+            locked = _orphaned_claims(self.worker_id, JobRow, PredictionRow.status)
+            rows = s.execute(locked.with_for_update(of=JobRow, skip_locked=True)).all()
+            # The lock's statement saw the agents as they were when it began: a worker
+            # that registered and claimed since must not be taken for an orphan.
+            names = {job.claimed_by for job, _ in rows}
+            alive = set(s.scalars(sa.select(AgentRow.name).where(AgentRow.name.in_(names))))
+            for job, status in rows:
+                if job.claimed_by in alive:
+                    continue
+                report = done.setdefault(job.claimed_by, Recovery(unregistered=True))
+                _apply_policy(s, job, status, report)
+            for report in done.values():
+                _finish_lost(self.store, s, report)
         return done
 
     def request_cancel(self, prediction_id: str, reason: str = "canceled") -> bool:
@@ -278,19 +314,46 @@ def _recover_claims(s: Session, worker_id: str | None) -> Recovery:
     if worker_id is not None:
         stmt = stmt.where(JobRow.claimed_by == worker_id)
     for job, status in s.execute(stmt).all():
-        if status is None or status in TERMINAL:
-            s.delete(job)
-            report.dropped.append(job.prediction_id)
-        elif status == STARTING and job.cancel_requested is not None:
-            s.delete(job)
-            report.canceled.append(job.prediction_id)
-        elif status == STARTING:
-            job.state, job.claimed_at, job.claimed_by = "queued", None, None
-            report.requeued.append(job.prediction_id)
-        elif status == PROCESSING:
-            s.delete(job)
-            report.failed.append(job.prediction_id)
+        _apply_policy(s, job, status, report)
     return report
+
+
+def _apply_policy(s: Session, job: JobRow, status: str | None, report: Recovery) -> None:
+    """Inside ``s``: one claimed job (its prediction's ``status``) by the restart
+    policy, noted in ``report``."""
+    if status is None or status in TERMINAL:
+        s.delete(job)
+        report.dropped.append(job.prediction_id)
+    elif status == STARTING and job.cancel_requested is not None:
+        s.delete(job)
+        report.canceled.append(job.prediction_id)
+    elif status == STARTING:
+        job.state, job.claimed_at, job.claimed_by = "queued", None, None
+        report.requeued.append(job.prediction_id)
+    elif status == PROCESSING:
+        s.delete(job)
+        report.failed.append(job.prediction_id)
+
+
+def _finish_lost(store: Store, s: Session, report: Recovery) -> None:
+    """Inside ``s``: end the predictions a lost worker's recovery failed or canceled."""
+    for prediction_id in report.failed:
+        store.predictions.finish(prediction_id, FAILED, error=LOST_ERROR, session=s)
+    for prediction_id in report.canceled:
+        store.predictions.finish(prediction_id, CANCELED, cancel_reason="canceled", session=s)
+
+
+def _orphaned_claims(own: str, *columns: Any) -> sa.Select[Any]:
+    """Claimed jobs (``columns``, by default their ids) whose claimer has no ``agents``
+    row, other than ``own``'s: a scan of ix_jobs_claimed (as many rows as jobs run)."""
+    stmt = (
+        sa.select(*(columns or (JobRow.id,)))
+        .join(PredictionRow, PredictionRow.id == JobRow.prediction_id, isouter=True)
+        .where(claimed(), JobRow.claimed_by != own)
+        .where(~sa.exists().where(AgentRow.name == JobRow.claimed_by))
+        .order_by(JobRow.id)
+    )
+    return stmt
 
 
 # Distinct pools of the jobs table by a recursive skip scan of ix_jobs_claim (each

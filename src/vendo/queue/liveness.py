@@ -9,6 +9,11 @@ one transaction (:meth:`~vendo.queue.jobs.Queue.recover_lost`): those not yet st
 go back to the queue, running ones fail as interrupted (the restart policy: models are
 not assumed idempotent). Their streams end: the failure is published on the bus, which
 the cluster relay carries to every other process.
+
+The same look recovers *orphaned* claims, by the same policy: jobs claimed by a worker
+that has no row at all (every claimer registers before it claims, so one without a row
+stopped with claims left, claimed again after it was found lost, restarted under
+another name, or is a server of an earlier version that claimed unregistered).
 """
 
 from __future__ import annotations
@@ -69,9 +74,9 @@ class Liveness:
         lost = await to_thread.run_sync(self.queue.recover_lost, self.timeout)
         for agent, report in lost.items():
             log.warning(
-                "agent %s stopped answering: %d predictions back in the queue, %d failed, "
-                "%d canceled",
+                "%s %s: %d predictions back in the queue, %d failed, %d canceled",
                 agent,
+                "has claims but no agents row" if report.unregistered else "stopped answering",
                 len(report.requeued),
                 len(report.failed),
                 len(report.canceled),
