@@ -98,6 +98,7 @@ class Instance:
         self.idle_since = asyncio.get_running_loop().time()
         self.started: asyncio.Task[None] | None = None  # the child's spawn
         self._observer = observer
+        self._events: dict[InstanceState, InstanceEvent] = {}
         self._report()
 
     @property
@@ -140,8 +141,13 @@ class Instance:
         self.settle()
 
     def _report(self) -> None:
-        if self._observer is not None:
-            release = self.release
-            self._observer(
-                InstanceEvent(self.id, self.pool, release.sku, release.owner, self.state, release)
-            )
+        if self._observer is None:
+            return
+        # Events are immutable: each prediction flips an instance busy and idle again,
+        # and the same two events serve every time (until its release changes).
+        release, state = self.release, self.state
+        event = self._events.get(state)
+        if event is None or event.release is not release:
+            event = InstanceEvent(self.id, self.pool, release.sku, release.owner, state, release)
+            self._events[state] = event
+        self._observer(event)
