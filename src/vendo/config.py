@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "settings_markdown"]
@@ -274,6 +274,13 @@ class Settings(BaseSettings):
     throttle_interval: float = Field(
         0.5, description="Least seconds between two `output`/`logs` webhooks of a prediction."
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # runners work in their model's folder: a relative data dir (the default,
+        # ./.vendo) would name files there that do not exist (input files, weights)
+        return value.expanduser().absolute()
 
 
 def settings_markdown() -> str:
