@@ -68,7 +68,7 @@ class Settings(BaseSettings):
 
     # --- HTTP server -------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
-    port: int = Field(5000, description="Port the HTTP server listens on.")
+    port: int = Field(5000, ge=0, le=65535, description="Port the HTTP server listens on.")
     public_url: str | None = Field(
         None,
         description="Absolute URL clients reach the server at, used in `urls` and file links. "
