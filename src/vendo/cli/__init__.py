@@ -99,7 +99,7 @@ def _path_problem(exc: OSError, meta: dict[str, Any]) -> str:
         from vendo.config import Settings
 
         given = meta.get("vendo.data_dir")  # --data-dir (vendo.cli.options)
-        data_dir = Settings(**({"data_dir": given} if given else {})).data_dir  # type: ignore[arg-type]
+        data_dir = Settings(**({"data_dir": given} if given else {})).data_dir
     except Exception:  # a bad setting: the line above says enough
         return line
     path = Path(str(exc.filename)).absolute()

@@ -12,7 +12,6 @@ Ctrl-C cancels it.
 from __future__ import annotations
 
 import sys
-
 from typing import Any
 
 import click
