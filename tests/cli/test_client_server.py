@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from serve_support import clean_env, serving, vendo
-from support import free_port, http_server
+from support import free_port, http_server, stop_process
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOKEN = "cli-test-token"
@@ -277,4 +278,33 @@ def test_a_data_dir_that_cannot_be_made_is_one_line(
     assert line.startswith(f"Error: cannot use {tmp_path / 'a-file'}"), line
     assert line.endswith(
         "the data dir must be a folder you can write to (--data-dir, VENDO_DATA_DIR)"
+    )
+
+
+def test_ctrl_c_during_a_push_says_what_reached_the_server(tmp_path: Path) -> None:
+    # a server that takes the connection and never answers: the push stays "uploading"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(60)  # a push that never connects fails the test, not hangs it
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vendo", "push", str(FIXTURES / "cli_named_file"), "you/named"],
+            cwd=tmp_path,
+            env=clean_env(VENDO_API_TOKEN=TOKEN, VENDO_URL=url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            connection, _ = listener.accept()  # the upload has begun
+            with connection:
+                process.send_signal(signal.SIGINT)
+                _, err = process.communicate(timeout=60)
+        finally:
+            stop_process(process)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        "Error: interrupted while uploading: nothing reached the server, you/named is unchanged"
     )
