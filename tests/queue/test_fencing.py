@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from queue_support import submit
 
 from vendo.queue import EventBus, Queue, claims
 from vendo.queue.jobs import LOST_ERROR
 from vendo.queue.liveness import AgentLost, Liveness
 from vendo.status import pool_key
-from vendo.store import FAILED, STARTING, SUCCEEDED, PredictionRow, Store, new_id, utcnow
+from vendo.store import FAILED, STARTING, SUCCEEDED, Store, utcnow
 from vendo.store import prediction_writes as writes
 from vendo.store.batch import Write
 from vendo.store.tables import AgentRow
@@ -29,19 +30,8 @@ P1 = pool_key(V1)
 
 
 @pytest.fixture
-def store(pg_only_url: str):
-    s = Store.open(pg_only_url)
-    yield s
-    s.close()
-
-
-def _submit(store: Store) -> str:
-    user = store.accounts.create_user(f"u{new_id()[:8]}")
-    row = PredictionRow(
-        id=new_id(), owner_id=user.id, model="o/n", version_id=V1, input={}, created_at=utcnow()
-    )
-    Queue(store).submit(row)
-    return row.id
+def store(pg_store: Store) -> Store:
+    return pg_store
 
 
 def _lost(store: Store, name: str) -> None:
@@ -87,7 +77,7 @@ def _late_writes(store: Store, prediction_id: str, job_id: int, worker: str) -> 
 def test_a_late_end_leaves_the_prediction_recovery_failed(store: Store) -> None:
     store.agents.register("a", ["cpu"], {})
     store.agents.register("b", ["cpu"], {})
-    pid = _submit(store)
+    pid = submit(store, V1)
     (job,) = Queue(store, worker_id="a").claim(P1, 1)
     # while the claim holds, the fenced writes take effect
     assert _run(store, writes.mark_started(pid, utcnow(), (job.id, "a"))) is True
@@ -103,7 +93,7 @@ def test_a_late_end_leaves_the_prediction_recovery_failed(store: Store) -> None:
 def test_a_late_end_leaves_the_job_another_worker_claimed_since(store: Store) -> None:
     store.agents.register("a", ["cpu"], {})
     store.agents.register("b", ["cpu"], {})
-    pid = _submit(store)
+    pid = submit(store, V1)
     (job,) = Queue(store, worker_id="a").claim(P1, 1)
     _lost(store, "a")
     b = Queue(store, worker_id="b")

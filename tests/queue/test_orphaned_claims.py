@@ -11,6 +11,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from queue_support import submit
 
 from vendo.queue import EventBus, Queue
 from vendo.queue.jobs import LOST_ERROR
@@ -20,10 +21,7 @@ from vendo.store import (
     CANCELED,
     FAILED,
     STARTING,
-    PredictionRow,
     Store,
-    new_id,
-    utcnow,
 )
 from vendo.store.tables import JobRow
 
@@ -35,10 +33,8 @@ OLD = "old-host:embedded"  # a server of an earlier version: it never registered
 
 
 @pytest.fixture
-def store(pg_only_url: str):
-    s = Store.open(pg_only_url)
-    yield s
-    s.close()
+def store(pg_store: Store) -> Store:
+    return pg_store
 
 
 @pytest.fixture
@@ -49,19 +45,10 @@ def other(pg_only_url: str):
     s.close()
 
 
-def _submit(store: Store) -> str:
-    user = store.accounts.create_user(f"u{new_id()[:8]}")
-    row = PredictionRow(
-        id=new_id(), owner_id=user.id, model="o/n", version_id=V1, input={}, created_at=utcnow()
-    )
-    Queue(store).submit(row)
-    return row.id
-
-
 def _orphans(store: Store, count: int) -> tuple[list[str], list[str]]:
     """``count`` jobs claimed by the unregistered ``OLD``, half of them running:
     (unstarted, running)."""
-    ids = [_submit(store) for _ in range(count)]
+    ids = [submit(store, V1) for _ in range(count)]
     claimed = Queue(store, worker_id=OLD).claim(P1, count)
     assert sorted(j.prediction_id for j in claimed) == sorted(ids)
     running = ids[: count // 2]
@@ -73,11 +60,11 @@ def _orphans(store: Store, count: int) -> tuple[list[str], list[str]]:
 def test_claims_of_a_worker_without_a_row_are_recovered_by_the_policy(store: Store) -> None:
     store.agents.register("b", ["cpu"], {})
     unstarted, running = _orphans(store, 2)
-    canceled = _submit(store)
+    canceled = submit(store, V1)
     Queue(store, worker_id=OLD).claim(P1, 1)
     b = Queue(store, worker_id="b")
     assert b.request_cancel(canceled) is True
-    kept = _submit(store)
+    kept = submit(store, V1)
     b.claim(P1, 1)  # a registered worker's claim: never an orphan
     done = b.recover_lost(30)
     assert list(done) == [OLD]
@@ -101,7 +88,7 @@ def test_claims_of_a_worker_without_a_row_are_recovered_by_the_policy(store: Sto
 def test_a_process_leaves_its_own_claims_to_its_heartbeat(store: Store) -> None:
     """A claimer whose row is gone learns it from its heartbeat (and stops), not by
     recovering itself; any other process takes its claims."""
-    pid = _submit(store)
+    pid = submit(store, V1)
     Queue(store, worker_id="a").claim(P1, 1)
     assert Queue(store, worker_id="a").recover_lost(30) == {}
     assert Queue(store, worker_id="b").recover_lost(30)["a"].requeued == [pid]
@@ -111,7 +98,7 @@ def test_the_watch_does_not_touch_sqlite_claims(tmp_path) -> None:
     """On SQLite the embedded server claims unregistered: nothing is orphaned there."""
     store = Store.open(f"sqlite:///{tmp_path / 'vendo.db'}")
     try:
-        pid = _submit(store)
+        pid = submit(store, V1)
         Queue(store, worker_id=OLD).claim(P1, 1)
         assert Queue(store, worker_id="b").recover_lost(30) == {}
         job = store.predictions.job(pid)

@@ -77,11 +77,15 @@ class UsageMeter:
     def observe(self, event: InstanceEvent) -> None:
         """The instance is in ``event.state`` from now on (called on the event loop)."""
         now = self._clock()
-        current = self._open.pop(event.instance_id, None)
+        current = self._open.get(event.instance_id)
         if current is not None:
             self._add(current, now)
         if event.state is InstanceState.STOPPED:
+            self._open.pop(event.instance_id, None)
             self._wake.set()  # a stopped instance is written soon: reports see it whole
+        elif current is not None:
+            # twice per prediction (busy, then idle): the interval is reused, not remade
+            current.event, current.since = event, now
         else:
             self._open[event.instance_id] = _Open(event, now)
 

@@ -14,9 +14,16 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Each random byte's low five bits pick a character: 256 is a multiple of 32, so each of
+# the 32 is as likely as any other.
+_BASE32 = bytes(b"abcdefghijklmnopqrstuvwxyz234567"[b & 31] for b in range(256))
+
+
 def new_id() -> str:
-    """A 26-character lowercase base32 id (128 random bits), like Replicate's."""
-    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+    """A 26-character lowercase base32 id (130 random bits), like Replicate's. One
+    ``translate`` of 26 random bytes: ``base64.b32encode`` is a Python loop, and every
+    prediction makes an id."""
+    return secrets.token_bytes(26).translate(_BASE32).decode("ascii")
 
 
 def new_token() -> str:

@@ -19,7 +19,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 __all__ = ["Prepared", "insert_all_columns"]
 
-_ABSENT = object()
 Processor = Callable[[Any], Any]
 
 
@@ -28,35 +27,40 @@ class _Compiled:
         compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        # (bind name, bind processor or None, what it makes of None, default for an
-        # absent name)
-        self.binds: list[tuple[str, Processor | None, Any, Any]] = []
-        for name in names or []:
+        self.names: list[str] = list(
+            (compiled.positiontup if compiled.positional else compiled.binds) or []
+        )
+        # The binds a row's value cannot go through as it is: (position, name, bind
+        # processor or None, what it makes of None, default for an absent name). The
+        # others (no processor, no default: most columns) are taken as they are.
+        self.special: list[tuple[int, str, Processor | None, Any, Any]] = []
+        for i, name in enumerate(self.names):
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            # JSON makes 'null' of None: worked out once, not per row
-            none = processor(None) if processor is not None else None
             # a literal in the statement (``run_count + 1``) is a bind with its value
-            self.binds.append((name, processor, none, defaults.get(name, bind.value)))
+            default = defaults.get(name, bind.value)
+            if processor is not None or default is not None:
+                # JSON makes 'null' of None: worked out once, not per row
+                none = processor(None) if processor is not None else None
+                self.special.append((i, name, processor, none, default))
 
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        values: list[Any] = []
-        for name, processor, none, default in self.binds:
-            value = row.get(name, _ABSENT)
-            if value is _ABSENT:
+        get = row.get
+        values = [get(name) for name in self.names]
+        for i, name, processor, none, default in self.special:
+            value = values[i]
+            if value is None:
+                if name in row:
+                    values[i] = none
+                    continue
                 # as Core does: the column's default, else SQL NULL (no processing)
                 value = default() if callable(default) else default
                 if value is None:
-                    values.append(None)
                     continue
-            if value is None:
-                values.append(none)
-            else:
-                values.append(processor(value) if processor is not None else value)
+            values[i] = processor(value) if processor is not None else value
         if self.positional:
             return tuple(values)
-        return {bind[0]: v for bind, v in zip(self.binds, values, strict=True)}
+        return dict(zip(self.names, values, strict=True))
 
 
 class Prepared:

@@ -45,6 +45,7 @@ __all__ = [
     "cached",
     "call",
     "caller",
+    "header",
     "identify",
     "iso",
     "json_body",
@@ -169,14 +170,28 @@ async def cached(read: CachedRead[Unpack[Args], V], *args: Unpack[Args]) -> V:
     return value
 
 
+def header(request: Request, name: str, default: str = "") -> str:
+    """The request's header ``name`` (lowercase; the first if repeated), else
+    ``default``. Starlette's ``request.headers.get`` scans the raw list each time; a
+    prediction request asks for half a dozen, so they are made a dict once."""
+    scope = request.scope
+    found: dict[str, str] | None = scope.get("vendo.headers")
+    if found is None:
+        # reversed: the first of a repeated header wins, as with request.headers
+        found = scope["vendo.headers"] = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])
+        }
+    return found.get(name, default)
+
+
 async def caller(request: Request) -> Caller:
     """The authenticated caller (``Authorization: Bearer|Token <token>``, or the web
     pages' session cookie with its CSRF header: :mod:`~vendo.api.v1.session`), else 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.strip().partition(" ")
+    authorization = header(request, "authorization")
+    scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     source = "api"
-    if not header:
+    if not authorization:
         token = session_token(request) or ""
         source = "web"  # the pages' session: what they create is the web's (Replicate's)
         if not token:
@@ -230,14 +245,13 @@ def base_url(request: Request) -> str:
     if configured:
         found = configured.rstrip("/")
     else:
-        headers = request.headers
         # the scope's scheme, not request.url's: building the URL costs more than this
-        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or str(
+        scheme = header(request, "x-forwarded-proto").split(",")[0].strip() or str(
             request.scope.get("scheme", "http")
         )
         host = (
-            headers.get("x-forwarded-host", "").split(",")[0].strip()
-            or headers.get("host")
+            header(request, "x-forwarded-host").split(",")[0].strip()
+            or header(request, "host")
             or request.url.netloc
         )
         found = f"{scheme}://{host}"

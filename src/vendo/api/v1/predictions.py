@@ -25,6 +25,7 @@ from vendo.api.v1.context import (
     cached,
     call,
     caller,
+    header,
     json_body,
     page,
     parse_time,
@@ -291,8 +292,9 @@ async def new_prediction(
     await p.credit.require(who.user, version.model)
     webhook, events = _webhook_fields(body, p.settings.allow_private_urls)
     deadline: datetime | None = None
-    if request.headers.get("cancel-after"):
-        seconds = parse_cancel_after(request.headers["cancel-after"])
+    cancel_after = header(request, "cancel-after")
+    if cancel_after:
+        seconds = parse_cancel_after(cancel_after)
         deadline = utcnow() + timedelta(seconds=seconds)
     prediction_id = new_id()
     folder = p.inputs_root / prediction_id
@@ -377,7 +379,7 @@ async def create_prediction(
     p = platform(request)
     row = await new_prediction(request, who, version, body, deployment)
     tracing.remember(row.id)  # the scheduler's spans join this request's trace
-    wait = parse_prefer_wait(request.headers.get("prefer"))
+    wait = parse_prefer_wait(header(request, "prefer"))
     headers: dict[str, str] = {}
     remaining = 0.0
     if wait is not None:
