@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "settings_markdown"]
@@ -68,7 +68,7 @@ class Settings(BaseSettings):
 
     # --- HTTP server -------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
-    port: int = Field(5000, description="Port the HTTP server listens on.")
+    port: int = Field(5000, ge=0, le=65535, description="Port the HTTP server listens on.")
     public_url: str | None = Field(
         None,
         description="Absolute URL clients reach the server at, used in `urls` and file links. "
@@ -274,6 +274,13 @@ class Settings(BaseSettings):
     throttle_interval: float = Field(
         0.5, description="Least seconds between two `output`/`logs` webhooks of a prediction."
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # runners work in their model's folder: a relative data dir (the default,
+        # ./.vendo) would name files there that do not exist (input files, weights)
+        return value.expanduser().absolute()
 
 
 def settings_markdown() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from serve_support import clean_env, serving, vendo
-from support import free_port, http_server
+from support import free_port, http_server, stop_process
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOKEN = "cli-test-token"
@@ -249,3 +250,61 @@ def test_a_failed_start_up_creates_no_admin(tmp_path: Path) -> None:
     assert "token" not in output.lower()
     assert not (data / "api_token").exists()
     assert not (data / "server.json").exists()
+
+
+def test_a_mistyped_command_names_the_closest(tmp_path: Path) -> None:
+    done = vendo("serv", cwd=tmp_path, env=clean_env(), timeout=60)
+    assert done.returncode == 2
+    assert "Error: No such command 'serv'. Did you mean 'serve'?" in done.stderr
+
+
+def test_a_bad_setting_is_one_line(tmp_path: Path) -> None:
+    done = vendo("serve", cwd=tmp_path, env=clean_env(VENDO_PORT="abc"), timeout=60)
+    line = _one_line_error(done)
+    assert line.startswith("Error: bad setting: VENDO_PORT='abc': Input should be a valid integer")
+    assert not (tmp_path / ".vendo").exists()
+
+
+@pytest.mark.parametrize("how", ["--data-dir", "VENDO_DATA_DIR"])
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["users", "list"]])
+def test_a_data_dir_that_cannot_be_made_is_one_line(
+    command: list[str], how: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    data = tmp_path / "a-file" / "data"  # under a file: not even root can make it
+    env = clean_env(VENDO_DATA_DIR=str(data)) if how == "VENDO_DATA_DIR" else clean_env()
+    args = [*command, "--data-dir", str(data)] if how == "--data-dir" else command
+    line = _one_line_error(vendo(*args, cwd=tmp_path, env=env, timeout=60))
+    assert line.startswith(f"Error: cannot use {tmp_path / 'a-file'}"), line
+    assert line.endswith(
+        "the data dir must be a folder you can write to (--data-dir, VENDO_DATA_DIR)"
+    )
+
+
+def test_ctrl_c_during_a_push_says_what_reached_the_server(tmp_path: Path) -> None:
+    # a server that takes the connection and never answers: the push stays "uploading"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(60)  # a push that never connects fails the test, not hangs it
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vendo", "push", str(FIXTURES / "cli_named_file"), "you/named"],
+            cwd=tmp_path,
+            env=clean_env(VENDO_API_TOKEN=TOKEN, VENDO_URL=url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            connection, _ = listener.accept()  # the upload has begun
+            with connection:
+                process.send_signal(signal.SIGINT)
+                _, err = process.communicate(timeout=60)
+        finally:
+            stop_process(process)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        "Error: interrupted while uploading: nothing reached the server, you/named is unchanged"
+    )

@@ -76,3 +76,25 @@ def test_bad_fields_are_one_line(server: str, tmp_path: Path) -> None:
     assert "hardware must be one of" in err
     code, _, err = _vendo(tmp_path, server, "update", "admin/prod")
     assert code == 2 and "nothing to change" in err
+
+
+def test_url_and_token_after_the_subcommand(server: str, tmp_path: Path) -> None:
+    # as `vendo push` and `vendo run` take them (docs/deployments.md, "The command line")
+    env = clean_env()
+    done = vendo("deployments", "list", "--url", server, "--token", TOKEN, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    done = vendo(
+        "deployments", "--url", "http://127.0.0.1:9", "--token", "wrong",
+        "get", "admin/prod", "--url", server, "--token", TOKEN, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1 and "404" in done.stderr  # reached the server, authenticated
+
+
+def test_a_wrong_token_says_where_tokens_come_from(server: str, tmp_path: Path) -> None:
+    done = vendo(
+        "deployments", "list", "--token", "r8_wrong", cwd=tmp_path, env=clean_env(VENDO_URL=server)
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error: 401: ")
+    assert "--token, VENDO_API_TOKEN, REPLICATE_API_TOKEN" in line

@@ -165,6 +165,12 @@ def test_bad_config_names_the_field(tmp_path: Path, cog_yaml: str, expected: str
     assert expected in error(tmp_path, cog_yaml)
 
 
+def test_bad_yaml_is_one_line_saying_where(tmp_path: Path) -> None:
+    message = error(tmp_path, 'build:\n  python_version: "3.11"\n predict: [x\n')
+    assert "\n" not in message
+    assert message.startswith("cog.yaml: not valid YAML at line 3, column 2: expected <block end>")
+
+
 def test_python_packages_with_requirements_rejected(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("numpy\n")
     message = error(

@@ -6,8 +6,10 @@ Each command lives in its own module and is imported only when it is run, so
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+from pathlib import Path
 from typing import Any
 
 import click
@@ -52,10 +54,60 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(module, attr)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            ctx.fail(f"No such command '{name}'.{hint} (vendo --help lists them)")
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # expected failures of the environment, one line each instead of a traceback
+        from pydantic import ValidationError
+
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            if exc.title != "Settings":
+                raise
+            raise click.ClickException(_settings_problem(exc)) from None
+        except OSError as exc:
+            if exc.filename is None or isinstance(exc, click.ClickException):
+                raise
+            raise click.ClickException(_path_problem(exc, ctx.meta)) from None
+
     @staticmethod
     def _available(name: str) -> bool:
         module_name = COMMANDS[name][0]
         return importlib.util.find_spec(f"vendo.cli.{module_name}") is not None
+
+
+def _settings_problem(exc: Any) -> str:
+    problems = []
+    for error in exc.errors():
+        variable = "VENDO_" + "_".join(str(part) for part in error["loc"]).upper()
+        problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+    return "bad setting: " + "; ".join(problems) + " (see docs/settings.md)"
+
+
+def _path_problem(exc: OSError, meta: dict[str, Any]) -> str:
+    line = f"cannot use {exc.filename}: {exc.strerror or exc}"
+    try:
+        from vendo.config import Settings
+
+        given = meta.get("vendo.data_dir")  # --data-dir (vendo.cli.options)
+        data_dir = Settings(**({"data_dir": given} if given else {})).data_dir
+    except Exception:  # a bad setting: the line above says enough
+        return line
+    path = Path(str(exc.filename)).absolute()
+    if path == data_dir or data_dir in path.parents or path in data_dir.parents:
+        return (
+            f"{line}: the data dir must be a folder you can write to (--data-dir, VENDO_DATA_DIR)"
+        )
+    return line
 
 
 @click.group(cls=LazyGroup)

@@ -19,6 +19,21 @@ def _client(ctx: click.Context) -> ServerClient:
     return api_client(options.get("url"), options.get("token"))
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # --url/--token after the subcommand (where push and run take them) win over the
+    # group's, so both `vendo deployments --token T list` and `... list --token T` work
+    if value is not None:
+        ctx.ensure_object(dict)[param.name or ""] = value
+
+
+def _server_options(func: Any) -> Any:
+    for option in (url_option, token_option):
+        func = option(func)
+    for param in func.__click_params__[-2:]:
+        param.callback, param.expose_value = _remember, False
+    return func
+
+
 def _line(d: dict[str, Any]) -> str:
     release = d["current_release"]
     config = release["configuration"]
@@ -68,7 +83,11 @@ def deployments(ctx: click.Context, url: str | None, token: str | None) -> None:
     ctx.obj = {"url": url, "token": token}
 
 
-@deployments.command("list")
+def _subcommand(name: str) -> Any:
+    return lambda func: deployments.command(name)(_server_options(func))
+
+
+@_subcommand("list")
 @_json_option
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
@@ -84,7 +103,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
             url = page.get("next")
 
 
-@deployments.command("get")
+@_subcommand("get")
 @click.argument("target", metavar="OWNER/NAME")
 @_json_option
 @click.pass_context
@@ -97,7 +116,7 @@ def get_command(ctx: click.Context, target: str, as_json: bool) -> None:
         _show(r.json(), as_json)
 
 
-@deployments.command("create")
+@_subcommand("create")
 @click.argument("name")
 @click.option("--model", required=True, help="The model, as OWNER/NAME.")
 @click.option("--version", "version", required=True, help="The model's version id.")
@@ -113,7 +132,7 @@ def create_command(ctx: click.Context, name: str, as_json: bool, **fields: Any) 
         _show(r.json(), as_json)
 
 
-@deployments.command("update")
+@_subcommand("update")
 @click.argument("target", metavar="OWNER/NAME")
 @click.option("--version", "version", default=None, help="Deploy this version of the model.")
 @click.option("--hardware", default=None, help="Move to this SKU.")
@@ -135,7 +154,7 @@ def update_command(ctx: click.Context, target: str, as_json: bool, **fields: Any
         _show(r.json(), as_json)
 
 
-@deployments.command("delete")
+@_subcommand("delete")
 @click.argument("target", metavar="OWNER/NAME")
 @click.pass_context
 def delete_command(ctx: click.Context, target: str) -> None:

@@ -19,12 +19,24 @@ host_option = click.option(
     "--host", default=None, help="Address to bind to (default: VENDO_HOST, 127.0.0.1)."
 )
 port_option = click.option(
-    "--port", type=int, default=None, help="Port to listen on (default: VENDO_PORT, 5000)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on (default: VENDO_PORT, 5000).",
 )
+
+
+def _note_data_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    # shared with the whole command (ctx.meta): a failure to use it names the option
+    ctx.meta["vendo.data_dir"] = value
+    return value
+
+
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
+    callback=_note_data_dir,
     help="Folder for the database, files and environments (default: VENDO_DATA_DIR, ./.vendo).",
 )
 no_build_option = click.option(

@@ -36,6 +36,10 @@ def _split(args: tuple[str, ...]) -> tuple[Path, str, str]:
     owner, sep, name = target.partition("/")
     if not sep or not owner or not name or "/" in name or ":" in name:
         raise click.UsageError(f"expected OWNER/NAME, got {target!r}")
+    if not directory.is_dir():
+        raise click.UsageError(
+            f"{directory}: no such folder (give the model's folder, then OWNER/NAME)"
+        )
     if not (directory / "cog.yaml").is_file():
         raise click.UsageError(f"{directory} has no cog.yaml")
     return directory, owner, name
@@ -60,10 +64,39 @@ def push(
     args: tuple[str, ...], url: str | None, token: str | None, private: bool, quiet: bool
 ) -> None:
     """Upload the model in DIR (default .) to a server as a new version of OWNER/NAME."""
+
+    directory, owner, name = _split(args)
+    stage = ["packing"]  # where a Ctrl-C found the push, for its one line
+    try:
+        version_id = _push(directory, owner, name, url, token, private, quiet, stage)
+    except KeyboardInterrupt:
+        click.echo(f"Error: {_interrupted(stage[0], owner, name)}", err=True)
+        sys.exit(130)  # as `vendo run` on Ctrl-C
+    click.echo(version_id)
+
+
+def _interrupted(stage: str, owner: str, name: str) -> str:
+    if stage == "building":
+        return (
+            f"interrupted: the server goes on building {owner}/{name} from the upload it has; "
+            f"`vendo run {owner}/{name}` uses the new version once it is ready"
+        )
+    return f"interrupted while {stage}: nothing reached the server, {owner}/{name} is unchanged"
+
+
+def _push(
+    directory: Path,
+    owner: str,
+    name: str,
+    url: str | None,
+    token: str | None,
+    private: bool,
+    quiet: bool,
+    stage: list[str],
+) -> str:
     from vendo.cli.remote import api_client, fail
     from vendo.packages import iter_project_files, make_archive
 
-    directory, owner, name = _split(args)
     files = list(iter_project_files(directory))
     fd, temp = tempfile.mkstemp(suffix=".tar.gz", prefix="vendo-push-")
     archive = Path(temp)
@@ -73,6 +106,7 @@ def push(
         size = archive.stat().st_size
         note = f"Packed {len(files)} files ({size / 1e6:.1f} MB)"
         params = {"visibility": "private"} if private else {}
+        stage[0] = "uploading"
         with (
             api_client(url, token) as client,
             client.stream(
@@ -90,10 +124,10 @@ def push(
             if response.status_code >= 400:
                 response.read()
                 fail(response)
-            version_id = _follow(response.iter_lines(), quiet)
+            stage[0] = "building"  # the whole package is in: the server has accepted it
+            return _follow(response.iter_lines(), quiet)
     finally:
         archive.unlink(missing_ok=True)
-    click.echo(version_id)
 
 
 def _follow(lines: Iterator[str], quiet: bool) -> str:

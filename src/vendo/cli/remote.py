@@ -248,4 +248,9 @@ def fail(response: httpx.Response) -> None:
     except ValueError:
         pass
     text = detail or response.text.strip() or response.reason_phrase
+    if response.status_code == 401:
+        text = (
+            f"{text.rstrip('.')}: check the token (the first of --token, VENDO_API_TOKEN, "
+            "REPLICATE_API_TOKEN and the api_token file in the data dir of `vendo serve`)"
+        )
     raise click.ClickException(f"{response.status_code}: {text}")

@@ -164,12 +164,22 @@ def parse_config(text: str, project_dir: str | Path) -> CogConfig:
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{CONFIG_FILE}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{CONFIG_FILE}: not valid YAML{_yaml_problem(exc)}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{CONFIG_FILE}: expected a mapping of keys, got {_kind(data)}")
     return _Parser(project).parse(data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error as one line: where, then what (its own text spans several lines
+    and quotes the file)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return ": " + " ".join(str(exc).split())
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 class _Parser:
