@@ -89,6 +89,10 @@ def _finite(text: str) -> float:
     return value
 
 
+# Made once: json.loads with hooks builds a decoder (and its scanner) on every call.
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite)
+
+
 _SURROGATE_PROBLEM = (
     "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape that is not part of a pair), "
     "which is not valid Unicode text"
@@ -148,7 +152,7 @@ def parse_json(raw: bytes, *, max_depth: int) -> Any:
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the request body is not UTF-8: {exc}") from None
     try:
-        value = json.loads(text, parse_constant=_constant, parse_float=_finite)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, the hooks' refusals and integers past
         # Python's digit limit; RecursionError cannot happen below the depth cap
