@@ -407,7 +407,7 @@ def _prediction_columns() -> dict[str, str]:
 def prediction_values(prediction: PredictionRow) -> dict[str, Any]:
     """The column values set on a new (not yet added) row, by column name; the others
     get the table's defaults, as an ORM insert would give them."""
-    values = sa.inspect(prediction).dict
+    values = prediction.__dict__  # what sa.inspect(prediction).dict is, without inspect()
     columns = _prediction_columns().items()
     return {column: values[attr] for attr, column in columns if attr in values}
 

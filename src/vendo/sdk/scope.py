@@ -154,6 +154,8 @@ class Metrics(MutableMapping[str, Any]):
         return len(self._values)
 
     def snapshot(self) -> Dict[str, Any]:
+        if not self._values:  # most predictions record none: no deepcopy machinery
+            return {}
         import copy
 
         return copy.deepcopy(self._values)
