@@ -213,7 +213,10 @@ def test_vendo_train_shows_logs_and_prints_the_new_version(server: Server, tmp_p
     new_version = done.stdout.strip()
     assert new_version.startswith("admin/cli-dest:")
     assert server.client.run(new_version, input={"text": "y"}) == "cli: y"
-    # a failure is one line: the destination must exist
-    missing = vendo("train", ref, "-d", "admin/nowhere", "-i", "text=cli", cwd=tmp_path, env=env)
-    assert missing.returncode == 1
-    assert missing.stderr.strip() == "Error: 404: model admin/nowhere not found"
+    # a destination that is not OWNER/NAME is refused before anything is made (a missing
+    # one is created: tests/cli/test_first_hour.py)
+    bad = vendo("train", ref, "-d", "nowhere", "-i", "text=cli", cwd=tmp_path, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "Error: --destination is a model, OWNER/NAME: got 'nowhere'"
+    )
