@@ -230,9 +230,7 @@ def _webhook_fields(
 
 
 def _own_hosts(request: Request) -> set[str]:
-    hosts = {_url_part(base_url(request), "netloc")}
-    if request.headers.get("host"):
-        hosts.add(request.headers["host"])
+    hosts = {_url_part(base_url(request), "netloc"), header(request, "host")}
     configured = platform(request).settings.public_url
     if configured:
         hosts.add(_url_part(configured, "netloc"))
