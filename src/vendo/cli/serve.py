@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import uvicorn
 
+from vendo.cli.http import http_protocol
 from vendo.cli.options import data_dir_option, host_option, port_option
 
 if TYPE_CHECKING:
@@ -134,7 +135,8 @@ def _uvicorn_config(
         host=settings.host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=http_protocol(),
+        ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
         lifespan="on",
         # vendo.api reads X-Forwarded-Proto/Host itself (base_url); uvicorn's layer only
         # rewrites the client address, which only the access log shows
