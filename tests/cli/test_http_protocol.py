@@ -1,5 +1,6 @@
-"""The servers' HTTP protocol joins the writes of one loop turn (a response's headers and
-body) into one write on the socket, and keeps everything written, in order."""
+"""The servers' HTTP protocol joins a write with the next one of the same loop turn (a
+response's headers and body) into one write on the socket, and keeps everything
+written, in order."""
 
 from __future__ import annotations
 
@@ -79,18 +80,26 @@ async def test_writes_of_one_turn_leave_in_one_write_and_later_ones_after_it() -
     try:
         one = _OneWrite(counting, asyncio.get_running_loop())  # type: ignore[arg-type]
         one.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+        assert counting.writes == []  # held: the body may follow in this turn
         one.write(b"hello")
-        assert counting.writes == []  # held until the loop's next turn
-        await asyncio.sleep(0)
         assert counting.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"]
-        one.write(b"later")  # a streamed part, in a later turn: a write of its own
+        await asyncio.sleep(0)
+        assert len(counting.writes) == 1
+        one.write(b"later")  # a streamed part, alone in its turn: held until the next
+        assert counting.writes[1:] == []
         await asyncio.sleep(0)
         assert counting.writes[1:] == [b"later"]
+        # many parts in one turn: the first two joined, the rest straight out, in order
+        for part in (b"a", b"b", b"c", b"d"):
+            one.write(part)
+        assert counting.writes[2:] == [b"ab", b"c", b"d"]
+        await asyncio.sleep(0)
+        assert counting.writes[2:] == [b"ab", b"c", b"d"]
         one.write(b"last")
         one.close()  # what was written before the close goes out with it
-        assert counting.writes[2:] == [b"last"]
+        assert counting.writes[5:] == [b"last"]
         received = await pair.reader.read()  # to the end: the close came after the bytes
-        assert received == b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhellolaterlast"
+        assert received == b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhellolaterabcdlast"
     finally:
         await pair.close()
 

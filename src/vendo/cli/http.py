@@ -5,11 +5,11 @@ app sends ``http.response.start``, and its body at ``http.response.body``: two w
 so two TCP segments with ``TCP_NODELAY`` (which both servers set). A prediction's reply
 is a few hundred bytes of headers and about a kilobyte of JSON; its second segment
 costs the server a system call and a pass through the TCP stack, and wakes the
-client's side again. :class:`OneWriteHttpProtocol` gives uvicorn's request cycles a
-transport that holds the first write until the loop's next turn, so writes made in the
-same turn (the headers and the body of any response that is not streamed) leave in
-one. A streamed response (server-sent events) keeps its timing: its headers go out on
-the next turn, each event as it is written.
+client's side again. ``OneWriteHttpProtocol`` gives uvicorn's request cycles a
+transport that holds a write until the loop's next turn and joins it with the next one
+made in the same turn: the headers and the body of a response that is not streamed
+leave in one write. A streamed response (server-sent events) keeps its timing: its
+headers go out on the next turn at the latest, each event as it is written.
 """
 
 from __future__ import annotations
@@ -22,23 +22,33 @@ __all__ = ["http_protocol"]
 
 
 class _OneWrite:
-    """A transport that joins the writes made in one loop turn into one."""
+    """A transport that holds a write until the loop's next turn and sends it with the
+    write that follows it in the same turn, if any: a response's headers with its body.
+    Only that one pair is joined: further writes of the turn go straight out, so a body
+    streamed in many parts within one turn is never copied into one growing buffer."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_transport", "_loop", "_pending", "_scheduled")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: bytes | None = None
+        self._scheduled = False  # a flush is due this turn
 
     def write(self, data: bytes) -> None:
-        if self._pending is None:
-            self._pending = bytes(data)
-            self._loop.call_soon(self._flush)
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self._transport.write(pending + data)
+        elif self._scheduled:
+            self._transport.write(data)  # this turn's pair went out already
         else:
-            self._pending += data
+            self._pending = bytes(data)
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        self._scheduled = False
         data, self._pending = self._pending, None
         if data and not self._transport.is_closing():
             self._transport.write(data)
