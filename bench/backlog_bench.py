@@ -100,6 +100,8 @@ class Server:
 
     def start(self, probe: str, timeout: float = 120.0) -> float:
         """Launch; return seconds until ``GET probe`` first answers 200."""
+        if self.proc is not None:
+            raise RuntimeError("stop the running server first: two would share the data dir")
         self.port = free_port()
         self.starts += 1
         log_path = self.log_dir / f"serve-{self.starts}.log"
@@ -248,9 +250,8 @@ def measure(server: Server, probe: str, args: argparse.Namespace) -> dict[str, A
     """Restart ``args.restarts`` times, then idle CPU and GET latency on the last."""
     load_before = _loadavg()
     restarts = []
-    for n in range(args.restarts):
-        if n:
-            server.stop()
+    for _ in range(args.restarts):
+        server.stop()  # a no-op when stopped; else the one run_rev started would linger
         restarts.append(server.start(probe))
     time.sleep(args.settle)
     rss = server.peak_rss_mib()
