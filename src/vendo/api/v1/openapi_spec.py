@@ -41,6 +41,21 @@ def _link(operation_id: str, **parameters: str) -> Schema:
     return {"operationId": operation_id, "parameters": parameters}
 
 
+def _created(
+    description: str, schema: Schema, links: dict[str, Schema], *, location: bool = False
+) -> dict[str, Any]:
+    """A ``201`` answering ``schema``, with the ``links`` that lead on from it and, with
+    ``location``, the ``Location`` header (its ``urls.get``)."""
+    response: dict[str, Any] = {"description": description}
+    if location:
+        response["headers"] = {
+            "Location": {"schema": {"type": "string"}, "description": "its urls.get"}
+        }
+    response["content"] = _json(schema)
+    response["links"] = links
+    return {"201": response}
+
+
 def _query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
     return {
         "name": name,
@@ -125,19 +140,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "weights become a new version of `destination`.",
         "parameters": [_CANCEL_AFTER],
         "requestBody": _body(ref("TrainingRequest")),
-        "responses": {
-            "201": {
-                "description": "the training, starting",
-                "headers": {
-                    "Location": {"schema": {"type": "string"}, "description": "its urls.get"},
-                },
-                "content": _json(ref("Training")),
-                "links": {
-                    "get": _link("get_training_get", id="$response.body#/id"),
-                    "cancel": _link("cancel_training_post", id="$response.body#/id"),
-                },
-            }
-        },
+        "responses": _created(
+            "the training, starting",
+            ref("Training"),
+            {
+                "get": _link("get_training_get", id="$response.body#/id"),
+                "cancel": _link("cancel_training_post", id="$response.body#/id"),
+            },
+            location=True,
+        ),
     },
     ("GET", "/v1/trainings"): {
         "parameters": [_CURSOR],
@@ -162,18 +173,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     },
     ("POST", "/v1/models"): {
         "requestBody": _body(ref("ModelCreate")),
-        "responses": {
-            "201": {
-                "description": "the new model",
-                "content": _json(ref("Model")),
-                "links": {
-                    "get": _link("get_model_get", **_MODEL),
-                    "update": _link("patch_model_patch", **_MODEL),
-                    "delete": _link("delete_model_delete", **_MODEL),
-                    "versions": _link("list_versions_get", **_MODEL),
-                },
-            }
-        },
+        "responses": _created(
+            "the new model",
+            ref("Model"),
+            {
+                "get": _link("get_model_get", **_MODEL),
+                "update": _link("patch_model_patch", **_MODEL),
+                "delete": _link("delete_model_delete", **_MODEL),
+                "versions": _link("list_versions_get", **_MODEL),
+            },
+        ),
     },
     ("QUERY", "/v1/models"): {
         "requestBody": _body(
@@ -259,16 +268,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 }
             },
         },
-        "responses": {
-            "201": {
-                "description": "the stored file",
-                "content": _json(ref("File")),
-                "links": {
-                    "get": _link("get_file_get", id="$response.body#/id"),
-                    "delete": _link("delete_file_delete", id="$response.body#/id"),
-                },
-            }
-        },
+        "responses": _created(
+            "the stored file",
+            ref("File"),
+            {
+                "get": _link("get_file_get", id="$response.body#/id"),
+                "delete": _link("delete_file_delete", id="$response.body#/id"),
+            },
+        ),
     },
     ("GET", "/v1/files"): {
         "parameters": [_CURSOR],
@@ -358,16 +365,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # deployments
     ("POST", "/v1/deployments"): {
         "requestBody": _body(ref("DeploymentCreate")),
-        "responses": {
-            "201": {
-                "description": "the new deployment, at release 1",
-                "content": _json(ref("Deployment")),
-                "links": {
-                    "get": _link("get_deployment_get", **_MODEL),
-                    "update": _link("update_deployment_patch", **_MODEL),
-                },
-            }
-        },
+        "responses": _created(
+            "the new deployment, at release 1",
+            ref("Deployment"),
+            {
+                "get": _link("get_deployment_get", **_MODEL),
+                "update": _link("update_deployment_patch", **_MODEL),
+            },
+        ),
     },
     ("GET", "/v1/deployments"): {
         "parameters": [_CURSOR],
