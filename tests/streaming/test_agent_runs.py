@@ -19,13 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from streaming_support import sse_events
 
-from agent_support import AGENT_FIXTURE, FAST_LIVENESS, agent_log, start_agent
+from agent_support import AGENT_FIXTURE, FAST_LIVENESS, agent_log, scaled_env, start_agent
 from pg_throwaway import find_bindir, start_throwaway_postgres
-from s3_server import AWS_ENV
-from serve_support import clean_env, serving, vendo
+from serve_support import serving, vendo
 from support import stop_process, until
 from vendo.queue import Queue
 from vendo.queue.jobs import LOST_ERROR
@@ -60,15 +58,12 @@ class Setup:
 def api_only(tmp_path: Path, database: str, bucket: str, endpoint: str) -> Iterator[Setup]:
     """An API-only server with the agent fixture pushed to it (built there, as a push
     is, and kept in the bucket)."""
-    env = clean_env(
-        **AWS_ENV,
+    env = scaled_env(
+        database=database,
+        bucket=bucket,
+        endpoint=endpoint,
+        token=TOKEN,
         **FAST_LIVENESS,
-        VENDO_DATABASE_URL=database,
-        VENDO_STORAGE_URL=bucket,
-        VENDO_STORAGE_ENDPOINT_URL=endpoint,
-        VENDO_API_TOKEN=TOKEN,
-        VENDO_SECRETS_KEY=Fernet.generate_key().decode(),
-        VENDO_ALLOW_NEAREST_PYTHON="true",
         # GPU SKUs offered and placed on this CPU machine: an agent may serve one
         VENDO_GPU_AS_CPU="1",
     )

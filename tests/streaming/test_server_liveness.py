@@ -16,11 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
-from agent_support import AGENT_FIXTURE, FAST_LIVENESS
-from s3_server import AWS_ENV
-from serve_support import clean_env, serving, vendo
+from agent_support import AGENT_FIXTURE, FAST_LIVENESS, scaled_env
+from serve_support import serving, vendo
 from support import until
 from vendo.queue.jobs import LOST_ERROR
 from vendo.store import Store
@@ -52,15 +50,8 @@ class Servers:
 
 @pytest.fixture
 def servers(tmp_path: Path, pg_only_url: str, s3_bucket: str, s3_server: str) -> Iterator[Servers]:
-    shared = clean_env(
-        **AWS_ENV,
-        **FAST_LIVENESS,
-        VENDO_DATABASE_URL=pg_only_url,
-        VENDO_STORAGE_URL=s3_bucket,
-        VENDO_STORAGE_ENDPOINT_URL=s3_server,
-        VENDO_API_TOKEN=TOKEN,
-        VENDO_SECRETS_KEY=Fernet.generate_key().decode(),
-        VENDO_ALLOW_NEAREST_PYTHON="true",
+    shared = scaled_env(
+        database=pg_only_url, bucket=s3_bucket, endpoint=s3_server, token=TOKEN, **FAST_LIVENESS
     )
     urls: dict[str, str] = {}
     procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -13,12 +13,11 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from streaming_support import sse_events
 
+from agent_support import scaled_env
 from pg_throwaway import find_bindir, start_throwaway_postgres
-from s3_server import AWS_ENV
-from serve_support import clean_env, serving, vendo
+from serve_support import serving, vendo
 from support import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -51,15 +50,7 @@ class Cluster:
 def two_servers(tmp_path: Path, database: str, bucket_url: str, endpoint: str) -> Iterator[Cluster]:
     """The runner server and the API-only one on ``database`` and ``bucket_url``, with
     the model in tests/fixtures/scaled_files pushed."""
-    shared = clean_env(
-        **AWS_ENV,
-        VENDO_DATABASE_URL=database,
-        VENDO_STORAGE_URL=bucket_url,
-        VENDO_STORAGE_ENDPOINT_URL=endpoint,
-        VENDO_API_TOKEN=TOKEN,
-        VENDO_SECRETS_KEY=Fernet.generate_key().decode(),
-        VENDO_ALLOW_NEAREST_PYTHON="true",
-    )
+    shared = scaled_env(database=database, bucket=bucket_url, endpoint=endpoint, token=TOKEN)
     runner_dir, api_dir = tmp_path / "runner", tmp_path / "api"
     runner_env = {**shared, "VENDO_DATA_DIR": str(runner_dir)}
     api_env = {**shared, "VENDO_DATA_DIR": str(api_dir)}
