@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import click
 import uvicorn
 
-from vendo.cli.http import http_protocol
 from vendo.cli.options import data_dir_option, host_option, port_option
 
 if TYPE_CHECKING:
@@ -135,8 +134,7 @@ def _uvicorn_config(
         host=settings.host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=http_protocol(),
-        ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
         # vendo.api reads X-Forwarded-Proto/Host itself (base_url); uvicorn's layer only
         # rewrites the client address, which only the access log shows

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vendo.cli.http import http_protocol
 from vendo.cli.options import data_dir_option, host_option, no_build_option, port_option
 
 if TYPE_CHECKING:
@@ -139,8 +138,7 @@ def _run_server(options: CogServerOptions, directory: Path, host: str, port: int
     config = uvicorn.Config(
         app,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=http_protocol(),
-        ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
         access_log=False,
         log_level="info",
