@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.context import call, caller, platform
 from vendo.api.v1.render import account_json
 

@@ -18,9 +18,10 @@ import socket
 from datetime import datetime
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.context import (
     Caller,
     Platform,

@@ -4,9 +4,10 @@ every slug is unknown; search looks through the models the caller may see."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.builds import latest_build
 from vendo.api.v1.context import base_url, call, caller, page, platform
 from vendo.api.v1.policy import model_viewers

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from vendo.api.body import parse_json, read_body
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.credit import CreditGate
 from vendo.api.v1.limits import RateLimiter
 from vendo.api.v1.policy import Caller, can_see

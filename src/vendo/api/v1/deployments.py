@@ -7,9 +7,10 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.context import (
     Caller,
     Platform,

@@ -8,10 +8,11 @@ from urllib.parse import quote
 from starlette.concurrency import iterate_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from vendo.api.body import parse_json, text_errors
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.context import base_url, call, caller, page, platform
 from vendo.api.v1.policy import owns
 from vendo.api.v1.render import file_json

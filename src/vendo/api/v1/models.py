@@ -7,10 +7,11 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from vendo.api.body import parse_json, read_body
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.builds import latest_build, missing_version
 from vendo.api.v1.context import (
     Caller,

@@ -13,10 +13,11 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vendo import __version__
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.openapi_accounts import account_schemas
 from vendo.api.v1.openapi_deployments import deployment_schemas
 from vendo.api.v1.openapi_schemas import components

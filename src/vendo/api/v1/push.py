@@ -47,9 +47,10 @@ from typing import Any
 
 from anyio import to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.builds import BUILDER
 from vendo.api.v1.context import (
     Platform,

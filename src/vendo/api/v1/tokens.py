@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.context import call, caller, iso, json_body, page, platform
 from vendo.api.v1.policy import may_manage_token
 from vendo.errors import FieldError, InvalidInput, NotFound

@@ -17,9 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from vendo.api.responses import JSONResponse
 from vendo.api.v1.context import Caller, call, caller, iso, json_body, parse_time, platform
 from vendo.api.v1.policy import owns
 from vendo.errors import FieldError, Forbidden, InvalidInput, NotFound
