@@ -34,7 +34,7 @@ async def test_a_failed_handoff_fails_one_prediction_and_frees_its_slot(
     # what the platform's scheduler test drives, here on Cog's API (same RunnerProcess)
     from vendo.scheduler import process
 
-    real = process.encode
+    real = process.wire_frame
 
     def encode(message: dict[str, Any]) -> bytes:
         if message.get("type") == "predict" and message["input"].get("text") == "boom":
@@ -42,7 +42,7 @@ async def test_a_failed_handoff_fails_one_prediction_and_frees_its_slot(
         return real(message)
 
     served = await serve("srv_echo")  # one slot: a leak would refuse the next one (409)
-    monkeypatch.setattr(process, "encode", encode)
+    monkeypatch.setattr(process, "wire_frame", encode)
     for _ in range(3):
         r = await served.client.post("/predictions", json={"input": {"text": "boom"}})
         assert r.status_code == 200, r.text

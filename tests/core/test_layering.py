@@ -22,11 +22,12 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "vendo"
 
 STDLIB_ONLY = {"sdk", "schema", "runner"}
-BASE = {"errors", "config", "status", "hardware", "__init__"}
+BASE = {"errors", "config", "status", "hardware", "jsontext", "__init__"}
 
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "status": set(),
+    "jsontext": set(),
     "config": {"errors"},
     "hardware": {"errors", "config"},
     # vendo/__init__.py is import-free and ships with the runtime (it holds the version)

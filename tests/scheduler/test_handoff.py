@@ -32,7 +32,7 @@ def _encode_fails(message: dict[str, Any]) -> bytes:
     return _real_encode(message)
 
 
-_real_encode = process.encode
+_real_encode = process.wire_frame
 
 
 def _send_fails(self: RunnerProcess, message: dict[str, Any]) -> bool:
@@ -50,7 +50,7 @@ def _predict_fails(self: RunnerProcess, slot: Any, prediction_id: str, *a: Any, 
 
 
 FAILURES: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
-    "encode": lambda mp: mp.setattr(process, "encode", _encode_fails),
+    "encode": lambda mp: mp.setattr(process, "wire_frame", _encode_fails),
     "send": lambda mp: mp.setattr(RunnerProcess, "_send", _send_fails),
     "predict": lambda mp: mp.setattr(RunnerProcess, "predict", _predict_fails),
 }

@@ -31,6 +31,7 @@ __all__ = [
     "SetupFailedMessage",
     "StartedMessage",
     "encode",
+    "frame",
     "has_files",
     "read_message",
 ]
@@ -153,7 +154,12 @@ class ProtocolError(Exception):
 
 
 def encode(message: Dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """``message`` as one frame (a string holding a lone surrogate cannot be sent)."""
+    return frame(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def frame(body: bytes) -> bytes:
+    """A frame of ``body``, a message already encoded as UTF-8 JSON."""
     if len(body) > MAX_FRAME:
         raise ProtocolError(f"message of {len(body)} bytes exceeds the {MAX_FRAME} byte limit")
     return _HEADER.pack(len(body)) + body

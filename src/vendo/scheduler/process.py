@@ -25,14 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from vendo.runner.protocol import PARENT_ENV, FrameDecoder, ProtocolError, encode
+from vendo.runner.protocol import PARENT_ENV, FrameDecoder, ProtocolError
 from vendo.scheduler.runner_spec import (
     RunnerBusy,
     RunnerNotReady,
     RunnerSpec,
     RunnerState,
     SetupInfo,
+    handoff_error,
     now_iso,
+    wire_frame,
 )
 
 __all__ = [
@@ -54,15 +56,6 @@ WORKER_EXITED = "worker exited unexpectedly"
 HEALTHCHECK_TIMEOUT = 5.0
 
 EventCallback = Callable[[dict[str, Any]], None]
-
-
-def handoff_error(exc: BaseException) -> str:
-    """The error of a prediction that failed before its runner accepted it."""
-    prefix = "the prediction could not be handed to the model"
-    if isinstance(exc, UnicodeEncodeError):
-        # json.loads lets a lone surrogate escape (\ud800) through; UTF-8 cannot hold it
-        return f"{prefix}: an input holds a lone UTF-16 surrogate, which is not valid Unicode"
-    return f"{prefix}: {type(exc).__name__}: {exc}"
 
 
 class Slot:
@@ -402,7 +395,7 @@ class RunnerProcess:
         channel = self._channel
         if channel is None or channel.transport is None or channel.transport.is_closing():
             return False
-        channel.transport.write(encode(message))
+        channel.transport.write(wire_frame(message))
         return True
 
     def _dispatch(self, generation: int, message: dict[str, Any]) -> None:

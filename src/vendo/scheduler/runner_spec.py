@@ -1,5 +1,6 @@
 """What a runner child is, apart from driving it: how to start one (:class:`RunnerSpec`),
-the states it goes through, and the record of its setup that ``/health-check`` shows.
+the states it goes through, the record of its setup that ``/health-check`` shows, and
+how a message to it is framed.
 
 :mod:`vendo.scheduler.process` drives the child; these types are also what the pools,
 the CLI and serve-model name, so they live apart from that driver.
@@ -15,7 +16,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunnerBusy", "RunnerNotReady", "RunnerSpec", "RunnerState", "SetupInfo", "now_iso"]
+import orjson
+
+from vendo.runner.protocol import encode, frame
+
+__all__ = [
+    "RunnerBusy",
+    "RunnerNotReady",
+    "RunnerSpec",
+    "RunnerState",
+    "SetupInfo",
+    "handoff_error",
+    "now_iso",
+    "wire_frame",
+]
 
 
 class RunnerState(str, enum.Enum):
@@ -102,3 +116,21 @@ class SetupInfo:
             body["completed_at"] = self.completed_at
         body["logs"] = "".join(self.logs)
         return body
+
+
+def wire_frame(message: dict[str, Any]) -> bytes:
+    """``message`` as a frame: orjson's encoding (several times quicker, see
+    :mod:`vendo.jsontext`), else the protocol's own, which refuses a lone surrogate."""
+    try:
+        return frame(orjson.dumps(message))
+    except TypeError:  # orjson.JSONEncodeError
+        return encode(message)
+
+
+def handoff_error(exc: BaseException) -> str:
+    """The error of a prediction that failed before its runner accepted it."""
+    prefix = "the prediction could not be handed to the model"
+    if isinstance(exc, UnicodeEncodeError):
+        # json.loads lets a lone surrogate escape (\ud800) through; UTF-8 cannot hold it
+        return f"{prefix}: an input holds a lone UTF-16 surrogate, which is not valid Unicode"
+    return f"{prefix}: {type(exc).__name__}: {exc}"

@@ -16,33 +16,21 @@ stall the loop (:meth:`vendo.store.Store.checkpoint` runs them off the loop).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ["Engines", "create_engines", "database_url", "json_text", "upgrade"]
+from vendo.jsontext import json_text
+
+__all__ = ["Engines", "create_engines", "database_url", "upgrade"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_MS = 30_000
 _MMAP_BYTES = 1 << 30  # address space, not memory: pages are the OS's file cache
 _CACHE_KIB = 16_384  # per connection, filled only as pages are used
-
-
-def json_text(value: Any) -> str:
-    """The text of a JSON column: orjson's compact encoding (a prediction's row holds
-    four JSON values; the standard library took about 1.5 us each, orjson a tenth of
-    that), else the standard library's for what orjson refuses (an integer beyond 64
-    bits, a key that is not a string, a lone surrogate). ``NaN`` and the infinities
-    become ``null``, as in the API's answers (:mod:`vendo.api.responses`)."""
-    try:
-        return orjson.dumps(value).decode("utf-8")
-    except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(value)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from vendo.store import (
     new_id,
     utcnow,
 )
-from vendo.store.tables import row_values, transient_row
+from vendo.store.tables import transient_row
 
 __all__ = [
     "cancel_run",
@@ -305,8 +305,7 @@ async def new_prediction(
             p.storage.share_inputs, prediction_id, who.account.id, prepared.run, folder
         )
         await call(shutil.rmtree, folder, True)
-    version_id, model = row_values(version, "id", "model")
-    model_id, owner, name = row_values(model, "id", "owner", "name")
+    model = version.model
     return transient_row(
         PredictionRow,
         dict(
@@ -314,9 +313,9 @@ async def new_prediction(
             kind="prediction" if destination is None else "training",
             owner_id=who.account.id,
             token_id=who.token.id if who.token else None,
-            model_id=model_id,
-            model=f"{owner.username}/{name}",
-            version_id=version_id,
+            model_id=model.id,
+            model=f"{model.owner.username}/{model.name}",
+            version_id=version.id,
             deployment=deployment,
             destination=destination,
             input=prepared.shown,
