@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
+from vendo.api.headers import header
 from vendo.errors import BadRequest, FieldError, InvalidInput, PayloadTooLarge
 
 __all__ = ["parse_json", "read_body", "text_errors"]
@@ -47,19 +47,27 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes, else 413 (read no further than that)."""
-    length = request.headers.get("content-length", "")
+    """The whole body, at most ``limit`` bytes, else 413 (read no further than that).
+    Read from the ASGI messages themselves: Starlette's ``request.stream()``, an async
+    generator, cost three times as much for the one message a JSON body comes in. The
+    body is read once, here: nothing reads the request after."""
+    length = header(request, "content-length")
     if length.isascii() and length.isdigit() and len(length) < 20 and int(length) > limit:
         raise _too_large(limit)
-    stream: AsyncIterator[bytes] = request.stream()
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in stream:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: the client went away
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _depth_exceeds(raw: bytes, limit: int) -> bool:

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from vendo.api.body import parse_json, read_body
+from vendo.api.headers import header
 from vendo.api.responses import JSONResponse
 from vendo.api.v1.credit import CreditGate
 from vendo.api.v1.limits import RateLimiter
@@ -168,20 +169,6 @@ async def cached(read: CachedRead[Unpack[Args], V], *args: Unpack[Args]) -> V:
         found: V = await run_in_threadpool(read, *args)
         return found
     return value
-
-
-def header(request: Request, name: str, default: str = "") -> str:
-    """The request's header ``name`` (lowercase; the first if repeated), else
-    ``default``. Starlette's ``request.headers.get`` scans the raw list each time; a
-    prediction request asks for half a dozen, so they are made a dict once."""
-    scope = request.scope
-    found: dict[str, str] | None = scope.get("vendo.headers")
-    if found is None:
-        # reversed: the first of a repeated header wins, as with request.headers
-        found = scope["vendo.headers"] = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])
-        }
-    return found.get(name, default)
 
 
 async def caller(request: Request) -> Caller:
