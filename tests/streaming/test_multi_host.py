@@ -21,14 +21,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from streaming_support import sse_events
 
-from agent_support import AGENT_FIXTURE, FAST_LIVENESS, start_agent
+from agent_support import AGENT_FIXTURE, FAST_LIVENESS, scaled_env, start_agent
 from netns_support import Hosts, netns_missing, network
 from pg_throwaway import find_bindir, start_throwaway_postgres
 from s3_server import AWS_ENV, moto_missing, start_s3_server
-from serve_support import clean_env, vendo
+from serve_support import vendo
 from support import children_of, http_ready, start_server, stop_process, until, wait_gone
 from vendo.queue.jobs import LOST_ERROR
 
@@ -65,15 +64,12 @@ def _services(hosts: Hosts, tmp_path: Path) -> Iterator[dict[str, str]]:
             client = boto3.client("s3", endpoint_url=s3.endpoint, **_boto_credentials())
             client.create_bucket(Bucket="vendo")
             client.close()
-            yield clean_env(
-                **AWS_ENV,
+            yield scaled_env(
+                database=database.url,
+                bucket="s3://vendo/files",
+                endpoint=s3.endpoint,
+                token=TOKEN,
                 **FAST_LIVENESS,
-                VENDO_DATABASE_URL=database.url,
-                VENDO_STORAGE_URL="s3://vendo/files",
-                VENDO_STORAGE_ENDPOINT_URL=s3.endpoint,
-                VENDO_API_TOKEN=TOKEN,
-                VENDO_SECRETS_KEY=Fernet.generate_key().decode(),
-                VENDO_ALLOW_NEAREST_PYTHON="true",
                 # the namespaces have no route out: builds use uv's cache and local wheels
                 UV_OFFLINE="1",
             )
