@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -373,6 +374,27 @@ def test_body_is_the_payload_json(receiver: Receiver) -> None:
 
     asyncio.run(main())
     assert receiver.accepted[0].body == json.loads(json.dumps(payload("completed", x="é")))
+
+
+def test_an_output_json_cannot_say_is_null_in_strict_json(receiver: Receiver) -> None:
+    """A model's NaN or infinity: the body stays JSON that any receiver parses (JSON.parse
+    refuses a NaN token), with null in its place."""
+
+    async def main() -> None:
+        outbox = Outbox()
+        await outbox.start()
+        body = payload("completed", output=[math.nan, math.inf, 1.5])
+        outbox.publish("p1", WebhookTarget(receiver.url, SECRET), "completed", body)
+        await outbox.drain()
+        await outbox.stop()
+
+    def strict(token: str) -> None:
+        raise ValueError(f"{token} is not JSON")
+
+    asyncio.run(main())
+    (delivered,) = [r for r in receiver.received() if r["status"] == 200]
+    assert json.loads(delivered["body"], parse_constant=strict)["output"] == [None, None, 1.5]
+    assert receiver.accepted[0].body["output"] == [None, None, 1.5]
 
 
 async def test_completed_is_recorded_before_its_turn(tmp_path: Path, receiver: Receiver) -> None:

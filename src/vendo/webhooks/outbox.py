@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.metadata
-import json
 import logging
 import socket
 import time
@@ -52,6 +51,7 @@ import sqlalchemy as sa
 
 from vendo.files.addresses import host_refusal, parse_host, refusal
 from vendo.files.fetch import guarded_transport
+from vendo.jsontext import json_bytes
 from vendo.webhooks.sender import (
     EVENTS,
     PredictionWebhook,
@@ -357,7 +357,7 @@ class Outbox:
                     url=target.url,
                     secret=target.secret,
                     event=event,
-                    body=json.dumps(payload, separators=(",", ":")).encode(),
+                    body=json_bytes(payload),
                     created_at=self._clock.time(),
                     next_attempt_at=self._clock.time(),
                 )
