@@ -24,7 +24,7 @@ from typing import Any
 from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -138,6 +138,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _problem_response(problem(exc.status_code, title, detail), dict(exc.headers or {}))
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client went away before its request's body arrived: nothing was made, and no
+    # one is left to answer. Not the server's error, so no traceback either.
+    log.debug("%s %s: the client went away mid-body", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _problem_response(
@@ -174,6 +181,7 @@ def create_app(
         exception_handlers={
             VendoError: _vendo_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _unexpected,
         },
     )

@@ -71,6 +71,8 @@ class Api:
     admin: dict[str, str]  # auth headers
     alice: dict[str, str]
     bob: dict[str, str]
+    # the ASGI app itself, for a test that drives it below HTTP (echo_api sets it)
+    app: Any = None
 
 
 class EchoScheduler:
@@ -420,4 +422,5 @@ async def echo_api(
                 admin={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                 alice={"Authorization": f"Bearer {store.accounts.create_token(alice.id)}"},
                 bob={"Authorization": f"Bearer {store.accounts.create_token(bob.id)}"},
+                app=app,
             )

@@ -170,3 +170,50 @@ def test_oversized_bodies_over_real_http_answer_413(tmp_path: Path) -> None:
             assert c.get("/v1/predictions").json()["results"] == []
     finally:
         server.stop()
+
+
+async def test_a_client_gone_mid_body_records_nothing_and_logs_no_error(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The body stops halfway and the client is gone (``http.disconnect``): the request
+    ends quietly (not the server's error: no traceback), records nothing, and the next
+    prediction is served as usual. Driven at the ASGI level: the in-process transport
+    always sends whole bodies."""
+    c, who = api.client, api.alice
+    await _normal_prediction_cold(c, who)
+    before = await _recorded(c, who)
+    body = _body('{"text": "never all of it"}')
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": body[:20], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = {**who, "content-type": "application/json", "content-length": str(len(body))}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/predictions",
+        "raw_path": b"/v1/predictions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    with caplog.at_level("ERROR"):
+        await api.app(scope, receive, send)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+    assert sent and sent[0]["status"] == 400, sent
+    assert await _recorded(c, who) == before
+    await _normal_prediction(c, who, "after a client gone mid-body")
