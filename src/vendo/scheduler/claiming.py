@@ -23,7 +23,7 @@ from vendo.scheduler.run import Run
 from vendo.scheduler.running import DEADLINE_REASON, RunLifecycle
 from vendo.status import PredictionStatus, pool_key
 from vendo.store import utcnow
-from vendo.store.tables import PredictionRow, row_values
+from vendo.store.tables import PredictionRow
 
 __all__ = ["TICK", "Claimer", "new_run"]
 
@@ -35,21 +35,17 @@ NOT_SERVED_RECHECK = 10.0  # seconds before a pool on hardware not served here i
 
 def new_run(pool: RunnerPool, prediction: PredictionRow, job_id: int, kind: str) -> Run:
     """A run of a prediction this scheduler inserted itself (no claim read needed)."""
-    pid, version_id, created_at, run_input, deadline, owner_id, metrics, webhook = row_values(
-        prediction,
-        "id",
-        "version_id",
-        "created_at",
-        "run_input",
-        "deadline",
-        "owner_id",
-        "metrics",
-        "webhook",
-    )
-    job = Job(job_id, kind, pid, version_id, created_at, pool.key)
-    status = PredictionStatus.STARTING
+    job = Job(job_id, kind, prediction.id, prediction.version_id, prediction.created_at, pool.key)
     claimed = Claimed(
-        job, status, run_input, deadline, owner_id, created_at, None, metrics, webhook
+        job,
+        PredictionStatus.STARTING,
+        prediction.run_input,
+        prediction.deadline,
+        prediction.owner_id,
+        prediction.created_at,
+        None,
+        prediction.metrics,
+        prediction.webhook,
     )
     return Run(job, pool, claimed)
 
@@ -127,8 +123,7 @@ class Claimer:
     def pool_with_room(self, prediction: PredictionRow, kind: str) -> RunnerPool | None:
         """The prediction's pool when it may start at once: a warm runner of its version
         with a free slot, and no job of the pool that may be waiting before it."""
-        version_id, deployment = row_values(prediction, "version_id", "deployment")
-        key = pool_key(version_id, deployment, kind)
+        key = pool_key(prediction.version_id, prediction.deployment, kind)
         pool = self.ctx.pools.get(key)
         if (
             kind == "predict"
@@ -136,7 +131,7 @@ class Claimer:
             and self._wake is not None
             and not self.ctx.stopping
             and key not in self._maybe_queued
-            and pool.version_id == version_id
+            and pool.version_id == prediction.version_id
             and pool.free_slots > 0
             and pool.ready() is not None
         ):

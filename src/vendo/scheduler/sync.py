@@ -19,7 +19,7 @@ from vendo.queue import prediction_values
 from vendo.scheduler.claiming import Claimer, new_run
 from vendo.scheduler.context import SchedulerContext
 from vendo.scheduler.running import RunLifecycle
-from vendo.store.tables import PredictionRow, row_values, set_transient
+from vendo.store.tables import PredictionRow, set_transient
 
 __all__ = ["SyncRuns"]
 
@@ -85,10 +85,7 @@ class SyncRuns:
         """Start ``prediction`` unwritten when it can start at once and has no webhook:
         the future resolves once it ended and was written (or was persisted); None when
         it cannot be deferred."""
-        pid, webhook, run_input, model_id = row_values(
-            prediction, "id", "webhook", "run_input", "model_id"
-        )
-        if webhook or has_shared_inputs(run_input):
+        if prediction.webhook or has_shared_inputs(prediction.run_input):
             return None  # input files from the bucket: fetched by the claimed run
         pool = self.claimer.pool_with_room(prediction, "predict")
         if pool is None:
@@ -97,10 +94,10 @@ class SyncRuns:
         run = new_run(pool, prediction, 0, "predict")
         # unwritten before it is sent: its start (reported as it is sent) is not written
         run.unwritten = prediction_values(prediction)
-        run.count_model = model_id if count_run else None
+        run.count_model = prediction.model_id if count_run else None
         run.ended = asyncio.get_running_loop().create_future()
-        self.ctx.runs[pid] = run
-        self.ctx.deferred[pid] = run
+        self.ctx.runs[prediction.id] = run
+        self.ctx.deferred[prediction.id] = run
         # The child starts now, not a loop turn later, and works while we go on (its
         # events cannot arrive before this returns to the loop).
         runner = pool.ready()

@@ -48,7 +48,6 @@ __all__ = [
     "data_kept",
     "deadline_pending",
     "job_queued",
-    "row_values",
     "set_transient",
     "transient_row",
     "unfinished",
@@ -251,16 +250,6 @@ def transient_row(cls: type[R], values: Mapping[str, Any]) -> R:
 
 
 _managers: dict[type[Any], Any] = {}
-
-
-def row_values(row: Base, *names: str) -> list[Any]:
-    """``[getattr(row, name) for name in names]``, read from the row's ``__dict__``
-    where the value is there (a loaded or set column, a loaded relationship): a mapped
-    attribute's read is a descriptor written in Python, five times the cost of the
-    dict's, and a prediction's way from its request to its runner reads a few dozen.
-    An attribute that is not there (unset, expired, not loaded) is read as usual."""
-    found = row.__dict__
-    return [found[name] if name in found else getattr(row, name) for name in names]
 
 
 def set_transient(row: Base, values: Mapping[str, Any]) -> None:
